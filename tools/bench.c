@@ -1,0 +1,33 @@
+/*
+ * bench.c - `shardfs bench NAME`: benchmarks that print a table and, with
+ * --json, one JSON object of their figures.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct bench {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct bench benches[] = {
+	{"wal", "durable appends and reads of the shard store vs dd on the same disk", cmd_bench_wal},
+};
+
+int cmd_bench(int argc, char **argv)
+{
+	if (argc >= 2) {
+		for (size_t i = 0; i < G_N_ELEMENTS(benches); i++)
+			if (!strcmp(argv[1], benches[i].name))
+				return benches[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "usage: shardfs bench NAME [OPTIONS]\n\nbenchmarks:\n");
+	for (size_t i = 0; i < G_N_ELEMENTS(benches); i++)
+		fprintf(stderr, "  %-8s %s\n", benches[i].name, benches[i].summary);
+	return SHARDFS_EXIT_USAGE;
+}

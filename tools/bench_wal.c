@@ -1,0 +1,407 @@
+/*
+ * bench_wal.c - `shardfs bench wal`: the shard store against the raw disk.
+ *
+ * In one run, on one directory of one disk:
+ *   dd write     dd bs=1M conv=fsync of SIZE (the physical limit)
+ *   append       SIZE of 1 MiB shards, each acknowledged only once durable,
+ *                with a window of shards in flight as a node has
+ *   read         the same shards read back and compared, page cache dropped
+ *   dd read      dd bs=1M of the dd file, page cache dropped
+ *   concurrent   WRITERS threads each appending 64 KiB records one at a time
+ *                (waiting for each ack): only group commit makes this fast
+ * Ratios are to dd on the same disk in the same run, because the machine is
+ * shared and absolute figures drift from run to run.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+#include "wal/wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+struct bench_opts {
+	char *dir;
+	gint size_mib;
+	gint writers;
+	gint record_kib;
+	gint window;
+	gboolean json;
+	gboolean keep;
+};
+
+struct results {
+	double dd_write, append, read, dd_read, concurrent; /* MiB/s */
+	double append_per_sync, concurrent_per_sync;
+	long peak_rss_kib;
+};
+
+static double now_s(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+static long peak_rss_kib(void)
+{
+	char *status = NULL;
+	long kib = -1;
+
+	if (g_file_get_contents("/proc/self/status", &status, NULL, NULL)) {
+		char *line = strstr(status, "VmHWM:");
+
+		if (line)
+			kib = strtol(line + 6, NULL, 10);
+	}
+	g_free(status);
+	return kib;
+}
+
+/* Drops the page cache of every file under dir, so reads hit the disk. */
+static void drop_cache(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *path = g_build_filename(dir, name, NULL);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			fdatasync(fd);
+			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+			close(fd);
+		}
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+}
+
+/* Runs dd and returns its MiB/s, or a negative value. */
+static double run_dd(const char *in, const char *out, int mib, gboolean sync)
+{
+	char *ifarg = g_strconcat("if=", in, NULL), *ofarg = g_strconcat("of=", out, NULL);
+	char *count = g_strdup_printf("count=%d", mib);
+	char *argv[] = {"dd", ifarg, ofarg, "bs=1M", count, sync ? "conv=fsync" : "status=none",
+			"status=none", NULL};
+	GError *err = NULL;
+	gint status = 0;
+	double t0 = now_s(), rate = -1;
+
+	if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
+			  &err))
+		fprintf(stderr, "shardfs: cannot run dd: %s\n", err->message);
+	else if (!g_spawn_check_wait_status(status, &err))
+		fprintf(stderr, "shardfs: dd failed: %s\n", err->message);
+	else
+		rate = mib / (now_s() - t0);
+	g_clear_error(&err);
+	g_free(ifarg);
+	g_free(ofarg);
+	g_free(count);
+	return rate;
+}
+
+static struct wal_key bench_key(uint32_t object, uint32_t part)
+{
+	struct wal_key k = {.part = part};
+
+	memcpy(k.object_id, &object, sizeof(object));
+	return k;
+}
+
+struct window {
+	GMutex m;
+	GCond c;
+	int in_flight;
+	int error;
+};
+
+static void window_done(void *arg, int status)
+{
+	struct window *win = arg;
+
+	g_mutex_lock(&win->m);
+	win->in_flight--;
+	if (status < 0 && !win->error)
+		win->error = status;
+	g_cond_signal(&win->c);
+	g_mutex_unlock(&win->m);
+}
+
+static void window_wait_below(struct window *win, int limit)
+{
+	g_mutex_lock(&win->m);
+	while (win->in_flight >= limit)
+		g_cond_wait(&win->c, &win->m);
+	g_mutex_unlock(&win->m);
+}
+
+static int open_store(const char *dir, struct wal **w)
+{
+	struct wal_options o;
+	int rc;
+
+	wal_options_default(&o);
+	o.dir = dir;
+	o.background_compaction = FALSE;
+	rc = wal_open(&o, w);
+	if (rc < 0)
+		fprintf(stderr, "shardfs: cannot open store %s: %s\n", dir, wal_strerror(rc));
+	return rc;
+}
+
+static double syncs_per_record(struct wal *w)
+{
+	struct wal_stats st;
+
+	wal_get_stats(w, &st);
+	return st.syncs ? (double)st.appends / (double)st.syncs : 0;
+}
+
+static int bench_append(struct wal *w, const uint8_t *data, int count, int window,
+			struct results *res)
+{
+	struct window win = {.in_flight = 0};
+	double t0 = now_s();
+	int rc = 0;
+
+	g_mutex_init(&win.m);
+	g_cond_init(&win.c);
+	for (int i = 0; i < count && rc == 0; i++) {
+		struct wal_key k = bench_key(1, (uint32_t)i);
+
+		window_wait_below(&win, window);
+		g_mutex_lock(&win.m);
+		win.in_flight++;
+		g_mutex_unlock(&win.m);
+		rc = wal_put_async(w, &k, data, 1u << 20, window_done, &win);
+		if (rc < 0)
+			window_done(&win, rc);
+	}
+	window_wait_below(&win, 1);
+	rc = rc ? rc : win.error;
+	res->append = count / (now_s() - t0);
+	res->append_per_sync = syncs_per_record(w);
+	g_mutex_clear(&win.m);
+	g_cond_clear(&win.c);
+	return rc;
+}
+
+static int bench_read(struct wal *w, const uint8_t *data, int count, struct results *res)
+{
+	uint8_t *buf = g_malloc(1u << 20);
+	double t0 = now_s();
+	int rc = 0;
+
+	for (int i = 0; i < count && rc == 0; i++) {
+		struct wal_key k = bench_key(1, (uint32_t)i);
+		ssize_t n = wal_read(w, &k, 0, buf, 1u << 20);
+
+		if (n != 1 << 20 || memcmp(buf, data, 1u << 20) != 0)
+			rc = n < 0 ? (int)n : -EIO;
+	}
+	res->read = count / (now_s() - t0);
+	g_free(buf);
+	return rc;
+}
+
+struct writer_arg {
+	struct wal *w;
+	const uint8_t *data;
+	uint32_t id;
+	int records;
+	size_t record_len;
+	int rc;
+};
+
+static gpointer writer_main(gpointer p)
+{
+	struct writer_arg *a = p;
+
+	for (int i = 0; i < a->records && a->rc == 0; i++) {
+		struct wal_key k = bench_key(100 + a->id, (uint32_t)i);
+
+		a->rc = wal_put(a->w, &k, a->data, a->record_len);
+	}
+	return NULL;
+}
+
+static int bench_concurrent(struct wal *w, const uint8_t *data, const struct bench_opts *o,
+			    struct results *res)
+{
+	size_t record = (size_t)o->record_kib << 10;
+	int records = (int)(((uint64_t)o->size_mib << 20) / record / (uint64_t)o->writers);
+	struct writer_arg *args = g_new0(struct writer_arg, o->writers);
+	GThread **threads = g_new0(GThread *, o->writers);
+	double t0 = now_s();
+	int rc = 0;
+
+	for (int i = 0; i < o->writers; i++) {
+		args[i] = (struct writer_arg){w, data, (uint32_t)i, records, record, 0};
+		threads[i] = g_thread_new("bench-writer", writer_main, &args[i]);
+	}
+	for (int i = 0; i < o->writers; i++) {
+		g_thread_join(threads[i]);
+		rc = rc ? rc : args[i].rc;
+	}
+	res->concurrent = (double)records * (double)o->writers * (double)record / (1 << 20) /
+			  (now_s() - t0);
+	res->concurrent_per_sync = syncs_per_record(w);
+	g_free(threads);
+	g_free(args);
+	return rc;
+}
+
+static void print_table(const struct bench_opts *o, const struct results *r)
+{
+	printf("shardfs bench wal: %d MiB in %s\n\n", o->size_mib, o->dir);
+	printf("%-40s %10s %8s\n", "", "MiB/s", "vs dd");
+	printf("%-40s %10.1f %8s\n", "dd bs=1M conv=fsync", r->dd_write, "1.00");
+	printf("%-40s %10.1f %8.2f\n", "wal append 1 MiB, acked after fsync", r->append,
+	       r->append / r->dd_write);
+	printf("%-40s %10.1f %8s\n", "dd read bs=1M (cache dropped)", r->dd_read, "1.00");
+	printf("%-40s %10.1f %8.2f\n", "wal read 1 MiB (cache dropped)", r->read,
+	       r->read / r->dd_read);
+	char label[64];
+
+	g_snprintf(label, sizeof(label), "wal %d writers x %d KiB, each acked", o->writers,
+		   o->record_kib);
+	printf("%-40s %10.1f %8.2f\n", label, r->concurrent, r->concurrent / r->dd_write);
+	printf("\nrecords per fsync: %.1f (append), %.1f (concurrent); peak RSS %.1f MiB\n",
+	       r->append_per_sync, r->concurrent_per_sync, r->peak_rss_kib / 1024.0);
+}
+
+static void print_json(const struct bench_opts *o, const struct results *r)
+{
+	printf("{\"bench\":\"wal\",\"size_mib\":%d,\"dd_write_mibs\":%.1f,\"append_mibs\":%.1f,"
+	       "\"append_ratio\":%.3f,\"dd_read_mibs\":%.1f,\"read_mibs\":%.1f,\"read_ratio\":%.3f,"
+	       "\"concurrent_writers\":%d,\"concurrent_record_kib\":%d,\"concurrent_mibs\":%.1f,"
+	       "\"concurrent_ratio\":%.3f,\"append_records_per_sync\":%.2f,"
+	       "\"concurrent_records_per_sync\":%.2f,\"peak_rss_mib\":%.1f}\n",
+	       o->size_mib, r->dd_write, r->append, r->append / r->dd_write, r->dd_read, r->read,
+	       r->read / r->dd_read, o->writers, o->record_kib, r->concurrent,
+	       r->concurrent / r->dd_write, r->append_per_sync, r->concurrent_per_sync,
+	       r->peak_rss_kib / 1024.0);
+}
+
+static gboolean enough_space(const struct bench_opts *o)
+{
+	struct statvfs sv;
+	uint64_t need = (uint64_t)o->size_mib * 3 * (1 << 20) / 10 * 11;
+
+	if (statvfs(o->dir, &sv) < 0 || (uint64_t)sv.f_bavail * sv.f_frsize >= need)
+		return TRUE;
+	fprintf(stderr, "shardfs: %s has %llu MiB free, the bench needs %llu MiB (3 x --size)\n",
+		o->dir, (unsigned long long)((uint64_t)sv.f_bavail * sv.f_frsize >> 20),
+		(unsigned long long)(need >> 20));
+	return FALSE;
+}
+
+static int run(struct bench_opts *o)
+{
+	char *seq_dir = g_build_filename(o->dir, "append", NULL);
+	char *conc_dir = g_build_filename(o->dir, "concurrent", NULL);
+	char *dd_file = g_build_filename(o->dir, "dd.bin", NULL);
+	uint8_t *data = g_malloc(1u << 20);
+	struct results res = {0};
+	struct wal *w = NULL;
+	int rc;
+
+	for (size_t i = 0; i < (1u << 20) / 4; i++)
+		((uint32_t *)data)[i] = g_random_int();
+	res.dd_write = run_dd("/dev/zero", dd_file, o->size_mib, TRUE);
+	drop_cache(o->dir);
+	res.dd_read = run_dd(dd_file, "/dev/null", o->size_mib, FALSE);
+	unlink(dd_file);
+	rc = res.dd_write > 0 && res.dd_read > 0 ? 0 : -EIO;
+	if (rc == 0)
+		rc = open_store(seq_dir, &w);
+	if (rc == 0)
+		rc = bench_append(w, data, o->size_mib, o->window, &res);
+	if (rc == 0) {
+		drop_cache(seq_dir);
+		rc = bench_read(w, data, o->size_mib, &res);
+	}
+	wal_close(w);
+	w = NULL;
+	if (rc == 0)
+		rc = open_store(conc_dir, &w);
+	if (rc == 0)
+		rc = bench_concurrent(w, data, o, &res);
+	wal_close(w);
+	res.peak_rss_kib = peak_rss_kib();
+	if (rc < 0)
+		fprintf(stderr, "shardfs: bench wal failed: %s\n", wal_strerror(rc));
+	else if (o->json)
+		print_json(o, &res);
+	else
+		print_table(o, &res);
+	g_free(data);
+	g_free(dd_file);
+	g_free(conc_dir);
+	g_free(seq_dir);
+	return rc;
+}
+
+int cmd_bench_wal(int argc, char **argv)
+{
+	struct bench_opts o = {.size_mib = 2048, .writers = 32, .record_kib = 64, .window = 32};
+	GOptionEntry entries[] = {
+		{"dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.dir, "directory on the disk to measure (default: a new one under ./)", "DIR"},
+		{"size", 's', 0, G_OPTION_ARG_INT, &o.size_mib, "MiB written by each phase (default 2048)", "MIB"},
+		{"writers", 'w', 0, G_OPTION_ARG_INT, &o.writers, "concurrent writers (default 32)", "N"},
+		{"record-kib", 0, 0, G_OPTION_ARG_INT, &o.record_kib, "record size of the concurrent phase (default 64)", "KIB"},
+		{"window", 0, 0, G_OPTION_ARG_INT, &o.window, "1 MiB appends in flight (default 32)", "N"},
+		{"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
+		{"keep", 0, 0, G_OPTION_ARG_NONE, &o.keep, "keep the files written", NULL},
+		{NULL, 0, 0, 0, NULL, NULL, NULL},
+	};
+	GOptionContext *ctx = g_option_context_new("- durable shard appends and reads vs dd");
+	gboolean made_dir = FALSE;
+	int rc;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!tools_parse_options(ctx, &argc, &argv)) {
+		g_option_context_free(ctx);
+		return SHARDFS_EXIT_USAGE;
+	}
+	g_option_context_free(ctx);
+	if (o.size_mib < 1 || o.writers < 1 || o.record_kib < 1 || o.record_kib > 32768 ||
+	    o.window < 1) {
+		fprintf(stderr, "shardfs: --size, --writers, --window must be positive, --record-kib 1..32768\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	if (!o.dir) {
+		o.dir = g_strdup("shardfs-bench-XXXXXX");
+		if (!g_mkdtemp(o.dir)) {
+			fprintf(stderr, "shardfs: cannot create %s: %s\n", o.dir, g_strerror(errno));
+			return SHARDFS_EXIT_FAIL;
+		}
+		made_dir = TRUE;
+	} else if (g_mkdir_with_parents(o.dir, 0755) < 0) {
+		fprintf(stderr, "shardfs: cannot create %s: %s\n", o.dir, g_strerror(errno));
+		return SHARDFS_EXIT_FAIL;
+	}
+	rc = enough_space(&o) ? run(&o) : -ENOSPC;
+	if (!o.keep) {
+		char *argv_rm[] = {"rm", "-rf", NULL, NULL};
+		char *sub[] = {"append", "concurrent", NULL};
+
+		for (int i = 0; sub[i]; i++) {
+			argv_rm[2] = g_build_filename(o.dir, sub[i], NULL);
+			g_spawn_sync(NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+				     NULL, NULL);
+			g_free(argv_rm[2]);
+		}
+		if (made_dir)
+			rmdir(o.dir);
+	}
+	g_free(o.dir);
+	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * main.c - the shardfs command: one binary, one subcommand per task.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("shardfs %s\n", SHARDFS_VERSION);
+	return 0;
+}
+
+static const struct command commands[] = {
+	{"bench", "measure throughput against this machine's own limits", cmd_bench},
+	{"version", "print the version", cmd_version},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: shardfs COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'shardfs COMMAND --help' tells more.\n");
+}
+
+gboolean tools_parse_options(GOptionContext *ctx, int *argc, char ***argv)
+{
+	GError *err = NULL;
+
+	if (g_option_context_parse(ctx, argc, argv, &err))
+		return TRUE;
+	fprintf(stderr, "shardfs: %s\n", err->message);
+	g_error_free(err);
+	return FALSE;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? SHARDFS_EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(argc, argv);
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "shardfs: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return SHARDFS_EXIT_USAGE;
+}
