@@ -2,7 +2,8 @@
  * bench_wal.c - `shardfs bench wal`: the shard store against the raw disk.
  *
  * In one run, on one directory of one disk:
- *   dd write     dd bs=1M conv=fsync of SIZE (the physical limit)
+ *   dd write     dd bs=1M conv=fsync of SIZE (the physical limit), and
+ *                dd bs=1M oflag=direct as a second reference
  *   append       SIZE of 1 MiB shards, each acknowledged only once durable,
  *                with a window of shards in flight as a node has
  *   read         the same shards read back and compared, page cache dropped
@@ -36,7 +37,7 @@ struct bench_opts {
 };
 
 struct results {
-	double dd_write, append, read, dd_read, concurrent; /* MiB/s */
+	double dd_write, dd_direct, append, read, dd_read, concurrent; /* MiB/s */
 	double append_per_sync, concurrent_per_sync;
 	long peak_rss_kib;
 };
@@ -82,13 +83,13 @@ static void drop_cache(const char *dir)
 		g_dir_close(d);
 }
 
-/* Runs dd and returns its MiB/s, or a negative value. */
-static double run_dd(const char *in, const char *out, int mib, gboolean sync)
+/* Runs dd with one extra operand (or none) and returns its MiB/s, or a
+ * negative value. */
+static double run_dd(const char *in, const char *out, int mib, const char *extra)
 {
 	char *ifarg = g_strconcat("if=", in, NULL), *ofarg = g_strconcat("of=", out, NULL);
 	char *count = g_strdup_printf("count=%d", mib);
-	char *argv[] = {"dd", ifarg, ofarg, "bs=1M", count, sync ? "conv=fsync" : "status=none",
-			"status=none", NULL};
+	char *argv[] = {"dd", ifarg, ofarg, "bs=1M", count, "status=none", (char *)extra, NULL};
 	GError *err = NULL;
 	gint status = 0;
 	double t0 = now_s(), rate = -1;
@@ -263,6 +264,8 @@ static void print_table(const struct bench_opts *o, const struct results *r)
 	printf("shardfs bench wal: %d MiB in %s\n\n", o->size_mib, o->dir);
 	printf("%-40s %10s %8s\n", "", "MiB/s", "vs dd");
 	printf("%-40s %10.1f %8s\n", "dd bs=1M conv=fsync", r->dd_write, "1.00");
+	printf("%-40s %10.1f %8.2f\n", "dd bs=1M oflag=direct (reference)", r->dd_direct,
+	       r->dd_direct / r->dd_write);
 	printf("%-40s %10.1f %8.2f\n", "wal append 1 MiB, acked after fsync", r->append,
 	       r->append / r->dd_write);
 	printf("%-40s %10.1f %8s\n", "dd read bs=1M (cache dropped)", r->dd_read, "1.00");
@@ -279,12 +282,13 @@ static void print_table(const struct bench_opts *o, const struct results *r)
 
 static void print_json(const struct bench_opts *o, const struct results *r)
 {
-	printf("{\"bench\":\"wal\",\"size_mib\":%d,\"dd_write_mibs\":%.1f,\"append_mibs\":%.1f,"
+	printf("{\"bench\":\"wal\",\"size_mib\":%d,\"dd_write_mibs\":%.1f,\"dd_direct_mibs\":%.1f,"
+	       "\"append_mibs\":%.1f,"
 	       "\"append_ratio\":%.3f,\"dd_read_mibs\":%.1f,\"read_mibs\":%.1f,\"read_ratio\":%.3f,"
 	       "\"concurrent_writers\":%d,\"concurrent_record_kib\":%d,\"concurrent_mibs\":%.1f,"
 	       "\"concurrent_ratio\":%.3f,\"append_records_per_sync\":%.2f,"
 	       "\"concurrent_records_per_sync\":%.2f,\"peak_rss_mib\":%.1f}\n",
-	       o->size_mib, r->dd_write, r->append, r->append / r->dd_write, r->dd_read, r->read,
+	       o->size_mib, r->dd_write, r->dd_direct, r->append, r->append / r->dd_write, r->dd_read, r->read,
 	       r->read / r->dd_read, o->writers, o->record_kib, r->concurrent,
 	       r->concurrent / r->dd_write, r->append_per_sync, r->concurrent_per_sync,
 	       r->peak_rss_kib / 1024.0);
@@ -293,7 +297,7 @@ static void print_json(const struct bench_opts *o, const struct results *r)
 static gboolean enough_space(const struct bench_opts *o)
 {
 	struct statvfs sv;
-	uint64_t need = (uint64_t)o->size_mib * 3 * (1 << 20) / 10 * 11;
+	uint64_t need = (uint64_t)o->size_mib * 3 * (1 << 20) / 10 * 11; /* dd, then two stores */
 
 	if (statvfs(o->dir, &sv) < 0 || (uint64_t)sv.f_bavail * sv.f_frsize >= need)
 		return TRUE;
@@ -315,11 +319,13 @@ static int run(struct bench_opts *o)
 
 	for (size_t i = 0; i < (1u << 20) / 4; i++)
 		((uint32_t *)data)[i] = g_random_int();
-	res.dd_write = run_dd("/dev/zero", dd_file, o->size_mib, TRUE);
+	res.dd_write = run_dd("/dev/zero", dd_file, o->size_mib, "conv=fsync");
 	drop_cache(o->dir);
-	res.dd_read = run_dd(dd_file, "/dev/null", o->size_mib, FALSE);
+	res.dd_read = run_dd(dd_file, "/dev/null", o->size_mib, NULL);
 	unlink(dd_file);
-	rc = res.dd_write > 0 && res.dd_read > 0 ? 0 : -EIO;
+	res.dd_direct = run_dd("/dev/zero", dd_file, o->size_mib, "oflag=direct");
+	unlink(dd_file);
+	rc = res.dd_write > 0 && res.dd_read > 0 && res.dd_direct > 0 ? 0 : -EIO;
 	if (rc == 0)
 		rc = open_store(seq_dir, &w);
 	if (rc == 0)
