@@ -1,0 +1,121 @@
+/*
+ * net_proto.h - the shardfs wire protocol: one request per bidirectional
+ * QUIC stream, ALPN "shardfs/1".
+ *
+ * The client writes a request header, then body_len bytes of body, then
+ * FIN. The node answers with a response header, then body_len bytes, then
+ * FIN. All integers are little-endian. A header that fails validation gets
+ * a response with status NET_EPROTO (when the opcode could be read) and the
+ * stream is reset; the connection and the node live on.
+ *
+ * Request header, 64 bytes:
+ *   OFFSET SIZE MEANING
+ *        0    4 magic "SFRQ"
+ *        4    1 protocol version (1)
+ *        5    1 opcode (enum net_op)
+ *        6    2 flags, 0
+ *        8   16 object id          } the shard key, for shard opcodes
+ *       24    4 part number        }
+ *       28    2 shard index        }
+ *       30    2 reserved, 0
+ *       32    8 offset (GET: first byte)
+ *       40    8 length (GET: bytes wanted; LIST: entries wanted)
+ *       48    8 body length (PUT: the shard; LIST: the cursor key or 0)
+ *       56    8 reserved, 0
+ *
+ * Response header, 32 bytes:
+ *   OFFSET SIZE MEANING
+ *        0    4 magic "SFRS"
+ *        4    1 protocol version (1)
+ *        5    1 opcode of the request
+ *        6    2 reserved, 0
+ *        8    4 status: 0, or a negative errno / project error code
+ *       12    4 reserved, 0
+ *       16    8 body length
+ *       24    8 aux: GET/STAT the shard's full length; LIST 1 if more follow
+ *
+ * Bodies: PUT request = the shard bytes. GET response = the bytes read.
+ * LIST request = empty, or the 22-byte packed key to continue after; LIST
+ * response = entries of (22-byte packed key, 4-byte length), in key order.
+ * STATUS response = "key=value\n" lines (text, extensible).
+ */
+#ifndef SHARDFS_NET_PROTO_H
+#define SHARDFS_NET_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NET_ALPN "shardfs/1"
+#define NET_REQ_HEADER_SIZE 64u
+#define NET_RESP_HEADER_SIZE 32u
+#define NET_KEY_PACKED_SIZE 22u
+#define NET_LIST_ENTRY_SIZE (NET_KEY_PACKED_SIZE + 4u)
+
+/* Limits every node enforces before allocating anything. */
+#define NET_MAX_SHARD (32u << 20) /* PUT body, GET length */
+#define NET_MAX_LIST 4096u	  /* LIST entries per page */
+
+/* net owns the project error codes -4128 .. -4159. */
+#define NET_EPROTO (-4128)   /* malformed request or response */
+#define NET_ETIMEDOUT (-4129) /* no answer within the request deadline */
+#define NET_ECONNLOST (-4130) /* the connection died with the request open */
+
+enum net_op {
+	NET_OP_PING = 1,
+	NET_OP_PUT = 2,
+	NET_OP_GET = 3,
+	NET_OP_DELETE = 4,
+	NET_OP_STAT = 5,
+	NET_OP_LIST = 6,
+	NET_OP_STATUS = 7,
+};
+
+struct net_key {
+	uint8_t object_id[16];
+	uint32_t part;
+	uint16_t shard;
+};
+
+struct net_req_header {
+	uint8_t op;
+	uint16_t flags;
+	struct net_key key;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t body_len;
+};
+
+struct net_resp_header {
+	uint8_t op;
+	int32_t status;
+	uint64_t body_len;
+	uint64_t aux;
+};
+
+void net_req_encode(const struct net_req_header *h, uint8_t out[NET_REQ_HEADER_SIZE]);
+/*
+ * Decodes and validates a request header: magic, version, a known opcode,
+ * zero flags and reserved fields, and every length within the limits for
+ * its opcode. Returns 0, or NET_EPROTO. *op_seen is set to the opcode byte
+ * when the magic and version were right (so that an error can echo it),
+ * else to 0.
+ */
+int net_req_decode(const uint8_t in[NET_REQ_HEADER_SIZE], struct net_req_header *h,
+		   uint8_t *op_seen);
+
+void net_resp_encode(const struct net_resp_header *h, uint8_t out[NET_RESP_HEADER_SIZE]);
+/* Returns 0 or NET_EPROTO (bad magic, version, reserved bits, or a body
+ * longer than max_body). */
+int net_resp_decode(const uint8_t in[NET_RESP_HEADER_SIZE], uint64_t max_body,
+		    struct net_resp_header *h);
+
+void net_key_pack(const struct net_key *k, uint8_t out[NET_KEY_PACKED_SIZE]);
+void net_key_unpack(const uint8_t in[NET_KEY_PACKED_SIZE], struct net_key *k);
+/* Total order of packed keys (memcmp of the packed form). */
+int net_key_cmp(const struct net_key *a, const struct net_key *b);
+
+/* Text for a negative error of this module, of wal, or an errno. */
+const char *net_strerror(int err);
+
+#endif
