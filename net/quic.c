@@ -910,7 +910,8 @@ static int peer_close_error(struct quic_conn *c)
 
 	ngtcp2_conn_get_connection_close_error(c->conn, &cc);
 	if (cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
-		return cc.error_code == QUIC_APP_NO_ERROR ? 0 : -ECONNRESET;
+		return cc.error_code == QUIC_APP_NO_ERROR ? 0
+		       : cc.error_code == QUIC_APP_SHUTDOWN ? -ESHUTDOWN : -ECONNRESET;
 	if (cc.error_code & 0x100) /* a TLS alert: the peer refused us */
 		return -ECONNREFUSED;
 	return cc.error_code == NGTCP2_NO_ERROR ? -ECONNRESET : -EPROTO;
@@ -1226,6 +1227,12 @@ static void sock_readable(struct quic_sock *s)
 		}
 		int n = recvmmsg(s->fd, msgs, RX_SLOTS, MSG_DONTWAIT, NULL);
 
+		if (n < 0 && errno == ECONNREFUSED && s->conn && !s->conn->closing) {
+			/* ICMP port unreachable: nothing listens there. */
+			conn_enter_closing(s->conn, -ECONNREFUSED);
+			s->conn->delete_at_us = 0;
+			return;
+		}
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n; i++) {

@@ -368,16 +368,11 @@ int cmd_bench_wal(int argc, char **argv)
 		{"keep", 0, 0, G_OPTION_ARG_NONE, &o.keep, "keep the files written", NULL},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
-	GOptionContext *ctx = g_option_context_new("- durable shard appends and reads vs dd");
 	gboolean made_dir = FALSE;
 	int rc;
 
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!tools_parse_options(ctx, &argc, &argv)) {
-		g_option_context_free(ctx);
+	if (!tools_parse(argc, argv, entries, "- durable shard appends and reads vs dd"))
 		return SHARDFS_EXIT_USAGE;
-	}
-	g_option_context_free(ctx);
 	if (o.size_mib < 1 || o.writers < 1 || o.record_kib < 1 || o.record_kib > 32768 ||
 	    o.window < 1) {
 		fprintf(stderr, "shardfs: --size, --writers, --window must be positive, --record-kib 1..32768\n");

@@ -23,6 +23,9 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct command commands[] = {
+	{"init", "create a cluster: CA, certificates, cluster file", cmd_init},
+	{"node", "run a storage node daemon", cmd_node},
+	{"status", "show every node of a cluster", cmd_status},
 	{"bench", "measure throughput against this machine's own limits", cmd_bench},
 	{"version", "print the version", cmd_version},
 };
@@ -35,15 +38,21 @@ static void usage(FILE *out)
 	fprintf(out, "\n'shardfs COMMAND --help' tells more.\n");
 }
 
-gboolean tools_parse_options(GOptionContext *ctx, int *argc, char ***argv)
+gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
+			  const char *summary)
 {
+	GOptionContext *ctx = g_option_context_new(summary);
 	GError *err = NULL;
+	gboolean ok;
 
-	if (g_option_context_parse(ctx, argc, argv, &err))
-		return TRUE;
-	fprintf(stderr, "shardfs: %s\n", err->message);
-	g_error_free(err);
-	return FALSE;
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	ok = g_option_context_parse(ctx, argc, argv, &err);
+	if (!ok) {
+		fprintf(stderr, "shardfs: %s\n", err->message);
+		g_error_free(err);
+	}
+	g_option_context_free(ctx);
+	return ok;
 }
 
 int main(int argc, char **argv)

@@ -10,12 +10,22 @@
 #define SHARDFS_EXIT_FAIL 1
 #define SHARDFS_EXIT_USAGE 2
 
+#include <glib.h>
+
 int cmd_bench(int argc, char **argv);
 int cmd_bench_wal(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
-/* Parses argv with the entries; prints the error and returns false on a
- * usage error. */
-#include <glib.h>
-gboolean tools_parse_options(GOptionContext *ctx, int *argc, char ***argv);
+/*
+ * Parses a subcommand's options (argv[0] is the subcommand's name); what is
+ * not an option stays in argv, and argc is updated through the pointer
+ * passed as argc_io when given. Prints the error and returns FALSE on a
+ * usage error (--help prints and exits).
+ */
+gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
+			  const char *summary);
+#define tools_parse(argc, argv, entries, summary) tools_parse_args(&(argc), &(argv), entries, summary)
 
 #endif

@@ -83,7 +83,7 @@ static void handle(void *arg, struct net_request *r)
 		size_t n = MIN(h->length, len - h->offset);
 
 		g_mutex_unlock(&f->lock);
-		net_request_reply(r, 0, len, g_memdup2(data + h->offset, n), n, g_free);
+		net_request_reply(r, 0, len, n ? g_memdup2(data + h->offset, n) : NULL, n, g_free);
 		return;
 	default:
 		g_mutex_unlock(&f->lock);

@@ -1,0 +1,215 @@
+/*
+ * init.c - `shardfs init`: a new cluster's CA, certificates and cluster file.
+ *
+ *   shardfs init --dir DIR --node ID=HOST:PORT [--node ...] [--ec K+M] [--meta URL]
+ *
+ * Writes DIR/ca.crt + ca.key, DIR/node-ID.crt + .key for each node (its
+ * address as subject alternative name), DIR/client.crt + .key, and
+ * DIR/cluster.conf. Private keys get mode 0600. An existing cluster in DIR
+ * is never overwritten: init refuses and changes nothing.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "net/net.h"
+#include "shardfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct node_arg {
+	unsigned id;
+	char *host;
+	unsigned port;
+};
+
+static gboolean parse_node(const char *s, struct node_arg *n)
+{
+	const char *eq = strchr(s, '='), *colon = strrchr(s, ':');
+	char *end;
+
+	if (!eq || !colon || colon < eq)
+		return FALSE;
+	n->id = (unsigned)strtoul(s, &end, 10);
+	if (end != eq || n->id < 1 || n->id > 65535)
+		return FALSE;
+	n->port = (unsigned)strtoul(colon + 1, &end, 10);
+	if (*end || n->port < 1 || n->port > 65535 || colon == eq + 1)
+		return FALSE;
+	n->host = g_strndup(eq + 1, (gsize)(colon - eq - 1));
+	if (n->host[0] == '[' && n->host[strlen(n->host) - 1] == ']') { /* [v6]:port */
+		char *inner = g_strndup(n->host + 1, strlen(n->host) - 2);
+
+		g_free(n->host);
+		n->host = inner;
+	}
+	return TRUE;
+}
+
+static char *in_dir(const char *dir, const char *name)
+{
+	return g_build_filename(dir, name, NULL);
+}
+
+static gboolean write_conf(const char *dir, GKeyFile *kf, GError **err)
+{
+	char *path = in_dir(dir, "cluster.conf");
+	gsize len;
+	char *data = g_key_file_to_data(kf, &len, NULL);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	gboolean ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+
+	if (!ok)
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot write %s: %s",
+			    path, g_strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	g_free(data);
+	g_free(path);
+	return ok;
+}
+
+static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, const char *meta,
+			     GError **err)
+{
+	char *ca = in_dir(dir, "ca.crt"), *ca_key = in_dir(dir, "ca.key");
+	char *cc = in_dir(dir, "client.crt"), *ck = in_dir(dir, "client.key");
+	GKeyFile *kf = g_key_file_new();
+	char *meta_url = meta ? g_strdup(meta) : g_strconcat("sqlite://", dir, "/meta.db", NULL);
+	gboolean ok = net_pki_create_ca(ca, ca_key, err) &&
+		      net_pki_issue(ca, ca_key, "shardfs client", NULL, FALSE, cc, ck, err);
+
+	g_key_file_set_string(kf, "cluster", "ca", "ca.crt");
+	g_key_file_set_string(kf, "cluster", "cert", "client.crt");
+	g_key_file_set_string(kf, "cluster", "key", "client.key");
+	g_key_file_set_string(kf, "cluster", "ec", ec);
+	g_key_file_set_int64(kf, "cluster", "part_size", 8 << 20);
+	g_key_file_set_string(kf, "cluster", "meta", meta_url);
+	for (guint i = 0; ok && i < nodes->len; i++) {
+		struct node_arg *n = &g_array_index(nodes, struct node_arg, i);
+		char *group = g_strdup_printf("node.%u", n->id);
+		char *base = g_strdup_printf("node-%u", n->id);
+		char *crt = g_strconcat(base, ".crt", NULL), *key = g_strconcat(base, ".key", NULL);
+		char *cn = g_strdup_printf("shardfs node %u", n->id);
+		char *crt_path = in_dir(dir, crt), *key_path = in_dir(dir, key);
+
+		ok = net_pki_issue(ca, ca_key, cn, n->host, TRUE, crt_path, key_path, err);
+		g_key_file_set_string(kf, group, "address", n->host);
+		g_key_file_set_integer(kf, group, "port", (gint)n->port);
+		g_key_file_set_integer(kf, group, "weight", 1);
+		g_key_file_set_string(kf, group, "cert", crt);
+		g_key_file_set_string(kf, group, "key", key);
+		g_key_file_set_string(kf, group, "data_dir", base);
+		g_free(crt_path);
+		g_free(key_path);
+		g_free(cn);
+		g_free(crt);
+		g_free(key);
+		g_free(base);
+		g_free(group);
+	}
+	ok = ok && write_conf(dir, kf, err);
+	g_key_file_free(kf);
+	g_free(meta_url);
+	g_free(ca);
+	g_free(ca_key);
+	g_free(cc);
+	g_free(ck);
+	return ok;
+}
+
+/* Checks the arguments; every node id and address:port must be unique. */
+static gboolean collect_nodes(char **specs, GArray *nodes)
+{
+	for (char **s = specs; s && *s; s++) {
+		struct node_arg n;
+
+		if (!parse_node(*s, &n)) {
+			fprintf(stderr, "shardfs init: --node %s: expected ID=HOST:PORT, ID 1..65535\n", *s);
+			return FALSE;
+		}
+		for (guint i = 0; i < nodes->len; i++) {
+			struct node_arg *m = &g_array_index(nodes, struct node_arg, i);
+
+			if (m->id == n.id || (m->port == n.port && !strcmp(m->host, n.host))) {
+				fprintf(stderr, "shardfs init: --node %s repeats a node id or address\n", *s);
+				g_free(n.host);
+				return FALSE;
+			}
+		}
+		g_array_append_val(nodes, n);
+	}
+	return nodes->len > 0;
+}
+
+static void node_arg_clear(gpointer p)
+{
+	g_free(((struct node_arg *)p)->host);
+}
+
+int cmd_init(int argc, char **argv)
+{
+	char *dir = NULL, *ec = NULL, *meta = NULL, **specs = NULL;
+	GOptionEntry entries[] = {
+		{"dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir, "directory for the cluster's files", "DIR"},
+		{"node", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &specs, "a node (repeat for each)", "ID=HOST:PORT"},
+		{"ec", 0, 0, G_OPTION_ARG_STRING, &ec, "erasure code, data+parity shards (default 4+2)", "K+M"},
+		{"meta", 0, 0, G_OPTION_ARG_STRING, &meta, "metadata URL (default sqlite://DIR/meta.db)", "URL"},
+		{NULL, 0, 0, 0, NULL, NULL, NULL},
+	};
+	GArray *nodes = g_array_new(FALSE, FALSE, sizeof(struct node_arg));
+	GError *err = NULL;
+	int rc = SHARDFS_EXIT_USAGE;
+	char *conf = NULL, *abs = NULL;
+
+	g_array_set_clear_func(nodes, node_arg_clear);
+	if (!tools_parse(argc, argv, entries, "- create a cluster: CA, certificates, cluster file"))
+		goto out;
+	if (!dir || !collect_nodes(specs, nodes)) {
+		fprintf(stderr, "shardfs init: --dir DIR and at least one --node ID=HOST:PORT are required\n");
+		goto out;
+	}
+	if (!ec)
+		ec = g_strdup("4+2");
+	unsigned k, m;
+
+	if (sscanf(ec, "%u+%u", &k, &m) != 2 || k < 1 || m > 32 || k + m > 64) {
+		fprintf(stderr, "shardfs init: --ec %s: expected K+M, e.g. 4+2\n", ec);
+		goto out;
+	}
+	rc = SHARDFS_EXIT_FAIL;
+	if (g_mkdir_with_parents(dir, 0755) < 0) {
+		fprintf(stderr, "shardfs init: cannot create %s: %s\n", dir, g_strerror(errno));
+		goto out;
+	}
+	abs = g_canonicalize_filename(dir, NULL);
+	conf = in_dir(abs, "cluster.conf");
+	char *ca_key = in_dir(abs, "ca.key");
+	gboolean exists = g_file_test(conf, G_FILE_TEST_EXISTS) || g_file_test(ca_key, G_FILE_TEST_EXISTS);
+
+	g_free(ca_key);
+	if (exists) {
+		fprintf(stderr, "shardfs init: %s already holds a cluster; nothing was changed\n", abs);
+		goto out;
+	}
+	if (!make_cluster(abs, nodes, ec, meta, &err)) {
+		fprintf(stderr, "shardfs init: %s\n", err->message);
+		g_error_free(err);
+		goto out;
+	}
+	printf("cluster created in %s\n  cluster file: %s\n  start a node: shardfs node --config %s --id %u\n",
+	       abs, conf, conf, g_array_index(nodes, struct node_arg, 0).id);
+	rc = 0;
+out:
+	g_array_free(nodes, TRUE);
+	g_strfreev(specs);
+	g_free(dir);
+	g_free(abs);
+	g_free(conf);
+	g_free(ec);
+	g_free(meta);
+	return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * status.c - `shardfs status [CLUSTER.conf]`: one row per node, asked over
+ * QUIC with the cluster file's client identity. Exit status 1 when any
+ * node is unreachable or reports a failed store.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "net/net.h"
+#include "shardfs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_TIMEOUT_MS 3000
+#define STATUS_MAX 4096
+
+static char *field(const char *text, const char *key)
+{
+	g_autofree char *pat = g_strconcat(key, "=", NULL);
+	char **lines = g_strsplit(text, "\n", -1);
+	char *v = NULL;
+
+	for (char **l = lines; *l && !v; l++)
+		if (g_str_has_prefix(*l, pat))
+			v = g_strdup(*l + strlen(pat));
+	g_strfreev(lines);
+	return v ? v : g_strdup("?");
+}
+
+static char *human(const char *bytes)
+{
+	return strcmp(bytes, "?") ? g_format_size(g_ascii_strtoull(bytes, NULL, 10)) : g_strdup("?");
+}
+
+/* Prints the node's row; returns TRUE if it is up and healthy. */
+static gboolean show_node(struct net_pool *pool, const struct net_node_conf *n)
+{
+	char *text = g_malloc0(STATUS_MAX + 1);
+	struct net_call ping = {.req = {.op = NET_OP_PING}, .timeout_ms = STATUS_TIMEOUT_MS};
+	struct net_call st = {.req = {.op = NET_OP_STATUS}, .resp_buf = text, .resp_cap = STATUS_MAX,
+			      .timeout_ms = STATUS_TIMEOUT_MS};
+	char addr[300];
+	int rc = net_pool_call(pool, n->id, &ping);
+	gint64 t0 = g_get_monotonic_time();
+	gboolean ok;
+
+	if (rc == 0) /* the first call also dialled: time the second */
+		rc = net_pool_call(pool, n->id, &ping);
+	double rtt_ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
+
+	if (rc == 0)
+		rc = net_pool_call(pool, n->id, &st);
+	g_snprintf(addr, sizeof(addr), "%s:%u", n->host, n->port);
+	if (rc != 0) {
+		printf("%-5u %-22s %-8s %s\n", n->id, addr, "down", net_strerror(rc));
+		g_free(text);
+		return FALSE;
+	}
+	char *shards = field(text, "shards"), *live = field(text, "live_bytes");
+	char *fr = field(text, "free_bytes"), *ver = field(text, "version"), *err = field(text, "store_error");
+	char *live_h = human(live), *free_h = human(fr);
+
+	ok = !strcmp(err, "0");
+	printf("%-5u %-22s %-8s %8.2f %10s %10s %10s %s\n", n->id, addr, ok ? "up" : "failed", rtt_ms,
+	       shards, live_h, free_h, ver);
+	g_free(live_h);
+	g_free(free_h);
+	g_free(shards);
+	g_free(live);
+	g_free(fr);
+	g_free(ver);
+	g_free(err);
+	g_free(text);
+	return ok;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	char *config = NULL;
+	GOptionEntry entries[] = {
+		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "cluster file (default $SHARDFS_CONF)", "FILE"},
+		{NULL, 0, 0, 0, NULL, NULL, NULL},
+	};
+	struct net_cluster *c = NULL;
+	struct net_tls *tls = NULL;
+	struct net_pool *pool = NULL;
+	struct net_pool_options po;
+	GError *err = NULL;
+	int rc = SHARDFS_EXIT_FAIL, up = 0;
+
+	if (!tools_parse(argc, argv, entries, "[CLUSTER.conf] - the state of every node"))
+		return SHARDFS_EXIT_USAGE;
+	if (!config && argc > 1)
+		config = g_strdup(argv[1]);
+	if (!config)
+		config = g_strdup(g_getenv("SHARDFS_CONF"));
+	if (!config) {
+		fprintf(stderr, "shardfs status: name the cluster file (or set SHARDFS_CONF)\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	if (net_cluster_load(config, &c, &err) < 0 || net_tls_new(c->ca, c->cert, c->key, &tls, &err) < 0) {
+		fprintf(stderr, "shardfs: %s\n", err->message);
+		g_error_free(err);
+		goto out;
+	}
+	net_pool_options_default(&po);
+	net_pool_new(c, tls, &po, &pool);
+	printf("%-5s %-22s %-8s %8s %10s %10s %10s %s\n", "NODE", "ADDRESS", "STATE", "RTT(ms)",
+	       "SHARDS", "STORED", "FREE", "VERSION");
+	for (guint i = 0; i < c->nodes->len; i++)
+		up += show_node(pool, &g_array_index(c->nodes, struct net_node_conf, i));
+	printf("%d of %u nodes up\n", up, c->nodes->len);
+	rc = up == (int)c->nodes->len ? 0 : SHARDFS_EXIT_FAIL;
+out:
+	net_pool_free(pool);
+	net_tls_free(tls);
+	net_cluster_free(c);
+	g_free(config);
+	return rc;
+}
