@@ -386,6 +386,12 @@ out:
 
 static int fio_fdatasync(int fd)
 {
+	g_mutex_lock(&fio.lock);
+	unsigned delay = fio.plan.sync_delay_us;
+
+	g_mutex_unlock(&fio.lock);
+	if (delay) /* a slow disk: outside the lock, like the real wait */
+		g_usleep(delay);
 	return fio_sync(fd, FIO_FDATASYNC);
 }
 

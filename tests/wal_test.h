@@ -46,6 +46,7 @@ struct faultio_plan {
 	long fail_count;	 /* ... for this many calls (-1: for ever) */
 	long crash_after;	 /* after this many mutating calls every call fails
 				  * with EIO, as if the machine stopped; -1: never */
+	unsigned sync_delay_us;	 /* every fdatasync takes at least this long */
 };
 
 extern const struct wal_io faultio;

@@ -17,6 +17,7 @@ struct bench {
 
 static const struct bench benches[] = {
 	{"wal", "durable appends and reads of the shard store vs dd on the same disk", cmd_bench_wal},
+	{"net", "shard put/get over QUIC to a node on loopback vs raw TCP", cmd_bench_net},
 };
 
 int cmd_bench(int argc, char **argv)

@@ -8,22 +8,25 @@
  *        8    4 format version (1)
  *       12    4 entry size (56)
  *       16    8 entry count n
- *       24    8 covered: every segment with id <= this is in the entries
- *       32    8 highest sequence number in use
- *       40    4 reserved, 0
- *       44    4 CRC32C of bytes 0..43
- *       48 56*n entries:
+ *       24    8 applied segment id } every record before this position of
+ *       32    8 applied end offset } the log is reflected in the entries
+ *       40    8 highest sequence number in use
+ *       48    4 reserved, 0
+ *       52    4 CRC32C of bytes 0..51
+ *       56 56*n entries:
  *                0 16 object id      16 4 part          20 2 shard
  *               22  1 record type    23 1 flags (1 = corrupt)
  *               24  8 segment id     32 8 record offset 40 8 sequence number
  *               48  4 payload length 52 4 older puts on disk
- *   48+56n    4 CRC32C of the entries
+ *   56+56n    4 CRC32C of the entries
  *
  * Written as index.ckpt.tmp, fsynced, renamed over index.ckpt, and the
  * directory fsynced: a crash leaves the old checkpoint or the new one.
- * Records of segments after "covered" (and those compaction copied forward)
- * are found by the scan that follows the load; entries whose segment has
- * since been compacted away are dropped when no copy turns up.
+ * The sync thread applies records to the index in log order, so "every
+ * record before the applied position" is exact: the scan that follows the
+ * load starts there, and no record is counted twice. Copies that compaction
+ * made after the checkpoint lie after that position too; entries whose
+ * segment has since been compacted away are dropped when no copy turns up.
  */
 #define G_LOG_DOMAIN "shardfs-wal"
 
@@ -36,7 +39,7 @@
 
 #define CKPT_MAGIC "SFCKPT01"
 #define CKPT_VERSION 1
-#define CKPT_HEADER 48
+#define CKPT_HEADER 56
 #define CKPT_ENTRY 56
 #define CKPT_NAME "index.ckpt"
 
@@ -82,7 +85,7 @@ int wal_checkpoint_parse(const uint8_t *buf, size_t len, uint32_t max_payload,
 	if (len < CKPT_HEADER + 4 || memcmp(buf, CKPT_MAGIC, 8) != 0)
 		return WAL_ECORRUPT;
 	if (wal_get_le32(buf + 8) != CKPT_VERSION || wal_get_le32(buf + 12) != CKPT_ENTRY ||
-	    wal_get_le32(buf + 40) != 0 || wal_crc32c(buf, 44) != wal_get_le32(buf + 44))
+	    wal_get_le32(buf + 48) != 0 || wal_crc32c(buf, 52) != wal_get_le32(buf + 52))
 		return WAL_ECORRUPT;
 	count = wal_get_le64(buf + 16);
 	if (count > (len - CKPT_HEADER - 4) / CKPT_ENTRY ||
@@ -91,8 +94,9 @@ int wal_checkpoint_parse(const uint8_t *buf, size_t len, uint32_t max_payload,
 	if (wal_crc32c(buf + CKPT_HEADER, count * CKPT_ENTRY) != wal_get_le32(buf + len - 4))
 		return WAL_ECORRUPT;
 	info->count = count;
-	info->covered = wal_get_le64(buf + 24);
-	info->max_seq = wal_get_le64(buf + 32);
+	info->applied_seg = wal_get_le64(buf + 24);
+	info->applied_end = wal_get_le64(buf + 32);
+	info->max_seq = wal_get_le64(buf + 40);
 	for (uint64_t i = 0; i < count; i++) {
 		struct wal_entry e;
 
@@ -142,20 +146,16 @@ out:
 	return rc;
 }
 
-int wal_checkpoint_load(struct wal *w, uint64_t *covered, uint64_t *max_seq)
+int wal_checkpoint_load(struct wal *w, struct wal_ckpt_info *info)
 {
 	char *path = g_build_filename(w->dir, CKPT_NAME, NULL);
-	struct wal_ckpt_info info;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc = read_file(w, path, &buf, &len);
 
 	if (rc == 0)
-		rc = wal_checkpoint_parse(buf, len, w->opt.max_payload, &info, load_entry, w);
-	if (rc == 0) {
-		*covered = info.covered;
-		*max_seq = info.max_seq;
-	} else {
+		rc = wal_checkpoint_parse(buf, len, WAL_REC_MAX_PAYLOAD, info, load_entry, w);
+	if (rc != 0) {
 		g_hash_table_remove_all(w->index);
 		w->max_seq = 0;
 		if (rc != -ENOENT)
@@ -168,7 +168,7 @@ int wal_checkpoint_load(struct wal *w, uint64_t *covered, uint64_t *max_seq)
 }
 
 /* Encodes the index under w->lock; the file is written after. */
-static uint8_t *snapshot(struct wal *w, size_t *len, uint64_t *covered)
+static uint8_t *snapshot(struct wal *w, size_t *len)
 {
 	GHashTableIter it;
 	gpointer value;
@@ -177,15 +177,15 @@ static uint8_t *snapshot(struct wal *w, size_t *len, uint64_t *covered)
 
 	g_mutex_lock(&w->lock);
 	count = g_hash_table_size(w->index);
-	*covered = w->durable_seg_id ? w->durable_seg_id - 1 : 0;
 	*len = CKPT_HEADER + count * CKPT_ENTRY + 4;
 	buf = g_malloc0(*len);
 	memcpy(buf, CKPT_MAGIC, 8);
 	wal_put_le32(buf + 8, CKPT_VERSION);
 	wal_put_le32(buf + 12, CKPT_ENTRY);
 	wal_put_le64(buf + 16, count);
-	wal_put_le64(buf + 24, *covered);
-	wal_put_le64(buf + 32, w->max_seq);
+	wal_put_le64(buf + 24, w->durable_seg_id);
+	wal_put_le64(buf + 32, w->applied_end);
+	wal_put_le64(buf + 40, w->max_seq);
 	p = buf + CKPT_HEADER;
 	g_hash_table_iter_init(&it, w->index);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
@@ -193,7 +193,7 @@ static uint8_t *snapshot(struct wal *w, size_t *len, uint64_t *covered)
 		p += CKPT_ENTRY;
 	}
 	g_mutex_unlock(&w->lock);
-	wal_put_le32(buf + 44, wal_crc32c(buf, 44));
+	wal_put_le32(buf + 52, wal_crc32c(buf, 52));
 	wal_put_le32(p, wal_crc32c(buf + CKPT_HEADER, count * CKPT_ENTRY));
 	return buf;
 }
@@ -224,15 +224,12 @@ int wal_checkpoint_write(struct wal *w)
 {
 	char *path = g_build_filename(w->dir, CKPT_NAME, NULL);
 	char *tmp = g_strconcat(path, ".tmp", NULL);
-	uint64_t covered;
 	size_t len;
-	uint8_t *buf = snapshot(w, &len, &covered);
+	uint8_t *buf = snapshot(w, &len);
 	int rc = write_durably(w, tmp, path, buf, len);
 
-	if (rc == 0) {
-		w->ckpt_covered = covered;
+	if (rc == 0)
 		g_atomic_int_set(&w->sealed_since_ckpt, 0);
-	}
 	g_free(buf);
 	g_free(tmp);
 	g_free(path);

@@ -165,10 +165,14 @@ static GArray *live_tombstones(struct wal *w, struct wal_seg *seg, GArray *recs,
 		struct wal_entry *e = wal_index_lookup(w, &v->rec.key);
 		guint here = GPOINTER_TO_UINT(g_hash_table_lookup(puts_in_seg, &v->rec.key));
 
-		if (e->older_puts > here)
+		if (e->older_puts > here) {
 			g_array_append_val(keep, *v);
-		else
+		} else {
 			wal_index_remove(w, e);
+			/* A put racing in now starts a fresh entry that never
+			 * counted this segment's puts: nothing to forget for it. */
+			g_hash_table_remove(puts_in_seg, &v->rec.key);
+		}
 	}
 	g_mutex_unlock(&w->lock);
 	return keep;
@@ -228,7 +232,7 @@ static int compact_segment(struct wal *w, struct wal_seg *seg)
 	g_mutex_unlock(&w->lock);
 	struct wal_scan s = {
 		.io = w->io, .fd = seg->fd, .start = WAL_SEG_HEADER_SIZE, .end = size,
-		.max_payload = w->opt.max_payload, .verify_payload = false,
+		.max_payload = WAL_REC_MAX_PAYLOAD, .verify_payload = false,
 		.on_record = collect, .arg = recs,
 	};
 
@@ -269,9 +273,12 @@ static GPtrArray *pick_victims(struct wal *w, double threshold)
 		struct wal_seg *seg = value;
 		uint64_t body = seg->size - WAL_SEG_HEADER_SIZE;
 
-		if (seg->sealed && (double)seg->live_bytes < threshold * (double)body)
-			g_ptr_array_add(victims, wal_seg_ref(seg));
-		else if (seg->sealed && body == 0)
+		/* Only segments all of whose records the index has seen: the
+		 * sync thread applies records in order, so those before the
+		 * segment of the newest applied record. */
+		if (!seg->sealed || seg->id >= w->durable_seg_id || seg->compact_failed)
+			continue;
+		if ((double)seg->live_bytes < threshold * (double)body || body == 0)
 			g_ptr_array_add(victims, wal_seg_ref(seg));
 	}
 	g_mutex_unlock(&w->lock);
@@ -286,9 +293,14 @@ int wal_compact(struct wal *w, double threshold, unsigned *compacted)
 	g_mutex_lock(&w->work_lock);
 	GPtrArray *victims = pick_victims(w, threshold);
 
-	for (guint i = 0; i < victims->len && rc == 0 && !wal_sticky_error(w); i++) {
-		rc = compact_segment(w, g_ptr_array_index(victims, i));
-		n += rc == 0;
+	for (guint i = 0; i < victims->len && !wal_sticky_error(w); i++) {
+		struct wal_seg *seg = g_ptr_array_index(victims, i);
+		int one = compact_segment(w, seg);
+
+		n += one == 0;
+		if (one == WAL_ECORRUPT)
+			seg->compact_failed = true; /* left for scrub and repair; the others go on */
+		rc = rc ? rc : one;
 	}
 	if (rc == 0 && wal_sticky_error(w))
 		rc = -EROFS;

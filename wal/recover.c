@@ -3,14 +3,18 @@
  *
  * 1. List the directory: segment files by id; unfinished checkpoint files
  *    (*.tmp) are removed.
- * 2. Load the checkpoint, if any and valid: the index as it was when every
- *    segment up to its "covered" id was complete.
+ * 2. Load the checkpoint, if any and valid: the index as it was when the
+ *    sync thread had applied the log up to a known position.
  * 3. Open every segment and check its header. A segment whose header is
  *    not ours is renamed *.bad (nothing is deleted) and reported; only the
  *    last segment may have a torn header, from a crash while creating it,
  *    and that one is removed, since no record in it was ever acknowledged.
- * 4. Scan the segments after "covered", verifying every CRC, and apply each
- *    record to the index (newest sequence number wins).
+ * 4. Scan the log from that position on, verifying every CRC, and apply
+ *    each record to the index (newest sequence number wins).
+ * 5. Make what recovery decided durable: fdatasync the last segment (its
+ *    truncated tail, and the previous process's unsynced writes, before a
+ *    full one is sealed) and fsync the directory (segments whose creation
+ *    the previous process never synced).
  *
  * Only the last segment can hold torn writes: a segment is fdatasynced
  * before the next one is created. So in a sealed segment a record with a
@@ -179,12 +183,12 @@ static int count_bad(void *arg, uint64_t offset, uint64_t len)
 
 /* Applies the records of one segment; in the last one only those before its
  * torn tail, which is then cut off. */
-static int scan_segment(struct wal *w, struct wal_seg *seg, bool last)
+static int scan_segment(struct wal *w, struct wal_seg *seg, uint64_t start, bool last)
 {
 	struct scan_state st = {g_array_new(FALSE, FALSE, sizeof(struct scanned)), 0};
 	struct wal_scan s = {
-		.io = w->io, .fd = seg->fd, .start = WAL_SEG_HEADER_SIZE, .end = seg->size,
-		.max_payload = w->opt.max_payload, .verify_payload = true,
+		.io = w->io, .fd = seg->fd, .start = start, .end = seg->size,
+		.max_payload = WAL_REC_MAX_PAYLOAD, .verify_payload = true,
 		.on_record = collect_record, .on_bad = count_bad, .arg = &st,
 	};
 	uint64_t good_end;
@@ -221,20 +225,28 @@ out:
 	return rc;
 }
 
-/* Checkpoint entries must point inside their segments; otherwise the whole
- * checkpoint is distrusted and every segment is scanned. */
-static bool checkpoint_entries_fit(struct wal *w)
+static bool fits(uint64_t offset, uint64_t len, const struct wal_seg *seg)
 {
+	return offset >= WAL_SEG_HEADER_SIZE && offset <= seg->size && len <= seg->size - offset;
+}
+
+/* Checkpoint entries and its applied position must lie inside their
+ * segments; otherwise the whole checkpoint is distrusted and every segment
+ * is scanned. */
+static bool checkpoint_fits(struct wal *w, const struct wal_ckpt_info *info)
+{
+	struct wal_seg *applied = g_hash_table_lookup(w->segments, &info->applied_seg);
 	GHashTableIter it;
 	gpointer value;
 
+	if (applied && !fits(info->applied_end, 0, applied))
+		return false;
 	g_hash_table_iter_init(&it, w->index);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		struct wal_entry *e = value;
 		struct wal_seg *seg = g_hash_table_lookup(w->segments, &e->seg_id);
 
-		if (seg && (e->offset < WAL_SEG_HEADER_SIZE ||
-			    e->offset + wal_entry_size(e) > seg->size))
+		if (seg && !fits(e->offset, wal_entry_size(e), seg))
 			return false;
 	}
 	return true;
@@ -268,6 +280,8 @@ static int open_active(struct wal *w, uint64_t last_id)
 	int rc;
 
 	w->next_seg_id = last_id + 1;
+	if (last && w->io->fdatasync(last->fd) < 0)
+		return -errno;
 	if (last && last->size < w->opt.segment_size) {
 		w->active = wal_seg_ref(last);
 		return 0;
@@ -281,53 +295,82 @@ static int open_active(struct wal *w, uint64_t last_id)
 	return 0;
 }
 
-int wal_recover(struct wal *w)
+/* Where the scan of segment id starts: segments before the checkpoint's
+ * applied position are fully reflected in it; its own segment from the
+ * applied offset on; later ones from their first record. */
+static uint64_t scan_start(const struct wal_ckpt_info *info, uint64_t id)
 {
-	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	uint64_t covered = 0, ckpt_seq = 0, last_id = 0;
-	guint stale;
-	int rc = list_dir(w, ids);
+	if (id < info->applied_seg)
+		return UINT64_MAX;
+	if (id == info->applied_seg)
+		return info->applied_end;
+	return WAL_SEG_HEADER_SIZE;
+}
 
-	if (rc < 0)
-		goto out;
-	if (wal_checkpoint_load(w, &covered, &ckpt_seq) < 0)
-		covered = 0;
-	for (guint i = 0; i < ids->len && rc == 0; i++)
-		rc = open_segment(w, g_array_index(ids, uint64_t, i), i + 1 == ids->len);
-	if (rc < 0)
-		goto out;
-	if (!checkpoint_entries_fit(w)) {
-		g_warning("checkpoint of %s does not match its segments: scanning all", w->dir);
-		g_hash_table_remove_all(w->index);
-		covered = 0;
-	}
-	attach_checkpoint_entries(w);
+static int scan_log(struct wal *w, GArray *ids, const struct wal_ckpt_info *info, uint64_t *last_id)
+{
+	int rc = 0;
+
 	for (guint i = 0; i < ids->len && rc == 0; i++) {
-		uint64_t id = g_array_index(ids, uint64_t, i);
+		uint64_t id = g_array_index(ids, uint64_t, i), start = scan_start(info, id);
 		struct wal_seg *seg = g_hash_table_lookup(w->segments, &id);
 
 		if (!seg)
 			continue;
-		last_id = id;
-		if (id > covered)
-			rc = scan_segment(w, seg, i + 1 == ids->len);
+		*last_id = id;
+		if (start != UINT64_MAX)
+			rc = scan_segment(w, seg, start, i + 1 == ids->len);
 	}
-	if (rc < 0)
-		goto out;
-	stale = g_hash_table_foreach_remove(w->index, entry_is_stale, NULL);
-	if (stale)
-		g_message("%s: %u checkpoint entries had no segment left", w->dir, stale);
-	w->max_seq = MAX(w->max_seq, ckpt_seq);
-	w->next_seq = w->max_seq + 1;
-	w->durable_seg_id = last_id;
-	w->ckpt_covered = covered;
+	return rc;
+}
+
+static void mark_sealed(struct wal *w, uint64_t last_id)
+{
 	GHashTableIter it;
 	gpointer value;
 
 	g_hash_table_iter_init(&it, w->segments);
 	while (g_hash_table_iter_next(&it, NULL, &value))
 		((struct wal_seg *)value)->sealed = ((struct wal_seg *)value)->id != last_id;
-	rc = open_active(w, MAX(last_id, covered));
+}
+
+int wal_recover(struct wal *w)
+{
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	struct wal_ckpt_info info = {0};
+	uint64_t last_id = 0;
+	guint stale;
+	int rc = list_dir(w, ids);
+
+	if (rc < 0)
+		goto out;
+	if (wal_checkpoint_load(w, &info) < 0)
+		memset(&info, 0, sizeof(info));
+	for (guint i = 0; i < ids->len && rc == 0; i++)
+		rc = open_segment(w, g_array_index(ids, uint64_t, i), i + 1 == ids->len);
+	if (rc < 0)
+		goto out;
+	if (!checkpoint_fits(w, &info)) {
+		g_warning("checkpoint of %s does not match its segments: scanning all", w->dir);
+		g_hash_table_remove_all(w->index);
+		memset(&info, 0, sizeof(info));
+	}
+	attach_checkpoint_entries(w);
+	rc = scan_log(w, ids, &info, &last_id);
+	if (rc < 0)
+		goto out;
+	stale = g_hash_table_foreach_remove(w->index, entry_is_stale, NULL);
+	if (stale)
+		g_message("%s: %u checkpoint entries had no segment left", w->dir, stale);
+	w->max_seq = MAX(w->max_seq, info.max_seq);
+	w->next_seq = w->max_seq + 1;
+	mark_sealed(w, last_id);
+	/* New segments must sort after every id the checkpoint knew of. */
+	rc = open_active(w, MAX(last_id, info.applied_seg));
+	if (rc == 0)
+		rc = wal_sync_dir(w);
+	w->durable_seg_id = w->active ? w->active->id : 0;
+	w->applied_end = w->active ? w->active->size : 0;
 	w->stats.segments = g_hash_table_size(w->segments);
 out:
 	g_array_free(ids, TRUE);

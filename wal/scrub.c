@@ -93,7 +93,7 @@ int wal_scrub(struct wal *w, wal_scrub_fn fn, void *arg, struct wal_scrub_report
 		struct scrub_ctx c = {w, g_ptr_array_index(segs, i), fn, arg, rep};
 		struct wal_scan s = {
 			.io = w->io, .fd = c.seg->fd, .start = WAL_SEG_HEADER_SIZE,
-			.end = g_array_index(sizes, uint64_t, i), .max_payload = w->opt.max_payload,
+			.end = g_array_index(sizes, uint64_t, i), .max_payload = WAL_REC_MAX_PAYLOAD,
 			.verify_payload = true, .on_record = on_record, .on_bad = on_bad, .arg = &c,
 		};
 		uint64_t good_end;

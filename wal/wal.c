@@ -276,7 +276,10 @@ static void sync_batch(struct wal *w, struct wal_req *batch)
 			apply_relocation(w, r);
 		else
 			wal_index_apply(w, &r->rec, r->seg, r->offset, false);
-		w->durable_seg_id = MAX(w->durable_seg_id, r->seg->id);
+		/* Records are applied in file order: this is the position up to
+		 * which the index reflects the log. */
+		w->durable_seg_id = r->seg->id;
+		w->applied_end = r->offset + req_size(r);
 		w->stats.appends++;
 	}
 	w->stats.syncs++;
@@ -495,7 +498,7 @@ static int read_head(struct wal *w, struct wal_seg *seg, const struct wal_entry 
 		return WAL_ECORRUPT;
 	if (rc < 0)
 		return rc;
-	rc = wal_rec_decode_head(head, head_len, w->opt.max_payload, &rec, &head_len);
+	rc = wal_rec_decode_head(head, head_len, WAL_REC_MAX_PAYLOAD, &rec, &head_len);
 	if (rc < 0)
 		return WAL_ECORRUPT;
 	if (!wal_key_equal(&rec.key, &e->key) || rec.seq != e->seq || rec.payload_len != e->payload_len)
@@ -670,6 +673,27 @@ static void wal_free(struct wal *w)
 	g_free(w);
 }
 
+/* Creates the store directory if needed, durably: its entry in the parent
+ * is fsynced, or a power loss could take the whole store with it. */
+static int make_dir(const char *dir, const struct wal_io *io)
+{
+	char *parent;
+	int fd, rc = 0;
+
+	if (g_file_test(dir, G_FILE_TEST_IS_DIR))
+		return 0;
+	if (g_mkdir_with_parents(dir, 0755) < 0)
+		return -errno;
+	parent = g_path_get_dirname(dir);
+	fd = io->open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0 || io->fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		io->close(fd);
+	g_free(parent);
+	return rc;
+}
+
 int wal_open(const struct wal_options *o, struct wal **out)
 {
 	struct wal *w;
@@ -677,8 +701,9 @@ int wal_open(const struct wal_options *o, struct wal **out)
 
 	if (rc < 0)
 		return rc;
-	if (g_mkdir_with_parents(o->dir, 0755) < 0)
-		return -errno;
+	rc = make_dir(o->dir, o->io ? o->io : &wal_io_posix);
+	if (rc < 0)
+		return rc;
 	w = wal_alloc(o);
 	w->dir_fd = w->io->open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (w->dir_fd < 0) {

@@ -113,7 +113,8 @@ extern const struct wal_io wal_io_posix;
 struct wal_options {
 	const char *dir;	    /* created if missing */
 	uint64_t segment_size;	    /* a segment is sealed beyond this; 64 MiB */
-	uint32_t max_payload;	    /* largest shard accepted; 32 MiB */
+	uint32_t max_payload;	    /* largest shard a put accepts; 32 MiB. Records
+				     * already stored are read whatever their size. */
 	double compact_threshold;   /* compact sealed segments below this live ratio */
 	unsigned checkpoint_every;  /* checkpoint after this many sealed segments */
 	bool background_compaction; /* run a compaction thread */

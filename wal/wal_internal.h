@@ -25,6 +25,7 @@ struct wal_seg {
 	uint64_t live_bytes; /* w->lock */
 	bool sealed;	     /* w->lock */
 	bool needs_dir_sync; /* writer sets, sync thread clears */
+	bool compact_failed; /* holds a live record compaction cannot read; maintenance thread */
 	gint refs;	     /* atomic; the segment table holds one */
 	struct wal *w;
 };
@@ -75,9 +76,9 @@ struct wal {
 	GMutex lock;
 	GHashTable *index;    /* struct wal_key * -> struct wal_entry *, w->lock */
 	GHashTable *segments; /* uint64_t id -> struct wal_seg *, w->lock */
-	uint64_t durable_seg_id; /* segment of the newest durable record, w->lock */
+	uint64_t durable_seg_id; /* segment of the newest applied record, w->lock */
+	uint64_t applied_end;	 /* and the offset just after it, w->lock */
 	uint64_t max_seq;	 /* highest sequence number indexed, w->lock */
-	uint64_t ckpt_covered;	 /* segments <= this are in the last checkpoint */
 	struct wal_stats stats;	 /* w->lock, but sticky_error is atomic */
 
 	GMutex qlock;
@@ -130,7 +131,8 @@ int wal_recover(struct wal *w);
 /* checkpoint.c */
 struct wal_ckpt_info {
 	uint64_t count;
-	uint64_t covered;
+	uint64_t applied_seg; /* every record before (applied_seg, applied_end) */
+	uint64_t applied_end; /* is reflected in the entries */
 	uint64_t max_seq;
 };
 typedef int (*wal_ckpt_entry_fn)(void *arg, const struct wal_entry *e);
@@ -138,7 +140,7 @@ typedef int (*wal_ckpt_entry_fn)(void *arg, const struct wal_entry *e);
  * Returns 0, WAL_ECORRUPT, or fn's non-zero value. */
 int wal_checkpoint_parse(const uint8_t *buf, size_t len, uint32_t max_payload,
 			 struct wal_ckpt_info *info, wal_ckpt_entry_fn fn, void *arg);
-int wal_checkpoint_load(struct wal *w, uint64_t *covered, uint64_t *next_seq);
+int wal_checkpoint_load(struct wal *w, struct wal_ckpt_info *info);
 int wal_checkpoint_write(struct wal *w);
 
 /* Queues a request built by the caller and waits for it. */

@@ -1,0 +1,311 @@
+/*
+ * bench_net.c - `shardfs bench net`: shard put and get over QUIC against
+ * one real node process on loopback, next to raw loopback TCP.
+ *
+ * The bench makes a throwaway cluster (`shardfs init` code), starts
+ * `shardfs node` (this same binary) on a free port, and then, over one
+ * pooled connection, puts and gets SIZE MiB of 1 MiB shards with 1 and
+ * with 16 requests in flight. CPU seconds per GiB are counted for the
+ * client (this process) and the node (from /proc). In the same run a TCP
+ * connection on 127.0.0.1 carries the same volume with plain send/recv:
+ * the machine's own limit for moving bytes between two processes, printed
+ * as the ratio put/tcp and get/tcp.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "net/net.h"
+#include "shardfs.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SHARD (1u << 20)
+
+struct phase {
+	double mibs, client_cpu_per_gib, node_cpu_per_gib;
+};
+
+struct bench {
+	int size_mib;
+	char *dir, *conf;
+	pid_t node;
+	struct net_cluster *c;
+	struct net_tls *tls;
+	struct net_pool *pool;
+	uint8_t *data;
+};
+
+static double cpu_self(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+static double cpu_of(pid_t pid)
+{
+	char *path = g_strdup_printf("/proc/%d/stat", pid), *text = NULL;
+	double s = 0;
+
+	if (g_file_get_contents(path, &text, NULL, NULL)) {
+		char *p = strrchr(text, ')');
+		unsigned long ut = 0, st = 0;
+
+		/* fields 14 and 15, counted after the command name */
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+			s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	}
+	g_free(text);
+	g_free(path);
+	return s;
+}
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Calls in flight, each in a slot of its own until it completes. */
+struct window {
+	GMutex m;
+	GCond c;
+	struct net_call *calls;
+	int *free_slots, nfree;
+	int failed;
+};
+
+static void call_done(void *arg, struct net_call *call)
+{
+	struct window *w = arg;
+
+	g_mutex_lock(&w->m);
+	w->free_slots[w->nfree++] = (int)(call - w->calls);
+	if (call->status != 0 && w->failed++ == 0)
+		g_warning("request failed: %s", net_strerror(call->status));
+	g_cond_signal(&w->c);
+	g_mutex_unlock(&w->m);
+}
+
+/* Moves size_mib shards with `depth` calls in flight; put or get. */
+static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
+{
+	int n = b->size_mib, slot;
+	uint8_t *bufs = put ? NULL : g_malloc((size_t)depth * SHARD);
+	struct window w = {.calls = g_new0(struct net_call, depth), .free_slots = g_new(int, depth)};
+	double c0 = cpu_self(), n0 = cpu_of(b->node);
+	gint64 t0 = g_get_monotonic_time();
+
+	g_mutex_init(&w.m);
+	g_cond_init(&w.c);
+	for (w.nfree = 0; w.nfree < depth; w.nfree++)
+		w.free_slots[w.nfree] = w.nfree;
+	for (int i = 0; i < n; i++) {
+		g_mutex_lock(&w.m);
+		while (w.nfree == 0)
+			g_cond_wait(&w.c, &w.m);
+		slot = w.free_slots[--w.nfree];
+		g_mutex_unlock(&w.m);
+		struct net_call *call = &w.calls[slot];
+		struct net_key k = {.part = (uint32_t)i};
+
+		memcpy(k.object_id, "bench-net-object", 16);
+		*call = (struct net_call){.req = {.op = put ? NET_OP_PUT : NET_OP_GET, .key = k}};
+		if (put) {
+			call->req.body_len = SHARD;
+			call->body = b->data;
+		} else {
+			call->req.length = SHARD;
+			call->resp_buf = bufs + (size_t)slot * SHARD;
+			call->resp_cap = SHARD;
+		}
+		net_pool_call_async(b->pool, 1, call, call_done, &w);
+	}
+	g_mutex_lock(&w.m);
+	while (w.nfree < depth)
+		g_cond_wait(&w.c, &w.m);
+	g_mutex_unlock(&w.m);
+	double secs = (double)(g_get_monotonic_time() - t0) / 1e6, gib = n / 1024.0;
+
+	out->mibs = n / secs;
+	out->client_cpu_per_gib = (cpu_self() - c0) / gib;
+	out->node_cpu_per_gib = (cpu_of(b->node) - n0) / gib;
+	g_free(bufs);
+	g_free(w.calls);
+	g_free(w.free_slots);
+	g_mutex_clear(&w.m);
+	g_cond_clear(&w.c);
+	return w.failed ? -EIO : 0;
+}
+
+static gpointer tcp_sink(gpointer arg)
+{
+	int lfd = GPOINTER_TO_INT(arg), fd = accept(lfd, NULL, NULL);
+	char *buf = g_malloc(SHARD);
+
+	while (fd >= 0 && recv(fd, buf, SHARD, 0) > 0)
+		;
+	if (fd >= 0)
+		close(fd);
+	g_free(buf);
+	return NULL;
+}
+
+/* Raw loopback TCP: one connection, SIZE MiB with 1 MiB send() calls. */
+static double tcp_mibs(struct bench *b)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), fd = socket(AF_INET, SOCK_STREAM, 0);
+	GThread *th;
+	gint64 t0;
+
+	bind(lfd, (struct sockaddr *)&a, sizeof(a));
+	listen(lfd, 1);
+	getsockname(lfd, (struct sockaddr *)&a, &len);
+	th = g_thread_new("tcp-sink", tcp_sink, GINT_TO_POINTER(lfd));
+	if (connect(fd, (struct sockaddr *)&a, len) < 0)
+		return -1;
+	t0 = g_get_monotonic_time();
+	for (int i = 0; i < b->size_mib; i++)
+		for (size_t off = 0; off < SHARD;) {
+			ssize_t n = send(fd, b->data + off, SHARD - off, 0);
+
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	shutdown(fd, SHUT_WR);
+	g_thread_join(th);
+	double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+
+	close(fd);
+	close(lfd);
+	return b->size_mib / secs;
+}
+
+static int start_cluster(struct bench *b, const char *self)
+{
+	char *spec = g_strdup_printf("1=127.0.0.1:%u", free_port());
+	char *args[] = {(char *)self, "init", "--dir", b->dir, "--node", spec, "--ec", "1+0", NULL};
+	GError *err = NULL;
+	struct net_pool_options po;
+	gint status = 1;
+
+	g_spawn_sync(NULL, args, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL);
+	g_free(spec);
+	if (status != 0 || net_cluster_load(b->conf, &b->c, &err) < 0 ||
+	    net_tls_new(b->c->ca, b->c->cert, b->c->key, &b->tls, &err) < 0) {
+		fprintf(stderr, "shardfs: cannot make the bench cluster: %s\n", err ? err->message : "init failed");
+		g_clear_error(&err);
+		return -EIO;
+	}
+	b->node = fork();
+	if (b->node == 0) {
+		execl(self, self, "node", "--config", b->conf, "--id", "1", (char *)NULL);
+		_exit(127);
+	}
+	net_pool_options_default(&po);
+	net_pool_new(b->c, b->tls, &po, &b->pool);
+	for (int i = 0; i < 100; i++) {
+		struct net_call ping = {.req = {.op = NET_OP_PING}, .timeout_ms = 500};
+
+		if (net_pool_call(b->pool, 1, &ping) == 0)
+			return 0;
+		g_usleep(50000);
+	}
+	fprintf(stderr, "shardfs: the bench node did not come up\n");
+	return -EIO;
+}
+
+static void print_results(struct bench *b, const struct phase p[4], double tcp, gboolean json)
+{
+	const char *names[4] = {"put, 1 in flight", "get, 1 in flight", "put, 16 in flight",
+				"get, 16 in flight"};
+
+	if (json) {
+		printf("{\"bench\":\"net\",\"size_mib\":%d,\"shard_kib\":1024,\"tcp_mib_s\":%.1f,"
+		       "\"put1_mib_s\":%.1f,\"get1_mib_s\":%.1f,\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
+		       "\"put_ratio\":%.3f,\"get_ratio\":%.3f,"
+		       "\"put_client_cpu_s_per_gib\":%.2f,\"put_node_cpu_s_per_gib\":%.2f,"
+		       "\"get_client_cpu_s_per_gib\":%.2f,\"get_node_cpu_s_per_gib\":%.2f}\n",
+		       b->size_mib, tcp, p[0].mibs, p[1].mibs, p[2].mibs, p[3].mibs, p[2].mibs / tcp,
+		       p[3].mibs / tcp, p[2].client_cpu_per_gib, p[2].node_cpu_per_gib,
+		       p[3].client_cpu_per_gib, p[3].node_cpu_per_gib);
+		return;
+	}
+	printf("shardfs bench net: %d MiB of 1 MiB shards, one node on 127.0.0.1, one QUIC connection\n\n",
+	       b->size_mib);
+	printf("%-28s %10s %8s %14s %14s\n", "", "MiB/s", "vs tcp", "client CPU s/GiB", "node CPU s/GiB");
+	printf("%-28s %10.1f %8s\n", "raw TCP on loopback", tcp, "1.00");
+	for (int i = 0; i < 4; i++)
+		printf("%-28s %10.1f %8.2f %14.2f %14.2f\n", names[i], p[i].mibs, p[i].mibs / tcp,
+		       p[i].client_cpu_per_gib, p[i].node_cpu_per_gib);
+	printf("\nputs are acknowledged only once durable on the node's disk\n");
+}
+
+int cmd_bench_net(int argc, char **argv)
+{
+	struct bench b = {.size_mib = 1024};
+	gboolean json = FALSE;
+	GOptionEntry entries[] = {
+		{"size", 's', 0, G_OPTION_ARG_INT, &b.size_mib, "MiB moved by each phase (default 1024)", "MIB"},
+		{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL},
+		{NULL, 0, 0, 0, NULL, NULL, NULL},
+	};
+	struct phase p[4] = {0};
+	char *self = g_file_read_link("/proc/self/exe", NULL);
+	int rc;
+
+	if (!tools_parse(argc, argv, entries, "- QUIC shard put/get vs loopback TCP"))
+		return SHARDFS_EXIT_USAGE;
+	if (b.size_mib < 16) {
+		fprintf(stderr, "shardfs: --size must be at least 16\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	b.dir = g_dir_make_tmp("shardfs-bench-net-XXXXXX", NULL);
+	b.conf = g_build_filename(b.dir, "cluster.conf", NULL);
+	b.data = g_malloc(SHARD);
+	for (size_t i = 0; i < SHARD / 4; i++)
+		((uint32_t *)b.data)[i] = g_random_int();
+	rc = start_cluster(&b, self);
+	for (int i = 0; rc == 0 && i < 4; i++)
+		rc = run_phase(&b, i % 2 == 0, i < 2 ? 1 : 16, &p[i]);
+	double tcp = rc == 0 ? tcp_mibs(&b) : 0;
+
+	if (rc == 0)
+		print_results(&b, p, tcp, json);
+	else
+		fprintf(stderr, "shardfs: bench net failed: %s\n", net_strerror(rc));
+	net_pool_free(b.pool);
+	if (b.node > 0) {
+		kill(b.node, SIGTERM);
+		waitpid(b.node, NULL, 0);
+	}
+	net_tls_free(b.tls);
+	net_cluster_free(b.c);
+	char *rm[] = {"rm", "-rf", b.dir, NULL};
+
+	g_spawn_sync(NULL, rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+	g_free(b.dir);
+	g_free(b.conf);
+	g_free(b.data);
+	g_free(self);
+	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+}
