@@ -140,6 +140,7 @@ struct quic_loop {
 	GList *conns; /* struct quic_conn */
 	GList *timers; /* struct app_timer, sorted by deadline */
 	GSList *dead_socks; /* closed this turn, freed at its end */
+	uint64_t armed_ns;  /* the timerfd's deadline, UINT64_MAX: disarmed */
 	uint8_t *rx;   /* RX_SLOTS * RX_SLOT_SIZE */
 	uint8_t tx[TX_BUF_SIZE];
 };
@@ -1258,6 +1259,7 @@ struct quic_loop *quic_loop_new(void)
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	l->rx = g_malloc((size_t)RX_SLOTS * RX_SLOT_SIZE);
+	l->armed_ns = UINT64_MAX;
 	g_mutex_init(&l->lock);
 	l->wake_ev = (struct ev){EV_WAKE, l};
 	l->timer_ev = (struct ev){EV_TIMER, l};
@@ -1368,25 +1370,37 @@ static void write_dirty(struct quic_loop *l)
 	g_list_free(conns);
 }
 
-static void arm_timer(struct quic_loop *l)
+/* Arms the timerfd to the earliest deadline; returns the epoll timeout:
+ * 0 when a connection still has packets to write, else -1 (the timerfd
+ * wakes us). timerfd_settime is a costly system call on this kind of VM,
+ * so it is made only when the deadline changes. */
+static int arm_timer(struct quic_loop *l)
 {
 	uint64_t next = UINT64_MAX;
-	struct itimerspec its = {0};
+	bool busy = false;
 
 	for (GList *it = l->conns; it; it = it->next) {
 		struct quic_conn *c = it->data;
-		uint64_t t = c->closing ? (uint64_t)c->delete_at_us * 1000 : ngtcp2_conn_get_expiry(c->conn);
 
-		next = MIN(next, c->dirty && !c->closing ? now_ns() : t);
+		busy |= c->dirty && !c->closing;
+		next = MIN(next, c->closing ? (uint64_t)c->delete_at_us * 1000
+					    : ngtcp2_conn_get_expiry(c->conn));
 	}
 	if (l->timers)
 		next = MIN(next, (uint64_t)((struct app_timer *)l->timers->data)->deadline_us * 1000);
-	if (next != UINT64_MAX) {
-		next = MAX(next, 1); /* 0 would disarm */
-		its.it_value.tv_sec = (time_t)(next / 1000000000u);
-		its.it_value.tv_nsec = (long)(next % 1000000000u);
+	if (next != l->armed_ns) {
+		struct itimerspec its = {0};
+
+		if (next != UINT64_MAX) {
+			uint64_t at = MAX(next, 1); /* 0 would disarm */
+
+			its.it_value.tv_sec = (time_t)(at / 1000000000u);
+			its.it_value.tv_nsec = (long)(at % 1000000000u);
+		}
+		timerfd_settime(l->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+		l->armed_ns = next;
 	}
-	timerfd_settime(l->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	return busy ? 0 : -1;
 }
 
 static gpointer loop_main(gpointer data)
@@ -1395,8 +1409,7 @@ static gpointer loop_main(gpointer data)
 	struct epoll_event evs[32];
 
 	while (!l->stop) {
-		arm_timer(l);
-		int n = epoll_wait(l->epfd, evs, G_N_ELEMENTS(evs), -1);
+		int n = epoll_wait(l->epfd, evs, G_N_ELEMENTS(evs), arm_timer(l));
 
 		for (int i = 0; i < n; i++) {
 			struct ev *ev = evs[i].data.ptr;
@@ -1408,6 +1421,7 @@ static gpointer loop_main(gpointer data)
 
 				if (read(l->timerfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					g_warning("timerfd: %s", g_strerror(errno));
+				l->armed_ns = UINT64_MAX; /* fired: re-arm on the next turn */
 			} else {
 				struct quic_sock *s = ev->ptr;
 

@@ -34,7 +34,7 @@ struct phase {
 };
 
 struct bench {
-	int size_mib;
+	int size_mib, depth;
 	char *dir, *conf;
 	pid_t node;
 	struct net_cluster *c;
@@ -236,16 +236,19 @@ static int start_cluster(struct bench *b, const char *self)
 
 static void print_results(struct bench *b, const struct phase p[4], double tcp, gboolean json)
 {
-	const char *names[4] = {"put, 1 in flight", "get, 1 in flight", "put, 16 in flight",
-				"get, 16 in flight"};
+	char deep_put[32], deep_get[32];
+	const char *names[4] = {"put, 1 in flight", "get, 1 in flight", deep_put, deep_get};
+
+	g_snprintf(deep_put, sizeof(deep_put), "put, %d in flight", b->depth);
+	g_snprintf(deep_get, sizeof(deep_get), "get, %d in flight", b->depth);
 
 	if (json) {
-		printf("{\"bench\":\"net\",\"size_mib\":%d,\"shard_kib\":1024,\"tcp_mib_s\":%.1f,"
+		printf("{\"bench\":\"net\",\"size_mib\":%d,\"depth\":%d,\"shard_kib\":1024,\"tcp_mib_s\":%.1f,"
 		       "\"put1_mib_s\":%.1f,\"get1_mib_s\":%.1f,\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
 		       "\"put_ratio\":%.3f,\"get_ratio\":%.3f,"
 		       "\"put_client_cpu_s_per_gib\":%.2f,\"put_node_cpu_s_per_gib\":%.2f,"
 		       "\"get_client_cpu_s_per_gib\":%.2f,\"get_node_cpu_s_per_gib\":%.2f}\n",
-		       b->size_mib, tcp, p[0].mibs, p[1].mibs, p[2].mibs, p[3].mibs, p[2].mibs / tcp,
+		       b->size_mib, b->depth, tcp, p[0].mibs, p[1].mibs, p[2].mibs, p[3].mibs, p[2].mibs / tcp,
 		       p[3].mibs / tcp, p[2].client_cpu_per_gib, p[2].node_cpu_per_gib,
 		       p[3].client_cpu_per_gib, p[3].node_cpu_per_gib);
 		return;
@@ -262,10 +265,11 @@ static void print_results(struct bench *b, const struct phase p[4], double tcp, 
 
 int cmd_bench_net(int argc, char **argv)
 {
-	struct bench b = {.size_mib = 1024};
+	struct bench b = {.size_mib = 1024, .depth = 16};
 	gboolean json = FALSE;
 	GOptionEntry entries[] = {
 		{"size", 's', 0, G_OPTION_ARG_INT, &b.size_mib, "MiB moved by each phase (default 1024)", "MIB"},
+		{"depth", 0, 0, G_OPTION_ARG_INT, &b.depth, "requests in flight in the deep phases (default 16)", "N"},
 		{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
@@ -275,8 +279,8 @@ int cmd_bench_net(int argc, char **argv)
 
 	if (!tools_parse(argc, argv, entries, "- QUIC shard put/get vs loopback TCP"))
 		return SHARDFS_EXIT_USAGE;
-	if (b.size_mib < 16) {
-		fprintf(stderr, "shardfs: --size must be at least 16\n");
+	if (b.size_mib < 16 || b.depth < 1 || b.depth > 256) {
+		fprintf(stderr, "shardfs: --size must be at least 16, --depth 1..256\n");
 		return SHARDFS_EXIT_USAGE;
 	}
 	b.dir = g_dir_make_tmp("shardfs-bench-net-XXXXXX", NULL);
@@ -286,7 +290,7 @@ int cmd_bench_net(int argc, char **argv)
 		((uint32_t *)b.data)[i] = g_random_int();
 	rc = start_cluster(&b, self);
 	for (int i = 0; rc == 0 && i < 4; i++)
-		rc = run_phase(&b, i % 2 == 0, i < 2 ? 1 : 16, &p[i]);
+		rc = run_phase(&b, i % 2 == 0, i < 2 ? 1 : b.depth, &p[i]);
 	double tcp = rc == 0 ? tcp_mibs(&b) : 0;
 
 	if (rc == 0)
