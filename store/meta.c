@@ -1,0 +1,863 @@
+/*
+ * meta.c - the SQLite engine of the metadata interface (meta.h).
+ *
+ * Every write is one BEGIN IMMEDIATE transaction: the database write lock
+ * is taken up front, so two processes never deadlock upgrading a read
+ * lock, and a busy database is waited for (busy_timeout) rather than
+ * failed. WAL mode lets readers go on meanwhile. synchronous=NORMAL: a
+ * commit survives a crash of the process at once and a power loss from
+ * the next WAL sync on; commits that must survive power loss (a file's
+ * fsync) run with synchronous=FULL.
+ *
+ * Statements are prepared once per connection and kept. A struct meta is
+ * guarded by one mutex: one thread at a time per connection.
+ */
+#define G_LOG_DOMAIN "shardfs-meta"
+
+#include "meta.h"
+#include "meta_internal.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <time.h>
+
+#define S_TYPE(mode) ((mode) & S_IFMT)
+#define TARGET_MAX 4096u
+#define XATTR_NAME_MAX_LEN 255u
+#define XATTR_VALUE_MAX (64u << 10)
+
+
+
+static const char *const sql[META_Q_COUNT] = {
+	[META_Q_LOOKUP] = "SELECT i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime, i.mtime, i.ctime,"
+		     " i.generation FROM dentries d JOIN inodes i ON i.ino = d.ino"
+		     " WHERE d.parent = ?1 AND d.name = ?2",
+	[META_Q_GETATTR] = "SELECT ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation"
+		      " FROM inodes WHERE ino = ?1",
+	[META_Q_DENTRY] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
+		     " WHERE d.parent = ?1 AND d.name = ?2",
+	[META_Q_INSERT_INODE] = "INSERT INTO inodes (mode, uid, gid, nlink, size, atime, mtime, ctime,"
+			   " generation, parent, target, object_id)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9)",
+	[META_Q_INSERT_DENTRY] = "INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)",
+	[META_Q_TOUCH_DIR] = "UPDATE inodes SET mtime = ?2, ctime = ?2 WHERE ino = ?1",
+	[META_Q_ADD_NLINK] = "UPDATE inodes SET nlink = nlink + ?2, ctime = ?3 WHERE ino = ?1",
+	[META_Q_SET_CTIME] = "UPDATE inodes SET ctime = ?2 WHERE ino = ?1",
+	[META_Q_DELETE_DENTRY] = "DELETE FROM dentries WHERE id = ?1",
+	[META_Q_HAS_CHILDREN] = "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
+	[META_Q_OPEN_COUNT] = "SELECT count(*) FROM open_files WHERE ino = ?1",
+	[META_Q_PARTS_TO_GARBAGE] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
+			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1",
+	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
+	[META_Q_DELETE_XATTRS] = "DELETE FROM xattrs WHERE ino = ?1",
+	[META_Q_DELETE_INODE] = "DELETE FROM inodes WHERE ino = ?1",
+	[META_Q_MOVE_DENTRY] = "UPDATE dentries SET parent = ?2, name = ?3 WHERE id = ?1",
+	[META_Q_SET_DENTRY_INO] = "UPDATE dentries SET ino = ?2 WHERE id = ?1",
+	[META_Q_SET_PARENT] = "UPDATE inodes SET parent = ?2 WHERE ino = ?1",
+	[META_Q_PARENT_OF] = "SELECT parent FROM inodes WHERE ino = ?1",
+	[META_Q_READDIR] = "SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
+		      " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+};
+
+
+
+/* A directory entry as the write paths see it. */
+struct dentry {
+	int64_t id;
+	uint64_t ino;
+	uint32_t mode;
+};
+
+int64_t meta_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int sql_errno(struct meta *m, int rc)
+{
+	switch (rc) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EUCLEAN;
+	default:
+		g_warning("metadata database: %s", sqlite3_errmsg(m->db));
+		return -EIO;
+	}
+}
+
+static sqlite3_stmt *st(struct meta *m, enum meta_q q)
+{
+	if (!m->stmt[q] &&
+	    sqlite3_prepare_v3(m->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &m->stmt[q], NULL) != SQLITE_OK)
+		g_error("metadata statement %d does not prepare: %s", q, sqlite3_errmsg(m->db));
+	sqlite3_reset(m->stmt[q]);
+	sqlite3_clear_bindings(m->stmt[q]);
+	return m->stmt[q];
+}
+
+/* Runs a statement without rows; 0 or -errno. */
+static int run(struct meta *m, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_errno(m, rc);
+}
+
+int meta_exec(struct meta *m, const char *text)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(m->db, text, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK)
+		g_warning("metadata: %s: %s", text, err ? err : "?");
+	sqlite3_free(err);
+	return sql_errno(m, rc);
+}
+
+int meta_tx_begin(struct meta *m)
+{
+	g_mutex_lock(&m->lock);
+	int rc = meta_exec(m, "BEGIN IMMEDIATE");
+
+	if (rc < 0)
+		g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int meta_tx_end(struct meta *m, int rc)
+{
+	int crc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK");
+
+	if (rc == 0 && crc < 0) {
+		meta_exec(m, "ROLLBACK");
+		rc = crc;
+	}
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static void bind_name(sqlite3_stmt *s, int i, const char *name)
+{
+	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
+}
+
+static void read_attr(sqlite3_stmt *s, struct meta_attr *a)
+{
+	a->ino = (uint64_t)sqlite3_column_int64(s, 0);
+	a->mode = (uint32_t)sqlite3_column_int64(s, 1);
+	a->uid = (uint32_t)sqlite3_column_int64(s, 2);
+	a->gid = (uint32_t)sqlite3_column_int64(s, 3);
+	a->nlink = (uint32_t)sqlite3_column_int64(s, 4);
+	a->size = (uint64_t)sqlite3_column_int64(s, 5);
+	a->atime_ns = sqlite3_column_int64(s, 6);
+	a->mtime_ns = sqlite3_column_int64(s, 7);
+	a->ctime_ns = sqlite3_column_int64(s, 8);
+	a->generation = (uint64_t)sqlite3_column_int64(s, 9);
+}
+
+int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out)
+{
+	sqlite3_stmt *s = st(m, META_Q_GETATTR);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && out)
+		read_attr(s, out);
+	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* 0 if ino is a directory; -ENOENT, -ENOTDIR. */
+static int dir_check(struct meta *m, uint64_t ino)
+{
+	struct meta_attr a;
+	int rc = meta_getattr_locked(m, ino, &a);
+
+	return rc < 0 ? rc : S_ISDIR(a.mode) ? 0 : -ENOTDIR;
+}
+
+static bool is_dot(const char *name)
+{
+	return !strcmp(name, ".") || !strcmp(name, "..");
+}
+
+static int name_check(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return -ENOENT;
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	return strchr(name, '/') ? -EINVAL : 0;
+}
+
+/* The entry parent/name: 0 with *d, -ENOENT, or an SQL error. */
+static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct dentry *d)
+{
+	sqlite3_stmt *s = st(m, META_Q_DENTRY);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		d->id = sqlite3_column_int64(s, 0);
+		d->ino = (uint64_t)sqlite3_column_int64(s, 1);
+		d->mode = (uint32_t)sqlite3_column_int64(s, 2);
+	}
+	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int touch_dir(struct meta *m, uint64_t dir, int64_t now)
+{
+	sqlite3_stmt *s = st(m, META_Q_TOUCH_DIR);
+
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	sqlite3_bind_int64(s, 2, now);
+	return run(m, s);
+}
+
+static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
+{
+	sqlite3_stmt *s = st(m, META_Q_ADD_NLINK);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, delta);
+	sqlite3_bind_int64(s, 3, now);
+	return run(m, s);
+}
+
+int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
+{
+	sqlite3_stmt *s = st(m, q);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	return run(m, s);
+}
+
+int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
+{
+	sqlite3_stmt *s = st(m, q);
+	int64_t n = -1;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+static bool has_children(struct meta *m, uint64_t dir)
+{
+	sqlite3_stmt *s = st(m, META_Q_HAS_CHILDREN);
+	bool yes;
+
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return yes;
+}
+
+/* Removes an inode with everything hanging from it; its parts become
+ * garbage for the nodes. */
+int meta_destroy_inode(struct meta *m, uint64_t ino)
+{
+	int rc = meta_by_ino(m, META_Q_PARTS_TO_GARBAGE, ino);
+
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_XATTRS, ino);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_INODE, ino);
+	return rc;
+}
+
+/* One link of a non-directory went away; the inode goes with its last
+ * link unless a session still has it open. */
+static int drop_link(struct meta *m, uint64_t ino, int64_t now)
+{
+	struct meta_attr a;
+	int rc = add_nlink(m, ino, -1, now);
+
+	if (rc == 0)
+		rc = meta_getattr_locked(m, ino, &a);
+	if (rc == 0 && a.nlink == 0 && meta_count_by_ino(m, META_Q_OPEN_COUNT, ino) == 0)
+		rc = meta_destroy_inode(m, ino);
+	return rc;
+}
+
+/* Inserts an inode and its entry in parent; *out its attributes. */
+static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		     uint32_t uid, uint32_t gid, const char *target, struct meta_attr *out)
+{
+	sqlite3_stmt *s = st(m, META_Q_INSERT_INODE);
+	int64_t now = meta_now_ns();
+	bool dir = S_ISDIR(mode);
+	uint8_t object_id[16];
+	uint64_t ino;
+	int rc;
+
+	sqlite3_bind_int64(s, 1, mode);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_int64(s, 3, gid);
+	sqlite3_bind_int64(s, 4, dir ? 2 : 1);
+	sqlite3_bind_int64(s, 5, target ? (int64_t)strlen(target) : 0);
+	sqlite3_bind_int64(s, 6, now);
+	if (dir)
+		sqlite3_bind_int64(s, 7, (int64_t)parent);
+	if (target)
+		sqlite3_bind_blob(s, 8, target, (int)strlen(target), SQLITE_STATIC);
+	if (S_ISREG(mode)) {
+		for (int i = 0; i < 4; i++)
+			((uint32_t *)object_id)[i] = g_random_int();
+		sqlite3_bind_blob(s, 9, object_id, 16, SQLITE_STATIC);
+	}
+	rc = run(m, s);
+	if (rc < 0)
+		return rc;
+	ino = (uint64_t)sqlite3_last_insert_rowid(m->db);
+	s = st(m, META_Q_INSERT_DENTRY);
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, (int64_t)ino);
+	rc = run(m, s);
+	if (rc == 0 && dir)
+		rc = add_nlink(m, parent, 1, now);
+	if (rc == 0)
+		rc = touch_dir(m, parent, now);
+	if (rc == 0 && out)
+		rc = meta_getattr_locked(m, ino, out);
+	return rc;
+}
+
+/* The checks every creation shares: parent a directory, name valid and free. */
+static int creation_check(struct meta *m, uint64_t parent, const char *name)
+{
+	struct dentry d;
+	int rc = name_check(name);
+
+	if (rc == 0)
+		rc = dir_check(m, parent);
+	if (rc == 0 && is_dot(name))
+		rc = -EEXIST;
+	if (rc == 0) {
+		rc = find_dentry(m, parent, name, &d);
+		rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
+	}
+	return rc;
+}
+
+static int create_typed(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+			uint32_t uid, uint32_t gid, const char *target, struct meta_attr *out)
+{
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = creation_check(m, parent, name);
+	if (rc == 0)
+		rc = make_node(m, parent, name, mode, uid, gid, target, out);
+	return meta_tx_end(m, rc);
+}
+
+int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+		uint32_t gid, bool excl, struct meta_attr *out)
+{
+	struct dentry d;
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = creation_check(m, parent, name);
+	if (rc == -EEXIST && !excl && !is_dot(name) && find_dentry(m, parent, name, &d) == 0)
+		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
+	else if (rc == 0)
+		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);
+	return meta_tx_end(m, rc);
+}
+
+int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+	       uint32_t gid, struct meta_attr *out)
+{
+	return create_typed(m, parent, name, S_IFDIR | (mode & 07777), uid, gid, NULL, out);
+}
+
+int meta_mknod(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+	       uint32_t gid, struct meta_attr *out)
+{
+	if (S_TYPE(mode) != META_S_IFSTREAM)
+		return -EPERM;
+	return create_typed(m, parent, name, mode & (S_IFMT | 07777), uid, gid, NULL, out);
+}
+
+int meta_symlink(struct meta *m, uint64_t parent, const char *name, const char *target,
+		 uint32_t uid, uint32_t gid, struct meta_attr *out)
+{
+	size_t n = strlen(target);
+
+	if (n == 0)
+		return -ENOENT;
+	if (n >= TARGET_MAX)
+		return -ENAMETOOLONG;
+	return create_typed(m, parent, name, S_IFLNK | 0777, uid, gid, target, out);
+}
+
+int meta_readlink(struct meta *m, uint64_t ino, char **target)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	sqlite3_prepare_v2(m->db, "SELECT mode, target FROM inodes WHERE ino = ?1", -1, &s, NULL);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && !S_ISLNK((uint32_t)sqlite3_column_int64(s, 0))) {
+		rc = -EINVAL;
+	} else if (rc == SQLITE_ROW) {
+		*target = g_strndup(sqlite3_column_blob(s, 1), (gsize)sqlite3_column_bytes(s, 1));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	}
+	sqlite3_finalize(s);
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
+	      struct meta_attr *out)
+{
+	struct meta_attr a;
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_getattr_locked(m, ino, &a);
+	if (rc == 0 && S_ISDIR(a.mode))
+		rc = -EPERM;
+	if (rc == 0)
+		rc = creation_check(m, newparent, newname);
+	if (rc == 0) {
+		sqlite3_stmt *s = st(m, META_Q_INSERT_DENTRY);
+		int64_t now = meta_now_ns();
+
+		sqlite3_bind_int64(s, 1, (int64_t)newparent);
+		bind_name(s, 2, newname);
+		sqlite3_bind_int64(s, 3, (int64_t)ino);
+		rc = run(m, s);
+		if (rc == 0)
+			rc = add_nlink(m, ino, 1, now);
+		if (rc == 0)
+			rc = touch_dir(m, newparent, now);
+		if (rc == 0 && out)
+			rc = meta_getattr_locked(m, ino, out);
+	}
+	return meta_tx_end(m, rc);
+}
+
+static int delete_dentry(struct meta *m, int64_t id)
+{
+	sqlite3_stmt *s = st(m, META_Q_DELETE_DENTRY);
+
+	sqlite3_bind_int64(s, 1, id);
+	return run(m, s);
+}
+
+/* Removes entry d of parent (a file or an empty directory). */
+static int remove_entry(struct meta *m, uint64_t parent, const struct dentry *d, int64_t now)
+{
+	int rc = delete_dentry(m, d->id);
+
+	if (rc == 0 && S_ISDIR(d->mode)) {
+		rc = meta_destroy_inode(m, d->ino);
+		if (rc == 0)
+			rc = add_nlink(m, parent, -1, now);
+	} else if (rc == 0) {
+		rc = drop_link(m, d->ino, now);
+	}
+	if (rc == 0)
+		rc = touch_dir(m, parent, now);
+	return rc;
+}
+
+int meta_unlink(struct meta *m, uint64_t parent, const char *name)
+{
+	struct dentry d;
+	int rc = name_check(name);
+
+	if (rc == 0 && is_dot(name))
+		rc = -EISDIR;
+	if (rc < 0)
+		return rc;
+	rc = meta_tx_begin(m);
+	if (rc < 0)
+		return rc;
+	rc = dir_check(m, parent);
+	if (rc == 0)
+		rc = find_dentry(m, parent, name, &d);
+	if (rc == 0 && S_ISDIR(d.mode))
+		rc = -EISDIR;
+	if (rc == 0)
+		rc = remove_entry(m, parent, &d, meta_now_ns());
+	return meta_tx_end(m, rc);
+}
+
+int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
+{
+	struct dentry d;
+	int rc = name_check(name);
+
+	if (rc == 0 && is_dot(name))
+		rc = strcmp(name, ".") ? -ENOTEMPTY : -EINVAL;
+	if (rc < 0)
+		return rc;
+	rc = meta_tx_begin(m);
+	if (rc < 0)
+		return rc;
+	rc = dir_check(m, parent);
+	if (rc == 0)
+		rc = find_dentry(m, parent, name, &d);
+	if (rc == 0 && !S_ISDIR(d.mode))
+		rc = -ENOTDIR;
+	if (rc == 0 && has_children(m, d.ino))
+		rc = -ENOTEMPTY;
+	if (rc == 0)
+		rc = remove_entry(m, parent, &d, meta_now_ns());
+	return meta_tx_end(m, rc);
+}
+
+/* -EINVAL if dir is ancestor (or equal) of node: a directory cannot move
+ * into its own subtree. */
+static int subtree_check(struct meta *m, uint64_t dir, uint64_t node)
+{
+	for (uint64_t cur = node;;) {
+		if (cur == dir)
+			return -EINVAL;
+		if (cur == META_ROOT_INO)
+			return 0;
+		sqlite3_stmt *s = st(m, META_Q_PARENT_OF);
+
+		sqlite3_bind_int64(s, 1, (int64_t)cur);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return -ENOENT;
+		}
+		cur = (uint64_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+}
+
+static int set_parent(struct meta *m, uint64_t dir, uint64_t parent)
+{
+	sqlite3_stmt *s = st(m, META_Q_SET_PARENT);
+
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	sqlite3_bind_int64(s, 2, (int64_t)parent);
+	return run(m, s);
+}
+
+/* A directory moves from one parent to another: parent pointer and the
+ * parents' link counts (each subdirectory's ".." is a link). */
+static int reparent_dir(struct meta *m, uint64_t dir, uint64_t from, uint64_t to, int64_t now)
+{
+	int rc = 0;
+
+	if (from == to)
+		return 0;
+	rc = set_parent(m, dir, to);
+	if (rc == 0)
+		rc = add_nlink(m, from, -1, now);
+	if (rc == 0)
+		rc = add_nlink(m, to, 1, now);
+	return rc;
+}
+
+int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now)
+{
+	sqlite3_stmt *s = st(m, META_Q_SET_CTIME);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, now);
+	return run(m, s);
+}
+
+static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uint64_t newparent,
+		    const struct dentry *b, int64_t now)
+{
+	int rc = 0;
+	sqlite3_stmt *s;
+
+	if (S_ISDIR(a->mode))
+		rc = subtree_check(m, a->ino, newparent);
+	if (rc == 0 && S_ISDIR(b->mode))
+		rc = subtree_check(m, b->ino, parent);
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		s = st(m, META_Q_SET_DENTRY_INO);
+		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
+		sqlite3_bind_int64(s, 2, (int64_t)(i ? a->ino : b->ino));
+		rc = run(m, s);
+	}
+	if (rc == 0 && S_ISDIR(a->mode))
+		rc = reparent_dir(m, a->ino, parent, newparent, now);
+	if (rc == 0 && S_ISDIR(b->mode))
+		rc = reparent_dir(m, b->ino, newparent, parent, now);
+	if (rc == 0)
+		rc = meta_set_ctime(m, a->ino, now);
+	if (rc == 0)
+		rc = meta_set_ctime(m, b->ino, now);
+	return rc;
+}
+
+/* The POSIX rules for replacing dst with src; 1 if nothing is to be done. */
+static int replace_check(struct meta *m, const struct dentry *src, const struct dentry *dst,
+			 unsigned flags)
+{
+	if (dst->ino == src->ino)
+		return 1; /* two links to one file: rename does nothing */
+	if (flags & META_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
+		return -ENOTDIR;
+	if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
+		return -EISDIR;
+	if (S_ISDIR(dst->mode) && has_children(m, dst->ino))
+		return -ENOTEMPTY;
+	return 0;
+}
+
+static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint64_t newparent,
+		const char *newname, const struct dentry *dst, unsigned flags, int64_t now)
+{
+	int rc = dst ? replace_check(m, src, dst, flags) : 0;
+
+	if (rc == 0 && S_ISDIR(src->mode))
+		rc = subtree_check(m, src->ino, newparent);
+	if (rc == 0 && dst)
+		rc = remove_entry(m, newparent, dst, now);
+	if (rc == 0) {
+		sqlite3_stmt *s = st(m, META_Q_MOVE_DENTRY);
+
+		sqlite3_bind_int64(s, 1, src->id);
+		sqlite3_bind_int64(s, 2, (int64_t)newparent);
+		bind_name(s, 3, newname);
+		rc = run(m, s);
+	}
+	if (rc == 0 && S_ISDIR(src->mode))
+		rc = reparent_dir(m, src->ino, parent, newparent, now);
+	if (rc == 0)
+		rc = meta_set_ctime(m, src->ino, now);
+	return rc;
+}
+
+int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newparent,
+		const char *newname, unsigned flags)
+{
+	struct dentry src, dst;
+	bool has_dst;
+	int64_t now = meta_now_ns();
+	int rc = name_check(name);
+
+	if (rc == 0)
+		rc = name_check(newname);
+	if (rc == 0 && (is_dot(name) || is_dot(newname)))
+		rc = -EINVAL;
+	if (rc == 0 && (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
+			flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE)))
+		rc = -EINVAL;
+	if (rc < 0)
+		return rc;
+	rc = meta_tx_begin(m);
+	if (rc < 0)
+		return rc;
+	rc = dir_check(m, parent);
+	if (rc == 0)
+		rc = dir_check(m, newparent);
+	if (rc == 0)
+		rc = find_dentry(m, parent, name, &src);
+	if (rc == 0) {
+		rc = find_dentry(m, newparent, newname, &dst);
+		has_dst = rc == 0;
+		rc = rc == -ENOENT ? 0 : rc;
+	}
+	if (rc == 0 && (flags & META_RENAME_EXCHANGE))
+		rc = has_dst ? exchange(m, parent, &src, newparent, &dst, now) : -ENOENT;
+	else if (rc == 0)
+		rc = move(m, parent, &src, newparent, newname, has_dst ? &dst : NULL, flags, now);
+	if (rc == 1)
+		rc = 0;
+	else if (rc == 0)
+		rc = touch_dir(m, parent, now);
+	if (rc == 0 && newparent != parent)
+		rc = touch_dir(m, newparent, now);
+	return meta_tx_end(m, rc);
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	sqlite3_stmt *s;
+	int rc = name_check(name);
+
+	if (rc < 0)
+		return rc;
+	g_mutex_lock(&m->lock);
+	if (is_dot(name)) {
+		uint64_t target = parent;
+
+		rc = dir_check(m, parent);
+		if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
+			s = st(m, META_Q_PARENT_OF);
+			sqlite3_bind_int64(s, 1, (int64_t)parent);
+			rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
+			target = (uint64_t)sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		}
+		if (rc == 0)
+			rc = meta_getattr_locked(m, target, out);
+		g_mutex_unlock(&m->lock);
+		return rc;
+	}
+	s = st(m, META_Q_LOOKUP);
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	bind_name(s, 2, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		read_attr(s, out);
+	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	sqlite3_reset(s);
+	if (rc == -ENOENT) /* tell a missing name from a parent that is no directory */
+		rc = dir_check(m, parent) ?: -ENOENT;
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = meta_getattr_locked(m, ino, out);
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+		 struct meta_attr *out)
+{
+	struct meta_attr a;
+	sqlite3_stmt *s;
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_getattr_locked(m, ino, &a);
+	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode))
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0) {
+		int64_t now = meta_now_ns();
+
+		if (set->mask & META_SET_MODE)
+			a.mode = S_TYPE(a.mode) | (set->mode & 07777);
+		if (set->mask & META_SET_UID)
+			a.uid = set->uid;
+		if (set->mask & META_SET_GID)
+			a.gid = set->gid;
+		if (set->mask & META_SET_SIZE) {
+			a.size = set->size;
+			a.mtime_ns = now;
+		}
+		if (set->mask & META_SET_ATIME)
+			a.atime_ns = set->atime_ns;
+		if (set->mask & META_SET_MTIME)
+			a.mtime_ns = set->mtime_ns;
+		a.ctime_ns = now;
+		sqlite3_prepare_v2(m->db,
+				   "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, atime = ?6,"
+				   " mtime = ?7, ctime = ?8 WHERE ino = ?1", -1, &s, NULL);
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_int64(s, 2, a.mode);
+		sqlite3_bind_int64(s, 3, a.uid);
+		sqlite3_bind_int64(s, 4, a.gid);
+		sqlite3_bind_int64(s, 5, (int64_t)a.size);
+		sqlite3_bind_int64(s, 6, a.atime_ns);
+		sqlite3_bind_int64(s, 7, a.mtime_ns);
+		sqlite3_bind_int64(s, 8, a.ctime_ns);
+		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_errno(m, sqlite3_errcode(m->db));
+		sqlite3_finalize(s);
+		if (out)
+			*out = a;
+	}
+	return meta_tx_end(m, rc);
+}
+
+int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, meta_dirent_fn fn,
+		 void *arg)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = dir_check(m, ino);
+	if (rc < 0)
+		goto out;
+	s = st(m, META_Q_READDIR);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)cookie);
+	sqlite3_bind_int64(s, 3, max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char *name = g_strndup(sqlite3_column_blob(s, 1), (gsize)sqlite3_column_bytes(s, 1));
+		int stop = fn(arg, name, (uint64_t)sqlite3_column_int64(s, 2),
+			      (uint32_t)sqlite3_column_int64(s, 3), (uint64_t)sqlite3_column_int64(s, 0));
+
+		g_free(name);
+		if (stop)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_errno(m, rc);
+	sqlite3_reset(s);
+out:
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int meta_statfs(struct meta *m, struct meta_statfs *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	sqlite3_prepare_v2(m->db, "SELECT count(*), coalesce(sum(size), 0) FROM inodes", -1, &s, NULL);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->inodes = (uint64_t)sqlite3_column_int64(s, 0);
+		out->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	rc = rc == SQLITE_ROW ? 0 : sql_errno(m, rc);
+	sqlite3_finalize(s);
+	g_mutex_unlock(&m->lock);
+	return rc;
+}

@@ -1,0 +1,189 @@
+/*
+ * meta.h - the metadata engine: the namespace (inodes, directory entries,
+ * attributes, xattrs, symlinks, hard links) and file manifests, in SQL.
+ *
+ * The mount and the CLI talk to the database directly; storage nodes know
+ * nothing of names. Every operation below is one transaction, so several
+ * processes (mounts, CLI) sharing one database never see or make a
+ * half-done change: rename, link counts and directory emptiness stay exact
+ * under concurrency.
+ *
+ * Engines are chosen by URL: "sqlite:///path/meta.db" (the embedded
+ * default, WAL mode, several processes on one host). The schema and this
+ * interface admit a PostgreSQL engine (serializable transactions retried
+ * on conflict) without changes above them: SQL is kept to what both
+ * dialects share, and engine specifics (transaction start, busy retry)
+ * stay in one place.
+ *
+ * Errors are negative errno values, as POSIX would give them, so that the
+ * FUSE layer passes them through unchanged.
+ *
+ * Threading: a struct meta is one database connection, guarded by its own
+ * mutex; open one per thread for parallelism.
+ */
+#ifndef SHARDFS_STORE_META_H
+#define SHARDFS_STORE_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define META_ROOT_INO 1u
+#define META_NAME_MAX 255u
+#define META_SCHEMA_VERSION 1
+
+/* A stream file: a live byte stream (its own type, shown as a FIFO). */
+#define META_S_IFSTREAM S_IFIFO
+
+/* rename flags, as renameat2(2) */
+#define META_RENAME_NOREPLACE (1u << 0)
+#define META_RENAME_EXCHANGE (1u << 1)
+/* setxattr flags, as setxattr(2) */
+#define META_XATTR_CREATE 1
+#define META_XATTR_REPLACE 2
+
+struct meta_attr {
+	uint64_t ino;
+	uint32_t mode; /* type and permission bits, as st_mode */
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint64_t size;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint64_t generation;
+};
+
+/* What meta_setattr changes. */
+enum meta_set {
+	META_SET_MODE = 1 << 0,
+	META_SET_UID = 1 << 1,
+	META_SET_GID = 1 << 2,
+	META_SET_SIZE = 1 << 3,
+	META_SET_ATIME = 1 << 4,
+	META_SET_MTIME = 1 << 5,
+};
+
+struct meta_setattr {
+	unsigned mask; /* enum meta_set */
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	int64_t atime_ns, mtime_ns;
+};
+
+/* One part of a file's manifest. */
+struct meta_part {
+	uint32_t index;	      /* part number in the object */
+	uint64_t length;      /* bytes of the plain part */
+	uint8_t checksum[16]; /* xxh3-128 of the plain part */
+	uint8_t k, m;	      /* erasure code */
+	uint16_t nodes[64];   /* node id of shard i, k + m of them */
+};
+
+struct meta_statfs {
+	uint64_t inodes;
+	uint64_t bytes;
+};
+
+struct meta;
+
+/* Opens the engine at url, creating nothing: -ENOENT if the database does
+ * not exist, -EPROTO if its schema is newer than this program knows,
+ * -EINVAL for an unknown URL. An older schema is migrated. */
+int meta_open(const char *url, struct meta **out);
+/* Creates the database and its schema with an empty root directory owned
+ * by uid/gid; -EEXIST if it already holds a schema. */
+int meta_create_db(const char *url, uint32_t uid, uint32_t gid);
+void meta_close(struct meta *m);
+/* The database's schema version (META_SCHEMA_VERSION once migrated). */
+int meta_schema_version(struct meta *m);
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out);
+int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out);
+int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+		 struct meta_attr *out);
+
+/* A regular file; with excl, -EEXIST if the name exists, else an existing
+ * regular file is returned as it is (O_CREAT without O_EXCL). */
+int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+		uint32_t gid, bool excl, struct meta_attr *out);
+int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+	       uint32_t gid, struct meta_attr *out);
+/* Stream files (mode's type META_S_IFSTREAM); other types: -EPERM. */
+int meta_mknod(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+	       uint32_t gid, struct meta_attr *out);
+int meta_symlink(struct meta *m, uint64_t parent, const char *name, const char *target,
+		 uint32_t uid, uint32_t gid, struct meta_attr *out);
+/* Returns the target in *target (caller frees with g_free). */
+int meta_readlink(struct meta *m, uint64_t ino, char **target);
+int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
+	      struct meta_attr *out);
+int meta_unlink(struct meta *m, uint64_t parent, const char *name);
+int meta_rmdir(struct meta *m, uint64_t parent, const char *name);
+int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newparent,
+		const char *newname, unsigned flags);
+
+/* Called for each entry of a readdir page; cookie resumes after it. Return
+ * non-zero to stop (the entry counts as not returned). */
+typedef int (*meta_dirent_fn)(void *arg, const char *name, uint64_t ino, uint32_t mode,
+			      uint64_t cookie);
+/* Entries after cookie (0: from the start), at most max of them, in a
+ * stable order: entries added or removed between pages never make another
+ * entry be lost or repeated. "." and ".." are not listed. */
+int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, meta_dirent_fn fn,
+		 void *arg);
+
+int meta_statfs(struct meta *m, struct meta_statfs *out);
+
+int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *value, size_t len,
+		  int flags);
+/* Copies at most size bytes into value; returns the value's length, or
+ * -ERANGE if size is too small (size 0: only the length), -ENODATA. */
+int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, size_t size);
+/* Names NUL-separated, as listxattr(2); same size rules as getxattr. */
+int meta_listxattr(struct meta *m, uint64_t ino, char *list, size_t size);
+int meta_removexattr(struct meta *m, uint64_t ino, const char *name);
+
+/*
+ * Replaces the manifest of regular file ino with parts (sorted by index)
+ * and sets its size, in one transaction; the replaced parts go to the
+ * garbage table. durable: the commit is fsynced before returning (for
+ * fsync()/close()); otherwise it survives a crash of the process and is
+ * synced lazily.
+ */
+int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			 uint64_t size, const struct meta_part *parts, unsigned nparts,
+			 bool durable);
+/* *parts (caller frees with g_free) and *nparts of file ino. */
+int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
+		      struct meta_part **parts, unsigned *nparts);
+
+/* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
+struct meta_garbage {
+	uint64_t id;
+	uint8_t object_id[16];
+	struct meta_part part;
+};
+/* Up to max entries, oldest first; *items freed with g_free. */
+int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items, unsigned *n);
+int meta_garbage_done(struct meta *m, uint64_t id);
+
+/* Sessions and open files: a file unlinked while open stays until its last
+ * close; a dead session's open files are released by the next cleanup. */
+int meta_session_start(struct meta *m, const char *host, uint64_t *sid);
+int meta_session_heartbeat(struct meta *m, uint64_t sid);
+int meta_session_end(struct meta *m, uint64_t sid);
+/* Ends every session whose heartbeat is older than timeout_s; *ended counts them. */
+int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended);
+int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino);
+int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
+
+/*
+ * Checks the namespace: every entry points to an inode, every inode is
+ * reachable or accounted as an open orphan, nlink equals the number of
+ * entries (directories: 2 + subdirectories), and SQLite's integrity_check.
+ * Returns 0, or -EUCLEAN with a description of the first problems in
+ * *report (caller frees with g_free; may be NULL).
+ */
+int meta_check(struct meta *m, char **report);
+
+#endif

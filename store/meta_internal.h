@@ -1,0 +1,57 @@
+/*
+ * meta_internal.h - what the files of the SQLite metadata engine share
+ * (private to store/meta).
+ */
+#ifndef SHARDFS_STORE_META_INTERNAL_H
+#define SHARDFS_STORE_META_INTERNAL_H
+
+#include "meta.h"
+
+#include <glib.h>
+#include <sqlite3.h>
+
+enum meta_q {
+	META_Q_LOOKUP,
+	META_Q_GETATTR,
+	META_Q_DENTRY,
+	META_Q_INSERT_INODE,
+	META_Q_INSERT_DENTRY,
+	META_Q_TOUCH_DIR,
+	META_Q_ADD_NLINK,
+	META_Q_SET_CTIME,
+	META_Q_DELETE_DENTRY,
+	META_Q_HAS_CHILDREN,
+	META_Q_OPEN_COUNT,
+	META_Q_PARTS_TO_GARBAGE,
+	META_Q_DELETE_PARTS,
+	META_Q_DELETE_XATTRS,
+	META_Q_DELETE_INODE,
+	META_Q_MOVE_DENTRY,
+	META_Q_SET_DENTRY_INO,
+	META_Q_SET_PARENT,
+	META_Q_PARENT_OF,
+	META_Q_READDIR,
+	META_Q_COUNT,
+};
+
+struct meta {
+	sqlite3 *db;
+	GMutex lock;			      /* one thread at a time on db */
+	sqlite3_stmt *stmt[META_Q_COUNT]; /* prepared on first use, lock */
+};
+
+int64_t meta_now_ns(void);
+/* Runs SQL text without rows; 0 or -errno. Caller holds m->lock. */
+int meta_exec(struct meta *m, const char *text);
+/* BEGIN IMMEDIATE, taking m->lock; meta_tx_end commits if rc is 0 (else
+ * rolls back), releases the lock and returns rc or the commit's error. */
+int meta_tx_begin(struct meta *m);
+int meta_tx_end(struct meta *m, int rc);
+/* The following need m->lock (or a transaction). */
+int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out);
+int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
+int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
+int meta_destroy_inode(struct meta *m, uint64_t ino);
+int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * test_meta_ops.c - every metadata operation and every error code it
+ * promises, on a real SQLite database in a scratch directory.
+ */
+#include "store/meta.h"
+#include "wal_test.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define ROOT META_ROOT_INO
+
+struct fx {
+	char *dir, *url;
+	struct meta *m;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = g_new0(struct fx, 1);
+
+	f->dir = test_mkdtemp();
+	f->url = g_strdup_printf("sqlite://%s/meta.db", f->dir);
+	assert_int_equal(meta_create_db(f->url, 1000, 1000), 0);
+	assert_int_equal(meta_open(f->url, &f->m), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char *report = NULL;
+
+	assert_int_equal(meta_check(f->m, &report), 0); /* every test leaves a sound namespace */
+	g_free(report);
+	meta_close(f->m);
+	test_rmdir(f->dir);
+	g_free(f->dir);
+	g_free(f->url);
+	g_free(f);
+	return 0;
+}
+
+static uint64_t mkdir_ok(struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_attr a;
+
+	assert_int_equal(meta_mkdir(m, parent, name, 0755, 1, 2, &a), 0);
+	return a.ino;
+}
+
+static uint64_t create_ok(struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_attr a;
+
+	assert_int_equal(meta_create(m, parent, name, 0644, 1, 2, true, &a), 0);
+	return a.ino;
+}
+
+static uint32_t nlink_of(struct meta *m, uint64_t ino)
+{
+	struct meta_attr a;
+
+	assert_int_equal(meta_getattr(m, ino, &a), 0);
+	return a.nlink;
+}
+
+/* A new database has a root directory; opening a missing one or a URL of
+ * another engine fails clearly; creating twice is refused. */
+static void test_database_life_cycle(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	struct meta *m;
+	char *missing = g_strdup_printf("sqlite://%s/none.db", f->dir);
+
+	assert_int_equal(meta_getattr(f->m, ROOT, &a), 0);
+	assert_true(S_ISDIR(a.mode));
+	assert_int_equal(a.uid, 1000);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
+	assert_int_equal(meta_open(missing, &m), -ENOENT);
+	assert_int_equal(meta_open("mysql://x", &m), -EINVAL);
+	assert_int_equal(meta_create_db(f->url, 0, 0), -EEXIST);
+	g_free(missing);
+}
+
+/* create, lookup, getattr, with O_EXCL and without. */
+static void test_create_and_lookup(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a, b;
+	uint64_t ino = create_ok(f->m, ROOT, "file");
+
+	assert_int_equal(meta_lookup(f->m, ROOT, "file", &a), 0);
+	assert_int_equal(a.ino, ino);
+	assert_true(S_ISREG(a.mode));
+	assert_int_equal(a.mode & 07777, 0644);
+	assert_int_equal(a.uid, 1);
+	assert_int_equal(a.gid, 2);
+	assert_int_equal(a.nlink, 1);
+	assert_int_equal(meta_create(f->m, ROOT, "file", 0600, 0, 0, true, &b), -EEXIST);
+	assert_int_equal(meta_create(f->m, ROOT, "file", 0600, 0, 0, false, &b), 0);
+	assert_int_equal(b.ino, ino);
+	assert_int_equal(meta_lookup(f->m, ROOT, "nope", &a), -ENOENT);
+	assert_int_equal(meta_lookup(f->m, ino, "x", &a), -ENOTDIR);
+	assert_int_equal(meta_create(f->m, ino, "x", 0644, 0, 0, true, &a), -ENOTDIR);
+	assert_int_equal(meta_create(f->m, 999, "x", 0644, 0, 0, true, &a), -ENOENT);
+	mkdir_ok(f->m, ROOT, "d");
+	assert_int_equal(meta_create(f->m, ROOT, "d", 0644, 0, 0, false, &a), -EISDIR);
+}
+
+/* Names: too long, with '/', empty, "." and "..". */
+static void test_names(void **state)
+{
+	struct fx *f = *state;
+	char longname[300];
+	struct meta_attr a;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+
+	memset(longname, 'x', sizeof(longname));
+	longname[256] = '\0';
+	assert_int_equal(meta_create(f->m, ROOT, longname, 0644, 0, 0, true, &a), -ENAMETOOLONG);
+	assert_int_equal(meta_lookup(f->m, ROOT, longname, &a), -ENAMETOOLONG);
+	longname[255] = '\0';
+	assert_int_equal(meta_create(f->m, ROOT, longname, 0644, 0, 0, true, &a), 0);
+	assert_int_equal(meta_create(f->m, ROOT, "a/b", 0644, 0, 0, true, &a), -EINVAL);
+	assert_int_equal(meta_create(f->m, ROOT, "", 0644, 0, 0, true, &a), -ENOENT);
+	assert_int_equal(meta_mkdir(f->m, ROOT, ".", 0755, 0, 0, &a), -EEXIST);
+	assert_int_equal(meta_mkdir(f->m, ROOT, "..", 0755, 0, 0, &a), -EEXIST);
+	assert_int_equal(meta_lookup(f->m, d, ".", &a), 0);
+	assert_int_equal(a.ino, d);
+	assert_int_equal(meta_lookup(f->m, d, "..", &a), 0);
+	assert_int_equal(a.ino, ROOT);
+	assert_int_equal(meta_lookup(f->m, ROOT, "..", &a), 0);
+	assert_int_equal(a.ino, ROOT);
+	assert_int_equal(meta_unlink(f->m, d, "."), -EISDIR);
+	assert_int_equal(meta_rmdir(f->m, d, "."), -EINVAL);
+	assert_int_equal(meta_rmdir(f->m, d, ".."), -ENOTEMPTY);
+	assert_int_equal(meta_rename(f->m, ROOT, "d", ROOT, ".", 0), -EINVAL);
+}
+
+/* mkdir/rmdir keep directory link counts; rmdir refuses non-empty and
+ * non-directories; unlink refuses directories. */
+static void test_directories(void **state)
+{
+	struct fx *f = *state;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+
+	assert_int_equal(nlink_of(f->m, ROOT), 3);
+	mkdir_ok(f->m, d, "sub");
+	create_ok(f->m, d, "file");
+	assert_int_equal(nlink_of(f->m, d), 3);
+	assert_int_equal(meta_rmdir(f->m, ROOT, "d"), -ENOTEMPTY);
+	assert_int_equal(meta_rmdir(f->m, d, "file"), -ENOTDIR);
+	assert_int_equal(meta_unlink(f->m, d, "sub"), -EISDIR);
+	assert_int_equal(meta_rmdir(f->m, d, "nope"), -ENOENT);
+	assert_int_equal(meta_rmdir(f->m, d, "sub"), 0);
+	assert_int_equal(meta_unlink(f->m, d, "file"), 0);
+	assert_int_equal(nlink_of(f->m, d), 2);
+	assert_int_equal(meta_rmdir(f->m, ROOT, "d"), 0);
+	assert_int_equal(nlink_of(f->m, ROOT), 2);
+	assert_int_equal(meta_getattr(f->m, d, NULL), -ENOENT);
+}
+
+/* Hard links count, directories cannot be linked, the inode lives until
+ * its last link goes. */
+static void test_links(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t ino = create_ok(f->m, ROOT, "a"), d = mkdir_ok(f->m, ROOT, "d");
+
+	assert_int_equal(meta_link(f->m, ino, d, "b", &a), 0);
+	assert_int_equal(a.nlink, 2);
+	assert_int_equal(meta_link(f->m, ino, d, "b", &a), -EEXIST);
+	assert_int_equal(meta_link(f->m, d, ROOT, "dlink", &a), -EPERM);
+	assert_int_equal(meta_link(f->m, 999, ROOT, "x", &a), -ENOENT);
+	assert_int_equal(meta_unlink(f->m, ROOT, "a"), 0);
+	assert_int_equal(nlink_of(f->m, ino), 1);
+	assert_int_equal(meta_unlink(f->m, d, "b"), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), -ENOENT);
+	assert_int_equal(meta_unlink(f->m, d, "b"), -ENOENT);
+}
+
+/* Symlinks keep their target; readlink of anything else is EINVAL. */
+static void test_symlinks(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	char *target = NULL, big[5000];
+	uint64_t file = create_ok(f->m, ROOT, "f");
+
+	assert_int_equal(meta_symlink(f->m, ROOT, "l", "../some/where", 3, 4, &a), 0);
+	assert_true(S_ISLNK(a.mode));
+	assert_int_equal(a.size, 13);
+	assert_int_equal(meta_readlink(f->m, a.ino, &target), 0);
+	assert_string_equal(target, "../some/where");
+	g_free(target);
+	assert_int_equal(meta_readlink(f->m, file, &target), -EINVAL);
+	assert_int_equal(meta_symlink(f->m, ROOT, "l", "x", 0, 0, &a), -EEXIST);
+	memset(big, 'y', sizeof(big));
+	big[4999] = '\0';
+	assert_int_equal(meta_symlink(f->m, ROOT, "big", big, 0, 0, &a), -ENAMETOOLONG);
+}
+
+/* Streams are made by mknod; other node types are refused. */
+static void test_mknod(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+
+	assert_int_equal(meta_mknod(f->m, ROOT, "live", META_S_IFSTREAM | 0644, 0, 0, &a), 0);
+	assert_int_equal(a.mode & S_IFMT, META_S_IFSTREAM);
+	assert_int_equal(meta_mknod(f->m, ROOT, "dev", S_IFCHR | 0644, 0, 0, &a), -EPERM);
+}
+
+/* rename: move, replace a file, replace an empty directory, the type and
+ * emptiness rules, NOREPLACE, EXCHANGE, and no move into its own subtree. */
+static void test_rename(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t d1 = mkdir_ok(f->m, ROOT, "d1"), d2 = mkdir_ok(f->m, ROOT, "d2");
+	uint64_t sub = mkdir_ok(f->m, d1, "sub");
+	uint64_t x = create_ok(f->m, d1, "x"), y = create_ok(f->m, d2, "y");
+
+	assert_int_equal(meta_rename(f->m, d1, "x", d2, "x2", 0), 0);
+	assert_int_equal(meta_lookup(f->m, d2, "x2", &a), 0);
+	assert_int_equal(a.ino, x);
+	assert_int_equal(meta_lookup(f->m, d1, "x", &a), -ENOENT);
+	/* replace a file: the old one goes */
+	assert_int_equal(meta_rename(f->m, d2, "x2", d2, "y", 0), 0);
+	assert_int_equal(meta_getattr(f->m, y, &a), -ENOENT);
+	/* a directory over a file, a file over a directory */
+	create_ok(f->m, ROOT, "file");
+	assert_int_equal(meta_rename(f->m, d1, "sub", ROOT, "file", 0), -ENOTDIR);
+	assert_int_equal(meta_rename(f->m, ROOT, "file", ROOT, "d1", 0), -EISDIR);
+	/* over a non-empty directory, then over an empty one */
+	assert_int_equal(meta_rename(f->m, ROOT, "d2", ROOT, "d1", 0), -ENOTEMPTY);
+	mkdir_ok(f->m, ROOT, "empty");
+	assert_int_equal(meta_rename(f->m, d1, "sub", ROOT, "empty", 0), 0);
+	assert_int_equal(nlink_of(f->m, d1), 2);
+	assert_int_equal(nlink_of(f->m, ROOT), 5); /* d1, d2, empty(=sub) */
+	/* into its own subtree */
+	uint64_t deep = mkdir_ok(f->m, sub, "deep");
+
+	assert_int_equal(meta_rename(f->m, ROOT, "empty", deep, "loop", 0), -EINVAL);
+	assert_int_equal(meta_rename(f->m, ROOT, "empty", sub, "self", 0), -EINVAL);
+	/* NOREPLACE */
+	assert_int_equal(meta_rename(f->m, ROOT, "file", d2, "y", META_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(meta_rename(f->m, ROOT, "file", d2, "z", META_RENAME_NOREPLACE), 0);
+	/* EXCHANGE a directory and a file across parents */
+	assert_int_equal(meta_rename(f->m, ROOT, "empty", d2, "z", META_RENAME_EXCHANGE), 0);
+	assert_int_equal(meta_lookup(f->m, d2, "z", &a), 0);
+	assert_int_equal(a.ino, sub);
+	assert_int_equal(meta_lookup(f->m, d2, "..", &a), 0);
+	assert_int_equal(meta_lookup(f->m, sub, "..", &a), 0);
+	assert_int_equal(a.ino, d2);
+	assert_int_equal(nlink_of(f->m, d2), 3);
+	assert_int_equal(meta_rename(f->m, ROOT, "nope", d2, "z", META_RENAME_EXCHANGE), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "d1", d2, "nope", META_RENAME_EXCHANGE), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "d1", ROOT, "d2",
+				     META_RENAME_EXCHANGE | META_RENAME_NOREPLACE), -EINVAL);
+	/* two links of one file: rename does nothing */
+	uint64_t h = create_ok(f->m, ROOT, "h");
+
+	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", 0), 0);
+	assert_int_equal(meta_lookup(f->m, ROOT, "h", &a), 0);
+	assert_int_equal(nlink_of(f->m, h), 2);
+}
+
+struct listing {
+	GPtrArray *names;
+	uint64_t cookie;
+};
+
+static int collect(void *arg, const char *name, uint64_t ino, uint32_t mode, uint64_t cookie)
+{
+	struct listing *l = arg;
+
+	(void)ino;
+	(void)mode;
+	g_ptr_array_add(l->names, g_strdup(name));
+	l->cookie = cookie;
+	return 0;
+}
+
+/* readdir pages by cookie: entries removed and added between pages never
+ * make another entry be lost or repeated. */
+static void test_readdir_paging(void **state)
+{
+	struct fx *f = *state;
+	struct listing l = {g_ptr_array_new_with_free_func(g_free), 0};
+	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+	char name[32];
+
+	for (int i = 0; i < 100; i++) {
+		g_snprintf(name, sizeof(name), "f%03d", i);
+		create_ok(f->m, ROOT, name);
+	}
+	for (int page = 0;; page++) {
+		guint before = l.names->len;
+
+		assert_int_equal(meta_readdir(f->m, ROOT, l.cookie, 7, collect, &l), 0);
+		if (l.names->len == before)
+			break;
+		/* between pages: remove one not yet listed, add one */
+		g_snprintf(name, sizeof(name), "f%03d", 99 - page);
+		if (page < 10)
+			meta_unlink(f->m, ROOT, name);
+		g_snprintf(name, sizeof(name), "new%03d", page);
+		if (page < 10)
+			create_ok(f->m, ROOT, name);
+	}
+	for (guint i = 0; i < l.names->len; i++) {
+		const char *n = g_ptr_array_index(l.names, i);
+
+		assert_false(g_hash_table_contains(seen, n)); /* no repeat */
+		g_hash_table_add(seen, (gpointer)n);
+	}
+	for (int i = 0; i < 90; i++) { /* never removed, so never lost */
+		g_snprintf(name, sizeof(name), "f%03d", i);
+		assert_true(g_hash_table_contains(seen, name));
+	}
+	assert_int_equal(meta_readdir(f->m, 999, 0, 10, collect, &l), -ENOENT);
+	g_hash_table_destroy(seen);
+	g_ptr_array_free(l.names, TRUE);
+}
+
+/* setattr changes what it is told to; size only on regular files. */
+static void test_setattr(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	struct meta_setattr set = {.mask = META_SET_MODE | META_SET_UID | META_SET_SIZE | META_SET_MTIME,
+				   .mode = 0600, .uid = 77, .size = 12345, .mtime_ns = 42};
+
+	assert_int_equal(meta_setattr(f->m, ino, &set, &a), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_true(S_ISREG(a.mode));
+	assert_int_equal(a.mode & 07777, 0600);
+	assert_int_equal(a.uid, 77);
+	assert_int_equal(a.gid, 2);
+	assert_int_equal(a.size, 12345);
+	assert_int_equal(a.mtime_ns, 42);
+	set.mask = META_SET_SIZE;
+	assert_int_equal(meta_setattr(f->m, d, &set, &a), -EISDIR);
+	assert_int_equal(meta_setattr(f->m, 999, &set, &a), -ENOENT);
+}
+
+/* xattrs: create/replace flags, sizes, list, remove. */
+static void test_xattrs(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+	char buf[64];
+
+	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "one", 3, 0), 0);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "two", 3, META_XATTR_CREATE), -EEXIST);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.b", "x", 1, META_XATTR_REPLACE), -ENODATA);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "three", 5, META_XATTR_REPLACE), 0);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.a", NULL, 0), 5);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.a", buf, 2), -ERANGE);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.a", buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "three", 5);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.none", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.b", "", 0, 0), 0);
+	assert_int_equal(meta_listxattr(f->m, ino, NULL, 0), 14);
+	assert_int_equal(meta_listxattr(f->m, ino, buf, sizeof(buf)), 14);
+	assert_memory_equal(buf, "user.a\0user.b\0", 14);
+	assert_int_equal(meta_removexattr(f->m, ino, "user.a"), 0);
+	assert_int_equal(meta_removexattr(f->m, ino, "user.a"), -ENODATA);
+	assert_int_equal(meta_getxattr(f->m, 999, "user.a", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0); /* xattrs go with the inode */
+}
+
+static struct meta_part part(uint32_t index, uint64_t len, uint16_t first_node)
+{
+	struct meta_part p = {.index = index, .length = len, .k = 2, .m = 1};
+
+	for (int i = 0; i < 3; i++)
+		p.nodes[i] = (uint16_t)(first_node + i);
+	memset(p.checksum, (int)index + 1, 16);
+	return p;
+}
+
+/* A committed manifest reads back; a new commit replaces it atomically and
+ * sends the old parts to the garbage table, as does unlinking the file. */
+static void test_manifests_and_garbage(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-0123456!", got_oid[16];
+	struct meta_part parts[3] = {part(0, 100, 1), part(1, 100, 4), part(2, 17, 7)};
+	struct meta_part *back;
+	struct meta_garbage *g;
+	struct meta_attr a;
+	unsigned n;
+	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 217, parts, 3, true), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.size, 217);
+	assert_int_equal(meta_get_manifest(f->m, ino, got_oid, &back, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got_oid, oid, 16);
+	assert_memory_equal(&back[2], &parts[2], sizeof(parts[2]));
+	g_free(back);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 100, parts, 1, false), 0);
+	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(g[2].part.index, 2);
+	assert_int_equal(g[2].part.nodes[2], 9);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(meta_garbage_done(f->m, g[i].id), 0);
+	g_free(g);
+	assert_int_equal(meta_commit_manifest(f->m, d, oid, 1, parts, 1, false), -EISDIR);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
+	assert_int_equal(n, 1);
+	g_free(g);
+}
+
+/* A file unlinked while open keeps its data until its last close; a dead
+ * session's open files are released by the reaper. */
+static void test_open_unlinked_files(void **state)
+{
+	struct fx *f = *state;
+	uint64_t s1, s2, unused;
+	struct meta_attr a;
+	unsigned ended;
+	uint64_t ino = create_ok(f->m, ROOT, "f"), ino2 = create_ok(f->m, ROOT, "g");
+
+	assert_int_equal(meta_session_start(f->m, "host-a", &s1), 0);
+	assert_int_equal(meta_session_start(f->m, "host-b", &s2), 0);
+	assert_int_equal(meta_open_file(f->m, s1, ino), 0);
+	assert_int_equal(meta_open_file(f->m, s1, ino), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.nlink, 0);
+	assert_int_equal(meta_check(f->m, NULL), 0); /* an open orphan is accounted */
+	assert_int_equal(meta_close_file(f->m, s1, ino), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(meta_close_file(f->m, s1, ino), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), -ENOENT);
+	assert_int_equal(meta_close_file(f->m, s1, ino), -ENOENT);
+	/* a session that dies with a file open */
+	assert_int_equal(meta_open_file(f->m, s2, ino2), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "g"), 0);
+	assert_int_equal(meta_session_heartbeat(f->m, s1), 0);
+	assert_int_equal(meta_session_reap(f->m, 3600, &ended), 0);
+	assert_int_equal(ended, 0);
+	g_usleep(1100000);
+	assert_int_equal(meta_session_heartbeat(f->m, s1), 0);
+	assert_int_equal(meta_session_reap(f->m, 0, &ended), 0);
+	assert_int_equal(ended, 1);
+	assert_int_equal(meta_getattr(f->m, ino2, &a), -ENOENT);
+	assert_int_equal(meta_session_end(f->m, s1), 0);
+	assert_int_equal(meta_session_heartbeat(f->m, s1), -ENOENT);
+	(void)unused;
+}
+
+/* statfs counts inodes and bytes. */
+static void test_statfs(void **state)
+{
+	struct fx *f = *state;
+	struct meta_statfs sf;
+	struct meta_setattr set = {.mask = META_SET_SIZE, .size = 1000};
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+
+	assert_int_equal(meta_setattr(f->m, ino, &set, NULL), 0);
+	assert_int_equal(meta_statfs(f->m, &sf), 0);
+	assert_int_equal(sf.inodes, 2);
+	assert_int_equal(sf.bytes, 1000);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
+		T(test_directories), T(test_links), T(test_symlinks), T(test_mknod),
+		T(test_rename), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
