@@ -64,21 +64,32 @@ void net_pool_options_default(struct net_pool_options *o)
 	o->keepalive_ms = 3000;
 }
 
+static void complete(struct call_state *cs)
+{
+	cs->done(cs->arg, cs->call);
+	g_free(cs);
+}
+
+/*
+ * Settles a call. Its stream may still need the request bytes (ngtcp2
+ * retransmits from them until they are acknowledged, even after a reset),
+ * so while the stream lives the caller hears of the outcome only when it
+ * closes: until then its body must stay valid. A silent node's stream
+ * closes with its connection, which the sweep closes.
+ */
 static void finish(struct call_state *cs, int status)
 {
 	if (cs->finished)
 		return;
 	cs->finished = true;
 	cs->call->status = status;
-	if (cs->s) {
-		quic_stream_set_user(cs->s, NULL);
-		if (status != 0 && status != cs->call->resp.status)
-			quic_stream_reset(cs->s, QUIC_APP_CANCELLED);
-		cs->s = NULL;
-	}
 	cs->pool->inflight = g_list_remove(cs->pool->inflight, cs);
-	cs->done(cs->arg, cs->call);
-	g_free(cs);
+	if (!cs->s) {
+		complete(cs);
+		return;
+	}
+	if (status != 0 && status != cs->call->resp.status)
+		quic_stream_reset(cs->s, QUIC_APP_CANCELLED);
 }
 
 static void start_stream(struct call_state *cs, struct quic_stream *s)
@@ -145,7 +156,7 @@ static void on_stream_data(struct quic_conn *c, struct quic_stream *s, const uin
 
 	quic_stream_consume(s, len);
 	quic_conn_consume(c, len);
-	if (!cs)
+	if (!cs || cs->finished)
 		return; /* a call already given up */
 	if (cs->rhead_got < NET_RESP_HEADER_SIZE)
 		rc = take_response_header(cs, data, len, &used);
@@ -173,7 +184,12 @@ static void on_stream_close(struct quic_conn *c, struct quic_stream *s, bool res
 	(void)reset;
 	if (cs) {
 		cs->s = NULL;
-		finish(cs, NET_ECONNLOST);
+		if (!cs->finished) {
+			cs->finished = true;
+			cs->call->status = NET_ECONNLOST;
+			cs->pool->inflight = g_list_remove(cs->pool->inflight, cs);
+		}
+		complete(cs);
 	}
 }
 

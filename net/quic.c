@@ -629,7 +629,8 @@ static int stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t app_error, vo
 {
 	(void)ud;
 	(void)sud;
-	ngtcp2_conn_shutdown_stream(conn, id, app_error ? app_error : QUIC_APP_CANCELLED);
+	/* Only our sending side: the peer's answer may still be on its way. */
+	ngtcp2_conn_shutdown_stream_write(conn, id, app_error ? app_error : QUIC_APP_CANCELLED);
 	return 0;
 }
 
@@ -1429,7 +1430,9 @@ static gpointer loop_main(gpointer data)
 					continue; /* closed earlier in this turn */
 				if (evs[i].events & EPOLLOUT)
 					sock_writable(s);
-				if (evs[i].events & EPOLLIN)
+				/* An ICMP error (port unreachable) shows as EPOLLERR
+				 * alone; only a read clears it. */
+				if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 					sock_readable(s);
 			}
 		}

@@ -35,7 +35,8 @@ struct net_server {
 	/* Loop thread only. */
 	bool draining;
 	unsigned open_requests; /* requests whose stream is still open */
-	uint64_t unsettled;	/* request body bytes not yet answered */
+	uint64_t unsettled;	/* PUT body bytes received and not yet answered */
+	gint handling;		/* requests the handler holds, atomic */
 	GHashTable *owed;	/* struct quic_conn * -> bytes held back */
 };
 
@@ -48,7 +49,7 @@ struct net_request {
 	struct net_req_header hdr;
 	uint8_t *body;
 	size_t body_got;
-	bool dispatched, answered, failed;
+	bool dispatched, answered, failed, settled;
 	gint refs;
 	/* The answer, carried to the loop thread. */
 	uint8_t resp[NET_RESP_HEADER_SIZE];
@@ -95,7 +96,10 @@ static void settle(struct net_server *srv, struct net_request *r)
 	GHashTableIter it;
 	gpointer conn, held;
 
-	srv->unsettled -= MIN(srv->unsettled, r->hdr.op == NET_OP_PUT ? r->hdr.body_len : 0);
+	if (r->settled)
+		return;
+	r->settled = true;
+	srv->unsettled -= MIN(srv->unsettled, r->hdr.op == NET_OP_PUT ? r->body_got : 0);
 	if (srv->unsettled >= UNSETTLED_MAX)
 		return;
 	g_hash_table_iter_init(&it, srv->owed);
@@ -129,6 +133,8 @@ void net_request_reply(struct net_request *r, int32_t status, uint64_t aux, void
 
 	g_assert(!r->answered);
 	r->answered = true;
+	if (r->dispatched && !r->failed)
+		g_atomic_int_dec_and_test(&r->srv->handling);
 	net_resp_encode(&h, r->resp);
 	r->rbody = body;
 	r->rlen = body ? len : 0;
@@ -154,6 +160,7 @@ static void dispatch(struct net_server *srv, struct net_request *r)
 		return;
 	}
 	g_atomic_int_inc(&r->refs); /* the handler's */
+	g_atomic_int_inc(&srv->handling);
 	srv->opt.handler(srv->opt.arg, r);
 }
 
@@ -200,8 +207,6 @@ static size_t take_header(struct net_request *r, const uint8_t *data, size_t len
 		r->body = g_try_malloc(r->hdr.body_len);
 	if (r->hdr.body_len && !r->body)
 		refuse(r, op, -ENOMEM);
-	else if (r->hdr.op == NET_OP_PUT)
-		r->srv->unsettled += r->hdr.body_len;
 	return n;
 }
 
@@ -229,6 +234,8 @@ static void on_stream_data(struct quic_conn *c, struct quic_stream *s, const uin
 		}
 		memcpy(r->body + r->body_got, data + used, n);
 		r->body_got += n;
+		if (r->hdr.op == NET_OP_PUT)
+			srv->unsettled += n;
 	}
 	if (!fin)
 		return;
@@ -249,6 +256,8 @@ static void on_stream_close(struct quic_conn *c, struct quic_stream *s, bool res
 	r->s = NULL;
 	r->c = NULL;
 	srv->open_requests--;
+	if (!r->dispatched && !r->failed)
+		settle(srv, r); /* abandoned mid-body: its bytes wait for nothing */
 	request_unref(r);
 }
 
@@ -307,7 +316,7 @@ static void check_idle(void *arg)
 
 	d->srv->draining = true;
 	g_mutex_lock(&d->m);
-	d->idle = d->srv->open_requests == 0;
+	d->idle = d->srv->open_requests == 0 && g_atomic_int_get(&d->srv->handling) == 0;
 	d->done = true;
 	g_cond_signal(&d->c);
 	g_mutex_unlock(&d->m);

@@ -11,6 +11,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
+#include "store/meta.h"
 #include "shardfs.h"
 
 #include <errno.h>
@@ -112,6 +113,15 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 		g_free(group);
 	}
 	ok = ok && write_conf(dir, kf, err);
+	if (ok && g_str_has_prefix(meta_url, "sqlite://")) {
+		int rc = meta_create_db(meta_url, getuid(), getgid());
+
+		if (rc < 0 && rc != -EEXIST) {
+			g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+				    "cannot create the metadata database %s: %s", meta_url, g_strerror(-rc));
+			ok = FALSE;
+		}
+	}
 	g_key_file_free(kf);
 	g_free(meta_url);
 	g_free(ca);

@@ -37,6 +37,8 @@ struct node {
 	GThreadPool *workers;
 	gint64 started_us;
 	GMainLoop *main;
+	GMutex lock;	/* orders handle() against stopping */
+	bool stopping;	/* lock: new requests are refused */
 };
 
 static struct wal_key wal_key_of(const struct net_key *k)
@@ -189,19 +191,40 @@ static void handle(void *arg, struct net_request *r)
 	struct wal_key k;
 	int rc;
 
+	g_mutex_lock(&n->lock);
+	if (n->stopping) {
+		g_mutex_unlock(&n->lock);
+		net_request_reply(r, -ESHUTDOWN, 0, NULL, 0, NULL);
+		return;
+	}
 	switch (h->op) {
 	case NET_OP_PING:
 		net_request_reply(r, 0, 0, NULL, 0, NULL);
-		return;
+		break;
 	case NET_OP_PUT:
 		k = wal_key_of(&h->key);
 		rc = wal_put_async(n->wal, &k, net_request_body(r), h->body_len, put_done, r);
 		if (rc < 0)
 			net_request_reply(r, rc, 0, NULL, 0, NULL);
-		return;
+		break;
 	default:
 		g_thread_pool_push(n->workers, r, NULL);
 	}
+	g_mutex_unlock(&n->lock);
+}
+
+/* Every request the node took is answered while the server still lives:
+ * refuse new ones, let the workers finish, let the store make every queued
+ * put durable (each answered from its callback), then drain the server. */
+static void stop_serving(struct node *n, struct net_server *srv, unsigned drain_ms)
+{
+	g_mutex_lock(&n->lock);
+	n->stopping = true;
+	g_mutex_unlock(&n->lock);
+	g_thread_pool_free(n->workers, FALSE, TRUE);
+	wal_close(n->wal);
+	n->wal = NULL;
+	net_server_stop(srv, drain_ms);
 }
 
 static gboolean on_signal(gpointer data)
@@ -288,8 +311,7 @@ static int serve(struct node *n, const struct net_cluster *c, const struct node_
 			  net_server_port(srv), n->data_dir);
 		sd_notify(0, "READY=1");
 		g_main_loop_run(n->main);
-		net_server_stop(srv, (unsigned)o->drain_seconds * 1000);
-		g_thread_pool_free(n->workers, FALSE, TRUE);
+		stop_serving(n, srv, (unsigned)o->drain_seconds * 1000);
 		g_main_loop_unref(n->main);
 	}
 	wal_close(n->wal);
@@ -338,6 +360,7 @@ int cmd_node(int argc, char **argv)
 	}
 	n.id = (uint32_t)o.id;
 	n.started_us = g_get_monotonic_time();
+	g_mutex_init(&n.lock);
 	rc = serve(&n, c, &o, nc);
 	net_cluster_free(c);
 	g_free(n.data_dir);
