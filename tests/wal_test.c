@@ -469,6 +469,8 @@ const struct wal_io faultio = {
 
 static void apply_write(GByteArray *img, const struct write_rec *w, size_t keep)
 {
+	if (keep == 0)
+		return; /* nothing of it reached the disk */
 	if (img->len < w->off + keep)
 		g_byte_array_set_size(img, (guint)(w->off + keep)); /* new bytes are zero-filled below */
 	memcpy(img->data + w->off, g_bytes_get_data(w->data, NULL), keep);
