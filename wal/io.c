@@ -33,20 +33,7 @@ const struct wal_io wal_io_posix = {
 
 int wal_read_exact(struct wal *w, int fd, void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = w->io->pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		done += (size_t)n;
-	}
-	return 0;
+	return wal_io_read_exact(w->io, fd, buf, len, off);
 }
 
 /* Writes every byte of iov at off, resuming after short writes. */

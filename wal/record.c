@@ -155,8 +155,7 @@ int wal_seg_header_decode(const uint8_t *buf, size_t len, uint64_t *id)
 	return 0;
 }
 
-/* pread of exactly len bytes: 0, -ENODATA at end of file, or -errno. */
-static int read_exact(const struct wal_io *io, int fd, void *buf, size_t len, uint64_t off)
+int wal_io_read_exact(const struct wal_io *io, int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
@@ -185,7 +184,7 @@ static int verify_payload(const struct wal_scan *s, struct wal_scan_rec *sr, siz
 	for (uint32_t b = 0; b < nblocks; b += per_chunk) {
 		uint64_t start = (uint64_t)b << WAL_BLOCK_SHIFT;
 		size_t len = (size_t)MIN((uint64_t)SCAN_CHUNK, sr->rec.payload_len - start);
-		int rc = read_exact(s->io, s->fd, chunk, len, base + start);
+		int rc = wal_io_read_exact(s->io, s->fd, chunk, len, base + start);
 
 		if (rc < 0)
 			return rc;
@@ -212,7 +211,7 @@ static int read_record_at(const struct wal_scan *s, uint64_t off, uint8_t *head,
 
 	if (room < WAL_REC_HEADER_SIZE)
 		return WAL_ECORRUPT;
-	rc = read_exact(s->io, s->fd, head, WAL_REC_HEADER_SIZE, off);
+	rc = wal_io_read_exact(s->io, s->fd, head, WAL_REC_HEADER_SIZE, off);
 	if (rc == -ENODATA)
 		return WAL_ECORRUPT;
 	if (rc < 0)
@@ -221,7 +220,7 @@ static int read_record_at(const struct wal_scan *s, uint64_t off, uint8_t *head,
 	if (rc == -ENODATA) { /* a payload, hence a CRC table, follows */
 		if (head_len > room)
 			return WAL_ECORRUPT;
-		rc = read_exact(s->io, s->fd, head + WAL_REC_HEADER_SIZE,
+		rc = wal_io_read_exact(s->io, s->fd, head + WAL_REC_HEADER_SIZE,
 				head_len - WAL_REC_HEADER_SIZE, off + WAL_REC_HEADER_SIZE);
 		if (rc == -ENODATA)
 			return WAL_ECORRUPT;
@@ -244,7 +243,7 @@ static int find_magic(const struct wal_scan *s, uint64_t off, uint8_t *chunk, ui
 {
 	while (off + 4 <= s->end) {
 		size_t len = (size_t)MIN((uint64_t)SCAN_CHUNK, s->end - off);
-		int rc = read_exact(s->io, s->fd, chunk, len, off);
+		int rc = wal_io_read_exact(s->io, s->fd, chunk, len, off);
 
 		if (rc == -ENODATA)
 			break; /* the file shrank under us */

@@ -71,6 +71,10 @@ void wal_seg_header_encode(uint64_t id, uint8_t out[WAL_SEG_HEADER_SIZE]);
 /* 0 with *id set, -ENODATA if len is short, WAL_EBADSEG if not ours. */
 int wal_seg_header_decode(const uint8_t *buf, size_t len, uint64_t *id);
 
+/* pread through io of exactly len bytes: 0, -ENODATA at end of file, or
+ * -errno. */
+int wal_io_read_exact(const struct wal_io *io, int fd, void *buf, size_t len, uint64_t off);
+
 /* One record met by wal_scan(). head points to its header and table, valid
  * during the callback only. */
 struct wal_scan_rec {
