@@ -26,6 +26,11 @@ static const struct command commands[] = {
 	{"init", "create a cluster: CA, certificates, cluster file", cmd_init},
 	{"node", "run a storage node daemon", cmd_node},
 	{"status", "show every node of a cluster", cmd_status},
+	{"put", "store a file (or stdin) in the cluster", cmd_put},
+	{"get", "copy a file out of the cluster", cmd_get},
+	{"cat", "print files of the cluster", cmd_cat},
+	{"ls", "list a directory of the cluster", cmd_ls},
+	{"rm", "remove files of the cluster", cmd_rm},
 	{"bench", "measure throughput against this machine's own limits", cmd_bench},
 	{"version", "print the version", cmd_version},
 };

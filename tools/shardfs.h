@@ -18,6 +18,11 @@ int cmd_bench_net(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 /*
  * Parses a subcommand's options (argv[0] is the subcommand's name); what is

@@ -1,0 +1,288 @@
+/*
+ * store.c - opening the object layer: cluster file, TLS identity,
+ * connection pool, ring and erasure codes; node suspicion; deletes.
+ *
+ * Suspicion is soft state: a node that failed a request or missed a hedge
+ * deadline is avoided by new placements and asked last by reads for
+ * suspect_ms, then tried again. Nothing is decided for good on it.
+ */
+#define G_LOG_DOMAIN "shardfs-store"
+
+#include "store_internal.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <sys/random.h>
+
+void store_options_default(struct store_options *o)
+{
+	*o = (struct store_options){
+		.max_inflight = 4,
+		.put_timeout_ms = 10000,
+		.hedge_ms = 300,
+		.read_timeout_ms = 10000,
+		.readahead = 4,
+		.suspect_ms = 10000,
+	};
+}
+
+const char *store_strerror(int err)
+{
+	switch (err) {
+	case STORE_EUNAVAIL:
+		return "too few storage nodes answer";
+	case STORE_ECORRUPT:
+		return "no k shards of a part match its checksum";
+	default:
+		return net_strerror(err);
+	}
+}
+
+void store_object_id_new(uint8_t oid[16])
+{
+	if (getrandom(oid, 16, 0) != 16)
+		for (int i = 0; i < 16; i++)
+			oid[i] = (uint8_t)g_random_int();
+}
+
+void store_oid_hex(const uint8_t oid[16], char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", oid[i]);
+}
+
+void store_part_checksum(const void *data, size_t len, uint8_t out[16])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(data, len));
+	memcpy(out, c.digest, 16);
+}
+
+int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **out)
+{
+	gpointer key = GUINT_TO_POINTER(k << 8 | m);
+	int rc = 0;
+
+	if (k < 1 || m < 1 || k + m > ERASURE_MAX_FRAGMENTS)
+		return -EINVAL;
+	g_mutex_lock(&s->lock);
+	struct erasure *e = g_hash_table_lookup(s->codes, key);
+	if (!e && (rc = erasure_new(k, m, NULL, &e)) == 0)
+		g_hash_table_insert(s->codes, key, e);
+	g_mutex_unlock(&s->lock);
+	if (rc == 0)
+		*out = e;
+	return rc;
+}
+
+void store_suspect(struct store *s, uint32_t node)
+{
+	gint64 *until = g_new(gint64, 1);
+
+	*until = g_get_monotonic_time() + (gint64)s->opt.suspect_ms * 1000;
+	g_mutex_lock(&s->lock);
+	g_hash_table_replace(s->suspect, GUINT_TO_POINTER(node), until);
+	g_mutex_unlock(&s->lock);
+}
+
+bool store_is_suspect(struct store *s, uint32_t node)
+{
+	g_mutex_lock(&s->lock);
+	gint64 *until = g_hash_table_lookup(s->suspect, GUINT_TO_POINTER(node));
+	bool yes = until && *until > g_get_monotonic_time();
+	g_mutex_unlock(&s->lock);
+	return yes;
+}
+
+size_t store_suspects(struct store *s, uint32_t *out, size_t max)
+{
+	GHashTableIter it;
+	gpointer key, val;
+	gint64 now = g_get_monotonic_time();
+	size_t n = 0;
+
+	g_mutex_lock(&s->lock);
+	g_hash_table_iter_init(&it, s->suspect);
+	while (g_hash_table_iter_next(&it, &key, &val))
+		if (*(gint64 *)val > now && n < max)
+			out[n++] = GPOINTER_TO_UINT(key);
+	g_mutex_unlock(&s->lock);
+	return n;
+}
+
+static int build_ring(struct store *s)
+{
+	GArray *nodes = s->cluster->nodes;
+	struct ring_member *mem = g_new(struct ring_member, nodes->len);
+
+	for (guint i = 0; i < nodes->len; i++) {
+		const struct net_node_conf *n = &g_array_index(nodes, struct net_node_conf, i);
+
+		mem[i] = (struct ring_member){n->id, n->weight, n->zone};
+	}
+	int rc = ring_new(mem, nodes->len, &s->ring);
+	g_free(mem);
+	return rc;
+}
+
+static int check_code(struct store *s, GError **err)
+{
+	const struct net_cluster *c = s->cluster;
+	const struct erasure *e;
+
+	if (c->ec_k + c->ec_m > ERASURE_MAX_FRAGMENTS ||
+	    c->part_size / c->ec_k + ERASURE_HEADER_SIZE + 64 > NET_MAX_SHARD) {
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "%s: ec %u+%u with part_size %" G_GUINT64_FORMAT
+			    " makes shards larger than %u bytes or more than %u of them",
+			    c->path, c->ec_k, c->ec_m, c->part_size, NET_MAX_SHARD, ERASURE_MAX_FRAGMENTS);
+		return -EINVAL;
+	}
+	int rc = store_code(s, c->ec_k, c->ec_m, &e);
+	if (rc)
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_NOSYS,
+			    "no erasure code backend loads for %u+%u (is libisal2 installed?)",
+			    c->ec_k, c->ec_m);
+	return rc;
+}
+
+static int start(struct store *s, GError **err)
+{
+	const struct net_cluster *c = s->cluster;
+	struct net_pool_options po;
+	int rc;
+
+	if ((rc = net_tls_new(c->ca, c->cert, c->key, &s->tls, err)))
+		return rc;
+	net_pool_options_default(&po);
+	po.timeout_ms = s->opt.read_timeout_ms;
+	if ((rc = net_pool_new(c, s->tls, &po, &s->pool))) {
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "client pool: %s",
+			    store_strerror(rc));
+		return rc;
+	}
+	if ((rc = build_ring(s))) {
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: no node to place data on",
+			    c->path);
+		return rc;
+	}
+	if ((rc = check_code(s, err)))
+		return rc;
+	s->part_size = c->part_size;
+	return 0;
+}
+
+int store_open(const char *cluster_path, const struct store_options *o, struct store **out,
+	       GError **err)
+{
+	struct store *s = g_new0(struct store, 1);
+	int rc;
+
+	/* Parts and fragments are big and short-lived: keep them on the heap
+	 * and keep freed memory, rather than paying page faults per part. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	if (o)
+		s->opt = *o;
+	else
+		store_options_default(&s->opt);
+	g_mutex_init(&s->lock);
+	s->codes = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)erasure_free);
+	s->suspect = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	if ((rc = net_cluster_load(cluster_path, &s->cluster, err)) || (rc = start(s, err))) {
+		store_close(s);
+		return rc;
+	}
+	unsigned cpus = g_get_num_processors();
+	s->encoders = g_thread_pool_new(store_encode_job, s, (gint)MAX(cpus, 2), FALSE, NULL);
+	s->fetchers = g_thread_pool_new(store_fetch_job, s, 16, FALSE, NULL);
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	/* Jobs finish first: they use the pool and the codes. */
+	if (s->encoders)
+		g_thread_pool_free(s->encoders, FALSE, TRUE);
+	if (s->fetchers)
+		g_thread_pool_free(s->fetchers, FALSE, TRUE);
+	net_pool_free(s->pool);
+	net_tls_free(s->tls);
+	ring_free(s->ring);
+	net_cluster_free(s->cluster);
+	g_hash_table_destroy(s->codes);
+	g_hash_table_destroy(s->suspect);
+	g_mutex_clear(&s->lock);
+	g_free(s);
+}
+
+const struct net_cluster *store_cluster(const struct store *s)
+{
+	return s->cluster;
+}
+
+void store_get_stats(struct store *s, struct store_stats *st)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*st = s->stats;
+}
+
+/* ---- deletes ---- */
+
+struct delete_batch {
+	GMutex lock;
+	GCond cond;
+	unsigned pending;
+	int error;
+};
+
+static void delete_done(void *arg, struct net_call *call)
+{
+	struct delete_batch *b = arg;
+
+	g_mutex_lock(&b->lock);
+	/* A shard already gone is what a delete wants. */
+	if (call->status && call->status != -ENOENT && !b->error)
+		b->error = call->status;
+	if (--b->pending == 0)
+		g_cond_signal(&b->cond);
+	g_mutex_unlock(&b->lock);
+}
+
+int store_parts_delete(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
+		       unsigned nparts)
+{
+	unsigned total = 0;
+
+	for (unsigned p = 0; p < nparts; p++)
+		total += parts[p].k + parts[p].m;
+	struct net_call *calls = g_new0(struct net_call, total ? total : 1);
+	struct delete_batch b = {.pending = total};
+	g_mutex_init(&b.lock);
+	g_cond_init(&b.cond);
+	for (unsigned p = 0, c = 0; p < nparts; p++) {
+		for (unsigned i = 0; i < (unsigned)(parts[p].k + parts[p].m); i++, c++) {
+			calls[c].req.op = NET_OP_DELETE;
+			memcpy(calls[c].req.key.object_id, oid, 16);
+			calls[c].req.key.part = parts[p].index;
+			calls[c].req.key.shard = (uint16_t)i;
+			net_pool_call_async(s->pool, parts[p].nodes[i], &calls[c], delete_done, &b);
+		}
+	}
+	g_mutex_lock(&b.lock);
+	while (b.pending)
+		g_cond_wait(&b.cond, &b.lock);
+	g_mutex_unlock(&b.lock);
+	g_mutex_clear(&b.lock);
+	g_cond_clear(&b.cond);
+	g_free(calls);
+	return b.error;
+}

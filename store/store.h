@@ -1,0 +1,121 @@
+/*
+ * store.h - erasure-coded objects on the cluster's nodes: the streamed
+ * multipart writer and the range reader.
+ *
+ * An object is a sequence of parts (default 8 MiB). Each part is
+ * checksummed (xxh3-128 of the plain bytes), split into k data + m parity
+ * fragments (erasure.h) and fragment i is stored as shard (object id, part,
+ * i) on the i-th node of the part's placement (ring.h). The manifest
+ * (struct meta_part per part) records the nodes that really hold the
+ * shards, so later ring changes or hand-offs never lose track of data.
+ *
+ * Write policy when a node fails during a put: the shard is handed off to
+ * the next node of the ring that holds no shard of that part (so the part
+ * still has k+m distinct nodes), and the manifest records it. If no such
+ * node answers, the part fails and so does the writer: finish() reports
+ * the error and deletes what was sent. Success is never reported for a part
+ * without all its k+m shards durable on k+m distinct nodes.
+ *
+ * Read policy: a range of a part is read from the data fragments that hold
+ * it (a 4 KiB read moves about 4 KiB). Whole parts (sequential reads, read
+ * ahead) are read from k data shards and their checksum is verified. A
+ * shard that fails, is corrupt, or is slower than the hedge deadline makes
+ * the reader fetch the other shards and decode; a decoded part is always
+ * checked against the part checksum before any byte is returned. Nodes that
+ * failed are avoided for a while (store_options.suspect_ms).
+ *
+ * Threading: a store is shared by any number of threads; a writer or a
+ * reader is used by one thread at a time.
+ */
+#ifndef SHARDFS_STORE_STORE_H
+#define SHARDFS_STORE_STORE_H
+
+#include "store/meta.h"
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* store owns the project error codes -4160 .. -4191. */
+#define STORE_EUNAVAIL (-4160) /* too few nodes answer to store or read a part */
+#define STORE_ECORRUPT (-4161) /* no k shards of a part agree with its checksum */
+
+struct store_options {
+	unsigned max_inflight;	  /* parts being encoded or sent per writer (4) */
+	unsigned put_timeout_ms;  /* one shard put (10 s) */
+	unsigned hedge_ms;	  /* a shard slower than this is read around (300 ms) */
+	unsigned read_timeout_ms; /* whole read of one part (10 s) */
+	unsigned readahead;	  /* parts fetched ahead of a sequential reader (4) */
+	unsigned suspect_ms;	  /* how long a failed node is avoided (10 s) */
+};
+
+/* What the store has seen, since store_open. */
+struct store_stats {
+	uint64_t parts_written, shards_handed_off;
+	uint64_t parts_read, ranges_read, degraded_reads, hedged_reads;
+	uint64_t corrupt_shards; /* shards a node reported corrupt or that failed the checksum */
+	uint64_t bytes_written, bytes_read;
+};
+
+struct net_cluster;
+struct store;
+struct store_writer;
+struct store_reader;
+
+void store_options_default(struct store_options *o);
+/* Loads the cluster file, its certificates and erasure code, and starts
+ * the connection pool. -EINVAL, -ENOTSUP (no erasure backend) with *err. */
+int store_open(const char *cluster_path, const struct store_options *o, struct store **out,
+	       GError **err);
+void store_close(struct store *s);
+const struct net_cluster *store_cluster(const struct store *s);
+void store_get_stats(struct store *s, struct store_stats *st);
+/* Text for errors of store, net and wal, and errno values. */
+const char *store_strerror(int err);
+
+/* A new random object id. */
+void store_object_id_new(uint8_t oid[16]);
+
+/*
+ * A writer of object oid from part first_part on. write() copies and
+ * returns once the bytes are buffered; it blocks while max_inflight parts
+ * are in flight. Its errors (and finish's) are sticky: STORE_EUNAVAIL,
+ * network errors of net.h, -ENOMEM.
+ */
+int store_writer_new(struct store *s, const uint8_t oid[16], uint32_t first_part,
+		     struct store_writer **out);
+int store_writer_write(struct store_writer *w, const void *buf, size_t len);
+/* Sends the last partial part, waits for every shard to be durable and
+ * returns the manifest parts (*parts freed with g_free; none for an empty
+ * object). On failure, deletes what was sent. */
+int store_writer_finish(struct store_writer *w, struct meta_part **parts, unsigned *nparts);
+/* Frees w; a writer not finished is aborted: its shards are deleted. */
+void store_writer_free(struct store_writer *w);
+
+/*
+ * A reader of a file made of parts (sorted, contiguous from offset 0).
+ * Reads that continue the previous one are served from whole parts read
+ * ahead; others from ranges. Returns bytes read (short only at the end of
+ * the file), or STORE_EUNAVAIL, STORE_ECORRUPT, -ENOMEM.
+ */
+int store_reader_new(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
+		     unsigned nparts, struct store_reader **out);
+ssize_t store_reader_read(struct store_reader *r, uint64_t off, void *buf, size_t len);
+void store_reader_free(struct store_reader *r);
+
+/* Deletes the shards of parts; returns 0 or the first error (best effort:
+ * every shard is tried). */
+int store_parts_delete(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
+		       unsigned nparts);
+
+/*
+ * Deletes from the nodes the shards of up to max entries of the metadata
+ * garbage table (parts replaced or deleted) and drops the entries whose
+ * shards are gone; entries whose nodes do not answer stay for a later
+ * pass. *deleted counts the entries done. 0 or an error of meta.
+ */
+int store_collect_garbage(struct store *s, struct meta *m, unsigned max, unsigned *deleted);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * store_internal.h - what the files of the object layer share (private to
+ * store/): the store itself, erasure codes by (k, m), node suspicion and
+ * part checksums.
+ */
+#ifndef SHARDFS_STORE_STORE_INTERNAL_H
+#define SHARDFS_STORE_STORE_INTERNAL_H
+
+#include "erasure.h"
+#include "net/net.h"
+#include "ring.h"
+#include "store.h"
+
+#include <glib.h>
+
+struct store {
+	struct store_options opt;
+	struct net_cluster *cluster;
+	struct net_tls *tls;
+	struct net_pool *pool;
+	struct ring *ring;
+	size_t part_size;
+	GThreadPool *encoders; /* part checksums and encoding */
+	GThreadPool *fetchers; /* whole-part reads ahead */
+	GMutex lock;
+	GHashTable *codes;	/* (k << 8 | m) -> struct erasure, lock */
+	GHashTable *suspect;	/* node id -> gint64 avoided until (us), lock */
+	struct store_stats stats; /* atomics */
+};
+
+#define STORE_COUNT(s, field, n) __atomic_add_fetch(&(s)->stats.field, (n), __ATOMIC_RELAXED)
+
+/* The erasure code (k, m), created on first use; -ENOTSUP, -EINVAL. */
+int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **out);
+/* A node failed or stalled: placements and reads avoid it for a while. */
+void store_suspect(struct store *s, uint32_t node);
+/* Fills out with the nodes currently avoided; returns how many. */
+size_t store_suspects(struct store *s, uint32_t *out, size_t max);
+bool store_is_suspect(struct store *s, uint32_t node);
+/* Jobs of the encoder pool (writer.c) and the fetcher pool (reader.c). */
+void store_encode_job(gpointer job, gpointer user);
+void store_fetch_job(gpointer job, gpointer user);
+/* xxh3-128 of a plain part, in canonical (big-endian) form. */
+void store_part_checksum(const void *data, size_t len, uint8_t out[16]);
+/* A short printable object id, for logs. */
+void store_oid_hex(const uint8_t oid[16], char out[33]);
+
+#endif
