@@ -33,7 +33,8 @@ struct gshard {
 	uint32_t node;
 	size_t want;
 	uint8_t *buf;
-	bool sent, done; /* done: g->lock */
+	bool sent;
+	bool answered, done; /* g->lock; done: answered with the bytes */
 };
 
 struct gather {
@@ -101,7 +102,10 @@ static void get_done(void *arg, struct net_call *call)
 		status = NET_EPROTO;
 	if (status)
 		report_failure(g, (unsigned)(sh - g->sh), status);
+	else
+		STORE_COUNT(g->s, shard_bytes_fetched, call->resp.body_len);
 	g_mutex_lock(&g->lock);
+	sh->answered = true;
 	sh->done = status == 0;
 	g->ok += status == 0;
 	g->pending--;
@@ -245,6 +249,23 @@ static void log_unreadable(struct gather *g, int rc, unsigned ok)
 		  g->part_index, ok, g->part->k + g->part->m, g->part->k, store_strerror(rc));
 }
 
+/* Nodes that missed the hedge deadline are avoided by the next reads, so
+ * that one frozen node costs one hedge delay, not one per part. */
+static unsigned suspect_slow(struct gather *g)
+{
+	uint32_t slow[ERASURE_MAX_FRAGMENTS];
+	unsigned n = 0;
+
+	g_mutex_lock(&g->lock);
+	for (unsigned i = 0; i < ERASURE_MAX_FRAGMENTS; i++)
+		if (g->sh[i].sent && !g->sh[i].answered)
+			slow[n++] = g->sh[i].node;
+	g_mutex_unlock(&g->lock);
+	for (unsigned i = 0; i < n; i++)
+		store_suspect(g->s, slow[i]);
+	return n;
+}
+
 /* Asks every shard not asked yet. */
 static void ask_rest(struct gather *g, const unsigned *order, unsigned n, size_t flen)
 {
@@ -274,7 +295,7 @@ static int fetch_part(struct store *s, const uint8_t oid[16], const struct meta_
 	rc = ok == p->k ? rebuild(g, code, out) : STORE_EUNAVAIL;
 	if (rc) {
 		STORE_COUNT(s, degraded_reads, 1);
-		if (ok < p->k && g_get_monotonic_time() >= hedge)
+		if (ok < p->k && suspect_slow(g))
 			STORE_COUNT(s, hedged_reads, 1);
 		ask_rest(g, order, n, flen);
 		/* After a checksum mismatch every shard is wanted, to find the bad one. */
@@ -312,6 +333,8 @@ static int fetch_range_fast(struct store *s, const uint8_t oid[16], const struct
 	unsigned want = last - first + 1;
 	rc = gather_wait(g, want, g_get_monotonic_time() + (gint64)s->opt.hedge_ms * 1000) == want
 		     ? 0 : -EAGAIN;
+	if (rc && suspect_slow(g))
+		STORE_COUNT(s, hedged_reads, 1);
 	for (unsigned i = first; rc == 0 && i <= last; i++) {
 		uint64_t lo = MAX(a, (uint64_t)i * c);
 

@@ -187,6 +187,7 @@ int store_open(const char *cluster_path, const struct store_options *o, struct s
 	 * and keep freed memory, rather than paying page faults per part. */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	mallopt(M_ARENA_MAX, 1);
 	if (o)
 		s->opt = *o;
 	else

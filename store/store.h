@@ -56,7 +56,8 @@ struct store_stats {
 	uint64_t parts_written, shards_handed_off;
 	uint64_t parts_read, ranges_read, degraded_reads, hedged_reads;
 	uint64_t corrupt_shards; /* shards a node reported corrupt or that failed the checksum */
-	uint64_t bytes_written, bytes_read;
+	uint64_t bytes_written, bytes_read; /* plain bytes of objects */
+	uint64_t shard_bytes_fetched;	    /* bytes that came from nodes for reads */
 };
 
 struct net_cluster;

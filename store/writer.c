@@ -115,6 +115,11 @@ static void part_done(struct wpart *p)
 	struct store_writer *w = p->w;
 
 	erasure_fragments_release(w->code, &p->frags);
+	if (!p->error) {
+		STORE_COUNT(w->s, parts_written, 1);
+		STORE_COUNT(w->s, bytes_written, p->len);
+	}
+	/* Once inflight drops, finish() may return and w be freed. */
 	g_mutex_lock(&w->lock);
 	if (p->error && !w->error)
 		w->error = p->error;
@@ -123,10 +128,6 @@ static void part_done(struct wpart *p)
 	w->inflight--;
 	g_cond_broadcast(&w->cond);
 	g_mutex_unlock(&w->lock);
-	if (!p->error) {
-		STORE_COUNT(w->s, parts_written, 1);
-		STORE_COUNT(w->s, bytes_written, p->len);
-	}
 	g_free(p);
 }
 

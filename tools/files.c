@@ -337,8 +337,41 @@ static int copy_out(struct client *c, const struct meta_attr *a, int fd)
 	return rc;
 }
 
-/* Reads remote file into fd, held open in a session meanwhile. */
-static int get_file(struct client *c, const char *remote, int fd)
+/* Reads [off, off+len) of the file (len 0: to the end) into fd. */
+static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint64_t off,
+		      uint64_t len)
+{
+	struct meta_part *parts = NULL;
+	struct store_reader *r;
+	unsigned nparts = 0;
+	uint8_t oid[16];
+	int rc = meta_get_manifest(c->meta, a->ino, oid, &parts, &nparts);
+
+	if (rc || (rc = store_reader_new(c->store, oid, parts, nparts, &r))) {
+		g_free(parts);
+		return rc;
+	}
+	uint8_t *buf = g_malloc(IO_CHUNK);
+	uint64_t end = len && off + len < a->size ? off + len : a->size;
+	while (rc == 0 && off < end) {
+		ssize_t n = store_reader_read(r, off, buf, (size_t)MIN((uint64_t)IO_CHUNK, end - off));
+
+		rc = n < 0 ? (int)n : n == 0 ? -EIO : write_all(fd, buf, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	g_free(buf);
+	store_reader_free(r);
+	g_free(parts);
+	return rc;
+}
+
+struct range {
+	gint64 offset, length; /* length 0: whole file */
+};
+
+/* Reads remote file (or a range of it) into fd, held open in a session
+ * meanwhile. */
+static int get_file(struct client *c, const char *remote, int fd, const struct range *range)
 {
 	struct meta_attr a;
 	uint64_t sid;
@@ -349,7 +382,8 @@ static int get_file(struct client *c, const char *remote, int fd)
 	if (rc || (rc = meta_session_start(c->meta, g_get_host_name(), &sid)))
 		return rc;
 	if ((rc = meta_open_file(c->meta, sid, a.ino)) == 0) {
-		rc = copy_out(c, &a, fd);
+		rc = range ? copy_range(c, &a, fd, (uint64_t)range->offset, (uint64_t)range->length)
+			   : copy_out(c, &a, fd);
 		meta_close_file(c->meta, sid, a.ino);
 	}
 	meta_session_end(c->meta, sid);
@@ -387,7 +421,7 @@ int cmd_get(int argc, char **argv)
 		return rc;
 	bool to_stdout = !strcmp(argv[2], "-");
 	int fd = to_stdout ? STDOUT_FILENO : open_local_out(argv[2], argv[1], &path);
-	rc = fd < 0 ? fd : get_file(&c, argv[1], fd);
+	rc = fd < 0 ? fd : get_file(&c, argv[1], fd, NULL);
 	if (!to_stdout && fd >= 0 && close(fd) && rc == 0)
 		rc = -errno;
 	if (rc && !to_stdout && fd >= 0)
@@ -396,23 +430,49 @@ int cmd_get(int argc, char **argv)
 	return rc ? fail("get", argv[1], rc) : 0;
 }
 
+static void print_stats(struct store *s)
+{
+	struct store_stats st;
+
+	store_get_stats(s, &st);
+	fprintf(stderr,
+		"stats: bytes_read=%" G_GUINT64_FORMAT " shard_bytes_fetched=%" G_GUINT64_FORMAT
+		" parts_read=%" G_GUINT64_FORMAT " ranges_read=%" G_GUINT64_FORMAT
+		" degraded_reads=%" G_GUINT64_FORMAT " hedged_reads=%" G_GUINT64_FORMAT
+		" corrupt_shards=%" G_GUINT64_FORMAT "\n",
+		st.bytes_read, st.shard_bytes_fetched, st.parts_read, st.ranges_read,
+		st.degraded_reads, st.hedged_reads, st.corrupt_shards);
+}
+
 int cmd_cat(int argc, char **argv)
 {
-	const GOptionEntry entries[] = {config_entry, G_OPTION_ENTRY_NULL};
+	struct range range = {0, 0};
+	gboolean stats = FALSE;
+	const GOptionEntry entries[] = {
+		config_entry,
+		{"offset", 'o', 0, G_OPTION_ARG_INT64, &range.offset, "start at byte OFFSET", "OFFSET"},
+		{"length", 'n', 0, G_OPTION_ARG_INT64, &range.length, "print at most LENGTH bytes",
+		 "LENGTH"},
+		{"stats", 0, 0, G_OPTION_ARG_NONE, &stats,
+		 "print read counters (bytes fetched, degraded reads, corrupt shards) on stderr", NULL},
+		G_OPTION_ENTRY_NULL};
 	struct client c;
 	int rc = 0;
 
 	if (!tools_parse(argc, argv, entries, "REMOTE... - print files of the cluster"))
 		return SHARDFS_EXIT_USAGE;
-	if (argc < 2) {
-		fprintf(stderr, "usage: shardfs cat [-c CLUSTER.conf] REMOTE...\n");
+	if (argc < 2 || range.offset < 0 || range.length < 0) {
+		fprintf(stderr, "usage: shardfs cat [-c CLUSTER.conf] [-o OFFSET] [-n LENGTH] REMOTE...\n");
 		return SHARDFS_EXIT_USAGE;
 	}
 	if ((rc = client_open(&c)))
 		return rc;
+	bool ranged = range.offset || range.length;
 	for (int i = 1; i < argc && rc == 0; i++)
-		if ((rc = get_file(&c, argv[i], STDOUT_FILENO)))
+		if ((rc = get_file(&c, argv[i], STDOUT_FILENO, ranged ? &range : NULL)))
 			fail("cat", argv[i], rc);
+	if (stats)
+		print_stats(c.store);
 	client_close(&c);
 	return rc ? SHARDFS_EXIT_FAIL : 0;
 }

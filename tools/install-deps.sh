@@ -13,7 +13,7 @@ PACKAGES=(
   liberasurecode-dev libisal-dev libisal2 libxxhash-dev
   libsqlite3-dev sqlite3 libpq-dev libsystemd-dev systemd
   # tests
-  libcmocka-dev python3 python3-pytest attr rsync procps
+  libcmocka-dev python3 python3-pytest attr rsync procps time
 )
 
 missing=()
