@@ -969,6 +969,37 @@ static void test_check_broken_index(void **state)
 	assert_check_names(f->m, "SQLite integrity_check is not ok");
 }
 
+/* A check that cannot run is a failed check, not a passed one: with the
+ * open_files table gone the reachability query cannot run, and the
+ * detached directories it exists to find must still fail meta_check. */
+static void test_check_query_that_cannot_run(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a = mkdir_ok(f->m, ROOT, "a"), b = mkdir_ok(f->m, a, "b");
+	char *report = NULL;
+	int rc;
+
+	raw_detach_cycle(f, a, b);
+	raw_exec(f, "DROP TABLE open_files");
+	rc = meta_check(f->m, &report);
+	if (rc == 0)
+		fail_msg("meta_check passed a namespace it could not check (report \"%s\")",
+			 report ? report : "");
+	g_free(report);
+}
+
+/* An entry naming the root makes a cycle through it, even with the
+ * root's link count raised to match. */
+static void test_check_entry_naming_root(void **state)
+{
+	struct fx *f = *state;
+
+	mkdir_ok(f->m, ROOT, "d");
+	raw_exec(f, "INSERT INTO dentries (parent, name, ino) VALUES (1, CAST('loop' AS BLOB), 1);"
+		    " UPDATE inodes SET nlink = nlink + 1 WHERE ino = 1");
+	assert_check_names(f->m, "directories with other than one entry");
+}
+
 /* The walk the conflict test relies on finds a wrong file link count, a
  * directory with two entries and a subtree cut off from the root. */
 static void test_walk_finds_damage(void **state)
@@ -1006,6 +1037,8 @@ int main(void)
 		T(test_check_dir_two_entries),
 		T(test_check_detached_cycle),
 		T(test_check_broken_index),
+		T(test_check_query_that_cannot_run),
+		T(test_check_entry_naming_root),
 		T(test_walk_finds_damage),
 		T(test_two_processes_conflict),
 	};
