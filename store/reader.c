@@ -70,7 +70,7 @@ static void gather_unref(struct gather *g)
 	if (!last)
 		return;
 	for (unsigned i = 0; i < ERASURE_MAX_FRAGMENTS; i++)
-		g_free(g->sh[i].buf);
+		store_buf_free(g->s, g->sh[i].buf, g->sh[i].want);
 	g_mutex_clear(&g->lock);
 	g_cond_clear(&g->cond);
 	g_free(g);
@@ -121,7 +121,9 @@ static void gather_send(struct gather *g, unsigned i, uint64_t off, size_t len)
 	sh->g = g;
 	sh->node = g->part->nodes[i];
 	sh->want = len;
-	sh->buf = g_malloc(len ? len : 1);
+	sh->buf = store_buf_alloc(g->s, len);
+	if (!sh->buf)
+		g_error("out of memory for a shard of %zu bytes", len);
 	sh->sent = true;
 	sh->call.req.op = NET_OP_GET;
 	memcpy(sh->call.req.key.object_id, g->oid, 16);
@@ -352,13 +354,13 @@ static int fetch_range(struct store *s, const uint8_t oid[16], const struct meta
 	STORE_COUNT(s, ranges_read, 1);
 	if (rc != -EAGAIN)
 		return rc;
-	uint8_t *whole = g_try_malloc(p->length);
+	uint8_t *whole = store_buf_alloc(s, p->length);
 	if (!whole)
 		return -ENOMEM;
 	rc = fetch_part(s, oid, p, whole);
 	if (rc == 0)
 		memcpy(out, whole + a, b - a);
-	g_free(whole);
+	store_buf_free(s, whole, p->length);
 	return rc;
 }
 
@@ -374,6 +376,7 @@ struct slot {
 	uint64_t used;	/* r->lock, for eviction */
 	bool pinned;	/* r->lock: being read from, not to be evicted */
 	uint8_t *data;
+	size_t len; /* of data */
 };
 
 struct store_reader {
@@ -468,8 +471,9 @@ static struct slot *slot_start(struct store_reader *r, unsigned i, bool wait)
 			g_cond_wait(&r->cond, &r->lock);
 			continue;
 		}
-		g_free(v->data);
-		v->data = g_try_malloc(r->parts[i].length);
+		store_buf_free(r->s, v->data, v->len);
+		v->len = r->parts[i].length;
+		v->data = store_buf_alloc(r->s, v->len);
 		if (!v->data) {
 			v->state = SLOT_FREE;
 			return NULL;
@@ -504,8 +508,13 @@ static int read_cached(struct store_reader *r, unsigned i, uint64_t a, uint64_t 
 		sl->pinned = false;
 	if (rc == 0)
 		memcpy(out, sl->data + a, b - a);
-	else if (sl)
-		sl->state = SLOT_FREE; /* the next read tries again */
+	/* A failed part is tried again by the next read; a part read to its
+	 * end is not read again by a sequential reader: both free their slot. */
+	if (sl && (rc || b == r->parts[i].length)) {
+		store_buf_free(r->s, sl->data, sl->len);
+		sl->data = NULL;
+		sl->state = SLOT_FREE;
+	}
 	g_mutex_unlock(&r->lock);
 	return rc;
 }
@@ -558,7 +567,7 @@ void store_reader_free(struct store_reader *r)
 		g_cond_wait(&r->cond, &r->lock);
 	g_mutex_unlock(&r->lock);
 	for (unsigned k = 0; k < r->nslots; k++)
-		g_free(r->slots[k].data);
+		store_buf_free(r->s, r->slots[k].data, r->slots[k].len);
 	g_free(r->slots);
 	g_free(r->parts);
 	g_free(r->start);

@@ -25,7 +25,7 @@ void store_options_default(struct store_options *o)
 		.put_timeout_ms = 10000,
 		.hedge_ms = 300,
 		.read_timeout_ms = 10000,
-		.readahead = 4,
+		.readahead = 2,
 		.suspect_ms = 10000,
 	};
 }
@@ -115,6 +115,60 @@ size_t store_suspects(struct store *s, uint32_t *out, size_t max)
 	return n;
 }
 
+/* ---- big buffers ---- */
+
+#define BUF_CACHE_BYTES (16u << 20)
+
+struct spare_buf {
+	void *p;
+	size_t size;
+};
+
+void *store_buf_alloc(struct store *s, size_t size)
+{
+	void *p = NULL;
+
+	g_mutex_lock(&s->buf_lock);
+	for (GSList *l = s->bufs; l; l = l->next) {
+		struct spare_buf *b = l->data;
+
+		if (b->size == size) {
+			p = b->p;
+			s->bufs_bytes -= size;
+			s->bufs = g_slist_delete_link(s->bufs, l);
+			g_free(b);
+			break;
+		}
+	}
+	g_mutex_unlock(&s->buf_lock);
+	return p ? p : g_try_malloc(size ? size : 1);
+}
+
+void store_buf_free(struct store *s, void *p, size_t size)
+{
+	if (!p)
+		return;
+	g_mutex_lock(&s->buf_lock);
+	if (s->bufs_bytes + size <= BUF_CACHE_BYTES) {
+		struct spare_buf *b = g_new(struct spare_buf, 1);
+
+		*b = (struct spare_buf){p, size};
+		s->bufs = g_slist_prepend(s->bufs, b);
+		s->bufs_bytes += size;
+		p = NULL;
+	}
+	g_mutex_unlock(&s->buf_lock);
+	g_free(p);
+}
+
+static void free_spare(gpointer data)
+{
+	struct spare_buf *b = data;
+
+	g_free(b->p);
+	g_free(b);
+}
+
 static int build_ring(struct store *s)
 {
 	GArray *nodes = s->cluster->nodes;
@@ -193,6 +247,7 @@ int store_open(const char *cluster_path, const struct store_options *o, struct s
 	else
 		store_options_default(&s->opt);
 	g_mutex_init(&s->lock);
+	g_mutex_init(&s->buf_lock);
 	s->codes = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)erasure_free);
 	s->suspect = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	if ((rc = net_cluster_load(cluster_path, &s->cluster, err)) || (rc = start(s, err))) {
@@ -221,7 +276,9 @@ void store_close(struct store *s)
 	net_cluster_free(s->cluster);
 	g_hash_table_destroy(s->codes);
 	g_hash_table_destroy(s->suspect);
+	g_slist_free_full(s->bufs, free_spare);
 	g_mutex_clear(&s->lock);
+	g_mutex_clear(&s->buf_lock);
 	g_free(s);
 }
 

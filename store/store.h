@@ -47,7 +47,7 @@ struct store_options {
 	unsigned put_timeout_ms;  /* one shard put (10 s) */
 	unsigned hedge_ms;	  /* a shard slower than this is read around (300 ms) */
 	unsigned read_timeout_ms; /* whole read of one part (10 s) */
-	unsigned readahead;	  /* parts fetched ahead of a sequential reader (4) */
+	unsigned readahead;	  /* parts fetched ahead of a sequential reader (2) */
 	unsigned suspect_ms;	  /* how long a failed node is avoided (10 s) */
 };
 

@@ -26,6 +26,9 @@ struct store {
 	GHashTable *codes;	/* (k << 8 | m) -> struct erasure, lock */
 	GHashTable *suspect;	/* node id -> gint64 avoided until (us), lock */
 	struct store_stats stats; /* atomics */
+	GMutex buf_lock;
+	GSList *bufs;	      /* struct spare_buf, buf_lock */
+	size_t bufs_bytes;    /* buf_lock */
 };
 
 #define STORE_COUNT(s, field, n) __atomic_add_fetch(&(s)->stats.field, (n), __ATOMIC_RELAXED)
@@ -40,6 +43,11 @@ bool store_is_suspect(struct store *s, uint32_t node);
 /* Jobs of the encoder pool (writer.c) and the fetcher pool (reader.c). */
 void store_encode_job(gpointer job, gpointer user);
 void store_fetch_job(gpointer job, gpointer user);
+/* Big buffers (parts, fragments) come from a small cache of freed ones,
+ * so that the heap is not fragmented by buffers of changing sizes and the
+ * memory of a reader or writer stays what it holds. NULL if out of memory. */
+void *store_buf_alloc(struct store *s, size_t size);
+void store_buf_free(struct store *s, void *buf, size_t size);
 /* xxh3-128 of a plain part, in canonical (big-endian) form. */
 void store_part_checksum(const void *data, size_t len, uint8_t out[16]);
 /* A short printable object id, for logs. */

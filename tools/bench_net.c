@@ -70,7 +70,7 @@ static double cpu_of(pid_t pid)
 	return s;
 }
 
-static uint16_t free_port(void)
+uint16_t bench_free_udp_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
@@ -202,7 +202,7 @@ static double tcp_mibs(struct bench *b)
 
 static int start_cluster(struct bench *b, const char *self)
 {
-	char *spec = g_strdup_printf("1=127.0.0.1:%u", free_port());
+	char *spec = g_strdup_printf("1=127.0.0.1:%u", bench_free_udp_port());
 	char *args[] = {(char *)self, "init", "--dir", b->dir, "--node", spec, "--ec", "1+0", NULL};
 	GError *err = NULL;
 	struct net_pool_options po;

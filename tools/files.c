@@ -421,11 +421,13 @@ int cmd_get(int argc, char **argv)
 		return rc;
 	bool to_stdout = !strcmp(argv[2], "-");
 	int fd = to_stdout ? STDOUT_FILENO : open_local_out(argv[2], argv[1], &path);
+	struct stat st;
+	bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	rc = fd < 0 ? fd : get_file(&c, argv[1], fd, NULL);
 	if (!to_stdout && fd >= 0 && close(fd) && rc == 0)
 		rc = -errno;
-	if (rc && !to_stdout && fd >= 0)
-		unlink(path); /* no partial copy left behind */
+	if (rc && !to_stdout && regular)
+		unlink(path); /* no partial copy left behind (but never a device) */
 	client_close(&c);
 	return rc ? fail("get", argv[1], rc) : 0;
 }

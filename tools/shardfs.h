@@ -11,10 +11,14 @@
 #define SHARDFS_EXIT_USAGE 2
 
 #include <glib.h>
+#include <stdint.h>
 
 int cmd_bench(int argc, char **argv);
 int cmd_bench_wal(int argc, char **argv);
 int cmd_bench_net(int argc, char **argv);
+int cmd_bench_store(int argc, char **argv);
+/* A UDP port on 127.0.0.1 free at the time of the call. */
+uint16_t bench_free_udp_port(void);
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);

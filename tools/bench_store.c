@@ -1,0 +1,354 @@
+/*
+ * bench_store.c - `shardfs bench store`: put and get of one large object
+ * through the object layer, on throwaway local clusters of 3 nodes (2+1)
+ * and 6 nodes (4+2), next to the transport's own ceiling.
+ *
+ * Each object is written by a `shardfs put -` child fed through a pipe and
+ * read back by a `shardfs get` child (into /dev/null, then samples of it
+ * compared with what was sent), so the client figures (MiB/s, peak RSS
+ * from the child's rusage) are those of the command a user runs. This process
+ * keeps its own memory small (a child's peak RSS starts from its parent's
+ * at exec). In the same run `shardfs bench
+ * net` measures one QUIC connection's put and get; the ratios printed are
+ * get / net get and put / (net put / ((k+m)/k)), the parity bytes being
+ * work the object layer cannot avoid.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BLOCK (1u << 20)
+#define POOL_BLOCKS 16u
+#define MAX_NODES 6
+
+struct config {
+	unsigned nodes, k, m;
+	double put_mibs, get_mibs, put_rss_mib, get_rss_mib;
+};
+
+struct bench {
+	const char *self;
+	int size_mib;
+	uint8_t *pool; /* POOL_BLOCKS random blocks */
+	double net_put, net_get;
+};
+
+/* Block i of the object: a pool block with its number stamped in, so that
+ * no two blocks are equal and a misplaced block is caught. */
+static void make_block(const struct bench *b, uint64_t i, uint8_t *out)
+{
+	memcpy(out, b->pool + (i * 7 % POOL_BLOCKS) * BLOCK, BLOCK);
+	memcpy(out, &i, sizeof(i));
+}
+
+static int run_sync(char **argv, char **out)
+{
+	gint status = 1;
+	GError *err = NULL;
+
+	if (!g_spawn_sync(NULL, argv, NULL, out ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, out,
+			  NULL, &status, &err)) {
+		fprintf(stderr, "shardfs: %s\n", err->message);
+		g_error_free(err);
+		return -1;
+	}
+	return g_spawn_check_wait_status(status, NULL) ? 0 : -1;
+}
+
+static int cluster_init(struct bench *b, const char *dir, const struct config *c)
+{
+	char *argv[4 + 2 * MAX_NODES + 4] = {(char *)b->self, "init", "--dir", (char *)dir};
+	g_autofree char *ec = g_strdup_printf("%u+%u", c->k, c->m);
+	GPtrArray *specs = g_ptr_array_new_with_free_func(g_free);
+	int n = 4;
+
+	for (unsigned i = 1; i <= c->nodes; i++) {
+		g_ptr_array_add(specs, g_strdup_printf("%u=127.0.0.1:%u", i, bench_free_udp_port()));
+		argv[n++] = "--node";
+		argv[n++] = specs->pdata[i - 1];
+	}
+	argv[n++] = "--ec";
+	argv[n++] = ec;
+	int rc = run_sync(argv, NULL);
+	g_ptr_array_free(specs, TRUE);
+	return rc;
+}
+
+static int cluster_start(struct bench *b, const char *conf, const struct config *c, pid_t *pids)
+{
+	for (unsigned i = 0; i < c->nodes; i++) {
+		char id[16];
+
+		g_snprintf(id, sizeof(id), "%u", i + 1);
+		if ((pids[i] = fork()) == 0) {
+			int null = open("/dev/null", O_WRONLY);
+
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			setsid();
+			execl(b->self, b->self, "node", "--config", conf, "--id", id, (char *)NULL);
+			_exit(127);
+		}
+	}
+	char *argv[] = {(char *)b->self, "status", (char *)conf, NULL};
+	for (int tries = 0; tries < 100; tries++) {
+		if (run_sync(argv, NULL) == 0)
+			return 0;
+		g_usleep(100000);
+	}
+	fprintf(stderr, "shardfs: the bench cluster did not come up\n");
+	return -1;
+}
+
+static void cluster_stop(pid_t *pids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	for (unsigned i = 0; i < n; i++)
+		if (pids[i] > 0)
+			waitpid(pids[i], NULL, 0);
+}
+
+/* Starts `shardfs ARGS` with a pipe to its stdin, in *to_child. */
+static pid_t spawn_piped(const char *self, const char *conf, char **args, int *to_child)
+{
+	int fds[2];
+
+	if (pipe(fds))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[0], STDIN_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		setenv("SHARDFS_CONF", conf, 1);
+		execv(self, args);
+		_exit(127);
+	}
+	close(fds[0]);
+	*to_child = fds[1];
+	return pid;
+}
+
+/* Waits for pid; its peak RSS in MiB, or -1 if it failed. */
+static double reap(pid_t pid)
+{
+	struct rusage ru;
+	int status;
+
+	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		return -1;
+	return ru.ru_maxrss / 1024.0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int put_object(struct bench *b, const char *conf, struct config *c)
+{
+	char *args[] = {(char *)b->self, "put", "-", "/bench-object", NULL};
+	int fd = -1;
+	pid_t pid = spawn_piped(b->self, conf, args, &fd);
+	uint8_t *block = g_malloc(BLOCK);
+	gint64 t0 = g_get_monotonic_time();
+	int rc = pid < 0 ? -1 : 0;
+
+	for (uint64_t i = 0; rc == 0 && i < (uint64_t)b->size_mib; i++) {
+		make_block(b, i, block);
+		rc = write_all(fd, block, BLOCK);
+	}
+	close(fd);
+	c->put_rss_mib = pid > 0 ? reap(pid) : -1;
+	c->put_mibs = b->size_mib / ((double)(g_get_monotonic_time() - t0) / 1e6);
+	g_free(block);
+	return rc || c->put_rss_mib < 0 ? -1 : 0;
+}
+
+/* A few bytes of each block, read back with `shardfs cat -o -n`. */
+static int check_samples(struct bench *b, const char *conf)
+{
+	uint8_t *want = g_malloc(BLOCK);
+	int rc = 0;
+
+	for (uint64_t i = 0; rc == 0 && i < (uint64_t)b->size_mib; i += 1 + (uint64_t)b->size_mib / 8) {
+		g_autofree char *off = g_strdup_printf("%" G_GUINT64_FORMAT, i * BLOCK + 4000);
+		char *argv[] = {(char *)b->self, "cat", "-c", (char *)conf, "-o", off, "-n", "4096",
+				"/bench-object", NULL};
+		g_autofree char *got = NULL;
+
+		make_block(b, i, want);
+		rc = run_sync(argv, &got) || memcmp(got, want + 4000, 4096) ? -1 : 0;
+		if (rc)
+			fprintf(stderr, "shardfs: bench store: block %" G_GUINT64_FORMAT " read back wrong\n", i);
+	}
+	g_free(want);
+	return rc;
+}
+
+/* The get writes to /dev/null, so that only the client's own work is
+ * timed; samples are compared afterwards. */
+static int get_object(struct bench *b, const char *conf, struct config *c)
+{
+	char *args[] = {(char *)b->self, "get", "-c", (char *)conf, "/bench-object", "/dev/null", NULL};
+	gint64 t0 = g_get_monotonic_time();
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execv(b->self, args);
+		_exit(127);
+	}
+	c->get_rss_mib = pid > 0 ? reap(pid) : -1;
+	c->get_mibs = b->size_mib / ((double)(g_get_monotonic_time() - t0) / 1e6);
+	return c->get_rss_mib < 0 ? -1 : check_samples(b, conf);
+}
+
+static int run_config(struct bench *b, struct config *c)
+{
+	g_autofree char *dir = g_dir_make_tmp("shardfs-bench-store-XXXXXX", NULL);
+	g_autofree char *conf = g_build_filename(dir, "cluster.conf", NULL);
+	pid_t pids[MAX_NODES] = {0};
+	int rc = dir ? cluster_init(b, dir, c) : -1;
+
+	if (rc == 0)
+		rc = cluster_start(b, conf, c, pids);
+	if (rc == 0)
+		rc = put_object(b, conf, c);
+	if (rc == 0)
+		rc = get_object(b, conf, c);
+	cluster_stop(pids, c->nodes);
+	char *rm[] = {"rm", "-rf", dir, NULL};
+	if (dir)
+		g_spawn_sync(NULL, rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+	return rc;
+}
+
+static double json_number(const char *json, const char *key)
+{
+	g_autofree char *pat = g_strdup_printf("\"%s\":", key);
+	const char *at = json ? strstr(json, pat) : NULL;
+
+	return at ? g_ascii_strtod(at + strlen(pat), NULL) : 0;
+}
+
+static int measure_transport(struct bench *b)
+{
+	g_autofree char *size = g_strdup_printf("%d", MIN(b->size_mib, 1024));
+	char *argv[] = {(char *)b->self, "bench", "net", "--size", size, "--json", NULL};
+	g_autofree char *out = NULL;
+
+	if (run_sync(argv, &out))
+		return -1;
+	b->net_put = json_number(out, "put_mib_s");
+	b->net_get = json_number(out, "get_mib_s");
+	return b->net_put > 0 && b->net_get > 0 ? 0 : -1;
+}
+
+static double put_ratio(const struct bench *b, const struct config *c)
+{
+	return c->put_mibs / (b->net_put * c->k / (c->k + c->m));
+}
+
+static double rss_bound(const struct config *c)
+{
+	return 64 + 4 * 8.0 * (c->k + c->m) / c->k; /* max_inflight 4, 8 MiB parts */
+}
+
+static void print_json(const struct bench *b, const struct config *c, int n)
+{
+	printf("{\"bench\":\"store\",\"size_mib\":%d,\"net_put_mib_s\":%.1f,\"net_get_mib_s\":%.1f,"
+	       "\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,\"peak_rss_mib\":%.1f,\"configs\":[",
+	       b->size_mib, b->net_put, b->net_get, c[0].put_mibs, c[0].get_mibs,
+	       MAX(c[0].put_rss_mib, c[0].get_rss_mib));
+	for (int i = 0; i < n; i++)
+		printf("%s{\"nodes\":%u,\"ec\":\"%u+%u\",\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
+		       "\"put_ratio\":%.3f,\"get_ratio\":%.3f,\"put_rss_mib\":%.1f,\"get_rss_mib\":%.1f,"
+		       "\"peak_rss_mib\":%.1f,\"rss_bound_mib\":%.0f}",
+		       i ? "," : "", c[i].nodes, c[i].k, c[i].m, c[i].put_mibs, c[i].get_mibs,
+		       put_ratio(b, &c[i]), c[i].get_mibs / b->net_get, c[i].put_rss_mib,
+		       c[i].get_rss_mib, MAX(c[i].put_rss_mib, c[i].get_rss_mib), rss_bound(&c[i]));
+	printf("]}\n");
+}
+
+static void print_table(const struct bench *b, const struct config *c, int n)
+{
+	printf("shardfs bench store: one %d MiB object, put then get, local clusters on 127.0.0.1\n\n",
+	       b->size_mib);
+	printf("transport (bench net, one connection): put %.1f MiB/s, get %.1f MiB/s\n\n",
+	       b->net_put, b->net_get);
+	printf("%-14s %9s %9s %10s %10s %9s %9s %9s\n", "cluster", "put MiB/s", "get MiB/s",
+	       "put ratio", "get ratio", "put RSS", "get RSS", "RSS bound");
+	for (int i = 0; i < n; i++) {
+		char name[32];
+
+		g_snprintf(name, sizeof(name), "%u nodes %u+%u", c[i].nodes, c[i].k, c[i].m);
+		printf("%-14s %9.1f %9.1f %10.2f %10.2f %8.0fM %8.0fM %8.0fM\n", name, c[i].put_mibs,
+		       c[i].get_mibs, put_ratio(b, &c[i]), c[i].get_mibs / b->net_get,
+		       c[i].put_rss_mib, c[i].get_rss_mib, rss_bound(&c[i]));
+	}
+	printf("\nput ratio = put / (net put x k/(k+m)); get ratio = get / net get; goals 0.80 each\n"
+	       "RSS bound = 64 MiB + max_inflight x part size x (k+m)/k\n");
+}
+
+int cmd_bench_store(int argc, char **argv)
+{
+	struct bench b = {.size_mib = 2048};
+	struct config c[2] = {{.nodes = 3, .k = 2, .m = 1}, {.nodes = 6, .k = 4, .m = 2}};
+	gboolean json = FALSE, small = FALSE;
+	GOptionEntry entries[] = {
+		{"size", 's', 0, G_OPTION_ARG_INT, &b.size_mib, "MiB in the object (default 2048)", "MIB"},
+		{"only-3", 0, 0, G_OPTION_ARG_NONE, &small, "only the 3-node cluster", NULL},
+		{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL},
+		G_OPTION_ENTRY_NULL,
+	};
+	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+	int n = 2, rc;
+
+	if (!tools_parse(argc, argv, entries, "- object put/get on local clusters vs the transport"))
+		return SHARDFS_EXIT_USAGE;
+	if (b.size_mib < 16) {
+		fprintf(stderr, "shardfs: --size must be at least 16\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	b.self = self;
+	if (small)
+		n = 1;
+	rc = measure_transport(&b);
+	b.pool = g_malloc(POOL_BLOCKS * BLOCK);
+	for (size_t i = 0; i < POOL_BLOCKS * BLOCK / 4; i++)
+		((uint32_t *)b.pool)[i] = g_random_int();
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = run_config(&b, &c[i]);
+	g_free(b.pool);
+	if (rc) {
+		fprintf(stderr, "shardfs: bench store failed\n");
+		return SHARDFS_EXIT_FAIL;
+	}
+	if (json)
+		print_json(&b, c, n);
+	else
+		print_table(&b, c, n);
+	return 0;
+}
