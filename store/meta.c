@@ -458,10 +458,11 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 	if (rc < 0)
 		return rc;
 	rc = meta_getattr_locked(m, ino, &a);
-	if (rc == 0 && S_ISDIR(a.mode))
-		rc = -EPERM;
 	if (rc == 0)
 		rc = creation_check(m, newparent, newname);
+	/* as link(2): the new name is resolved before a directory is refused */
+	if (rc == 0 && S_ISDIR(a.mode))
+		rc = -EPERM;
 	if (rc == 0) {
 		sqlite3_stmt *s = st(m, META_Q_INSERT_DENTRY);
 		int64_t now = meta_now_ns();

@@ -190,6 +190,21 @@ static void test_links(void **state)
 	assert_int_equal(meta_unlink(f->m, d, "b"), -ENOENT);
 }
 
+/* link(2) resolves the new name before it refuses a directory: EEXIST and
+ * ENOTDIR win over EPERM. */
+static void test_link_directory_order(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d"), file = create_ok(f->m, ROOT, "f");
+
+	assert_int_equal(meta_link(f->m, d, ROOT, "f", &a), -EEXIST);
+	assert_int_equal(meta_link(f->m, d, ROOT, ".", &a), -EEXIST);
+	assert_int_equal(meta_link(f->m, d, file, "x", &a), -ENOTDIR);
+	assert_int_equal(meta_link(f->m, d, 999, "x", &a), -ENOENT);
+	assert_int_equal(meta_link(f->m, d, ROOT, "new", &a), -EPERM);
+}
+
 /* Symlinks keep their target; readlink of anything else is EINVAL. */
 static void test_symlinks(void **state)
 {
@@ -489,7 +504,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
-		T(test_directories), T(test_links), T(test_symlinks), T(test_mknod),
+		T(test_directories), T(test_links), T(test_link_directory_order),
+		T(test_symlinks), T(test_mknod),
 		T(test_rename), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
 		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
 	};
