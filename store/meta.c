@@ -213,6 +213,18 @@ static int name_check(const char *name)
 	return strchr(name, '/') ? -EINVAL : 0;
 }
 
+/* The checks of parent/name in the order a path walk makes them: the
+ * parent must be a directory (-ENOENT, -ENOTDIR) before "." or ".." (then
+ * dot_rc) or a bad name (name_check) can be told. */
+static int entry_check(struct meta *m, uint64_t parent, const char *name, int dot_rc)
+{
+	int rc = dir_check(m, parent);
+
+	if (rc == 0 && is_dot(name))
+		rc = dot_rc;
+	return rc ?: name_check(name);
+}
+
 /* The entry parent/name: 0 with *d, -ENOENT, or an SQL error. */
 static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct dentry *d)
 {
@@ -359,12 +371,8 @@ static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t
 static int creation_check(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = entry_check(m, parent, name, -EEXIST);
 
-	if (rc == 0)
-		rc = dir_check(m, parent);
-	if (rc == 0 && is_dot(name))
-		rc = -EEXIST;
 	if (rc == 0) {
 		rc = find_dentry(m, parent, name, &d);
 		rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
@@ -509,16 +517,11 @@ static int remove_entry(struct meta *m, uint64_t parent, const struct dentry *d,
 int meta_unlink(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = meta_tx_begin(m);
 
-	if (rc == 0 && is_dot(name))
-		rc = -EISDIR;
 	if (rc < 0)
 		return rc;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = dir_check(m, parent);
+	rc = entry_check(m, parent, name, -EISDIR);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && S_ISDIR(d.mode))
@@ -531,16 +534,11 @@ int meta_unlink(struct meta *m, uint64_t parent, const char *name)
 int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = meta_tx_begin(m);
 
-	if (rc == 0 && is_dot(name))
-		rc = strcmp(name, ".") ? -ENOTEMPTY : -EINVAL;
 	if (rc < 0)
 		return rc;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = dir_check(m, parent);
+	rc = entry_check(m, parent, name, strcmp(name, ".") ? -ENOTEMPTY : -EINVAL);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && !S_ISDIR(d.mode))
@@ -681,25 +679,22 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newp
 	struct dentry src, dst;
 	bool has_dst;
 	int64_t now = meta_now_ns();
-	int rc = name_check(name);
+	int rc;
 
-	if (rc == 0)
-		rc = name_check(newname);
-	if (rc == 0 && (is_dot(name) || is_dot(newname)))
-		rc = -EINVAL;
-	if (rc == 0 && (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
-			flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE)))
-		rc = -EINVAL;
-	if (rc < 0)
-		return rc;
+	if (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
+	    flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE))
+		return -EINVAL;
 	rc = meta_tx_begin(m);
 	if (rc < 0)
 		return rc;
-	rc = dir_check(m, parent);
+	/* as renameat2(2) resolves them: both parents, then the names */
+	rc = dir_check(m, parent) ?: dir_check(m, newparent);
+	if (rc == 0 && (is_dot(name) || is_dot(newname)))
+		rc = -EINVAL;
 	if (rc == 0)
-		rc = dir_check(m, newparent);
+		rc = name_check(name) ?: find_dentry(m, parent, name, &src);
 	if (rc == 0)
-		rc = find_dentry(m, parent, name, &src);
+		rc = name_check(newname);
 	if (rc == 0) {
 		rc = find_dentry(m, newparent, newname, &dst);
 		has_dst = rc == 0;
@@ -718,31 +713,28 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newp
 	return meta_tx_end(m, rc);
 }
 
-int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+/* "." and "..": the directory itself or its parent (the root's is itself). */
+static int lookup_dot(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
+	uint64_t target = parent;
 	sqlite3_stmt *s;
-	int rc = name_check(name);
+	int rc = dir_check(m, parent);
 
-	if (rc < 0)
-		return rc;
-	g_mutex_lock(&m->lock);
-	if (is_dot(name)) {
-		uint64_t target = parent;
-
-		rc = dir_check(m, parent);
-		if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
-			s = st(m, META_Q_PARENT_OF);
-			sqlite3_bind_int64(s, 1, (int64_t)parent);
-			rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
-			target = (uint64_t)sqlite3_column_int64(s, 0);
-			sqlite3_reset(s);
-		}
-		if (rc == 0)
-			rc = meta_getattr_locked(m, target, out);
-		g_mutex_unlock(&m->lock);
-		return rc;
+	if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
+		s = st(m, META_Q_PARENT_OF);
+		sqlite3_bind_int64(s, 1, (int64_t)parent);
+		rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
+		target = (uint64_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
 	}
-	s = st(m, META_Q_LOOKUP);
+	return rc ?: meta_getattr_locked(m, target, out);
+}
+
+static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	sqlite3_stmt *s = st(m, META_Q_LOOKUP);
+	int rc;
+
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	rc = sqlite3_step(s);
@@ -752,6 +744,21 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_a
 	sqlite3_reset(s);
 	if (rc == -ENOENT) /* tell a missing name from a parent that is no directory */
 		rc = dir_check(m, parent) ?: -ENOENT;
+	return rc;
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = name_check(name);
+	if (rc < 0) /* a path walk resolves the parent before it reads the name */
+		rc = dir_check(m, parent) ?: rc;
+	else if (is_dot(name))
+		rc = lookup_dot(m, parent, name, out);
+	else
+		rc = lookup_entry(m, parent, name, out);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }

@@ -205,6 +205,34 @@ static void test_link_directory_order(void **state)
 	assert_int_equal(meta_link(f->m, d, ROOT, "new", &a), -EPERM);
 }
 
+/* As in a path walk, a parent that is missing or no directory is told
+ * before anything about the name ("." and "..", too long, '/', empty). */
+static void test_parent_before_name(void **state)
+{
+	struct fx *f = *state;
+	char longname[300];
+	struct meta_attr a;
+	uint64_t file = create_ok(f->m, ROOT, "f");
+
+	memset(longname, 'x', sizeof(longname));
+	longname[256] = '\0';
+	assert_int_equal(meta_lookup(f->m, file, longname, &a), -ENOTDIR);
+	assert_int_equal(meta_lookup(f->m, 999, "a/b", &a), -ENOENT);
+	assert_int_equal(meta_create(f->m, file, "", 0644, 0, 0, true, &a), -ENOTDIR);
+	assert_int_equal(meta_mkdir(f->m, file, ".", 0755, 0, 0, &a), -ENOTDIR);
+	assert_int_equal(meta_symlink(f->m, 999, longname, "t", 0, 0, &a), -ENOENT);
+	assert_int_equal(meta_unlink(f->m, file, "x/y"), -ENOTDIR);
+	assert_int_equal(meta_unlink(f->m, file, "."), -ENOTDIR);
+	assert_int_equal(meta_rmdir(f->m, 999, ".."), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "f", file, "..", 0), -ENOTDIR);
+	assert_int_equal(meta_rename(f->m, file, longname, ROOT, "g", 0), -ENOTDIR);
+	/* the old name is looked up before the new one is read */
+	assert_int_equal(meta_rename(f->m, ROOT, "none", ROOT, longname, 0), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "f", ROOT, longname, 0), -ENAMETOOLONG);
+	/* renameat2(2) refuses bad flags before it resolves anything */
+	assert_int_equal(meta_rename(f->m, 999, "f", 999, "g", 1u << 3), -EINVAL);
+}
+
 /* Symlinks keep their target; readlink of anything else is EINVAL. */
 static void test_symlinks(void **state)
 {
@@ -505,7 +533,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
-		T(test_symlinks), T(test_mknod),
+		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
 		T(test_rename), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
 		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
 	};
