@@ -611,10 +611,6 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 	int rc = 0;
 	sqlite3_stmt *s;
 
-	if (S_ISDIR(a->mode))
-		rc = subtree_check(m, a->ino, newparent);
-	if (rc == 0 && S_ISDIR(b->mode))
-		rc = subtree_check(m, b->ino, parent);
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		s = st(m, META_Q_SET_DENTRY_INO);
 		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
@@ -632,14 +628,9 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 	return rc;
 }
 
-/* The POSIX rules for replacing dst with src; 1 if nothing is to be done. */
-static int replace_check(struct meta *m, const struct dentry *src, const struct dentry *dst,
-			 unsigned flags)
+/* The POSIX rules for replacing dst with src. */
+static int replace_check(struct meta *m, const struct dentry *src, const struct dentry *dst)
 {
-	if (dst->ino == src->ino)
-		return 1; /* two links to one file: rename does nothing */
-	if (flags & META_RENAME_NOREPLACE)
-		return -EEXIST;
 	if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
 		return -ENOTDIR;
 	if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
@@ -649,15 +640,41 @@ static int replace_check(struct meta *m, const struct dentry *src, const struct 
 	return 0;
 }
 
-static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint64_t newparent,
-		const char *newname, const struct dentry *dst, unsigned flags, int64_t now)
+/*
+ * The rules of renameat2(2) once both entries are looked up (dst NULL if
+ * newname is free), in the order Linux applies them, so that the error
+ * reported when several apply is the kernel's: NOREPLACE and EXCHANGE
+ * first, then loops (a directory into its own subtree: EINVAL; over one
+ * of the source's ancestors: ENOTEMPTY, or EINVAL for an exchange), then
+ * two names of one inode (1: nothing to do, success), then the rules for
+ * replacing. 0 to go on.
+ */
+static int rename_check(struct meta *m, uint64_t parent, const struct dentry *src,
+			uint64_t newparent, const struct dentry *dst, unsigned flags)
 {
-	int rc = dst ? replace_check(m, src, dst, flags) : 0;
+	bool swap = flags & META_RENAME_EXCHANGE;
+	int rc = 0;
 
-	if (rc == 0 && S_ISDIR(src->mode))
+	if (dst && (flags & META_RENAME_NOREPLACE))
+		return -EEXIST;
+	if (!dst && swap)
+		return -ENOENT;
+	if (S_ISDIR(src->mode))
 		rc = subtree_check(m, src->ino, newparent);
-	if (rc == 0 && dst)
-		rc = remove_entry(m, newparent, dst, now);
+	if (rc == 0 && dst && S_ISDIR(dst->mode)) {
+		rc = subtree_check(m, dst->ino, parent);
+		rc = rc == -EINVAL && !swap ? -ENOTEMPTY : rc;
+	}
+	if (rc == 0 && dst && dst->ino == src->ino)
+		return 1;
+	return rc || swap || !dst ? rc : replace_check(m, src, dst);
+}
+
+static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint64_t newparent,
+		const char *newname, const struct dentry *dst, int64_t now)
+{
+	int rc = dst ? remove_entry(m, newparent, dst, now) : 0;
+
 	if (rc == 0) {
 		sqlite3_stmt *s = st(m, META_Q_MOVE_DENTRY);
 
@@ -700,17 +717,17 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newp
 		has_dst = rc == 0;
 		rc = rc == -ENOENT ? 0 : rc;
 	}
+	if (rc == 0)
+		rc = rename_check(m, parent, &src, newparent, has_dst ? &dst : NULL, flags);
 	if (rc == 0 && (flags & META_RENAME_EXCHANGE))
-		rc = has_dst ? exchange(m, parent, &src, newparent, &dst, now) : -ENOENT;
+		rc = exchange(m, parent, &src, newparent, &dst, now);
 	else if (rc == 0)
-		rc = move(m, parent, &src, newparent, newname, has_dst ? &dst : NULL, flags, now);
-	if (rc == 1)
-		rc = 0;
-	else if (rc == 0)
+		rc = move(m, parent, &src, newparent, newname, has_dst ? &dst : NULL, now);
+	if (rc == 0)
 		rc = touch_dir(m, parent, now);
 	if (rc == 0 && newparent != parent)
 		rc = touch_dir(m, newparent, now);
-	return meta_tx_end(m, rc);
+	return meta_tx_end(m, rc == 1 ? 0 : rc);
 }
 
 /* "." and "..": the directory itself or its parent (the root's is itself). */

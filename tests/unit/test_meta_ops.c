@@ -321,6 +321,28 @@ static void test_rename(void **state)
 	assert_int_equal(nlink_of(f->m, h), 2);
 }
 
+/* When several rename rules apply, the error is the one renameat2(2)
+ * gives: NOREPLACE before "same inode", loops before the type rules. */
+static void test_rename_rule_order(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d"), sub = mkdir_ok(f->m, d, "sub");
+	uint64_t h = create_ok(f->m, ROOT, "h");
+
+	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h", META_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_EXCHANGE), 0);
+	/* a directory into its own subtree, over a file there */
+	create_ok(f->m, sub, "file");
+	assert_int_equal(meta_rename(f->m, ROOT, "d", sub, "file", 0), -EINVAL);
+	/* a file over a directory that holds it */
+	assert_int_equal(meta_rename(f->m, sub, "file", ROOT, "d", 0), -ENOTEMPTY);
+	assert_int_equal(meta_rename(f->m, sub, "file", ROOT, "d", META_RENAME_EXCHANGE), -EINVAL);
+	assert_int_equal(nlink_of(f->m, h), 2);
+}
+
 struct listing {
 	GPtrArray *names;
 	uint64_t cookie;
@@ -534,7 +556,7 @@ int main(void)
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
-		T(test_rename), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
 		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
 	};
 
