@@ -402,7 +402,9 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode
 	if (rc < 0)
 		return rc;
 	rc = creation_check(m, parent, name);
-	if (rc == -EEXIST && !excl && !is_dot(name) && find_dentry(m, parent, name, &d) == 0)
+	if (rc == -EEXIST && !excl && is_dot(name))
+		rc = -EISDIR; /* "dir/." and "dir/.." name directories, as any other */
+	else if (rc == -EEXIST && !excl && find_dentry(m, parent, name, &d) == 0)
 		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
 	else if (rc == 0)
 		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);

@@ -115,6 +115,10 @@ static void test_create_and_lookup(void **state)
 	assert_int_equal(meta_create(f->m, 999, "x", 0644, 0, 0, true, &a), -ENOENT);
 	mkdir_ok(f->m, ROOT, "d");
 	assert_int_equal(meta_create(f->m, ROOT, "d", 0644, 0, 0, false, &a), -EISDIR);
+	/* O_CREAT on "." or "..": a directory is there, as open(2) says */
+	assert_int_equal(meta_create(f->m, ROOT, ".", 0644, 0, 0, false, &a), -EISDIR);
+	assert_int_equal(meta_create(f->m, ROOT, "..", 0644, 0, 0, false, &a), -EISDIR);
+	assert_int_equal(meta_create(f->m, ROOT, ".", 0644, 0, 0, true, &a), -EEXIST);
 }
 
 /* Names: too long, with '/', empty, "." and "..". */
