@@ -453,6 +453,19 @@ static void test_xattrs(void **state)
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0); /* xattrs go with the inode */
 }
 
+/* An empty xattr value and an empty xattr list read into a buffer give
+ * length 0 (and copy nothing: UBSan checks memcpy is not given NULL). */
+static void test_empty_xattrs(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+	char buf[16];
+
+	assert_int_equal(meta_listxattr(f->m, ino, buf, sizeof(buf)), 0);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.empty", "", 0, 0), 0);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.empty", buf, sizeof(buf)), 0);
+}
+
 static struct meta_part part(uint32_t index, uint64_t len, uint16_t first_node)
 {
 	struct meta_part p = {.index = index, .length = len, .k = 2, .m = 1};
@@ -560,7 +573,7 @@ int main(void)
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
-		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs), T(test_empty_xattrs),
 		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
 	};
 
