@@ -213,6 +213,18 @@ static int name_check(const char *name)
 	return strchr(name, '/') ? -EINVAL : 0;
 }
 
+/* The checks of parent/name in the order a path walk makes them: the
+ * parent must be a directory (-ENOENT, -ENOTDIR) before "." or ".." (then
+ * dot_rc) or a bad name (name_check) can be told. */
+static int entry_check(struct meta *m, uint64_t parent, const char *name, int dot_rc)
+{
+	int rc = dir_check(m, parent);
+
+	if (rc == 0 && is_dot(name))
+		rc = dot_rc;
+	return rc ?: name_check(name);
+}
+
 /* The entry parent/name: 0 with *d, -ENOENT, or an SQL error. */
 static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct dentry *d)
 {
@@ -359,12 +371,8 @@ static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t
 static int creation_check(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = entry_check(m, parent, name, -EEXIST);
 
-	if (rc == 0)
-		rc = dir_check(m, parent);
-	if (rc == 0 && is_dot(name))
-		rc = -EEXIST;
 	if (rc == 0) {
 		rc = find_dentry(m, parent, name, &d);
 		rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
@@ -394,7 +402,9 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode
 	if (rc < 0)
 		return rc;
 	rc = creation_check(m, parent, name);
-	if (rc == -EEXIST && !excl && !is_dot(name) && find_dentry(m, parent, name, &d) == 0)
+	if (rc == -EEXIST && !excl && is_dot(name))
+		rc = -EISDIR; /* "dir/." and "dir/.." name directories, as any other */
+	else if (rc == -EEXIST && !excl && find_dentry(m, parent, name, &d) == 0)
 		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
 	else if (rc == 0)
 		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);
@@ -458,10 +468,11 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 	if (rc < 0)
 		return rc;
 	rc = meta_getattr_locked(m, ino, &a);
-	if (rc == 0 && S_ISDIR(a.mode))
-		rc = -EPERM;
 	if (rc == 0)
 		rc = creation_check(m, newparent, newname);
+	/* as link(2): the new name is resolved before a directory is refused */
+	if (rc == 0 && S_ISDIR(a.mode))
+		rc = -EPERM;
 	if (rc == 0) {
 		sqlite3_stmt *s = st(m, META_Q_INSERT_DENTRY);
 		int64_t now = meta_now_ns();
@@ -508,16 +519,11 @@ static int remove_entry(struct meta *m, uint64_t parent, const struct dentry *d,
 int meta_unlink(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = meta_tx_begin(m);
 
-	if (rc == 0 && is_dot(name))
-		rc = -EISDIR;
 	if (rc < 0)
 		return rc;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = dir_check(m, parent);
+	rc = entry_check(m, parent, name, -EISDIR);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && S_ISDIR(d.mode))
@@ -530,16 +536,11 @@ int meta_unlink(struct meta *m, uint64_t parent, const char *name)
 int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = name_check(name);
+	int rc = meta_tx_begin(m);
 
-	if (rc == 0 && is_dot(name))
-		rc = strcmp(name, ".") ? -ENOTEMPTY : -EINVAL;
 	if (rc < 0)
 		return rc;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = dir_check(m, parent);
+	rc = entry_check(m, parent, name, strcmp(name, ".") ? -ENOTEMPTY : -EINVAL);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && !S_ISDIR(d.mode))
@@ -612,10 +613,6 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 	int rc = 0;
 	sqlite3_stmt *s;
 
-	if (S_ISDIR(a->mode))
-		rc = subtree_check(m, a->ino, newparent);
-	if (rc == 0 && S_ISDIR(b->mode))
-		rc = subtree_check(m, b->ino, parent);
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		s = st(m, META_Q_SET_DENTRY_INO);
 		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
@@ -633,14 +630,9 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 	return rc;
 }
 
-/* The POSIX rules for replacing dst with src; 1 if nothing is to be done. */
-static int replace_check(struct meta *m, const struct dentry *src, const struct dentry *dst,
-			 unsigned flags)
+/* The POSIX rules for replacing dst with src. */
+static int replace_check(struct meta *m, const struct dentry *src, const struct dentry *dst)
 {
-	if (dst->ino == src->ino)
-		return 1; /* two links to one file: rename does nothing */
-	if (flags & META_RENAME_NOREPLACE)
-		return -EEXIST;
 	if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
 		return -ENOTDIR;
 	if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
@@ -650,15 +642,41 @@ static int replace_check(struct meta *m, const struct dentry *src, const struct 
 	return 0;
 }
 
-static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint64_t newparent,
-		const char *newname, const struct dentry *dst, unsigned flags, int64_t now)
+/*
+ * The rules of renameat2(2) once both entries are looked up (dst NULL if
+ * newname is free), in the order Linux applies them, so that the error
+ * reported when several apply is the kernel's: NOREPLACE and EXCHANGE
+ * first, then loops (a directory into its own subtree: EINVAL; over one
+ * of the source's ancestors: ENOTEMPTY, or EINVAL for an exchange), then
+ * two names of one inode (1: nothing to do, success), then the rules for
+ * replacing. 0 to go on.
+ */
+static int rename_check(struct meta *m, uint64_t parent, const struct dentry *src,
+			uint64_t newparent, const struct dentry *dst, unsigned flags)
 {
-	int rc = dst ? replace_check(m, src, dst, flags) : 0;
+	bool swap = flags & META_RENAME_EXCHANGE;
+	int rc = 0;
 
-	if (rc == 0 && S_ISDIR(src->mode))
+	if (dst && (flags & META_RENAME_NOREPLACE))
+		return -EEXIST;
+	if (!dst && swap)
+		return -ENOENT;
+	if (S_ISDIR(src->mode))
 		rc = subtree_check(m, src->ino, newparent);
-	if (rc == 0 && dst)
-		rc = remove_entry(m, newparent, dst, now);
+	if (rc == 0 && dst && S_ISDIR(dst->mode)) {
+		rc = subtree_check(m, dst->ino, parent);
+		rc = rc == -EINVAL && !swap ? -ENOTEMPTY : rc;
+	}
+	if (rc == 0 && dst && dst->ino == src->ino)
+		return 1;
+	return rc || swap || !dst ? rc : replace_check(m, src, dst);
+}
+
+static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint64_t newparent,
+		const char *newname, const struct dentry *dst, int64_t now)
+{
+	int rc = dst ? remove_entry(m, newparent, dst, now) : 0;
+
 	if (rc == 0) {
 		sqlite3_stmt *s = st(m, META_Q_MOVE_DENTRY);
 
@@ -680,68 +698,62 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newp
 	struct dentry src, dst;
 	bool has_dst;
 	int64_t now = meta_now_ns();
-	int rc = name_check(name);
+	int rc;
 
-	if (rc == 0)
-		rc = name_check(newname);
-	if (rc == 0 && (is_dot(name) || is_dot(newname)))
-		rc = -EINVAL;
-	if (rc == 0 && (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
-			flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE)))
-		rc = -EINVAL;
-	if (rc < 0)
-		return rc;
+	if (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
+	    flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE))
+		return -EINVAL;
 	rc = meta_tx_begin(m);
 	if (rc < 0)
 		return rc;
-	rc = dir_check(m, parent);
+	/* as renameat2(2) resolves them: both parents, then the names */
+	rc = dir_check(m, parent) ?: dir_check(m, newparent);
+	if (rc == 0 && (is_dot(name) || is_dot(newname)))
+		rc = -EINVAL;
 	if (rc == 0)
-		rc = dir_check(m, newparent);
+		rc = name_check(name) ?: find_dentry(m, parent, name, &src);
 	if (rc == 0)
-		rc = find_dentry(m, parent, name, &src);
+		rc = name_check(newname);
 	if (rc == 0) {
 		rc = find_dentry(m, newparent, newname, &dst);
 		has_dst = rc == 0;
 		rc = rc == -ENOENT ? 0 : rc;
 	}
+	if (rc == 0)
+		rc = rename_check(m, parent, &src, newparent, has_dst ? &dst : NULL, flags);
 	if (rc == 0 && (flags & META_RENAME_EXCHANGE))
-		rc = has_dst ? exchange(m, parent, &src, newparent, &dst, now) : -ENOENT;
+		rc = exchange(m, parent, &src, newparent, &dst, now);
 	else if (rc == 0)
-		rc = move(m, parent, &src, newparent, newname, has_dst ? &dst : NULL, flags, now);
-	if (rc == 1)
-		rc = 0;
-	else if (rc == 0)
+		rc = move(m, parent, &src, newparent, newname, has_dst ? &dst : NULL, now);
+	if (rc == 0)
 		rc = touch_dir(m, parent, now);
 	if (rc == 0 && newparent != parent)
 		rc = touch_dir(m, newparent, now);
-	return meta_tx_end(m, rc);
+	return meta_tx_end(m, rc == 1 ? 0 : rc);
 }
 
-int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+/* "." and "..": the directory itself or its parent (the root's is itself). */
+static int lookup_dot(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
+	uint64_t target = parent;
 	sqlite3_stmt *s;
-	int rc = name_check(name);
+	int rc = dir_check(m, parent);
 
-	if (rc < 0)
-		return rc;
-	g_mutex_lock(&m->lock);
-	if (is_dot(name)) {
-		uint64_t target = parent;
-
-		rc = dir_check(m, parent);
-		if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
-			s = st(m, META_Q_PARENT_OF);
-			sqlite3_bind_int64(s, 1, (int64_t)parent);
-			rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
-			target = (uint64_t)sqlite3_column_int64(s, 0);
-			sqlite3_reset(s);
-		}
-		if (rc == 0)
-			rc = meta_getattr_locked(m, target, out);
-		g_mutex_unlock(&m->lock);
-		return rc;
+	if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
+		s = st(m, META_Q_PARENT_OF);
+		sqlite3_bind_int64(s, 1, (int64_t)parent);
+		rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
+		target = (uint64_t)sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
 	}
-	s = st(m, META_Q_LOOKUP);
+	return rc ?: meta_getattr_locked(m, target, out);
+}
+
+static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	sqlite3_stmt *s = st(m, META_Q_LOOKUP);
+	int rc;
+
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	rc = sqlite3_step(s);
@@ -751,6 +763,21 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_a
 	sqlite3_reset(s);
 	if (rc == -ENOENT) /* tell a missing name from a parent that is no directory */
 		rc = dir_check(m, parent) ?: -ENOENT;
+	return rc;
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = name_check(name);
+	if (rc < 0) /* a path walk resolves the parent before it reads the name */
+		rc = dir_check(m, parent) ?: rc;
+	else if (is_dot(name))
+		rc = lookup_dot(m, parent, name, out);
+	else
+		rc = lookup_entry(m, parent, name, out);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }

@@ -115,6 +115,10 @@ static void test_create_and_lookup(void **state)
 	assert_int_equal(meta_create(f->m, 999, "x", 0644, 0, 0, true, &a), -ENOENT);
 	mkdir_ok(f->m, ROOT, "d");
 	assert_int_equal(meta_create(f->m, ROOT, "d", 0644, 0, 0, false, &a), -EISDIR);
+	/* O_CREAT on "." or "..": a directory is there, as open(2) says */
+	assert_int_equal(meta_create(f->m, ROOT, ".", 0644, 0, 0, false, &a), -EISDIR);
+	assert_int_equal(meta_create(f->m, ROOT, "..", 0644, 0, 0, false, &a), -EISDIR);
+	assert_int_equal(meta_create(f->m, ROOT, ".", 0644, 0, 0, true, &a), -EEXIST);
 }
 
 /* Names: too long, with '/', empty, "." and "..". */
@@ -188,6 +192,49 @@ static void test_links(void **state)
 	assert_int_equal(meta_unlink(f->m, d, "b"), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), -ENOENT);
 	assert_int_equal(meta_unlink(f->m, d, "b"), -ENOENT);
+}
+
+/* link(2) resolves the new name before it refuses a directory: EEXIST and
+ * ENOTDIR win over EPERM. */
+static void test_link_directory_order(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d"), file = create_ok(f->m, ROOT, "f");
+
+	assert_int_equal(meta_link(f->m, d, ROOT, "f", &a), -EEXIST);
+	assert_int_equal(meta_link(f->m, d, ROOT, ".", &a), -EEXIST);
+	assert_int_equal(meta_link(f->m, d, file, "x", &a), -ENOTDIR);
+	assert_int_equal(meta_link(f->m, d, 999, "x", &a), -ENOENT);
+	assert_int_equal(meta_link(f->m, d, ROOT, "new", &a), -EPERM);
+}
+
+/* As in a path walk, a parent that is missing or no directory is told
+ * before anything about the name ("." and "..", too long, '/', empty). */
+static void test_parent_before_name(void **state)
+{
+	struct fx *f = *state;
+	char longname[300];
+	struct meta_attr a;
+	uint64_t file = create_ok(f->m, ROOT, "f");
+
+	memset(longname, 'x', sizeof(longname));
+	longname[256] = '\0';
+	assert_int_equal(meta_lookup(f->m, file, longname, &a), -ENOTDIR);
+	assert_int_equal(meta_lookup(f->m, 999, "a/b", &a), -ENOENT);
+	assert_int_equal(meta_create(f->m, file, "", 0644, 0, 0, true, &a), -ENOTDIR);
+	assert_int_equal(meta_mkdir(f->m, file, ".", 0755, 0, 0, &a), -ENOTDIR);
+	assert_int_equal(meta_symlink(f->m, 999, longname, "t", 0, 0, &a), -ENOENT);
+	assert_int_equal(meta_unlink(f->m, file, "x/y"), -ENOTDIR);
+	assert_int_equal(meta_unlink(f->m, file, "."), -ENOTDIR);
+	assert_int_equal(meta_rmdir(f->m, 999, ".."), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "f", file, "..", 0), -ENOTDIR);
+	assert_int_equal(meta_rename(f->m, file, longname, ROOT, "g", 0), -ENOTDIR);
+	/* the old name is looked up before the new one is read */
+	assert_int_equal(meta_rename(f->m, ROOT, "none", ROOT, longname, 0), -ENOENT);
+	assert_int_equal(meta_rename(f->m, ROOT, "f", ROOT, longname, 0), -ENAMETOOLONG);
+	/* renameat2(2) refuses bad flags before it resolves anything */
+	assert_int_equal(meta_rename(f->m, 999, "f", 999, "g", 1u << 3), -EINVAL);
 }
 
 /* Symlinks keep their target; readlink of anything else is EINVAL. */
@@ -275,6 +322,28 @@ static void test_rename(void **state)
 	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
 	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", 0), 0);
 	assert_int_equal(meta_lookup(f->m, ROOT, "h", &a), 0);
+	assert_int_equal(nlink_of(f->m, h), 2);
+}
+
+/* When several rename rules apply, the error is the one renameat2(2)
+ * gives: NOREPLACE before "same inode", loops before the type rules. */
+static void test_rename_rule_order(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a;
+	uint64_t d = mkdir_ok(f->m, ROOT, "d"), sub = mkdir_ok(f->m, d, "sub");
+	uint64_t h = create_ok(f->m, ROOT, "h");
+
+	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h", META_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_EXCHANGE), 0);
+	/* a directory into its own subtree, over a file there */
+	create_ok(f->m, sub, "file");
+	assert_int_equal(meta_rename(f->m, ROOT, "d", sub, "file", 0), -EINVAL);
+	/* a file over a directory that holds it */
+	assert_int_equal(meta_rename(f->m, sub, "file", ROOT, "d", 0), -ENOTEMPTY);
+	assert_int_equal(meta_rename(f->m, sub, "file", ROOT, "d", META_RENAME_EXCHANGE), -EINVAL);
 	assert_int_equal(nlink_of(f->m, h), 2);
 }
 
@@ -384,6 +453,19 @@ static void test_xattrs(void **state)
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0); /* xattrs go with the inode */
 }
 
+/* An empty xattr value and an empty xattr list read into a buffer give
+ * length 0 (and copy nothing: UBSan checks memcpy is not given NULL). */
+static void test_empty_xattrs(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+	char buf[16];
+
+	assert_int_equal(meta_listxattr(f->m, ino, buf, sizeof(buf)), 0);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.empty", "", 0, 0), 0);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.empty", buf, sizeof(buf)), 0);
+}
+
 static struct meta_part part(uint32_t index, uint64_t len, uint16_t first_node)
 {
 	struct meta_part p = {.index = index, .length = len, .k = 2, .m = 1};
@@ -489,8 +571,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
-		T(test_directories), T(test_links), T(test_symlinks), T(test_mknod),
-		T(test_rename), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_directories), T(test_links), T(test_link_directory_order),
+		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
+		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs), T(test_empty_xattrs),
 		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
 	};
 
