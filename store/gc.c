@@ -9,6 +9,8 @@
 
 #include "store_internal.h"
 
+#include <string.h>
+
 int store_collect_garbage(struct store *s, struct meta *m, unsigned max, unsigned *deleted)
 {
 	struct meta_garbage *items = NULL;
@@ -16,7 +18,8 @@ int store_collect_garbage(struct store *s, struct meta *m, unsigned max, unsigne
 	int rc = meta_garbage_list(m, max, &items, &n);
 
 	for (unsigned i = 0; rc == 0 && i < n; i++) {
-		if (store_parts_delete(s, items[i].object_id, &items[i].part, 1))
+		memcpy(items[i].part.object_id, items[i].object_id, 16);
+		if (store_parts_delete(s, &items[i].part, 1))
 			continue; /* a node is away: the entry waits for the next pass */
 		rc = meta_garbage_done(m, items[i].id);
 		done += rc == 0;

@@ -49,7 +49,7 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_HAS_CHILDREN] = "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
 	[META_Q_OPEN_COUNT] = "SELECT count(*) FROM open_files WHERE ino = ?1",
 	[META_Q_PARTS_TO_GARBAGE] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
-			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1",
+			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1 AND k > 0",
 	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
 	[META_Q_DELETE_XATTRS] = "DELETE FROM xattrs WHERE ino = ?1",
 	[META_Q_DELETE_INODE] = "DELETE FROM inodes WHERE ino = ?1",

@@ -70,8 +70,10 @@ struct meta_setattr {
 	int64_t atime_ns, mtime_ns;
 };
 
-/* One part of a file's manifest. */
+/* One part of a file's manifest. A part with k == 0 is a hole: length
+ * zero bytes, nothing stored. Every part but the last is part_size long. */
 struct meta_part {
+	uint8_t object_id[16]; /* its shards' key: (object_id, index, shard) */
 	uint32_t index;	      /* part number in the object */
 	uint64_t length;      /* bytes of the plain part */
 	uint8_t checksum[16]; /* xxh3-128 of the plain part */

@@ -318,6 +318,8 @@ static bool nodes_unpack(sqlite3_stmt *s, int col_k, struct meta_part *p)
 	int n = sqlite3_column_bytes(s, col_k + 2);
 	const uint8_t *b = sqlite3_column_blob(s, col_k + 2);
 
+	if (k == 0 && mm == 0 && n == 0) /* a hole */
+		return p->k = p->m = 0, true;
 	if (k < 1 || mm < 0 || k + mm > 64 || n != 2 * (k + mm))
 		return false;
 	p->k = (uint8_t)k;
@@ -327,14 +329,23 @@ static bool nodes_unpack(sqlite3_stmt *s, int col_k, struct meta_part *p)
 	return true;
 }
 
-static int insert_part(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+static bool oid_zero(const uint8_t oid[16])
+{
+	static const uint8_t zero[16];
+
+	return memcmp(oid, zero, 16) == 0;
+}
+
+/* A part keeps its own object id; a part without one takes the file's. */
+static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 		       const struct meta_part *p)
 {
+	const uint8_t *object_id = oid_zero(p->object_id) ? file_oid : p->object_id;
 	uint8_t nodes[128];
 	sqlite3_stmt *s;
 	int rc;
 
-	if (p->k < 1 || p->k + p->m > 64)
+	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64)
 		return -EINVAL;
 	nodes_pack(p, nodes);
 	sqlite3_prepare_v2(m->db,
@@ -346,10 +357,51 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t object_id[16]
 	sqlite3_bind_blob(s, 4, p->checksum, 16, SQLITE_STATIC);
 	sqlite3_bind_int(s, 5, p->k);
 	sqlite3_bind_int(s, 6, p->m);
-	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC); /* empty for a hole */
 	sqlite3_bind_blob(s, 8, object_id, 16, SQLITE_STATIC);
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite3_errcode(m->db) == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
 	sqlite3_finalize(s);
+	return rc;
+}
+
+static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oid[16],
+		      const struct meta_part *parts, unsigned nparts)
+{
+	for (unsigned i = 0; i < nparts; i++) {
+		const uint8_t *kept = oid_zero(parts[i].object_id) ? file_oid : parts[i].object_id;
+
+		if (parts[i].index == idx && parts[i].k && !memcmp(kept, oid, 16))
+			return true;
+	}
+	return false;
+}
+
+/* The stored parts of ino that the new list does not keep go to the
+ * garbage table; parts kept (same object id and index) stay where they
+ * are. Holes have nothing to collect. */
+static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
+				     const struct meta_part *parts, unsigned nparts)
+{
+	sqlite3_stmt *sel, *ins;
+	int rc = 0;
+
+	sqlite3_prepare_v2(m->db, "SELECT object_id, idx, length, k, m, nodes FROM parts"
+			   " WHERE ino = ?1 AND k > 0", -1, &sel, NULL);
+	sqlite3_prepare_v2(m->db, "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &ins, NULL);
+	sqlite3_bind_int64(sel, 1, (int64_t)ino);
+	while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(sel, 0) == 16 &&
+		    part_kept(sqlite3_column_blob(sel, 0), (uint32_t)sqlite3_column_int64(sel, 1),
+			      file_oid, parts, nparts))
+			continue;
+		sqlite3_reset(ins);
+		for (int c = 0; c < 6; c++)
+			sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
+		rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : -EIO;
+	}
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
 	return rc;
 }
 
@@ -370,7 +422,7 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 		if (rc == 0 && !S_ISREG(a.mode))
 			rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 		if (rc == 0)
-			rc = meta_by_ino(m, META_Q_PARTS_TO_GARBAGE, ino);
+			rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
 		if (rc == 0)
 			rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
 		for (unsigned i = 0; rc == 0 && i < nparts; i++)
@@ -415,7 +467,7 @@ int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 		rc = -EINVAL; /* not a regular file */
 	sqlite3_finalize(s);
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "SELECT idx, length, checksum, k, m, nodes FROM parts"
+		sqlite3_prepare_v2(m->db, "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
 				   " WHERE ino = ?1 ORDER BY idx", -1, &s, NULL);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
@@ -423,10 +475,13 @@ int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 
 			p.index = (uint32_t)sqlite3_column_int64(s, 0);
 			p.length = (uint64_t)sqlite3_column_int64(s, 1);
-			if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p))
+			if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p) ||
+			    sqlite3_column_bytes(s, 6) != 16)
 				rc = -EUCLEAN;
-			else
+			else {
 				memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
+				memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
+			}
 			g_array_append_val(list, p);
 		}
 		sqlite3_finalize(s);

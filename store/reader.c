@@ -48,12 +48,12 @@ struct gather {
 	struct gshard sh[ERASURE_MAX_FRAGMENTS];
 };
 
-static struct gather *gather_new(struct store *s, const uint8_t oid[16], const struct meta_part *p)
+static struct gather *gather_new(struct store *s, const struct meta_part *p)
 {
 	struct gather *g = g_new0(struct gather, 1);
 
 	g->s = s;
-	memcpy(g->oid, oid, 16);
+	memcpy(g->oid, p->object_id, 16);
 	g->part = p;
 	g->part_index = p->index;
 	g->refs = 1;
@@ -276,8 +276,7 @@ static void ask_rest(struct gather *g, const unsigned *order, unsigned n, size_t
 			gather_send(g, order[i], 0, flen);
 }
 
-static int fetch_part(struct store *s, const uint8_t oid[16], const struct meta_part *p,
-		      uint8_t *out)
+static int fetch_part(struct store *s, const struct meta_part *p, uint8_t *out)
 {
 	const struct erasure *code;
 	unsigned order[ERASURE_MAX_FRAGMENTS], n;
@@ -289,7 +288,7 @@ static int fetch_part(struct store *s, const uint8_t oid[16], const struct meta_
 	if (rc)
 		return rc;
 	size_t flen = erasure_fragment_size(code, p->length);
-	struct gather *g = gather_new(s, oid, p);
+	struct gather *g = gather_new(s, p);
 	n = ask_order(s, p, order);
 	for (unsigned i = 0; i < p->k; i++)
 		gather_send(g, order[i], 0, flen);
@@ -313,8 +312,8 @@ static int fetch_part(struct store *s, const uint8_t oid[16], const struct meta_
 
 /* Reads [a, b) of part p from the data shards that hold it; 0 or -EAGAIN
  * when fetch_part must do it. */
-static int fetch_range_fast(struct store *s, const uint8_t oid[16], const struct meta_part *p,
-			    uint64_t a, uint64_t b, uint8_t *out)
+static int fetch_range_fast(struct store *s, const struct meta_part *p, uint64_t a, uint64_t b,
+			    uint8_t *out)
 {
 	const struct erasure *code;
 	int rc = store_code(s, p->k, p->m, &code);
@@ -326,7 +325,7 @@ static int fetch_range_fast(struct store *s, const uint8_t oid[16], const struct
 	for (unsigned i = first; i <= last; i++)
 		if (store_is_suspect(s, p->nodes[i]))
 			return -EAGAIN;
-	struct gather *g = gather_new(s, oid, p);
+	struct gather *g = gather_new(s, p);
 	for (unsigned i = first; i <= last; i++) {
 		uint64_t lo = MAX(a, (uint64_t)i * c), hi = MIN(b, (uint64_t)(i + 1) * c);
 
@@ -346,10 +345,18 @@ static int fetch_range_fast(struct store *s, const uint8_t oid[16], const struct
 	return rc;
 }
 
-static int fetch_range(struct store *s, const uint8_t oid[16], const struct meta_part *p,
-		       uint64_t a, uint64_t b, uint8_t *out)
+int store_part_read(struct store *s, const struct meta_part *p, uint64_t a, uint64_t b,
+		    uint8_t *out)
 {
-	int rc = fetch_range_fast(s, oid, p, a, b, out);
+	if (b > p->length || a > b)
+		return -EINVAL;
+	if (a == b)
+		return 0;
+	if (p->k == 0) {
+		memset(out, 0, b - a);
+		return 0;
+	}
+	int rc = fetch_range_fast(s, p, a, b, out);
 
 	STORE_COUNT(s, ranges_read, 1);
 	if (rc != -EAGAIN)
@@ -357,7 +364,7 @@ static int fetch_range(struct store *s, const uint8_t oid[16], const struct meta
 	uint8_t *whole = store_buf_alloc(s, p->length);
 	if (!whole)
 		return -ENOMEM;
-	rc = fetch_part(s, oid, p, whole);
+	rc = fetch_part(s, p, whole);
 	if (rc == 0)
 		memcpy(out, whole + a, b - a);
 	store_buf_free(s, whole, p->length);
@@ -381,7 +388,6 @@ struct slot {
 
 struct store_reader {
 	struct store *s;
-	uint8_t oid[16];
 	struct meta_part *parts;
 	uint64_t *start; /* byte offset of each part, and the size at [nparts] */
 	unsigned nparts;
@@ -395,13 +401,12 @@ struct store_reader {
 	unsigned jobs;	 /* fetches in flight, lock */
 };
 
-int store_reader_new(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
-		     unsigned nparts, struct store_reader **out)
+int store_reader_new(struct store *s, const struct meta_part *parts, unsigned nparts,
+		     struct store_reader **out)
 {
 	struct store_reader *r = g_new0(struct store_reader, 1);
 
 	r->s = s;
-	memcpy(r->oid, oid, 16);
 	r->parts = g_memdup2(parts, (nparts ? nparts : 1) * sizeof(*parts));
 	r->nparts = nparts;
 	r->start = g_new0(uint64_t, nparts + 1);
@@ -420,7 +425,8 @@ void store_fetch_job(gpointer job, gpointer user)
 {
 	struct slot *sl = job;
 	struct store_reader *r = sl->r;
-	int rc = fetch_part(user, r->oid, &r->parts[sl->part], sl->data);
+	const struct meta_part *p = &r->parts[sl->part];
+	int rc = p->k ? fetch_part(user, p, sl->data) : (memset(sl->data, 0, p->length), 0);
 
 	g_mutex_lock(&r->lock);
 	sl->rc = rc;
@@ -547,7 +553,7 @@ ssize_t store_reader_read(struct store_reader *r, uint64_t off, void *buf, size_
 		uint64_t a = off + done - r->start[i];
 		uint64_t b = MIN(r->parts[i].length, a + (len - done));
 		int rc = r->streak ? read_cached(r, i, a, b, (uint8_t *)buf + done)
-				   : fetch_range(r->s, r->oid, &r->parts[i], a, b, (uint8_t *)buf + done);
+				   : store_part_read(r->s, &r->parts[i], a, b, (uint8_t *)buf + done);
 
 		if (rc)
 			return rc;

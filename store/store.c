@@ -287,24 +287,34 @@ const struct net_cluster *store_cluster(const struct store *s)
 	return s->cluster;
 }
 
+const char *store_meta_url(const struct store *s)
+{
+	return s->cluster->meta_url;
+}
+
+size_t store_part_size(const struct store *s)
+{
+	return s->part_size;
+}
+
 void store_get_stats(struct store *s, struct store_stats *st)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	*st = s->stats;
 }
 
-/* ---- deletes ---- */
+/* ---- batches of calls ---- */
 
-struct delete_batch {
+struct batch {
 	GMutex lock;
 	GCond cond;
 	unsigned pending;
 	int error;
 };
 
-static void delete_done(void *arg, struct net_call *call)
+static void batch_done(void *arg, struct net_call *call)
 {
-	struct delete_batch *b = arg;
+	struct batch *b = arg;
 
 	g_mutex_lock(&b->lock);
 	/* A shard already gone is what a delete wants. */
@@ -315,32 +325,109 @@ static void delete_done(void *arg, struct net_call *call)
 	g_mutex_unlock(&b->lock);
 }
 
-int store_parts_delete(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
-		       unsigned nparts)
+/* Waits for every call of the batch, then frees its lock. */
+static void batch_wait(struct batch *b)
+{
+	g_mutex_lock(&b->lock);
+	while (b->pending)
+		g_cond_wait(&b->cond, &b->lock);
+	g_mutex_unlock(&b->lock);
+	g_mutex_clear(&b->lock);
+	g_cond_clear(&b->cond);
+}
+
+/* ---- capacity ---- */
+
+#define CAPACITY_TTL_US (5 * G_USEC_PER_SEC)
+#define STATUS_TEXT_MAX 4096
+
+static uint64_t status_value(const char *text, const char *key)
+{
+	g_autofree char *pat = g_strconcat("\n", key, "=", NULL);
+	g_autofree char *padded = g_strconcat("\n", text, NULL);
+	const char *at = strstr(padded, pat);
+
+	return at ? g_ascii_strtoull(at + strlen(pat), NULL, 10) : 0;
+}
+
+static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
+{
+	GArray *nodes = s->cluster->nodes;
+	struct net_call *calls = g_new0(struct net_call, nodes->len);
+	char *texts = g_malloc0((size_t)nodes->len * (STATUS_TEXT_MAX + 1));
+	struct batch b = {.pending = nodes->len};
+	unsigned up = 0;
+
+	g_mutex_init(&b.lock);
+	g_cond_init(&b.cond);
+	for (guint i = 0; i < nodes->len; i++) {
+		calls[i].req.op = NET_OP_STATUS;
+		calls[i].resp_buf = texts + i * (STATUS_TEXT_MAX + 1);
+		calls[i].resp_cap = STATUS_TEXT_MAX;
+		calls[i].timeout_ms = 2000;
+		net_pool_call_async(s->pool, g_array_index(nodes, struct net_node_conf, i).id, &calls[i],
+				    batch_done, &b);
+	}
+	batch_wait(&b);
+	*total = *avail = 0;
+	for (guint i = 0; i < nodes->len; i++) {
+		if (calls[i].status)
+			continue;
+		up++;
+		*total += status_value(calls[i].resp_buf, "total_bytes");
+		*avail += status_value(calls[i].resp_buf, "free_bytes");
+	}
+	g_free(calls);
+	g_free(texts);
+	*total = *total / (s->cluster->ec_k + s->cluster->ec_m) * s->cluster->ec_k;
+	*avail = *avail / (s->cluster->ec_k + s->cluster->ec_m) * s->cluster->ec_k;
+	return up ? 0 : STORE_EUNAVAIL;
+}
+
+int store_capacity(struct store *s, uint64_t *total, uint64_t *avail)
+{
+	gint64 now = g_get_monotonic_time();
+	int rc = 0;
+
+	g_mutex_lock(&s->lock);
+	bool fresh = s->capacity_at && now - s->capacity_at < CAPACITY_TTL_US;
+	*total = s->capacity_total;
+	*avail = s->capacity_avail;
+	g_mutex_unlock(&s->lock);
+	if (fresh)
+		return 0;
+	if ((rc = ask_capacity(s, total, avail)))
+		return rc;
+	g_mutex_lock(&s->lock);
+	s->capacity_at = now;
+	s->capacity_total = *total;
+	s->capacity_avail = *avail;
+	g_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* ---- deletes ---- */
+
+int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned nparts)
 {
 	unsigned total = 0;
 
 	for (unsigned p = 0; p < nparts; p++)
 		total += parts[p].k + parts[p].m;
 	struct net_call *calls = g_new0(struct net_call, total ? total : 1);
-	struct delete_batch b = {.pending = total};
+	struct batch b = {.pending = total};
 	g_mutex_init(&b.lock);
 	g_cond_init(&b.cond);
 	for (unsigned p = 0, c = 0; p < nparts; p++) {
 		for (unsigned i = 0; i < (unsigned)(parts[p].k + parts[p].m); i++, c++) {
 			calls[c].req.op = NET_OP_DELETE;
-			memcpy(calls[c].req.key.object_id, oid, 16);
+			memcpy(calls[c].req.key.object_id, parts[p].object_id, 16);
 			calls[c].req.key.part = parts[p].index;
 			calls[c].req.key.shard = (uint16_t)i;
-			net_pool_call_async(s->pool, parts[p].nodes[i], &calls[c], delete_done, &b);
+			net_pool_call_async(s->pool, parts[p].nodes[i], &calls[c], batch_done, &b);
 		}
 	}
-	g_mutex_lock(&b.lock);
-	while (b.pending)
-		g_cond_wait(&b.cond, &b.lock);
-	g_mutex_unlock(&b.lock);
-	g_mutex_clear(&b.lock);
-	g_cond_clear(&b.cond);
+	batch_wait(&b);
 	g_free(calls);
 	return b.error;
 }

@@ -72,6 +72,9 @@ int store_open(const char *cluster_path, const struct store_options *o, struct s
 	       GError **err);
 void store_close(struct store *s);
 const struct net_cluster *store_cluster(const struct store *s);
+/* The cluster file's metadata URL and part size. */
+const char *store_meta_url(const struct store *s);
+size_t store_part_size(const struct store *s);
 void store_get_stats(struct store *s, struct store_stats *st);
 /* Text for errors of store, net and wal, and errno values. */
 const char *store_strerror(int err);
@@ -80,7 +83,8 @@ const char *store_strerror(int err);
 void store_object_id_new(uint8_t oid[16]);
 
 /*
- * A writer of object oid from part first_part on. write() copies and
+ * A writer of object oid from part first_part on (the parts it returns
+ * carry oid as their object_id). write() copies and
  * returns once the bytes are buffered; it blocks while max_inflight parts
  * are in flight. Its errors (and finish's) are sticky: STORE_EUNAVAIL,
  * network errors of net.h, -ENOMEM.
@@ -101,15 +105,25 @@ void store_writer_free(struct store_writer *w);
  * ahead; others from ranges. Returns bytes read (short only at the end of
  * the file), or STORE_EUNAVAIL, STORE_ECORRUPT, -ENOMEM.
  */
-int store_reader_new(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
-		     unsigned nparts, struct store_reader **out);
+int store_reader_new(struct store *s, const struct meta_part *parts, unsigned nparts,
+		     struct store_reader **out);
 ssize_t store_reader_read(struct store_reader *r, uint64_t off, void *buf, size_t len);
 void store_reader_free(struct store_reader *r);
 
-/* Deletes the shards of parts; returns 0 or the first error (best effort:
- * every shard is tried). */
-int store_parts_delete(struct store *s, const uint8_t oid[16], const struct meta_part *parts,
-		       unsigned nparts);
+/* Reads bytes [a, b) of one part (a hole reads as zeros): only the ranges
+ * of the data shards that hold them when all goes well. 0, -EINVAL (range
+ * outside the part), or the reader's errors. */
+int store_part_read(struct store *s, const struct meta_part *p, uint64_t a, uint64_t b,
+		    uint8_t *out);
+
+/* Deletes the shards of parts (holes have none); returns 0 or the first
+ * error (best effort: every shard is tried). */
+int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned nparts);
+
+/* The cluster's capacity as its nodes report it, in bytes of user data
+ * (raw space x k/(k+m)); nodes that do not answer count as empty.
+ * Cached for a few seconds. 0 or STORE_EUNAVAIL (no node answers). */
+int store_capacity(struct store *s, uint64_t *total, uint64_t *avail);
 
 /*
  * Deletes from the nodes the shards of up to max entries of the metadata

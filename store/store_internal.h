@@ -26,6 +26,8 @@ struct store {
 	GHashTable *codes;	/* (k << 8 | m) -> struct erasure, lock */
 	GHashTable *suspect;	/* node id -> gint64 avoided until (us), lock */
 	struct store_stats stats; /* atomics */
+	gint64 capacity_at;	/* when total/avail were asked, lock */
+	uint64_t capacity_total, capacity_avail; /* lock */
 	GMutex buf_lock;
 	GSList *bufs;	      /* struct spare_buf, buf_lock */
 	size_t bufs_bytes;    /* buf_lock */

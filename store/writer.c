@@ -271,6 +271,7 @@ static int submit(struct store_writer *w)
 	p->w = w;
 	p->plain = w->cur;
 	p->len = w->cur_len;
+	memcpy(p->meta.object_id, w->oid, 16);
 	p->meta.index = w->next_part++;
 	p->meta.length = w->cur_len;
 	p->meta.k = (uint8_t)erasure_k(w->code);
@@ -312,7 +313,7 @@ static void wait_idle(struct store_writer *w)
 
 static void delete_sent(struct store_writer *w)
 {
-	int rc = w->parts->len ? store_parts_delete(w->s, w->oid, (struct meta_part *)w->parts->data,
+	int rc = w->parts->len ? store_parts_delete(w->s, (struct meta_part *)w->parts->data,
 						    w->parts->len)
 			       : 0;
 	if (rc) {

@@ -495,13 +495,15 @@ static void test_manifests_and_garbage(void **state)
 	assert_int_equal(meta_get_manifest(f->m, ino, got_oid, &back, &n), 0);
 	assert_int_equal(n, 3);
 	assert_memory_equal(got_oid, oid, 16);
+	memcpy(parts[2].object_id, oid, 16); /* a part without its own id takes the file's */
 	assert_memory_equal(&back[2], &parts[2], sizeof(parts[2]));
 	g_free(back);
+	/* Part 0 is kept (same object id and index): only 1 and 2 are garbage. */
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 100, parts, 1, false), 0);
 	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
-	assert_int_equal(n, 3);
-	assert_int_equal(g[2].part.index, 2);
-	assert_int_equal(g[2].part.nodes[2], 9);
+	assert_int_equal(n, 2);
+	assert_int_equal(g[1].part.index, 2);
+	assert_int_equal(g[1].part.nodes[2], 9);
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(meta_garbage_done(f->m, g[i].id), 0);
 	g_free(g);
@@ -509,6 +511,42 @@ static void test_manifests_and_garbage(void **state)
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
 	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
 	assert_int_equal(n, 1);
+	g_free(g);
+}
+
+/* Parts keep their own object ids; a part rewritten under a new id sends
+ * only the old one to the garbage; holes (k = 0) are stored and never
+ * collected. */
+static void test_manifest_part_ids_and_holes(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = {0}, got_oid[16];
+	struct meta_part parts[3] = {part(0, 100, 1), {.index = 1, .length = 100}, part(2, 5, 7)};
+	struct meta_part *back;
+	struct meta_garbage *g;
+	unsigned n;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+
+	memset(parts[0].object_id, 0xa0, 16);
+	memset(parts[2].object_id, 0xa2, 16);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, true), 0);
+	assert_int_equal(meta_get_manifest(f->m, ino, got_oid, &back, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(back[1].k, 0);
+	assert_int_equal(back[1].length, 100);
+	assert_memory_equal(back[2].object_id, parts[2].object_id, 16);
+	g_free(back);
+	memset(parts[2].object_id, 0xb2, 16);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, true), 0);
+	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(g[0].part.index, 2);
+	assert_int_equal(g[0].object_id[0], 0xa2);
+	assert_int_equal(meta_garbage_done(f->m, g[0].id), 0);
+	g_free(g);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
+	assert_int_equal(n, 2); /* parts 0 and 2, not the hole */
 	g_free(g);
 }
 
@@ -574,7 +612,7 @@ int main(void)
 		T(test_directories), T(test_links), T(test_link_directory_order),
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
 		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs), T(test_empty_xattrs),
-		T(test_manifests_and_garbage), T(test_open_unlinked_files), T(test_statfs),
+		T(test_manifests_and_garbage), T(test_manifest_part_ids_and_holes), T(test_open_unlinked_files), T(test_statfs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
