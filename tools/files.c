@@ -213,7 +213,7 @@ static int put_object(struct client *c, int fd, uint64_t ino, uint64_t total)
 		return rc;
 	rc = meta_commit_manifest(c->meta, ino, oid, size, parts, nparts, true);
 	if (rc)
-		store_parts_delete(c->store, oid, parts, nparts);
+		store_parts_delete(c->store, parts, nparts);
 	g_free(parts);
 	return rc;
 }
@@ -314,7 +314,7 @@ static int copy_out(struct client *c, const struct meta_attr *a, int fd)
 	uint8_t oid[16];
 	int rc = meta_get_manifest(c->meta, a->ino, oid, &parts, &nparts);
 
-	if (rc || (rc = store_reader_new(c->store, oid, parts, nparts, &r))) {
+	if (rc || (rc = store_reader_new(c->store, parts, nparts, &r))) {
 		g_free(parts);
 		return rc;
 	}
@@ -347,7 +347,7 @@ static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint6
 	uint8_t oid[16];
 	int rc = meta_get_manifest(c->meta, a->ino, oid, &parts, &nparts);
 
-	if (rc || (rc = store_reader_new(c->store, oid, parts, nparts, &r))) {
+	if (rc || (rc = store_reader_new(c->store, parts, nparts, &r))) {
 		g_free(parts);
 		return rc;
 	}

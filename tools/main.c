@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{"init", "create a cluster: CA, certificates, cluster file", cmd_init},
 	{"node", "run a storage node daemon", cmd_node},
 	{"status", "show every node of a cluster", cmd_status},
+	{"mount", "mount the cluster's files on a directory", cmd_mount},
 	{"put", "store a file (or stdin) in the cluster", cmd_put},
 	{"get", "copy a file out of the cluster", cmd_get},
 	{"cat", "print files of the cluster", cmd_cat},
@@ -62,6 +63,10 @@ gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 
 int main(int argc, char **argv)
 {
+	g_autofree char *self = g_path_get_basename(argv[0]);
+
+	if (!strcmp(self, "mount.shardfs")) /* mount(8): mount.shardfs SPEC DIR [-o OPTS] */
+		return cmd_mount(argc, argv);
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? SHARDFS_EXIT_USAGE : 0;

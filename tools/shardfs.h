@@ -22,6 +22,7 @@ uint16_t bench_free_udp_port(void);
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_cat(int argc, char **argv);

@@ -1,0 +1,534 @@
+/*
+ * file.c - the content of regular files open in this mount.
+ *
+ * Every part of a file covers [i * P, (i + 1) * P) with P the part size;
+ * every part but the last is P long. A write dirties the parts it touches:
+ * a dirty part is a P-byte buffer holding the part's bytes (copied from the
+ * stored part on first touch: copy-on-write), and a dirty part written to
+ * its end is uploaded at once as a new part with a fresh object id, so a
+ * sequential writer streams while it writes. At most MAX_DIRTY parts stay
+ * dirty (the oldest is uploaded when more are) and MAX_UPLOADS uploads are
+ * in flight (the oldest is waited for): memory per open file stays bounded
+ * whatever it does.
+ *
+ * flush (close, fsync) uploads the rest, waits for every upload, and
+ * commits the new part list and size in one durable metadata transaction:
+ * other mounts see the old content or the new. Parts replaced by the
+ * commit go to the garbage table in the same transaction; parts uploaded
+ * and replaced again before a commit were never visible and are deleted
+ * here. A failed upload or commit makes every later flush of this open
+ * state fail with EIO and nothing more is committed from it (close and
+ * fsync report it; the file keeps its last committed content).
+ *
+ * Reads see this mount's unflushed writes: dirty parts from memory, parts
+ * uploaded meanwhile from the store, holes as zeros. A file with nothing
+ * dirty is read through one store reader, which reads ahead.
+ */
+#define G_LOG_DOMAIN "shardfs-fuse"
+
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAX_DIRTY 8u
+#define MAX_UPLOADS 4u
+
+static uint64_t nparts_for(const struct fs *fs, uint64_t size)
+{
+	return (size + fs->part_size - 1) / fs->part_size;
+}
+
+/* The length part i must have in a file of in->size bytes. */
+static uint64_t part_len(const struct fs *fs, const struct fs_inode *in, uint64_t i)
+{
+	uint64_t start = i * fs->part_size;
+
+	return in->size <= start ? 0 : MIN(fs->part_size, in->size - start);
+}
+
+static struct meta_part *part_at(struct fs_inode *in, uint64_t i)
+{
+	return &g_array_index(in->parts, struct meta_part, i);
+}
+
+static void hole_at(struct fs_inode *in, uint64_t i, uint64_t len)
+{
+	struct meta_part hole = {.index = (uint32_t)i, .length = len};
+	bool no = false;
+
+	while (in->parts->len <= i) {
+		g_array_append_val(in->parts, hole);
+		g_array_append_val(in->fresh, no);
+		part_at(in, in->parts->len - 1)->index = in->parts->len - 1;
+	}
+	*part_at(in, i) = hole;
+}
+
+static void dirty_free(gpointer p)
+{
+	struct fs_dirty *d = p;
+
+	g_free(d->buf);
+	g_free(d);
+}
+
+static void reader_stale(struct fs_inode *in)
+{
+	g_clear_pointer(&in->reader, store_reader_free);
+}
+
+static int load(struct fs *fs, struct fs_inode *in)
+{
+	struct meta *m = fs_meta_take(fs);
+	struct meta_part *parts = NULL;
+	struct meta_attr a;
+	unsigned n = 0;
+	uint8_t oid[16];
+	int rc = meta_getattr(m, in->ino, &a);
+
+	if (rc == 0)
+		rc = meta_get_manifest(m, in->ino, oid, &parts, &n);
+	fs_meta_give(fs, m);
+	if (rc)
+		return rc;
+	in->size = a.size;
+	for (uint64_t i = 0; i < nparts_for(fs, in->size); i++)
+		hole_at(in, i, part_len(fs, in, i));
+	for (unsigned i = 0; i < n; i++)
+		if (parts[i].index < in->parts->len)
+			*part_at(in, parts[i].index) = parts[i];
+	g_free(parts);
+	return 0;
+}
+
+static struct fs_inode *inode_new(uint64_t ino)
+{
+	struct fs_inode *in = g_new0(struct fs_inode, 1);
+
+	in->ino = ino;
+	g_mutex_init(&in->lock);
+	in->parts = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
+	in->fresh = g_array_new(FALSE, TRUE, sizeof(bool));
+	in->superseded = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
+	in->dirty = g_hash_table_new_full(NULL, NULL, NULL, dirty_free);
+	g_queue_init(&in->uploads);
+	return in;
+}
+
+static void inode_free(struct fs_inode *in)
+{
+	reader_stale(in);
+	g_array_free(in->parts, TRUE);
+	g_array_free(in->fresh, TRUE);
+	g_array_free(in->superseded, TRUE);
+	g_hash_table_destroy(in->dirty);
+	g_mutex_clear(&in->lock);
+	g_free(in);
+}
+
+struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino)
+{
+	return g_hash_table_lookup(fs->inodes, &ino);
+}
+
+int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+	bool fresh = !in;
+
+	if (fresh) {
+		in = inode_new(ino);
+		g_hash_table_insert(fs->inodes, &in->ino, in);
+	}
+	in->opens++;
+	/* Loading under the inode lock, taken before fs->lock is dropped,
+	 * keeps a second opener from seeing a half-loaded state. */
+	g_mutex_lock(&in->lock);
+	g_mutex_unlock(&fs->lock);
+	int rc = fresh ? load(fs, in) : 0;
+	g_mutex_unlock(&in->lock);
+	if (rc) {
+		fs_inode_release(fs, in);
+		return rc;
+	}
+	*out = in;
+	return 0;
+}
+
+uint64_t fs_inode_size(struct fs_inode *in)
+{
+	return in->size;
+}
+
+/* ---- uploads ---- */
+
+static void set_part(struct fs_inode *in, const struct meta_part *p)
+{
+	if (p->index >= in->parts->len) {
+		/* Truncated meanwhile: never part of the file. */
+		g_array_append_val(in->superseded, *p);
+		return;
+	}
+	if (g_array_index(in->fresh, bool, p->index))
+		g_array_append_val(in->superseded, *part_at(in, p->index));
+	*part_at(in, p->index) = *p;
+	g_array_index(in->fresh, bool, p->index) = true;
+}
+
+/* Waits for the oldest upload and puts its part in place. */
+static int upload_finish_oldest(struct fs *fs, struct fs_inode *in)
+{
+	struct fs_upload *u = g_queue_pop_head(&in->uploads);
+	struct meta_part *parts = NULL;
+	unsigned n = 0;
+	int rc = store_writer_finish(u->w, &parts, &n);
+
+	(void)fs;
+	store_writer_free(u->w);
+	if (rc == 0 && n == 1)
+		set_part(in, &parts[0]);
+	else if (rc == 0)
+		rc = -EIO;
+	if (rc && !in->error) {
+		g_warning("inode %" G_GUINT64_FORMAT " part %u: upload failed: %s", in->ino, u->index,
+			  store_strerror(rc));
+		in->error = -EIO;
+	}
+	g_free(parts);
+	g_free(u);
+	reader_stale(in);
+	return rc ? -EIO : 0;
+}
+
+static int uploads_finish(struct fs *fs, struct fs_inode *in, int stop_at_index)
+{
+	int rc = 0;
+
+	for (GList *l = in->uploads.head; stop_at_index >= 0 && l; l = l->next)
+		if (((struct fs_upload *)l->data)->index == (uint32_t)stop_at_index)
+			goto found;
+	if (stop_at_index >= 0)
+		return 0;
+found:
+	while (!g_queue_is_empty(&in->uploads)) {
+		bool last = stop_at_index >= 0 &&
+			    ((struct fs_upload *)g_queue_peek_head(&in->uploads))->index ==
+				    (uint32_t)stop_at_index;
+		int r = upload_finish_oldest(fs, in);
+
+		rc = rc ? rc : r;
+		if (last)
+			break;
+	}
+	return rc;
+}
+
+/* Starts storing dirty part i as a new part; the dirty copy goes. */
+static int upload(struct fs *fs, struct fs_inode *in, uint64_t i)
+{
+	struct fs_dirty *d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(i));
+	struct fs_upload *u = g_new0(struct fs_upload, 1);
+	uint64_t len = part_len(fs, in, i);
+	int rc;
+
+	while (g_queue_get_length(&in->uploads) >= MAX_UPLOADS)
+		upload_finish_oldest(fs, in);
+	u->index = (uint32_t)i;
+	store_object_id_new(u->oid);
+	rc = store_writer_new(fs->store, u->oid, (uint32_t)i, &u->w);
+	if (rc == 0)
+		rc = store_writer_write(u->w, d->buf, len);
+	g_hash_table_remove(in->dirty, GUINT_TO_POINTER(i));
+	if (rc) {
+		store_writer_free(u->w);
+		g_free(u);
+		if (!in->error)
+			in->error = -EIO;
+		g_warning("inode %" G_GUINT64_FORMAT " part %" G_GUINT64_FORMAT ": upload failed: %s",
+			  in->ino, i, store_strerror(rc));
+		return -EIO;
+	}
+	g_queue_push_tail(&in->uploads, u);
+	return 0;
+}
+
+static int upload_oldest_dirty(struct fs *fs, struct fs_inode *in, uint64_t keep)
+{
+	GHashTableIter it;
+	gpointer key, val;
+	uint64_t oldest = UINT64_MAX, seq = UINT64_MAX;
+
+	g_hash_table_iter_init(&it, in->dirty);
+	while (g_hash_table_iter_next(&it, &key, &val))
+		if (GPOINTER_TO_UINT(key) != keep && ((struct fs_dirty *)val)->seq < seq) {
+			seq = ((struct fs_dirty *)val)->seq;
+			oldest = GPOINTER_TO_UINT(key);
+		}
+	return oldest == UINT64_MAX ? 0 : upload(fs, in, oldest);
+}
+
+/* ---- dirty parts ---- */
+
+/* The dirty copy of part i, made (copy-on-write) if needed; with
+ * overwrite, the caller is about to write all of it and nothing is read. */
+static int dirty_get(struct fs *fs, struct fs_inode *in, uint64_t i, bool overwrite,
+		     struct fs_dirty **out)
+{
+	struct fs_dirty *d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(i));
+	int rc = 0;
+
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	if ((rc = uploads_finish(fs, in, (int)i)))
+		return rc;
+	d = g_new0(struct fs_dirty, 1);
+	d->buf = g_try_malloc0(fs->part_size);
+	if (!d->buf) {
+		g_free(d);
+		return -ENOMEM;
+	}
+	if (i < in->parts->len) {
+		d->len = part_at(in, i)->length;
+		if (!overwrite)
+			rc = store_part_read(fs->store, part_at(in, i), 0, d->len, d->buf);
+	}
+	if (rc) {
+		dirty_free(d);
+		g_warning("inode %" G_GUINT64_FORMAT " part %" G_GUINT64_FORMAT ": cannot read it to change it: %s",
+			  in->ino, i, store_strerror(rc));
+		return -EIO;
+	}
+	d->seq = ++in->seq;
+	g_hash_table_insert(in->dirty, GUINT_TO_POINTER(i), d);
+	reader_stale(in);
+	if (g_hash_table_size(in->dirty) > MAX_DIRTY)
+		rc = upload_oldest_dirty(fs, in, i);
+	*out = d;
+	return rc;
+}
+
+/* Changes the size; parts whose length must change are made dirty (a
+ * short last part that is no longer last) or cut. */
+static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
+{
+	uint64_t old_n = in->parts->len, new_n = nparts_for(fs, size);
+	struct fs_dirty *d;
+	int rc = 0;
+
+	if (size == in->size)
+		return 0;
+	if (size < in->size && (rc = uploads_finish(fs, in, -1)))
+		return rc;
+	if (size > in->size && old_n && part_at(in, old_n - 1)->k &&
+	    part_at(in, old_n - 1)->length < MIN(fs->part_size, size - (old_n - 1) * fs->part_size) &&
+	    (rc = dirty_get(fs, in, old_n - 1, false, &d)))
+		return rc;
+	for (uint64_t i = new_n; i < old_n; i++) {
+		if (g_array_index(in->fresh, bool, i))
+			g_array_append_val(in->superseded, *part_at(in, i));
+		g_hash_table_remove(in->dirty, GUINT_TO_POINTER(i));
+	}
+	g_array_set_size(in->parts, MIN(old_n, new_n));
+	g_array_set_size(in->fresh, MIN(old_n, new_n));
+	uint64_t old_size = in->size;
+	in->size = size;
+	for (uint64_t i = old_n; i < new_n; i++)
+		hole_at(in, i, part_len(fs, in, i));
+	if (new_n && new_n <= old_n && size < old_size) {
+		uint64_t last = new_n - 1, len = part_len(fs, in, last);
+
+		if (part_at(in, last)->k && (rc = dirty_get(fs, in, last, false, &d)))
+			return rc;
+		if ((d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(last)))) {
+			memset(d->buf + len, 0, fs->part_size - len);
+			d->len = MIN(d->len, len);
+		}
+		if (!part_at(in, last)->k)
+			part_at(in, last)->length = len;
+	}
+	for (uint64_t i = old_n ? old_n - 1 : 0; i < new_n; i++)
+		if (!part_at(in, i)->k) /* holes take the length their place needs */
+			part_at(in, i)->length = part_len(fs, in, i);
+	in->changed = true;
+	reader_stale(in);
+	return 0;
+}
+
+ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const void *buf,
+		       size_t len)
+{
+	const uint8_t *src = buf;
+	size_t done = 0;
+	int rc = 0;
+
+	g_mutex_lock(&in->lock);
+	if (off + len > in->size)
+		rc = set_size(fs, in, off + len);
+	while (rc == 0 && done < len) {
+		uint64_t i = (off + done) / fs->part_size, a = (off + done) % fs->part_size;
+		uint64_t n = MIN(len - done, fs->part_size - a);
+		bool whole = a == 0 && n == part_len(fs, in, i);
+		struct fs_dirty *d;
+
+		if ((rc = dirty_get(fs, in, i, whole, &d)))
+			break;
+		memcpy(d->buf + a, src + done, n);
+		d->len = MAX(d->len, a + n);
+		done += n;
+		if (a + n == fs->part_size)
+			rc = upload(fs, in, i); /* written to its end: stream it */
+	}
+	in->changed = true;
+	g_mutex_unlock(&in->lock);
+	return done ? (ssize_t)done : rc;
+}
+
+int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size)
+{
+	g_mutex_lock(&in->lock);
+	int rc = set_size(fs, in, size);
+	g_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* ---- reads ---- */
+
+static int read_part(struct fs *fs, struct fs_inode *in, uint64_t i, uint64_t a, uint64_t b,
+		     uint8_t *out)
+{
+	struct fs_dirty *d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(i));
+
+	if (d) {
+		memcpy(out, d->buf + a, b - a);
+		return 0;
+	}
+	for (GList *l = in->uploads.head; l; l = l->next)
+		if (((struct fs_upload *)l->data)->index == i) {
+			int rc = uploads_finish(fs, in, (int)i);
+			if (rc)
+				return rc;
+			break;
+		}
+	return store_part_read(fs->store, part_at(in, i), a, b, out) ? -EIO : 0;
+}
+
+static bool quiet(struct fs_inode *in)
+{
+	return g_hash_table_size(in->dirty) == 0 && g_queue_is_empty(&in->uploads);
+}
+
+ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *buf, size_t len)
+{
+	ssize_t rc = 0;
+
+	g_mutex_lock(&in->lock);
+	if (off >= in->size) {
+		g_mutex_unlock(&in->lock);
+		return 0;
+	}
+	len = (size_t)MIN((uint64_t)len, in->size - off);
+	if (quiet(in)) {
+		if (!in->reader)
+			rc = store_reader_new(fs->store, (struct meta_part *)in->parts->data,
+					      in->parts->len, &in->reader);
+		rc = rc ? rc : store_reader_read(in->reader, off, buf, len);
+		g_mutex_unlock(&in->lock);
+		return rc < 0 ? -EIO : rc;
+	}
+	for (size_t done = 0; rc == 0 && done < len;) {
+		uint64_t i = (off + done) / fs->part_size, a = (off + done) % fs->part_size;
+		uint64_t n = MIN(len - done, fs->part_size - a);
+
+		rc = read_part(fs, in, i, a, a + n, (uint8_t *)buf + done);
+		done += n;
+	}
+	g_mutex_unlock(&in->lock);
+	return rc ? rc : (ssize_t)len;
+}
+
+/* ---- flush ---- */
+
+static int commit(struct fs *fs, struct fs_inode *in)
+{
+	struct meta *m = fs_meta_take(fs);
+	uint8_t oid[16] = {0};
+	int rc = meta_commit_manifest(m, in->ino, oid, in->size, (struct meta_part *)in->parts->data,
+				      in->parts->len, true);
+
+	fs_meta_give(fs, m);
+	if (rc) {
+		g_warning("inode %" G_GUINT64_FORMAT ": manifest commit failed: %s", in->ino,
+			  g_strerror(-rc));
+		return -EIO;
+	}
+	if (in->superseded->len)
+		store_parts_delete(fs->store, (struct meta_part *)in->superseded->data,
+				   in->superseded->len);
+	g_array_set_size(in->superseded, 0);
+	for (guint i = 0; i < in->fresh->len; i++)
+		g_array_index(in->fresh, bool, i) = false;
+	in->changed = false;
+	return 0;
+}
+
+static int flush_locked(struct fs *fs, struct fs_inode *in)
+{
+	GList *keys = g_hash_table_get_keys(in->dirty);
+
+	for (GList *k = keys; k; k = k->next)
+		upload(fs, in, GPOINTER_TO_UINT(k->data));
+	g_list_free(keys);
+	uploads_finish(fs, in, -1);
+	if (!in->error && in->changed && commit(fs, in))
+		in->error = -EIO;
+	/* A failed upload poisons the open state: committing later would
+	 * publish the file without that part's bytes. */
+	return in->error;
+}
+
+int fs_inode_flush(struct fs *fs, struct fs_inode *in)
+{
+	g_mutex_lock(&in->lock);
+	int rc = flush_locked(fs, in);
+	g_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* Parts stored since the last commit that no manifest will name. */
+static void drop_uncommitted(struct fs *fs, struct fs_inode *in)
+{
+	for (guint i = 0; i < in->parts->len; i++)
+		if (g_array_index(in->fresh, bool, i))
+			g_array_append_val(in->superseded, *part_at(in, i));
+	if (in->superseded->len)
+		store_parts_delete(fs->store, (struct meta_part *)in->superseded->data,
+				   in->superseded->len);
+}
+
+int fs_inode_release(struct fs *fs, struct fs_inode *in)
+{
+	int rc = 0;
+
+	g_mutex_lock(&fs->lock);
+	bool last = in->opens == 1;
+	g_mutex_unlock(&fs->lock);
+	/* Flushed before it leaves the table: an open meanwhile finds the
+	 * state rather than loading a manifest about to be replaced. */
+	if (last)
+		rc = fs_inode_flush(fs, in);
+	g_mutex_lock(&fs->lock);
+	last = --in->opens == 0;
+	if (last)
+		g_hash_table_remove(fs->inodes, &in->ino);
+	g_mutex_unlock(&fs->lock);
+	if (!last)
+		return rc;
+	if (in->changed)
+		drop_uncommitted(fs, in);
+	inode_free(in);
+	return rc;
+}

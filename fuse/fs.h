@@ -1,0 +1,29 @@
+/*
+ * fs.h - the shardfs FUSE filesystem (libfuse3 low-level API).
+ *
+ * The mount maps FUSE inode numbers one to one onto metadata inode
+ * numbers (stable across remounts), runs every namespace operation as one
+ * metadata transaction, and moves file data through the object layer
+ * (store.h). It knows nothing of QUIC or of the WAL.
+ */
+#ifndef SHARDFS_FUSE_FS_H
+#define SHARDFS_FUSE_FS_H
+
+#include <stdbool.h>
+
+struct fs_mount_options {
+	const char *cluster_conf;
+	const char *mountpoint;
+	const char *fuse_opts; /* -o options for the kernel and libfuse, or NULL */
+	bool foreground;
+	bool debug;
+	unsigned max_threads; /* FUSE worker threads (16) */
+};
+
+/* Mounts and serves until unmounted; returns the process exit status (0,
+ * or 1 with the reason logged). In the background (not foreground) it
+ * daemonizes once the mount is up, so that the caller's exit means the
+ * mount is usable. */
+int fs_mount_run(const struct fs_mount_options *o);
+
+#endif

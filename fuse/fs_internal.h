@@ -1,0 +1,98 @@
+/*
+ * fs_internal.h - what the files of the FUSE layer share (private to fuse/).
+ *
+ * Lock order: fs->lock, then an inode's lock; a store or metadata call may
+ * be made with an inode's lock held (never with fs->lock held).
+ */
+#ifndef SHARDFS_FUSE_FS_INTERNAL_H
+#define SHARDFS_FUSE_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 312
+
+#include "fs.h"
+#include "store/meta.h"
+#include "store/store.h"
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+
+struct fs {
+	struct store *store;
+	GAsyncQueue *metas;	/* idle struct meta connections */
+	uint64_t sid;		/* this mount's metadata session */
+	size_t part_size;
+	double attr_timeout, entry_timeout;
+	GMutex lock;
+	GHashTable *inodes;	/* ino -> struct fs_inode, lock */
+	GHashTable *seen;	/* ino -> struct fs_seen (keep_cache), lock */
+	GThread *housekeeper;
+	GMutex stop_lock;
+	GCond stop_cond;
+	bool stopping;		/* stop_lock */
+	struct fuse_session *se;
+};
+
+/* What the mount last saw of a file's content, for keep_cache. */
+struct fs_seen {
+	int64_t mtime_ns;
+	uint64_t size;
+};
+
+/* A part written in this mount and not yet in memory order of the file. */
+struct fs_dirty {
+	uint8_t *buf;	/* part_size bytes, zero past len */
+	uint64_t len;	/* bytes of the part that hold data */
+	uint64_t seq;	/* when first dirtied, for eviction */
+};
+
+/* A part being stored. */
+struct fs_upload {
+	uint32_t index;
+	uint8_t oid[16];
+	struct store_writer *w;
+};
+
+/*
+ * An open regular file, shared by every handle of it in this mount. Its
+ * content is parts[] (the manifest, holes as k == 0) overlaid by dirty
+ * parts in memory and parts being uploaded; flush commits it all as a new
+ * manifest. Guarded by lock; opens by fs->lock.
+ */
+struct fs_inode {
+	uint64_t ino;
+	unsigned opens;	/* fs->lock */
+	GMutex lock;
+	uint64_t size;
+	GArray *parts;	/* struct meta_part, by index */
+	GArray *fresh;	/* bool by index: parts[i] was uploaded since the last commit */
+	GHashTable *dirty; /* index -> struct fs_dirty */
+	GQueue uploads;	/* struct fs_upload, oldest first */
+	GArray *superseded; /* struct meta_part uploaded then replaced before a commit */
+	uint64_t seq;
+	bool changed;	/* differs from the committed manifest */
+	int error;	/* -EIO after a failed upload or commit: sticky */
+	struct store_reader *reader; /* over parts when nothing is dirty; NULL when stale */
+};
+
+struct meta *fs_meta_take(struct fs *fs);
+void fs_meta_give(struct fs *fs, struct meta *m);
+
+/* file.c */
+/* The open state of ino, loaded from the manifest on first open. */
+int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out);
+/* Drops one open; the last one flushes and frees the state. */
+int fs_inode_release(struct fs *fs, struct fs_inode *in);
+/* The open state if the file is open in this mount (no reference taken:
+ * for attributes only, under fs->lock). */
+struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino);
+ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *buf, size_t len);
+ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const void *buf,
+		       size_t len);
+int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
+/* Stores every dirty part and commits the manifest (durable); returns the
+ * first error since the last flush (-EIO for a failed upload). */
+int fs_inode_flush(struct fs *fs, struct fs_inode *in);
+/* Size as this mount sees it (unflushed writes included). */
+uint64_t fs_inode_size(struct fs_inode *in);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * mount.c - setting up and tearing down a mount: the object store, a pool
+ * of metadata connections, a metadata session with heartbeats, the FUSE
+ * session and its multithreaded loop.
+ *
+ * In the background the process forks before any thread exists (GLib,
+ * the QUIC loop and libfuse all start threads, which a fork would lose);
+ * the child mounts and tells the waiting parent through a pipe whether it
+ * worked, so the command's exit status says whether the mount is usable.
+ *
+ * On unmount, files still open are flushed (their data committed) before
+ * the session ends; the session's open-file records go with it.
+ */
+#define G_LOG_DOMAIN "shardfs-fuse"
+
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define META_CONNECTIONS 8
+#define HEARTBEAT_S 5
+#define REAP_AFTER_S 60
+#define GC_EVERY_S 30
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+struct meta *fs_meta_take(struct fs *fs)
+{
+	return g_async_queue_pop(fs->metas);
+}
+
+void fs_meta_give(struct fs *fs, struct meta *m)
+{
+	g_async_queue_push(fs->metas, m);
+}
+
+/* Heartbeats, reaping of dead mounts' sessions, garbage collection. */
+static gpointer housekeeper(gpointer arg)
+{
+	struct fs *fs = arg;
+	gint64 next_gc = g_get_monotonic_time();
+
+	g_mutex_lock(&fs->stop_lock);
+	while (!fs->stopping) {
+		gint64 until = g_get_monotonic_time() + HEARTBEAT_S * G_USEC_PER_SEC;
+
+		g_mutex_unlock(&fs->stop_lock);
+		struct meta *m = fs_meta_take(fs);
+		meta_session_heartbeat(m, fs->sid);
+		if (g_get_monotonic_time() >= next_gc) {
+			unsigned n;
+
+			meta_session_reap(m, REAP_AFTER_S, &n);
+			store_collect_garbage(fs->store, m, 1024, &n);
+			next_gc = g_get_monotonic_time() + GC_EVERY_S * G_USEC_PER_SEC;
+		}
+		fs_meta_give(fs, m);
+		g_mutex_lock(&fs->stop_lock);
+		while (!fs->stopping && g_cond_wait_until(&fs->stop_cond, &fs->stop_lock, until))
+			;
+	}
+	g_mutex_unlock(&fs->stop_lock);
+	return NULL;
+}
+
+static int open_metas(struct fs *fs)
+{
+	const char *url = store_meta_url(fs->store);
+
+	fs->metas = g_async_queue_new();
+	for (int i = 0; i < META_CONNECTIONS; i++) {
+		struct meta *m;
+		int rc = meta_open(url, &m);
+
+		if (rc) {
+			g_printerr("shardfs: metadata %s: %s\n", url, g_strerror(-rc));
+			return rc;
+		}
+		g_async_queue_push(fs->metas, m);
+	}
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_session_start(m, g_get_host_name(), &fs->sid);
+	fs_meta_give(fs, m);
+	return rc;
+}
+
+static struct fs *fs_new(const struct fs_mount_options *o)
+{
+	struct fs *fs = g_new0(struct fs, 1);
+	GError *err = NULL;
+
+	g_mutex_init(&fs->lock);
+	g_mutex_init(&fs->stop_lock);
+	g_cond_init(&fs->stop_cond);
+	fs->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	fs->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	fs->attr_timeout = 1.0;
+	fs->entry_timeout = 1.0;
+	if (store_open(o->cluster_conf, NULL, &fs->store, &err)) {
+		g_printerr("shardfs: %s\n", err->message);
+		g_error_free(err);
+		return fs;
+	}
+	fs->part_size = store_part_size(fs->store);
+	if (open_metas(fs))
+		g_clear_pointer(&fs->store, store_close);
+	return fs;
+}
+
+/* Commits what files still open hold, then ends the session. */
+static void fs_free(struct fs *fs)
+{
+	GList *open = g_hash_table_get_values(fs->inodes);
+
+	for (GList *l = open; l; l = l->next)
+		if (fs_inode_flush(fs, l->data))
+			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount",
+				  ((struct fs_inode *)l->data)->ino);
+	g_list_free(open);
+	if (fs->housekeeper) {
+		g_mutex_lock(&fs->stop_lock);
+		fs->stopping = true;
+		g_cond_signal(&fs->stop_cond);
+		g_mutex_unlock(&fs->stop_lock);
+		g_thread_join(fs->housekeeper);
+	}
+	if (fs->metas) {
+		struct meta *m;
+
+		if (fs->sid && (m = g_async_queue_try_pop(fs->metas))) {
+			meta_session_end(m, fs->sid);
+			meta_close(m);
+		}
+		while ((m = g_async_queue_try_pop(fs->metas)))
+			meta_close(m);
+		g_async_queue_unref(fs->metas);
+	}
+	store_close(fs->store);
+	g_hash_table_destroy(fs->inodes);
+	g_hash_table_destroy(fs->seen);
+	g_free(fs);
+}
+
+static struct fuse_session *session_new(struct fs *fs, const struct fs_mount_options *o)
+{
+	char *argv[8];
+	int argc = 0;
+
+	argv[argc++] = "shardfs";
+	argv[argc++] = "-o";
+	argv[argc++] = (char *)(o->fuse_opts && *o->fuse_opts ? o->fuse_opts : "fsname=shardfs");
+	if (o->debug)
+		argv[argc++] = "-d";
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	fuse_opt_free_args(&args);
+	return se;
+}
+
+static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
+{
+	struct fuse_loop_config *cfg;
+	char ok = 0;
+	int rc = 1;
+
+	if (!fs->store || !(fs->se = session_new(fs, o)))
+		goto out;
+	if (fuse_set_signal_handlers(fs->se) || fuse_session_mount(fs->se, o->mountpoint)) {
+		g_printerr("shardfs: cannot mount on %s\n", o->mountpoint);
+		goto out;
+	}
+	fs->housekeeper = g_thread_new("housekeeper", housekeeper, fs);
+	ok = 1;
+	if (ready_fd >= 0) {
+		write(ready_fd, &ok, 1);
+		close(ready_fd);
+		ready_fd = -1;
+	}
+	g_message("mounted %s on %s", o->cluster_conf, o->mountpoint);
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : 16);
+	rc = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
+	fuse_loop_cfg_destroy(cfg);
+	fuse_session_unmount(fs->se);
+	g_message("unmounted %s", o->mountpoint);
+out:
+	if (ready_fd >= 0) {
+		write(ready_fd, &ok, 1);
+		close(ready_fd);
+	}
+	if (fs->se) {
+		fuse_remove_signal_handlers(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	return rc;
+}
+
+/* Forks; the parent waits for the child's word and returns its exit
+ * status, the child returns -1 and goes on with *ready_fd to write to. */
+static int background(int *ready_fd)
+{
+	int fds[2];
+	char ok = 0;
+
+	if (pipe(fds))
+		return 1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid > 0) {
+		close(fds[1]);
+		ssize_t n = read(fds[0], &ok, 1);
+		return n == 1 && ok ? 0 : 1;
+	}
+	close(fds[0]);
+	setsid();
+	int null = open("/dev/null", O_RDWR);
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
+	if (null > STDERR_FILENO)
+		close(null);
+	*ready_fd = fds[1];
+	return -1;
+}
+
+int fs_mount_run(const struct fs_mount_options *o)
+{
+	int ready_fd = -1;
+
+	if (!o->foreground) {
+		int rc = background(&ready_fd);
+		if (rc >= 0)
+			return rc;
+	}
+	struct fs *fs = fs_new(o);
+	int rc = serve(fs, o, ready_fd);
+	fs_free(fs);
+	return rc;
+}

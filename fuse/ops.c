@@ -1,0 +1,566 @@
+/*
+ * ops.c - the FUSE low-level operations: one fs_xxx function per request,
+ * each replying exactly once. Namespace requests are one metadata
+ * transaction each; file data goes through file.c.
+ *
+ * Errors reach the kernel as errno values: metadata errors already are;
+ * store errors are reported as EIO by file.c.
+ */
+#define G_LOG_DOMAIN "shardfs-fuse"
+
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#define BLKSIZE (1u << 20)
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = S_ISREG(a->mode) ? fs_inode_find(fs, a->ino) : NULL;
+	if (in)
+		st->st_size = (off_t)fs_inode_size(in);
+	g_mutex_unlock(&fs->lock);
+	st->st_blksize = BLKSIZE;
+	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	st->st_atim = (struct timespec){a->atime_ns / 1000000000, a->atime_ns % 1000000000};
+	st->st_mtim = (struct timespec){a->mtime_ns / 1000000000, a->mtime_ns % 1000000000};
+	st->st_ctim = (struct timespec){a->ctime_ns / 1000000000, a->ctime_ns % 1000000000};
+}
+
+static void reply_entry(fuse_req_t req, const struct meta_attr *a)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e = {.ino = a->ino, .generation = a->generation,
+				     .attr_timeout = fs->attr_timeout,
+				     .entry_timeout = fs->entry_timeout};
+
+	to_stat(fs, a, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+/* Replies with the entry, or the error. */
+static void entry_or_err(fuse_req_t req, int rc, const struct meta_attr *a)
+{
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, a);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_lookup(m, parent, name, &a);
+
+	fs_meta_give(fs, m);
+	if (rc == -ENOENT) { /* a negative entry, cached like a positive one */
+		struct fuse_entry_param e = {.ino = 0, .entry_timeout = fs->entry_timeout};
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	entry_or_err(req, rc, &a);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	struct stat st;
+	int rc = meta_getattr(m, ino, &a);
+
+	(void)fi;
+	fs_meta_give(fs, m);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	to_stat(fs, &a, &st);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/* Truncation goes through the file's open state, opened here if needed. */
+static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fi ? (struct fs_inode *)(uintptr_t)fi->fh : NULL;
+	int rc = 0;
+
+	if (in)
+		return fs_inode_truncate(fs, in, size);
+	if ((rc = fs_inode_open(fs, ino, &in)))
+		return rc;
+	rc = fs_inode_truncate(fs, in, size);
+	int rc2 = fs_inode_release(fs, in);
+	return rc ? rc : rc2;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct meta_setattr set = {0};
+	struct meta_attr a;
+	int rc = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = set_size(fs, ino, (uint64_t)attr->st_size, fi);
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		set.mask |= META_SET_MODE;
+		set.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		set.mask |= META_SET_UID;
+		set.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		set.mask |= META_SET_GID;
+		set.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		set.mask |= META_SET_ATIME;
+		set.atime_ns = to_set & FUSE_SET_ATTR_ATIME_NOW ? g_get_real_time() * 1000 : ts_ns(&attr->st_atim);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		set.mask |= META_SET_MTIME;
+		set.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW ? g_get_real_time() * 1000 : ts_ns(&attr->st_mtim);
+	}
+	struct meta *m = fs_meta_take(fs);
+	if (rc == 0)
+		rc = set.mask ? meta_setattr(m, ino, &set, &a) : meta_getattr(m, ino, &a);
+	fs_meta_give(fs, m);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct stat st;
+	to_stat(fs, &a, &st);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	char *target = NULL;
+	int rc = meta_readlink(m, ino, &target);
+
+	fs_meta_give(fs, m);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, target);
+	g_free(target);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc;
+
+	(void)rdev;
+	if (S_ISREG(mode))
+		rc = meta_create(m, parent, name, mode, ctx->uid, ctx->gid, true, &a);
+	else
+		rc = meta_mknod(m, parent, name, mode, ctx->uid, ctx->gid, &a);
+	fs_meta_give(fs, m);
+	entry_or_err(req, rc, &a);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_mkdir(m, parent, name, mode & ~ctx->umask, ctx->uid, ctx->gid, &a);
+
+	fs_meta_give(fs, m);
+	entry_or_err(req, rc, &a);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_unlink(m, parent, name);
+
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_rmdir(m, parent, name);
+
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_symlink(m, parent, name, target, ctx->uid, ctx->gid, &a);
+
+	fs_meta_give(fs, m);
+	entry_or_err(req, rc, &a);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_rename(m, parent, name, newparent, newname, flags);
+
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_link(m, ino, newparent, newname, &a);
+
+	fs_meta_give(fs, m);
+	entry_or_err(req, rc, &a);
+}
+
+/* keep_cache when the content is what this mount saw at its last open. */
+static bool unchanged_since_seen(struct fs *fs, const struct meta_attr *a)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_seen *s = g_hash_table_lookup(fs->seen, &a->ino);
+	bool same = s && s->mtime_ns == a->mtime_ns && s->size == a->size;
+	if (!s) {
+		uint64_t *key = g_new(uint64_t, 1);
+
+		*key = a->ino;
+		s = g_new(struct fs_seen, 1);
+		g_hash_table_insert(fs->seen, key, s);
+	}
+	s->mtime_ns = a->mtime_ns;
+	s->size = a->size;
+	g_mutex_unlock(&fs->lock);
+	return same;
+}
+
+static void forget_seen(struct fs *fs, uint64_t ino)
+{
+	g_mutex_lock(&fs->lock);
+	g_hash_table_remove(fs->seen, &ino);
+	g_mutex_unlock(&fs->lock);
+}
+
+/* Opens the data state of a regular file and records the open. */
+static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in;
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_getattr(m, ino, &a);
+
+	if (rc == 0 && !S_ISREG(a.mode))
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0)
+		rc = meta_open_file(m, fs->sid, ino);
+	fs_meta_give(fs, m);
+	if (rc)
+		return rc;
+	if ((rc = fs_inode_open(fs, ino, &in)) == 0 && (fi->flags & O_TRUNC))
+		rc = fs_inode_truncate(fs, in, 0);
+	if (rc) {
+		m = fs_meta_take(fs);
+		meta_close_file(m, fs->sid, ino);
+		fs_meta_give(fs, m);
+		return rc;
+	}
+	fi->fh = (uintptr_t)in;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->keep_cache = unchanged_since_seen(fs, &a);
+	else
+		forget_seen(fs, ino);
+	return 0;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = open_file(fs_of(req), ino, fi);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	int rc = meta_create(m, parent, name, mode & ~ctx->umask, ctx->uid, ctx->gid,
+			     (fi->flags & O_EXCL) != 0, &a);
+
+	fs_meta_give(fs, m);
+	if (rc == 0)
+		rc = open_file(fs, a.ino, fi);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param e = {.ino = a.ino, .generation = a.generation,
+				     .attr_timeout = fs->attr_timeout,
+				     .entry_timeout = fs->entry_timeout};
+	to_stat(fs, &a, &e.attr);
+	fuse_reply_create(req, &e, fi);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_inode *in = (struct fs_inode *)(uintptr_t)fi->fh;
+	char *buf = g_try_malloc(size ? size : 1);
+	ssize_t n = buf ? fs_inode_read(fs_of(req), in, (uint64_t)off, buf, size) : -ENOMEM;
+
+	(void)ino;
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	g_free(buf);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs_inode *in = (struct fs_inode *)(uintptr_t)fi->fh;
+	ssize_t n = fs_inode_write(fs_of(req), in, (uint64_t)off, buf, size);
+
+	(void)ino;
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, -fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh));
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, -fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh));
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	int rc = fs_inode_release(fs, (struct fs_inode *)(uintptr_t)fi->fh);
+	struct meta *m = fs_meta_take(fs);
+
+	meta_close_file(m, fs->sid, ino);
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- directories ---- */
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static bool dir_add(struct dirbuf *d, const char *name, uint64_t ino, uint32_t mode, off_t next)
+{
+	struct stat st = {.st_ino = ino, .st_mode = mode};
+	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+
+	if (d->used + need > d->size)
+		return false;
+	fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name, &st, next);
+	d->used += need;
+	return true;
+}
+
+/* Offsets: 1 after ".", 2 after "..", then 2 + the entry's cookie. */
+static int dir_entry(void *arg, const char *name, uint64_t ino, uint32_t mode, uint64_t cookie)
+{
+	return dir_add(arg, name, ino, mode, (off_t)(cookie + 2)) ? 0 : 1;
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct dirbuf d = {.req = req, .buf = g_malloc(size), .size = size};
+	int rc = 0;
+
+	(void)fi;
+	if (off < 1 && !dir_add(&d, ".", ino, S_IFDIR, 1))
+		goto out;
+	if (off < 2 && !dir_add(&d, "..", ino, S_IFDIR, 2))
+		goto out;
+	struct meta *m = fs_meta_take(fs);
+	rc = meta_readdir(m, ino, off >= 2 ? (uint64_t)off - 2 : 0, 4096, dir_entry, &d);
+	fs_meta_give(fs, m);
+out:
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	g_free(d.buf);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct statvfs sv = {.f_bsize = 4096, .f_frsize = 4096, .f_namemax = META_NAME_MAX};
+	struct meta_statfs ms = {0};
+	uint64_t total = 0, avail = 0;
+	struct meta *m = fs_meta_take(fs);
+
+	(void)ino;
+	meta_statfs(m, &ms);
+	fs_meta_give(fs, m);
+	store_capacity(fs->store, &total, &avail);
+	sv.f_blocks = total / sv.f_frsize;
+	sv.f_bfree = sv.f_bavail = avail / sv.f_frsize;
+	sv.f_files = ms.inodes + (1u << 30);
+	sv.f_ffree = sv.f_favail = 1u << 30;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs ---- */
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_setxattr(m, ino, name, value, size, flags);
+
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+static void reply_sized(fuse_req_t req, int rc, size_t size, const char *buf)
+{
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)rc);
+	else
+		fuse_reply_buf(req, buf, (size_t)rc);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	char *buf = g_malloc(size ? size : 1);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_getxattr(m, ino, name, buf, size);
+
+	fs_meta_give(fs, m);
+	reply_sized(req, rc, size, buf);
+	g_free(buf);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	char *buf = g_malloc(size ? size : 1);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_listxattr(m, ino, buf, size);
+
+	fs_meta_give(fs, m);
+	reply_sized(req, rc, size, buf);
+	g_free(buf);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_removexattr(m, ino, name);
+
+	fs_meta_give(fs, m);
+	fuse_reply_err(req, -rc);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->max_write = BLKSIZE;
+	conn->max_readahead = BLKSIZE;
+	/* Writeback caching would let close() return before the data is
+	 * stored, breaking close-to-open and error reporting. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.readdir = fs_readdir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+};

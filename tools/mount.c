@@ -1,0 +1,67 @@
+/*
+ * mount.c - `shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]`, and the same
+ * as `mount.shardfs CLUSTER.conf MNT [-o OPTS]`, the helper mount(8) runs
+ * for /etc/fstab lines of type shardfs:
+ *
+ *     /etc/shardfs/cluster.conf /mnt/x shardfs defaults,_netdev 0 0
+ *
+ * Options mount(8) passes that are not FUSE's (defaults, _netdev, auto,
+ * noauto, user, nofail, rw) are dropped; the rest (allow_other,
+ * default_permissions, ro, ...) go to libfuse and the kernel.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "fuse/fs.h"
+#include "shardfs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const mount8_only[] = {"defaults", "_netdev", "auto", "noauto", "user",
+					  "users", "nouser", "nofail", "rw", NULL};
+
+/* fsname=shardfs, plus the options that are FUSE's, comma-separated. */
+static char *fuse_options(const char *opts)
+{
+	GString *out = g_string_new("fsname=shardfs,subtype=shardfs");
+	char **list = g_strsplit(opts ? opts : "", ",", -1);
+
+	for (char **o = list; *o; o++)
+		if (**o && !g_strv_contains(mount8_only, *o))
+			g_string_append_printf(out, ",%s", *o);
+	g_strfreev(list);
+	return g_string_free(out, FALSE);
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	gboolean foreground = FALSE, debug = FALSE;
+	char **opts = NULL;
+	int threads = 16;
+	GOptionEntry entries[] = {
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, ...)", "OPTS"},
+		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
+		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
+		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
+		G_OPTION_ENTRY_NULL,
+	};
+
+	if (!tools_parse(argc, argv, entries, "CLUSTER.conf MNT - mount the cluster's files on MNT"))
+		return SHARDFS_EXIT_USAGE;
+	if (argc != 3 || threads < 1 || threads > 256) {
+		fprintf(stderr, "usage: shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
+	g_autofree char *fuse_opts = fuse_options(joined);
+	struct fs_mount_options o = {
+		.cluster_conf = argv[1],
+		.mountpoint = argv[2],
+		.fuse_opts = fuse_opts,
+		.foreground = foreground || debug,
+		.debug = debug,
+		.max_threads = (unsigned)threads,
+	};
+	g_strfreev(opts);
+	return fs_mount_run(&o);
+}
