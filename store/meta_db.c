@@ -420,6 +420,43 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t object_id[16]
 	return rc;
 }
 
+/*
+ * A transaction whose commit is fsynced: synchronous=FULL from before BEGIN
+ * to after COMMIT (SQLite refuses to change it inside a transaction), all
+ * under m->lock, so no other thread's commit on this connection can set it
+ * back to NORMAL in between. If the level cannot be raised the transaction
+ * does not start: a durable commit that is not synced must not happen.
+ */
+static int durable_tx_begin(struct meta *m)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = meta_exec(m, "PRAGMA synchronous = FULL");
+	if (rc == 0)
+		rc = meta_exec(m, "BEGIN IMMEDIATE");
+	if (rc < 0) {
+		meta_exec(m, "PRAGMA synchronous = NORMAL");
+		g_mutex_unlock(&m->lock);
+	}
+	return rc;
+}
+
+/* As meta_tx_end, then back to synchronous=NORMAL; if that fails the
+ * connection stays at FULL, which is slower but no less safe. */
+static int durable_tx_end(struct meta *m, int rc)
+{
+	int crc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK");
+
+	if (rc == 0 && crc < 0) {
+		meta_exec(m, "ROLLBACK");
+		rc = crc;
+	}
+	meta_exec(m, "PRAGMA synchronous = NORMAL");
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
 static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16], uint64_t size)
 {
 	sqlite3_stmt *s = dbst(m, META_DBQ_SET_MANIFEST);
@@ -436,13 +473,8 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 			 bool durable)
 {
 	struct meta_attr a;
-	int rc;
+	int rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
 
-	g_mutex_lock(&m->lock);
-	if (durable) /* this commit must survive a power loss: fsync the WAL */
-		meta_exec(m, "PRAGMA synchronous = FULL");
-	g_mutex_unlock(&m->lock);
-	rc = meta_tx_begin(m);
 	if (rc < 0)
 		return rc;
 	rc = meta_getattr_locked(m, ino, &a);
@@ -456,13 +488,7 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 		rc = insert_part(m, ino, object_id, &parts[i]);
 	if (rc == 0)
 		rc = set_manifest(m, ino, object_id, size);
-	rc = meta_tx_end(m, rc);
-	if (durable) {
-		g_mutex_lock(&m->lock);
-		meta_exec(m, "PRAGMA synchronous = NORMAL");
-		g_mutex_unlock(&m->lock);
-	}
-	return rc;
+	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
 }
 
 /* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
