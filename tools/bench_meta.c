@@ -11,13 +11,15 @@
  *             share a directory, so they contend only for the database's
  *             write lock, as unrelated writers of a mount do
  *   lookups   meta_lookup of a random existing name (any thread's), then
- *             meta_getattr of the inode found: what a stat() after a path
- *             walk costs; counted as one lookup; for SECONDS
+ *             meta_getattr of the inode found, as a stat() after a path
+ *             walk does; each call counts as one operation; for SECONDS
  *   readdir   meta_readdir in pages of 128 entries (about one 4 KiB FUSE
  *             readdir buffer) through the thread's own directories, over
  *             and over, for SECONDS
  * Databases, directories, connections and threads are set up outside the
- * timed part, and a gate starts the threads of a phase together.
+ * timed part, and a gate starts the threads of a phase together. Next to
+ * each rate the CPU time of the process per operation is printed: on a
+ * shared machine it varies much less from run to run than the rate.
  *
  * Everything lives in a new directory (under --dir, default /var/tmp,
  * which unlike /tmp is on disk on every Debian setup), removed at the end.
@@ -28,9 +30,11 @@
 #include "store/meta.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DIRS_PER_THREAD 4u
@@ -47,8 +51,15 @@ struct bench_opts {
 	gboolean json;
 };
 
+/* What a phase achieved: operations (or entries) per second, and the
+ * process's CPU time per operation, which a busy machine disturbs less. */
+struct figure {
+	double per_s;
+	double cpu_us;
+};
+
 struct rates {
-	double creates, lookups, readdir_entries; /* per second */
+	struct figure creates, lookups, readdir_entries;
 };
 
 /* Holds the threads of a phase until all of them are ready. */
@@ -133,7 +144,7 @@ static int phase_lookup(struct worker *w)
 			rc = meta_getattr(w->m, a.ino, &a);
 		if (rc < 0)
 			return rc;
-		w->ops++;
+		w->ops += 2;
 	}
 	return 0;
 }
@@ -215,9 +226,17 @@ static gint64 gate_open(struct gate *g, unsigned n, double seconds)
 	return t0;
 }
 
-/* Runs fn on every worker at once; returns operations per second, or a
- * negative errno. */
-static double run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds)
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Runs fn on every worker at once; 0 with *out, or a negative errno. */
+static int run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds, struct figure *out)
 {
 	struct gate gate = {0};
 	GThread **threads = g_new(GThread *, n);
@@ -232,6 +251,7 @@ static double run_phase(struct worker *ws, unsigned n, phase_fn fn, double secon
 		ws[i].ops = 0;
 		threads[i] = g_thread_new("bench-meta", worker_main, &ws[i]);
 	}
+	double cpu0 = cpu_seconds();
 	gint64 t0 = gate_open(&gate, n, seconds);
 
 	for (unsigned i = 0; i < n; i++) {
@@ -241,10 +261,12 @@ static double run_phase(struct worker *ws, unsigned n, phase_fn fn, double secon
 	}
 	double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
 
+	out->per_s = (double)ops / secs;
+	out->cpu_us = ops ? (cpu_seconds() - cpu0) * 1e6 / (double)ops : 0;
 	g_free(threads);
 	g_mutex_clear(&gate.lock);
 	g_cond_clear(&gate.cond);
-	return rc < 0 ? rc : (double)ops / secs;
+	return rc;
 }
 
 /* Opens worker id's connection and makes its directories. */
@@ -281,7 +303,7 @@ static int run_config(const struct bench_opts *o, const char *scratch, unsigned 
 	const struct {
 		phase_fn fn;
 		double seconds;
-		double *rate;
+		struct figure *out;
 	} phases[] = {
 	    {phase_create, 0, &out->creates},
 	    {phase_lookup, o->seconds, &out->lookups},
@@ -291,12 +313,8 @@ static int run_config(const struct bench_opts *o, const char *scratch, unsigned 
 
 	for (unsigned i = 0; rc == 0 && i < n; i++)
 		rc = worker_init(&ws[i], url, i, n, (unsigned)o->count / n, all_dirs);
-	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(phases); i++) {
-		double r = run_phase(ws, n, phases[i].fn, phases[i].seconds);
-
-		rc = r < 0 ? (int)r : 0;
-		*phases[i].rate = r;
-	}
+	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(phases); i++)
+		rc = run_phase(ws, n, phases[i].fn, phases[i].seconds, phases[i].out);
 	for (unsigned i = 0; i < n; i++)
 		meta_close(ws[i].m);
 	g_free(all_dirs);
@@ -305,39 +323,69 @@ static int run_config(const struct bench_opts *o, const char *scratch, unsigned 
 	return rc;
 }
 
+/* The rows of the table and the names of the JSON fields. */
+static const struct row {
+	const char *label;
+	const char *json; /* figure name: NAME_per_s, NAME_cpu_us */
+	size_t offset;	  /* of its struct figure in struct rates */
+	int goal;	  /* per second with 1 thread; 0: none */
+} rows[] = {
+    {"creates", "creates", offsetof(struct rates, creates), CREATE_GOAL_PER_S},
+    {"lookups + getattrs (calls)", "lookups", offsetof(struct rates, lookups), LOOKUP_GOAL_PER_S},
+    {"readdir entries (128 a page)", "readdir_entries", offsetof(struct rates, readdir_entries), 0},
+};
+
+static const struct figure *figure_of(const struct rates *r, const struct row *row)
+{
+	return (const struct figure *)((const char *)r + row->offset);
+}
+
 static void print_table(const struct bench_opts *o, const char *scratch, const struct rates *one,
 			const struct rates *many)
 {
+	printf("shardfs bench meta: %d files, SQLite in %s, one connection per thread\n\n",
+	       o->count, scratch);
 	char many_label[32];
 
 	g_snprintf(many_label, sizeof(many_label), "%d threads", o->threads);
-	printf("shardfs bench meta: %d files, SQLite in %s, one connection per thread\n\n",
-	       o->count, scratch);
-	printf("%-32s %12s %12s %18s\n", "per second", "1 thread", many_label, "goal (1 thread)");
-	printf("%-32s %12.0f %12.0f %18d\n", "creates", one->creates, many->creates,
-	       CREATE_GOAL_PER_S);
-	printf("%-32s %12.0f %12.0f %18d\n", "lookups (lookup + getattr)", one->lookups,
-	       many->lookups, LOOKUP_GOAL_PER_S);
-	printf("%-32s %12.0f %12.0f %18s\n", "readdir entries (128 a page)", one->readdir_entries,
-	       many->readdir_entries, "-");
-	printf("\ncreates %s the goal, lookups %s the goal\n",
-	       one->creates >= CREATE_GOAL_PER_S ? "meet" : "miss",
-	       one->lookups >= LOOKUP_GOAL_PER_S ? "meet" : "miss");
+	printf("%-30s %20s %20s %16s\n", "", "1 thread", many_label, "goal");
+	printf("%-30s %11s %8s %11s %8s %16s\n", "", "per s", "CPU us", "per s", "CPU us",
+	       "1 thread, per s");
+	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
+
+		printf("%-30s %11.0f %8.2f %11.0f %8.2f", rows[i].label, a->per_s, a->cpu_us,
+		       b->per_s, b->cpu_us);
+		if (rows[i].goal)
+			printf(" %11d (%s)\n", rows[i].goal,
+			       a->per_s >= rows[i].goal ? "met" : "missed");
+		else
+			printf(" %16s\n", "-");
+	}
+	printf("\nCPU us: CPU time of the whole process per operation (per entry for readdir)\n");
 }
 
 static void print_json(const struct bench_opts *o, const struct rates *one,
 		       const struct rates *many)
 {
-	int t = o->threads;
+	GString *j = g_string_new(NULL);
 
-	printf("{\"bench\":\"meta\",\"count\":%d,\"threads\":%d,\"seconds\":%.2f,"
-	       "\"creates_per_s\":%.0f,\"lookups_per_s\":%.0f,\"readdir_entries_per_s\":%.0f,"
-	       "\"creates_per_s_%d\":%.0f,\"lookups_per_s_%d\":%.0f,"
-	       "\"readdir_entries_per_s_%d\":%.0f,"
-	       "\"creates_goal_per_s\":%d,\"lookups_goal_per_s\":%d}\n",
-	       o->count, t, o->seconds, one->creates, one->lookups, one->readdir_entries, t,
-	       many->creates, t, many->lookups, t, many->readdir_entries, CREATE_GOAL_PER_S,
-	       LOOKUP_GOAL_PER_S);
+	g_string_append_printf(j,
+			       "{\"bench\":\"meta\",\"count\":%d,\"threads\":%d,\"seconds\":%.2f",
+			       o->count, o->threads, o->seconds);
+	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
+		const char *name = rows[i].json;
+
+		g_string_append_printf(j, ",\"%s_per_s\":%.0f,\"%s_cpu_us\":%.3f", name, a->per_s,
+				       name, a->cpu_us);
+		g_string_append_printf(j, ",\"%s_per_s_%d\":%.0f,\"%s_cpu_us_%d\":%.3f", name,
+				       o->threads, b->per_s, name, o->threads, b->cpu_us);
+		if (rows[i].goal)
+			g_string_append_printf(j, ",\"%s_goal_per_s\":%d", name, rows[i].goal);
+	}
+	printf("%s}\n", j->str);
+	g_string_free(j, TRUE);
 }
 
 /* A new directory for the databases: under --dir, else under /var/tmp. */
