@@ -41,7 +41,7 @@ static int open_db(const char *url, bool create, struct meta **out)
 	}
 	m = g_new0(struct meta, 1);
 	g_mutex_init(&m->lock);
-	if (sqlite3_open_v2(path, &m->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &m->db, flags, meta_vfs_name()) != SQLITE_OK) {
 		g_warning("cannot open metadata database %s: %s", path, sqlite3_errmsg(m->db));
 		g_free(path);
 		meta_close(m);

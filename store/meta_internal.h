@@ -66,6 +66,11 @@ struct meta {
 	sqlite3_stmt *db_stmt[META_DBQ_COUNT]; /* the same, for meta_db.c */
 };
 
+/* The name of the engine's SQLite VFS (meta_vfs.c), registered on first
+ * call; NULL if it could not be, and then SQLite's default serves. */
+#define META_VFS_NAME "shardfs-meta"
+const char *meta_vfs_name(void);
+
 int64_t meta_now_ns(void);
 /* Runs SQL text without rows; 0 or -errno. Caller holds m->lock. */
 int meta_exec(struct meta *m, const char *text);
