@@ -64,6 +64,8 @@ struct meta {
 	GMutex lock;			       /* one thread at a time on db */
 	sqlite3_stmt *stmt[META_Q_COUNT];      /* prepared on first use, lock */
 	sqlite3_stmt *db_stmt[META_DBQ_COUNT]; /* the same, for meta_db.c */
+	int checkpoint_frames;		       /* WAL size that calls for one */
+	int checkpoint_failed_at;	       /* WAL size at a failed one; lock */
 };
 
 /* The name of the engine's SQLite VFS (meta_vfs.c), registered on first
