@@ -22,7 +22,7 @@
  * shared machine it varies much less from run to run than the rate.
  *
  * Everything lives in a new directory (under --dir, default /var/tmp,
- * which unlike /tmp is on disk on every Debian setup), removed at the end.
+ * which stays on disk where /tmp may be a tmpfs), removed at the end.
  */
 #define G_LOG_DOMAIN "shardfs"
 
