@@ -27,6 +27,92 @@ static char *sqlite_path(const char *url)
 	return g_strdup(url + 9);
 }
 
+/*
+ * New databases get 2 KiB pages: a create changes 7 pages but only a few
+ * hundred bytes of them, and SQLite checksums and copies whole pages into
+ * the WAL, so 4 KiB pages cost a create a fifth more CPU. 2 KiB still
+ * holds any index cell of a name (at most 255 bytes) without overflow
+ * pages, which 1 KiB would not. Existing databases keep their page size.
+ */
+#define NEW_DB_PAGE_SIZE 2048
+/*
+ * A commit that brings the WAL to this size checkpoints it (two fsyncs),
+ * instead of SQLite's default of 1000 pages: with a create writing 7
+ * frames, that default made every 140th create wait for the disk.
+ */
+#define WAL_CHECKPOINT_BYTES (16 << 20)
+#define BUSY_TIMEOUT_MS 10000
+/* How long a checkpoint waits for older transactions, holding up writers. */
+#define CHECKPOINT_WAIT_MS 200
+
+static int page_size(struct meta *m)
+{
+	sqlite3_stmt *s;
+	int size = 0;
+
+	if (sqlite3_prepare_v2(m->db, "PRAGMA page_size", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		size = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return size;
+}
+
+/*
+ * Called after every commit of the connection, under m->lock (see
+ * sqlite3_wal_hook). SQLite's own policy, a PASSIVE checkpoint after each
+ * commit that leaves the WAL over its limit, starves when several
+ * connections write without pause: each checkpoint stops short of the
+ * frames of a writer already in its next transaction, so the WAL is never
+ * all copied and never starts over. It grew to 945 MiB in 40,000 creates
+ * by 8 threads, and every commit paid two fsyncs to copy a few frames.
+ * Here such a commit runs a RESTART checkpoint, which waits for the
+ * transactions on older snapshots, copies everything and lets the next
+ * writer start the WAL from its beginning. One that cannot finish in
+ * CHECKPOINT_WAIT_MS is tried again only once the WAL has grown by another
+ * eighth of the limit, so that commits do not all pay for futile ones. The
+ * commit itself has happened whatever the checkpoint's fate: SQLite keeps
+ * the WAL authoritative until a checkpoint completes.
+ */
+static int checkpoint_hook(void *arg, sqlite3 *db, const char *schema, int frames)
+{
+	struct meta *m = arg;
+	int rc;
+
+	if (frames < m->checkpoint_frames ||
+	    (m->checkpoint_failed_at && frames >= m->checkpoint_failed_at &&
+	     frames < m->checkpoint_failed_at + m->checkpoint_frames / 8))
+		return SQLITE_OK;
+	sqlite3_busy_timeout(db, CHECKPOINT_WAIT_MS);
+	rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	m->checkpoint_failed_at = rc == SQLITE_OK ? 0 : frames;
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		g_warning("metadata checkpoint failed: %s", sqlite3_errmsg(db));
+	return SQLITE_OK;
+}
+
+/* The connection's settings; the page size only takes on a new database. */
+static int configure(struct meta *m, bool create)
+{
+	int rc = 0, size;
+
+	if (create)
+		rc = meta_exec(m, "PRAGMA page_size = " G_STRINGIFY(NEW_DB_PAGE_SIZE));
+	if (rc == 0)
+		rc = meta_exec(m, "PRAGMA journal_mode = WAL");
+	if (rc == 0)
+		rc = meta_exec(m, "PRAGMA synchronous = NORMAL");
+	if (rc == 0)
+		rc = meta_exec(m, "PRAGMA cache_size = -65536");
+	size = rc == 0 ? page_size(m) : 0;
+	if (size <= 0)
+		return rc < 0 ? rc : -EIO;
+	m->checkpoint_frames = WAL_CHECKPOINT_BYTES / size;
+	sqlite3_wal_hook(m->db, checkpoint_hook, m);
+	return rc;
+}
+
 static int open_db(const char *url, bool create, struct meta **out)
 {
 	char *path = sqlite_path(url);
@@ -41,18 +127,16 @@ static int open_db(const char *url, bool create, struct meta **out)
 	}
 	m = g_new0(struct meta, 1);
 	g_mutex_init(&m->lock);
-	if (sqlite3_open_v2(path, &m->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &m->db, flags, meta_vfs_name()) != SQLITE_OK) {
 		g_warning("cannot open metadata database %s: %s", path, sqlite3_errmsg(m->db));
 		g_free(path);
 		meta_close(m);
 		return -EIO;
 	}
 	g_free(path);
-	sqlite3_busy_timeout(m->db, 10000);
+	sqlite3_busy_timeout(m->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(m->db, 0);
-	if (meta_exec(m, "PRAGMA journal_mode = WAL") < 0 ||
-	    meta_exec(m, "PRAGMA synchronous = NORMAL") < 0 ||
-	    meta_exec(m, "PRAGMA cache_size = -65536") < 0) {
+	if (configure(m, create) < 0) {
 		meta_close(m);
 		return -EIO;
 	}
@@ -150,6 +234,8 @@ void meta_close(struct meta *m)
 		return;
 	for (int i = 0; i < META_Q_COUNT; i++)
 		sqlite3_finalize(m->stmt[i]);
+	for (int i = 0; i < META_DBQ_COUNT; i++)
+		sqlite3_finalize(m->db_stmt[i]);
 	sqlite3_close(m->db);
 	g_mutex_clear(&m->lock);
 	g_free(m);
@@ -162,6 +248,68 @@ int meta_schema_version(struct meta *m)
 
 	g_mutex_unlock(&m->lock);
 	return v;
+}
+
+/* ---- cached statements ---- */
+
+static const char *const db_sql[META_DBQ_COUNT] = {
+	[META_DBQ_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_DBQ_XATTR_SET] = "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
+	[META_DBQ_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_DBQ_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+	[META_DBQ_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_DBQ_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
+				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[META_DBQ_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
+				  " ctime = ?4 WHERE ino = ?1",
+	[META_DBQ_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
+	[META_DBQ_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
+			   " WHERE ino = ?1 ORDER BY idx",
+	[META_DBQ_GARBAGE_LIST] = "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
+				  " ORDER BY id LIMIT ?1",
+	[META_DBQ_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
+	[META_DBQ_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)",
+	[META_DBQ_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
+	[META_DBQ_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
+			       " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1",
+	[META_DBQ_CLOSE_FILE] = "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
+	/* only the row just decremented can have reached 0: no table scan */
+	[META_DBQ_FORGET_CLOSED] = "DELETE FROM open_files WHERE sid = ?1 AND ino = ?2 AND count <= 0",
+	[META_DBQ_SESSION_FILES] = "SELECT ino FROM open_files WHERE sid = ?1",
+	[META_DBQ_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
+	[META_DBQ_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
+	[META_DBQ_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
+};
+
+/*
+ * Statement q of this connection, prepared on its first use and then kept,
+ * reset and unbound; caller holds m->lock. The SQL is ours: one that does
+ * not prepare is a program bug. Callers reset the statement when done with
+ * it, because one left between rows keeps its read snapshot open and the
+ * connection's next call would not see newer commits.
+ */
+static sqlite3_stmt *dbst(struct meta *m, enum meta_dbq q)
+{
+	if (!m->db_stmt[q] && sqlite3_prepare_v3(m->db, db_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+						 &m->db_stmt[q], NULL) != SQLITE_OK)
+		g_error("metadata statement %s does not prepare: %s", db_sql[q], sqlite3_errmsg(m->db));
+	sqlite3_reset(m->db_stmt[q]);
+	sqlite3_clear_bindings(m->db_stmt[q]);
+	return m->db_stmt[q];
+}
+
+/* Runs a statement without rows and resets it; 0 or -EIO. */
+static int run_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static void bind_text_blob(sqlite3_stmt *s, int i, const char *text)
+{
+	sqlite3_bind_blob(s, i, text, (int)strlen(text), SQLITE_STATIC);
 }
 
 /* ---- xattrs ---- */
@@ -179,6 +327,18 @@ static int exists(struct meta *m, uint64_t ino)
 	return meta_getattr_locked(m, ino, NULL);
 }
 
+static bool xattr_exists(struct meta *m, uint64_t ino, const char *name)
+{
+	sqlite3_stmt *s = dbst(m, META_DBQ_XATTR_EXISTS);
+	bool there;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	bind_text_blob(s, 2, name);
+	there = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return there;
+}
+
 int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *value, size_t len,
 		  int flags)
 {
@@ -194,25 +354,19 @@ int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *va
 		return rc;
 	rc = exists(m, ino);
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2", -1, &s, NULL);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
-		bool there = sqlite3_step(s) == SQLITE_ROW;
+		bool there = xattr_exists(m, ino, name);
 
-		sqlite3_finalize(s);
 		if ((flags & META_XATTR_CREATE) && there)
 			rc = -EEXIST;
 		else if ((flags & META_XATTR_REPLACE) && !there)
 			rc = -ENODATA;
 	}
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
-				   -1, &s, NULL);
+		s = dbst(m, META_DBQ_XATTR_SET);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
+		bind_text_blob(s, 2, name);
 		sqlite3_bind_blob(s, 3, len ? value : "", (int)len, SQLITE_STATIC);
-		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(s);
+		rc = run_done(s);
 	}
 	if (rc == 0)
 		rc = meta_set_ctime(m, ino, meta_now_ns());
@@ -240,14 +394,14 @@ int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, s
 	g_mutex_lock(&m->lock);
 	rc = exists(m, ino);
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2", -1, &s, NULL);
+		s = dbst(m, META_DBQ_XATTR_GET);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
+		bind_text_blob(s, 2, name);
 		if (sqlite3_step(s) == SQLITE_ROW)
 			rc = copy_sized(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), value, size);
 		else
 			rc = -ENODATA;
-		sqlite3_finalize(s);
+		sqlite3_reset(s);
 	}
 	g_mutex_unlock(&m->lock);
 	return rc;
@@ -262,13 +416,13 @@ int meta_listxattr(struct meta *m, uint64_t ino, char *list, size_t size)
 	g_mutex_lock(&m->lock);
 	rc = exists(m, ino);
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name", -1, &s, NULL);
+		s = dbst(m, META_DBQ_XATTR_LIST);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			g_byte_array_append(names, sqlite3_column_blob(s, 0), (guint)sqlite3_column_bytes(s, 0));
 			g_byte_array_append(names, (const guint8 *)"", 1);
 		}
-		sqlite3_finalize(s);
+		sqlite3_reset(s);
 		rc = copy_sized(names->data, names->len, list, size);
 	}
 	g_mutex_unlock(&m->lock);
@@ -288,11 +442,10 @@ int meta_removexattr(struct meta *m, uint64_t ino, const char *name)
 		return rc;
 	rc = exists(m, ino);
 	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2", -1, &s, NULL);
+		s = dbst(m, META_DBQ_XATTR_REMOVE);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
-		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(s);
+		bind_text_blob(s, 2, name);
+		rc = run_done(s);
 		if (rc == 0 && sqlite3_changes(m->db) == 0)
 			rc = -ENODATA;
 	}
@@ -348,9 +501,7 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64)
 		return -EINVAL;
 	nodes_pack(p, nodes);
-	sqlite3_prepare_v2(m->db,
-			   "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &s, NULL);
+	s = dbst(m, META_DBQ_INSERT_PART);
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, p->index);
 	sqlite3_bind_int64(s, 3, (int64_t)p->length);
@@ -360,7 +511,7 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC); /* empty for a hole */
 	sqlite3_bind_blob(s, 8, object_id, 16, SQLITE_STATIC);
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite3_errcode(m->db) == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return rc;
 }
 
@@ -405,48 +556,114 @@ static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t
 	return rc;
 }
 
+/*
+ * A transaction whose commit is fsynced: synchronous=FULL from before BEGIN
+ * to after COMMIT (SQLite refuses to change it inside a transaction), all
+ * under m->lock, so no other thread's commit on this connection can set it
+ * back to NORMAL in between. If the level cannot be raised the transaction
+ * does not start: a durable commit that is not synced must not happen.
+ */
+static int durable_tx_begin(struct meta *m)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = meta_exec(m, "PRAGMA synchronous = FULL");
+	if (rc == 0)
+		rc = meta_exec(m, "BEGIN IMMEDIATE");
+	if (rc < 0) {
+		meta_exec(m, "PRAGMA synchronous = NORMAL");
+		g_mutex_unlock(&m->lock);
+	}
+	return rc;
+}
+
+/* As meta_tx_end, then back to synchronous=NORMAL; if that fails the
+ * connection stays at FULL, which is slower but no less safe. */
+static int durable_tx_end(struct meta *m, int rc)
+{
+	int crc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK");
+
+	if (rc == 0 && crc < 0) {
+		meta_exec(m, "ROLLBACK");
+		rc = crc;
+	}
+	meta_exec(m, "PRAGMA synchronous = NORMAL");
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16], uint64_t size)
+{
+	sqlite3_stmt *s = dbst(m, META_DBQ_SET_MANIFEST);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	sqlite3_bind_blob(s, 3, object_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, meta_now_ns());
+	return run_done(s);
+}
+
 int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
 			 uint64_t size, const struct meta_part *parts, unsigned nparts,
 			 bool durable)
 {
 	struct meta_attr a;
+	int rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_getattr_locked(m, ino, &a);
+	if (rc == 0 && !S_ISREG(a.mode))
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0)
+		rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	for (unsigned i = 0; rc == 0 && i < nparts; i++)
+		rc = insert_part(m, ino, object_id, &parts[i]);
+	if (rc == 0)
+		rc = set_manifest(m, ino, object_id, size);
+	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+}
+
+/* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
+static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
+{
+	sqlite3_stmt *s = dbst(m, META_DBQ_OBJECT_ID);
 	int rc;
 
-	g_mutex_lock(&m->lock);
-	if (durable) /* this commit must survive a power loss: fsync the WAL */
-		meta_exec(m, "PRAGMA synchronous = FULL");
-	g_mutex_unlock(&m->lock);
-	rc = meta_tx_begin(m);
-	if (rc == 0) {
-		rc = meta_getattr_locked(m, ino, &a);
-		if (rc == 0 && !S_ISREG(a.mode))
-			rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
-		if (rc == 0)
-			rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
-		if (rc == 0)
-			rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
-		for (unsigned i = 0; rc == 0 && i < nparts; i++)
-			rc = insert_part(m, ino, object_id, &parts[i]);
-		if (rc == 0) {
-			sqlite3_stmt *s;
-			int64_t now = meta_now_ns();
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
+	if (rc == 0 && sqlite3_column_bytes(s, 0) == 16)
+		memcpy(object_id, sqlite3_column_blob(s, 0), 16);
+	else if (rc == 0)
+		rc = -EINVAL; /* not a regular file */
+	sqlite3_reset(s);
+	return rc;
+}
 
-			sqlite3_prepare_v2(m->db, "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
-					   " ctime = ?4 WHERE ino = ?1", -1, &s, NULL);
-			sqlite3_bind_int64(s, 1, (int64_t)ino);
-			sqlite3_bind_int64(s, 2, (int64_t)size);
-			sqlite3_bind_blob(s, 3, object_id, 16, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 4, now);
-			rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-			sqlite3_finalize(s);
+static int parts_of(struct meta *m, uint64_t ino, GArray *list)
+{
+	sqlite3_stmt *s = dbst(m, META_DBQ_PARTS);
+	int rc = 0;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		struct meta_part p = {0};
+
+		p.index = (uint32_t)sqlite3_column_int64(s, 0);
+		p.length = (uint64_t)sqlite3_column_int64(s, 1);
+		if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p) ||
+		    sqlite3_column_bytes(s, 6) != 16) {
+			rc = -EUCLEAN;
+		} else {
+			memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
+			memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
 		}
-		rc = meta_tx_end(m, rc);
+		g_array_append_val(list, p);
 	}
-	if (durable) {
-		g_mutex_lock(&m->lock);
-		meta_exec(m, "PRAGMA synchronous = NORMAL");
-		g_mutex_unlock(&m->lock);
-	}
+	sqlite3_reset(s);
 	return rc;
 }
 
@@ -454,38 +671,12 @@ int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 		      struct meta_part **parts, unsigned *nparts)
 {
 	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
-	sqlite3_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	sqlite3_prepare_v2(m->db, "SELECT object_id FROM inodes WHERE ino = ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
-	if (rc == 0 && sqlite3_column_bytes(s, 0) == 16)
-		memcpy(object_id, sqlite3_column_blob(s, 0), 16);
-	else if (rc == 0)
-		rc = -EINVAL; /* not a regular file */
-	sqlite3_finalize(s);
-	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
-				   " WHERE ino = ?1 ORDER BY idx", -1, &s, NULL);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
-			struct meta_part p = {0};
-
-			p.index = (uint32_t)sqlite3_column_int64(s, 0);
-			p.length = (uint64_t)sqlite3_column_int64(s, 1);
-			if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p) ||
-			    sqlite3_column_bytes(s, 6) != 16)
-				rc = -EUCLEAN;
-			else {
-				memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
-				memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
-			}
-			g_array_append_val(list, p);
-		}
-		sqlite3_finalize(s);
-	}
+	rc = object_id_of(m, ino, object_id);
+	if (rc == 0)
+		rc = parts_of(m, ino, list);
 	g_mutex_unlock(&m->lock);
 	*nparts = rc == 0 ? list->len : 0;
 	*parts = rc == 0 ? (struct meta_part *)g_array_free(list, FALSE) : NULL;
@@ -500,8 +691,7 @@ int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items,
 	sqlite3_stmt *s;
 
 	g_mutex_lock(&m->lock);
-	sqlite3_prepare_v2(m->db, "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
-			   " ORDER BY id LIMIT ?1", -1, &s, NULL);
+	s = dbst(m, META_DBQ_GARBAGE_LIST);
 	sqlite3_bind_int64(s, 1, max);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct meta_garbage g = {0};
@@ -514,25 +704,30 @@ int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items,
 		if (nodes_unpack(s, 4, &g.part))
 			g_array_append_val(list, g);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	g_mutex_unlock(&m->lock);
 	*n = list->len;
 	*items = (struct meta_garbage *)g_array_free(list, FALSE);
 	return 0;
 }
 
+/* Runs statement q with up to two integer parameters and resets it. */
+static int run_ints(struct meta *m, enum meta_dbq q, int64_t a, int64_t b)
+{
+	sqlite3_stmt *s = dbst(m, q);
+
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	return run_done(s);
+}
+
 int meta_garbage_done(struct meta *m, uint64_t id)
 {
-	sqlite3_stmt *s;
 	int rc = meta_tx_begin(m);
 
 	if (rc < 0)
 		return rc;
-	sqlite3_prepare_v2(m->db, "DELETE FROM garbage WHERE id = ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)id);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
-	return meta_tx_end(m, rc);
+	return meta_tx_end(m, run_ints(m, META_DBQ_GARBAGE_DONE, (int64_t)id, 0));
 }
 
 /* ---- sessions and open files ---- */
@@ -542,24 +737,6 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
-/* Runs one statement with up to two integer parameters in a transaction. */
-static int write1(struct meta *m, const char *text, int64_t a, int64_t b)
-{
-	sqlite3_stmt *s;
-	int rc = meta_tx_begin(m);
-
-	if (rc < 0)
-		return rc;
-	sqlite3_prepare_v2(m->db, text, -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, a);
-	sqlite3_bind_int64(s, 2, b);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	if (rc == 0 && sqlite3_changes(m->db) == 0)
-		rc = -ENOENT;
-	sqlite3_finalize(s);
-	return meta_tx_end(m, rc);
-}
-
 int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
 {
 	sqlite3_stmt *s;
@@ -567,11 +744,10 @@ int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
 
 	if (rc < 0)
 		return rc;
-	sqlite3_prepare_v2(m->db, "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)", -1, &s, NULL);
+	s = dbst(m, META_DBQ_SESSION_START);
 	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now_s());
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
+	rc = run_done(s);
 	if (rc == 0)
 		*sid = (uint64_t)sqlite3_last_insert_rowid(m->db);
 	return meta_tx_end(m, rc);
@@ -579,25 +755,25 @@ int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
 
 int meta_session_heartbeat(struct meta *m, uint64_t sid)
 {
-	return write1(m, "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1", (int64_t)sid, now_s());
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = run_ints(m, META_DBQ_HEARTBEAT, (int64_t)sid, now_s());
+	if (rc == 0 && sqlite3_changes(m->db) == 0)
+		rc = -ENOENT;
+	return meta_tx_end(m, rc);
 }
 
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	sqlite3_stmt *s;
 	int rc = meta_tx_begin(m);
 
 	if (rc < 0)
 		return rc;
 	rc = exists(m, ino);
-	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
-				   " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1", -1, &s, NULL);
-		sqlite3_bind_int64(s, 1, (int64_t)sid);
-		sqlite3_bind_int64(s, 2, (int64_t)ino);
-		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(s);
-	}
+	if (rc == 0)
+		rc = run_ints(m, META_DBQ_OPEN_FILE, (int64_t)sid, (int64_t)ino);
 	return meta_tx_end(m, rc);
 }
 
@@ -614,53 +790,46 @@ static int release_if_orphan(struct meta *m, uint64_t ino)
 
 int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	sqlite3_stmt *s;
 	int rc = meta_tx_begin(m);
 
 	if (rc < 0)
 		return rc;
-	sqlite3_prepare_v2(m->db, "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
-			   -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)sid);
-	sqlite3_bind_int64(s, 2, (int64_t)ino);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
+	rc = run_ints(m, META_DBQ_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
 	if (rc == 0 && sqlite3_changes(m->db) == 0)
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = meta_exec(m, "DELETE FROM open_files WHERE count <= 0");
+		rc = run_ints(m, META_DBQ_FORGET_CLOSED, (int64_t)sid, (int64_t)ino);
 	if (rc == 0)
 		rc = release_if_orphan(m, ino);
 	return meta_tx_end(m, rc);
 }
 
+/* Column 0 (an id) of every row of statement q run with parameter a. */
+static GArray *collect_ids(struct meta *m, enum meta_dbq q, int64_t a)
+{
+	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	sqlite3_stmt *s = dbst(m, q);
+
+	sqlite3_bind_int64(s, 1, a);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+
+		g_array_append_val(ids, id);
+	}
+	sqlite3_reset(s);
+	return ids;
+}
+
 /* Releases every file session sid had open and removes the session. */
 static int end_session_locked(struct meta *m, uint64_t sid)
 {
-	GArray *inos = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	sqlite3_stmt *s;
-	int rc = 0;
+	GArray *inos = collect_ids(m, META_DBQ_SESSION_FILES, (int64_t)sid);
+	int rc = run_ints(m, META_DBQ_FORGET_SESSION_FILES, (int64_t)sid, 0);
 
-	sqlite3_prepare_v2(m->db, "SELECT ino FROM open_files WHERE sid = ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)sid);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		uint64_t ino = (uint64_t)sqlite3_column_int64(s, 0);
-
-		g_array_append_val(inos, ino);
-	}
-	sqlite3_finalize(s);
-	sqlite3_prepare_v2(m->db, "DELETE FROM open_files WHERE sid = ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)sid);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
 	for (guint i = 0; rc == 0 && i < inos->len; i++)
 		rc = release_if_orphan(m, g_array_index(inos, uint64_t, i));
-	if (rc == 0) {
-		sqlite3_prepare_v2(m->db, "DELETE FROM sessions WHERE sid = ?1", -1, &s, NULL);
-		sqlite3_bind_int64(s, 1, (int64_t)sid);
-		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(s);
-	}
+	if (rc == 0)
+		rc = run_ints(m, META_DBQ_END_SESSION, (int64_t)sid, 0);
 	g_array_free(inos, TRUE);
 	return rc;
 }
@@ -676,23 +845,13 @@ int meta_session_end(struct meta *m, uint64_t sid)
 
 int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
 {
-	GArray *dead = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	sqlite3_stmt *s;
+	GArray *dead;
 	int rc = meta_tx_begin(m);
 
 	*ended = 0;
-	if (rc < 0) {
-		g_array_free(dead, TRUE);
+	if (rc < 0)
 		return rc;
-	}
-	sqlite3_prepare_v2(m->db, "SELECT sid FROM sessions WHERE heartbeat < ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, now_s() - timeout_s);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		uint64_t sid = (uint64_t)sqlite3_column_int64(s, 0);
-
-		g_array_append_val(dead, sid);
-	}
-	sqlite3_finalize(s);
+	dead = collect_ids(m, META_DBQ_DEAD_SESSIONS, now_s() - timeout_s);
 	for (guint i = 0; rc == 0 && i < dead->len; i++)
 		rc = end_session_locked(m, g_array_index(dead, uint64_t, i));
 	if (rc == 0)
@@ -721,9 +880,9 @@ static const struct check checks[] = {
 	 "SELECT count(*) FROM inodes i WHERE (i.mode & 61440) = 16384 AND i.nlink != 2 +"
 	 " (SELECT count(*) FROM dentries d JOIN inodes c ON c.ino = d.ino"
 	 "  WHERE d.parent = i.ino AND (c.mode & 61440) = 16384)"},
-	{"directories with other than one entry",
-	 "SELECT count(*) FROM inodes i WHERE (i.mode & 61440) = 16384 AND i.ino != 1 AND"
-	 " (SELECT count(*) FROM dentries d WHERE d.ino = i.ino) != 1"},
+	{"directories with other than one entry (the root: none)",
+	 "SELECT count(*) FROM inodes i WHERE (i.mode & 61440) = 16384 AND"
+	 " (SELECT count(*) FROM dentries d WHERE d.ino = i.ino) != CASE WHEN i.ino = 1 THEN 0 ELSE 1 END"},
 	{"directories whose parent pointer disagrees with their entry",
 	 "SELECT count(*) FROM dentries d JOIN inodes i ON i.ino = d.ino"
 	 " WHERE (i.mode & 61440) = 16384 AND i.parent != d.parent"},
@@ -742,8 +901,13 @@ int meta_check(struct meta *m, char **report)
 
 	g_mutex_lock(&m->lock);
 	for (size_t i = 0; i < G_N_ELEMENTS(checks); i++) {
-		sqlite3_prepare_v2(m->db, checks[i].sql, -1, &s, NULL);
-		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) != 0)
+		/* A check that cannot run is a failed check, never a passed one. */
+		int rc = sqlite3_prepare_v2(m->db, checks[i].sql, -1, &s, NULL);
+		int step = rc == SQLITE_OK ? sqlite3_step(s) : rc;
+		if (step != SQLITE_ROW)
+			g_string_append_printf(out, "check \"%s\" could not run: %s\n", checks[i].what,
+					       sqlite3_errmsg(m->db));
+		else if (sqlite3_column_int64(s, 0) != 0)
 			g_string_append_printf(out, "%lld %s\n", (long long)sqlite3_column_int64(s, 0),
 					       checks[i].what);
 		sqlite3_finalize(s);

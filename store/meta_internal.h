@@ -34,11 +34,44 @@ enum meta_q {
 	META_Q_COUNT,
 };
 
+/* The statements of meta_db.c (its SQL text is there). */
+enum meta_dbq {
+	META_DBQ_XATTR_EXISTS,
+	META_DBQ_XATTR_SET,
+	META_DBQ_XATTR_GET,
+	META_DBQ_XATTR_LIST,
+	META_DBQ_XATTR_REMOVE,
+	META_DBQ_INSERT_PART,
+	META_DBQ_SET_MANIFEST,
+	META_DBQ_OBJECT_ID,
+	META_DBQ_PARTS,
+	META_DBQ_GARBAGE_LIST,
+	META_DBQ_GARBAGE_DONE,
+	META_DBQ_SESSION_START,
+	META_DBQ_HEARTBEAT,
+	META_DBQ_OPEN_FILE,
+	META_DBQ_CLOSE_FILE,
+	META_DBQ_FORGET_CLOSED,
+	META_DBQ_SESSION_FILES,
+	META_DBQ_FORGET_SESSION_FILES,
+	META_DBQ_END_SESSION,
+	META_DBQ_DEAD_SESSIONS,
+	META_DBQ_COUNT,
+};
+
 struct meta {
 	sqlite3 *db;
-	GMutex lock;			      /* one thread at a time on db */
-	sqlite3_stmt *stmt[META_Q_COUNT]; /* prepared on first use, lock */
+	GMutex lock;			       /* one thread at a time on db */
+	sqlite3_stmt *stmt[META_Q_COUNT];      /* prepared on first use, lock */
+	sqlite3_stmt *db_stmt[META_DBQ_COUNT]; /* the same, for meta_db.c */
+	int checkpoint_frames;		       /* WAL size that calls for one */
+	int checkpoint_failed_at;	       /* WAL size at a failed one; lock */
 };
+
+/* The name of the engine's SQLite VFS (meta_vfs.c), registered on first
+ * call; NULL if it could not be, and then SQLite's default serves. */
+#define META_VFS_NAME "shardfs-meta"
+const char *meta_vfs_name(void);
 
 int64_t meta_now_ns(void);
 /* Runs SQL text without rows; 0 or -errno. Caller holds m->lock. */

@@ -19,6 +19,7 @@ static const struct bench benches[] = {
 	{"wal", "durable appends and reads of the shard store vs dd on the same disk", cmd_bench_wal},
 	{"net", "shard put/get over QUIC to a node on loopback vs raw TCP", cmd_bench_net},
 	{"store", "object put/get on local 3- and 6-node clusters vs the transport", cmd_bench_store},
+	{"meta", "metadata creates, lookups and readdir on a fresh SQLite database", cmd_bench_meta},
 };
 
 int cmd_bench(int argc, char **argv)

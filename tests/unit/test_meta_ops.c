@@ -550,6 +550,32 @@ static void test_manifest_part_ids_and_holes(void **state)
 	g_free(g);
 }
 
+/* Reads leave no snapshot open: right after a getxattr or a manifest read,
+ * the same connection sees what another connection commits next. */
+static void test_reads_see_later_commits(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-0123456!";
+	struct meta_part p = part(0, 10, 1), *back;
+	struct meta *other;
+	struct meta_attr a;
+	unsigned n;
+	char buf[8];
+	uint64_t ino = create_ok(f->m, ROOT, "f"), ino2 = create_ok(f->m, ROOT, "g");
+
+	assert_int_equal(meta_open(f->url, &other), 0);
+	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "v", 1, 0), 0);
+	assert_int_equal(meta_getxattr(f->m, ino, "user.a", buf, sizeof(buf)), 1);
+	assert_int_equal(meta_unlink(other, ROOT, "f"), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), -ENOENT);
+	assert_int_equal(meta_commit_manifest(f->m, ino2, oid, 10, &p, 1, true), 0);
+	assert_int_equal(meta_get_manifest(f->m, ino2, oid, &back, &n), 0);
+	g_free(back);
+	assert_int_equal(meta_unlink(other, ROOT, "g"), 0);
+	assert_int_equal(meta_getattr(f->m, ino2, &a), -ENOENT);
+	meta_close(other);
+}
+
 /* A file unlinked while open keeps its data until its last close; a dead
  * session's open files are released by the reaper. */
 static void test_open_unlinked_files(void **state)
@@ -610,9 +636,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
-		T(test_parent_before_name), T(test_symlinks), T(test_mknod),
-		T(test_rename), T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs), T(test_empty_xattrs),
-		T(test_manifests_and_garbage), T(test_manifest_part_ids_and_holes), T(test_open_unlinked_files), T(test_statfs),
+		T(test_parent_before_name), T(test_symlinks), T(test_mknod), T(test_rename),
+		T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_empty_xattrs), T(test_manifests_and_garbage),
+		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
+		T(test_open_unlinked_files), T(test_statfs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

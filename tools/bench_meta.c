@@ -1,0 +1,467 @@
+/*
+ * bench_meta.c - `shardfs bench meta`: operation rates of the metadata
+ * engine on a fresh SQLite database on local disk.
+ *
+ * Two configurations, each on a database of its own made with
+ * meta_create_db: 1 thread, and THREADS threads (default 8). Every thread
+ * has its own struct meta (one connection), as the mount's worker threads
+ * will. In each configuration:
+ *   creates   each thread makes COUNT / threads new files with meta_create,
+ *             round-robin over 4 directories of its own: writers never
+ *             share a directory, so they contend only for the database's
+ *             write lock, as unrelated writers of a mount do
+ *   lookups   meta_lookup of a random existing name (any thread's), then
+ *             meta_getattr of the inode found, as a stat() after a path
+ *             walk does; each call counts as one operation; for SECONDS
+ *   readdir   meta_readdir in pages of 128 entries (about one 4 KiB FUSE
+ *             readdir buffer) through the thread's own directories, over
+ *             and over, for SECONDS
+ * Databases, directories, connections and threads are set up outside the
+ * timed part, and a gate starts the threads of a phase together. Next to
+ * each rate the CPU time of the process per operation is printed: on a
+ * shared machine it varies much less from run to run than the rate.
+ *
+ * Everything lives in a new directory (under --dir, default /var/tmp,
+ * which stays on disk where /tmp may be a tmpfs), removed at the end.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+#include "store/meta.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define DIRS_PER_THREAD 4u
+#define READDIR_PAGE 128u
+#define DEADLINE_CHECK_EVERY 64u /* operations between two looks at the clock */
+#define CREATE_GOAL_PER_S 20000
+#define LOOKUP_GOAL_PER_S 100000
+
+struct bench_opts {
+	char *dir;
+	gint count;
+	gint threads;
+	gdouble seconds;
+	gboolean json;
+};
+
+/* What a phase achieved: operations (or entries) per second, and the
+ * process's CPU time per operation, which a busy machine disturbs less. */
+struct figure {
+	double per_s;
+	double cpu_us;
+};
+
+struct rates {
+	struct figure creates, lookups, readdir_entries;
+};
+
+/* Holds the threads of a phase until all of them are ready. */
+struct gate {
+	GMutex lock;
+	GCond cond;
+	unsigned waiting; /* lock */
+	gboolean open;	  /* lock */
+	gint64 deadline;  /* monotonic microseconds; set before opening */
+};
+
+struct worker;
+typedef int (*phase_fn)(struct worker *w);
+
+struct worker {
+	struct meta *m;
+	unsigned id;
+	unsigned nworkers;
+	unsigned files;		  /* files each worker creates */
+	const uint64_t *all_dirs; /* every worker's directories, DIRS_PER_THREAD each */
+	uint64_t rng;		  /* xorshift state, never 0 */
+	struct gate *gate;
+	phase_fn phase;
+	uint64_t ops; /* operations (or readdir entries) done in the phase */
+	int rc;
+};
+
+static const uint64_t *worker_dirs(const struct worker *w, unsigned id)
+{
+	return w->all_dirs + (size_t)id * DIRS_PER_THREAD;
+}
+
+static uint32_t next_random(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return (uint32_t)(*state >> 32);
+}
+
+static void file_name(char *buf, size_t size, unsigned i)
+{
+	g_snprintf(buf, size, "file-%08u", i);
+}
+
+static bool past_deadline(const struct worker *w)
+{
+	return w->ops % DEADLINE_CHECK_EVERY == 0 && g_get_monotonic_time() >= w->gate->deadline;
+}
+
+static int phase_create(struct worker *w)
+{
+	const uint64_t *dirs = worker_dirs(w, w->id);
+	struct meta_attr a;
+	char name[32];
+
+	for (unsigned i = 0; i < w->files; i++) {
+		file_name(name, sizeof(name), i);
+		int rc = meta_create(w->m, dirs[i % DIRS_PER_THREAD], name, 0644, 0, 0, true, &a);
+
+		if (rc < 0)
+			return rc;
+		w->ops++;
+	}
+	return 0;
+}
+
+static int phase_lookup(struct worker *w)
+{
+	struct meta_attr a;
+	char name[32];
+
+	while (!past_deadline(w)) {
+		unsigned owner = next_random(&w->rng) % w->nworkers;
+		unsigned i = next_random(&w->rng) % w->files;
+		uint64_t dir = worker_dirs(w, owner)[i % DIRS_PER_THREAD];
+		int rc;
+
+		file_name(name, sizeof(name), i);
+		rc = meta_lookup(w->m, dir, name, &a);
+		if (rc == 0)
+			rc = meta_getattr(w->m, a.ino, &a);
+		if (rc < 0)
+			return rc;
+		w->ops += 2;
+	}
+	return 0;
+}
+
+struct page {
+	unsigned entries;
+	uint64_t cookie;
+};
+
+static int count_entry(void *arg, const char *name, uint64_t ino, uint32_t mode, uint64_t cookie)
+{
+	struct page *p = arg;
+
+	(void)name;
+	(void)ino;
+	(void)mode;
+	p->entries++;
+	p->cookie = cookie;
+	return 0;
+}
+
+/* Reads one directory to its end, page by page; stops early at the deadline. */
+static int read_whole_dir(struct worker *w, uint64_t dir)
+{
+	struct page p = {.entries = READDIR_PAGE};
+
+	while (p.entries == READDIR_PAGE && g_get_monotonic_time() < w->gate->deadline) {
+		int rc;
+
+		p.entries = 0;
+		rc = meta_readdir(w->m, dir, p.cookie, READDIR_PAGE, count_entry, &p);
+		if (rc < 0)
+			return rc;
+		w->ops += p.entries;
+	}
+	return 0;
+}
+
+static int phase_readdir(struct worker *w)
+{
+	const uint64_t *dirs = worker_dirs(w, w->id);
+
+	for (unsigned pass = 0; g_get_monotonic_time() < w->gate->deadline; pass++) {
+		int rc = read_whole_dir(w, dirs[pass % DIRS_PER_THREAD]);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static gpointer worker_main(gpointer arg)
+{
+	struct worker *w = arg;
+
+	g_mutex_lock(&w->gate->lock);
+	w->gate->waiting++;
+	g_cond_broadcast(&w->gate->cond);
+	while (!w->gate->open)
+		g_cond_wait(&w->gate->cond, &w->gate->lock);
+	g_mutex_unlock(&w->gate->lock);
+	w->rc = w->phase(w);
+	return NULL;
+}
+
+/* Waits for n threads at the gate, then lets them go; returns the start time. */
+static gint64 gate_open(struct gate *g, unsigned n, double seconds)
+{
+	gint64 t0;
+
+	g_mutex_lock(&g->lock);
+	while (g->waiting < n)
+		g_cond_wait(&g->cond, &g->lock);
+	t0 = g_get_monotonic_time();
+	g->deadline = t0 + (gint64)(seconds * 1e6);
+	g->open = TRUE;
+	g_cond_broadcast(&g->cond);
+	g_mutex_unlock(&g->lock);
+	return t0;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Runs fn on every worker at once; 0 with *out, or a negative errno. */
+static int run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds, struct figure *out)
+{
+	struct gate gate = {0};
+	GThread **threads = g_new(GThread *, n);
+	uint64_t ops = 0;
+	int rc = 0;
+
+	g_mutex_init(&gate.lock);
+	g_cond_init(&gate.cond);
+	for (unsigned i = 0; i < n; i++) {
+		ws[i].gate = &gate;
+		ws[i].phase = fn;
+		ws[i].ops = 0;
+		threads[i] = g_thread_new("bench-meta", worker_main, &ws[i]);
+	}
+	double cpu0 = cpu_seconds();
+	gint64 t0 = gate_open(&gate, n, seconds);
+
+	for (unsigned i = 0; i < n; i++) {
+		g_thread_join(threads[i]);
+		ops += ws[i].ops;
+		rc = rc ?: ws[i].rc;
+	}
+	double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+
+	out->per_s = (double)ops / secs;
+	out->cpu_us = ops ? (cpu_seconds() - cpu0) * 1e6 / (double)ops : 0;
+	g_free(threads);
+	g_mutex_clear(&gate.lock);
+	g_cond_clear(&gate.cond);
+	return rc;
+}
+
+/* Opens worker id's connection and makes its directories. */
+static int worker_init(struct worker *w, const char *url, unsigned id, unsigned n, unsigned files,
+		       uint64_t *all_dirs)
+{
+	struct meta_attr a;
+	int rc;
+
+	*w = (struct worker){.id = id,
+			     .nworkers = n,
+			     .files = files,
+			     .all_dirs = all_dirs,
+			     .rng = 0x9e3779b97f4a7c15ull * (id + 1)};
+	rc = meta_open(url, &w->m);
+	for (unsigned k = 0; rc == 0 && k < DIRS_PER_THREAD; k++) {
+		char *name = g_strdup_printf("thread-%u-dir-%u", id, k);
+
+		rc = meta_mkdir(w->m, META_ROOT_INO, name, 0755, 0, 0, &a);
+		if (rc == 0)
+			all_dirs[id * DIRS_PER_THREAD + k] = a.ino;
+		g_free(name);
+	}
+	return rc;
+}
+
+/* One configuration: a new database, n threads, the three phases. */
+static int run_config(const struct bench_opts *o, const char *scratch, unsigned n,
+		      struct rates *out)
+{
+	char *url = g_strdup_printf("sqlite://%s/meta-%u-threads.db", scratch, n);
+	struct worker *ws = g_new0(struct worker, n);
+	uint64_t *all_dirs = g_new0(uint64_t, (size_t)n * DIRS_PER_THREAD);
+	const struct {
+		phase_fn fn;
+		double seconds;
+		struct figure *out;
+	} phases[] = {
+	    {phase_create, 0, &out->creates},
+	    {phase_lookup, o->seconds, &out->lookups},
+	    {phase_readdir, o->seconds, &out->readdir_entries},
+	};
+	int rc = meta_create_db(url, getuid(), getgid());
+
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		rc = worker_init(&ws[i], url, i, n, (unsigned)o->count / n, all_dirs);
+	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(phases); i++)
+		rc = run_phase(ws, n, phases[i].fn, phases[i].seconds, phases[i].out);
+	for (unsigned i = 0; i < n; i++)
+		meta_close(ws[i].m);
+	g_free(all_dirs);
+	g_free(ws);
+	g_free(url);
+	return rc;
+}
+
+/* The rows of the table and the names of the JSON fields. */
+static const struct row {
+	const char *label;
+	const char *json; /* figure name: NAME_per_s, NAME_cpu_us */
+	size_t offset;	  /* of its struct figure in struct rates */
+	int goal;	  /* per second with 1 thread; 0: none */
+} rows[] = {
+    {"creates", "creates", offsetof(struct rates, creates), CREATE_GOAL_PER_S},
+    {"lookups + getattrs (calls)", "lookups", offsetof(struct rates, lookups), LOOKUP_GOAL_PER_S},
+    {"readdir entries (128 a page)", "readdir_entries", offsetof(struct rates, readdir_entries), 0},
+};
+
+static const struct figure *figure_of(const struct rates *r, const struct row *row)
+{
+	return (const struct figure *)((const char *)r + row->offset);
+}
+
+static void print_table(const struct bench_opts *o, const char *scratch, const struct rates *one,
+			const struct rates *many)
+{
+	printf("shardfs bench meta: %d files, SQLite in %s, one connection per thread\n\n",
+	       o->count, scratch);
+	char many_label[32];
+
+	g_snprintf(many_label, sizeof(many_label), "%d threads", o->threads);
+	printf("%-30s %20s %20s %16s\n", "", "1 thread", many_label, "goal");
+	printf("%-30s %11s %8s %11s %8s %16s\n", "", "per s", "CPU us", "per s", "CPU us",
+	       "1 thread, per s");
+	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
+
+		printf("%-30s %11.0f %8.2f %11.0f %8.2f", rows[i].label, a->per_s, a->cpu_us,
+		       b->per_s, b->cpu_us);
+		if (rows[i].goal)
+			printf(" %11d (%s)\n", rows[i].goal,
+			       a->per_s >= rows[i].goal ? "met" : "missed");
+		else
+			printf(" %16s\n", "-");
+	}
+	printf("\nCPU us: CPU time of the whole process per operation (per entry for readdir)\n");
+}
+
+static void print_json(const struct bench_opts *o, const struct rates *one,
+		       const struct rates *many)
+{
+	GString *j = g_string_new(NULL);
+
+	g_string_append_printf(j,
+			       "{\"bench\":\"meta\",\"count\":%d,\"threads\":%d,\"seconds\":%.2f",
+			       o->count, o->threads, o->seconds);
+	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
+		const char *name = rows[i].json;
+
+		g_string_append_printf(j, ",\"%s_per_s\":%.0f,\"%s_cpu_us\":%.3f", name, a->per_s,
+				       name, a->cpu_us);
+		g_string_append_printf(j, ",\"%s_per_s_%d\":%.0f,\"%s_cpu_us_%d\":%.3f", name,
+				       o->threads, b->per_s, name, o->threads, b->cpu_us);
+		if (rows[i].goal)
+			g_string_append_printf(j, ",\"%s_goal_per_s\":%d", name, rows[i].goal);
+	}
+	printf("%s}\n", j->str);
+	g_string_free(j, TRUE);
+}
+
+/* A new directory for the databases: under --dir, else under /var/tmp. */
+static char *make_scratch(const char *parent)
+{
+	char *scratch;
+
+	if (parent && g_mkdir_with_parents(parent, 0755) < 0) {
+		fprintf(stderr, "shardfs: cannot create %s: %s\n", parent, g_strerror(errno));
+		return NULL;
+	}
+	scratch = g_build_filename(parent ? parent : "/var/tmp", "shardfs-bench-meta-XXXXXX", NULL);
+	if (!g_mkdtemp(scratch)) {
+		fprintf(stderr, "shardfs: cannot create %s: %s\n", scratch, g_strerror(errno));
+		g_free(scratch);
+		return NULL;
+	}
+	return scratch;
+}
+
+static void remove_scratch(char *scratch)
+{
+	char *argv_rm[] = {"rm", "-rf", scratch, NULL};
+
+	g_spawn_sync(NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+static int run(const struct bench_opts *o)
+{
+	struct rates one = {0}, many = {0};
+	char *scratch = make_scratch(o->dir);
+	int rc;
+
+	if (!scratch)
+		return -EIO;
+	rc = run_config(o, scratch, 1, &one);
+	if (rc == 0)
+		rc = run_config(o, scratch, (unsigned)o->threads, &many);
+	if (rc < 0)
+		fprintf(stderr, "shardfs: bench meta failed: %s\n", g_strerror(-rc));
+	else if (o->json)
+		print_json(o, &one, &many);
+	else
+		print_table(o, scratch, &one, &many);
+	remove_scratch(scratch);
+	g_free(scratch);
+	return rc;
+}
+
+int cmd_bench_meta(int argc, char **argv)
+{
+	struct bench_opts o = {.count = 50000, .threads = 8, .seconds = 1.0};
+	GOptionEntry entries[] = {
+	    {"count", 'n', 0, G_OPTION_ARG_INT, &o.count,
+	     "files created in each configuration (default 50000)", "N"},
+	    {"threads", 't', 0, G_OPTION_ARG_INT, &o.threads,
+	     "threads of the parallel configuration (default 8)", "N"},
+	    {"seconds", 0, 0, G_OPTION_ARG_DOUBLE, &o.seconds,
+	     "duration of the lookup and readdir phases (default 1)", "S"},
+	    {"dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.dir,
+	     "where to make the scratch directory (default /var/tmp)", "DIR"},
+	    {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
+	    {NULL, 0, 0, 0, NULL, NULL, NULL},
+	};
+	int rc;
+
+	if (!tools_parse(argc, argv, entries, "- metadata creates, lookups and readdir on SQLite"))
+		return SHARDFS_EXIT_USAGE;
+	if (o.threads < 2 || o.threads > 64 || o.count < 16 * o.threads || o.seconds <= 0 ||
+	    o.seconds > 600) {
+		fprintf(stderr, "shardfs: --threads must be 2..64, --count at least 16 per thread, "
+				"--seconds 0..600\n");
+		g_free(o.dir);
+		return SHARDFS_EXIT_USAGE;
+	}
+	rc = run(&o);
+	g_free(o.dir);
+	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+}
