@@ -473,6 +473,9 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 	/* as link(2): the new name is resolved before a directory is refused */
 	if (rc == 0 && S_ISDIR(a.mode))
 		rc = -EPERM;
+	/* as link(2): a file already unlinked (open, nlink 0) is not revived */
+	if (rc == 0 && a.nlink == 0)
+		rc = -ENOENT;
 	if (rc == 0) {
 		sqlite3_stmt *s = st(m, META_Q_INSERT_DENTRY);
 		int64_t now = meta_now_ns();

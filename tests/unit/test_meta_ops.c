@@ -594,6 +594,7 @@ static void test_open_unlinked_files(void **state)
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.nlink, 0);
 	assert_int_equal(meta_check(f->m, NULL), 0); /* an open orphan is accounted */
+	assert_int_equal(meta_link(f->m, ino, ROOT, "back", &a), -ENOENT); /* not revived */
 	assert_int_equal(meta_close_file(f->m, s1, ino), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(meta_close_file(f->m, s1, ino), 0);
