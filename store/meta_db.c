@@ -380,7 +380,8 @@ static int copy_sized(const void *data, size_t len, void *buf, size_t size)
 		return (int)len;
 	if (len > size)
 		return -ERANGE;
-	memcpy(buf, data, len);
+	if (len) /* an empty blob may come as NULL */
+		memcpy(buf, data, len);
 	return (int)len;
 }
 
