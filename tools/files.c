@@ -305,7 +305,10 @@ static int write_all(int fd, const uint8_t *b, size_t len)
 	return 0;
 }
 
-static int copy_out(struct client *c, const struct meta_attr *a, int fd)
+/* Reads [off, off+len) of the file (len 0: to the end) into fd, with a
+ * progress bar for a whole file copied to a file. */
+static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint64_t off,
+		      uint64_t len)
 {
 	struct meta_part *parts = NULL;
 	struct store_reader *r;
@@ -319,46 +322,19 @@ static int copy_out(struct client *c, const struct meta_attr *a, int fd)
 		return rc;
 	}
 	uint8_t *buf = g_malloc(IO_CHUNK);
-	progress_init(&pr, a->size);
-	pr.on = pr.on && fd != STDOUT_FILENO;
-	for (uint64_t off = 0; rc == 0 && off < a->size;) {
-		ssize_t n = store_reader_read(r, off, buf, IO_CHUNK);
-
-		rc = n < 0 ? (int)n : n == 0 ? -EIO : write_all(fd, buf, (size_t)n);
-		off += n > 0 ? (uint64_t)n : 0;
-		pr.done = off;
-		progress_show(&pr, false);
-	}
-	if (rc == 0)
-		progress_show(&pr, true);
-	g_free(buf);
-	store_reader_free(r);
-	g_free(parts);
-	return rc;
-}
-
-/* Reads [off, off+len) of the file (len 0: to the end) into fd. */
-static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint64_t off,
-		      uint64_t len)
-{
-	struct meta_part *parts = NULL;
-	struct store_reader *r;
-	unsigned nparts = 0;
-	uint8_t oid[16];
-	int rc = meta_get_manifest(c->meta, a->ino, oid, &parts, &nparts);
-
-	if (rc || (rc = store_reader_new(c->store, parts, nparts, &r))) {
-		g_free(parts);
-		return rc;
-	}
-	uint8_t *buf = g_malloc(IO_CHUNK);
 	uint64_t end = len && off + len < a->size ? off + len : a->size;
-	while (rc == 0 && off < end) {
+	progress_init(&pr, end - MIN(off, end));
+	pr.on = pr.on && fd != STDOUT_FILENO;
+	for (uint64_t start = off; rc == 0 && off < end;) {
 		ssize_t n = store_reader_read(r, off, buf, (size_t)MIN((uint64_t)IO_CHUNK, end - off));
 
 		rc = n < 0 ? (int)n : n == 0 ? -EIO : write_all(fd, buf, (size_t)n);
 		off += n > 0 ? (uint64_t)n : 0;
+		pr.done = off - start;
+		progress_show(&pr, false);
 	}
+	if (rc == 0)
+		progress_show(&pr, true);
 	g_free(buf);
 	store_reader_free(r);
 	g_free(parts);
@@ -383,7 +359,7 @@ static int get_file(struct client *c, const char *remote, int fd, const struct r
 		return rc;
 	if ((rc = meta_open_file(c->meta, sid, a.ino)) == 0) {
 		rc = range ? copy_range(c, &a, fd, (uint64_t)range->offset, (uint64_t)range->length)
-			   : copy_out(c, &a, fd);
+			   : copy_range(c, &a, fd, 0, 0);
 		meta_close_file(c->meta, sid, a.ino);
 	}
 	meta_session_end(c->meta, sid);
