@@ -202,25 +202,37 @@ static int upload_finish_oldest(struct fs *fs, struct fs_inode *in)
 	return rc ? -EIO : 0;
 }
 
-static int uploads_finish(struct fs *fs, struct fs_inode *in, int stop_at_index)
+static bool upload_pending(struct fs_inode *in, uint64_t i)
+{
+	for (GList *l = in->uploads.head; l; l = l->next)
+		if (((struct fs_upload *)l->data)->index == i)
+			return true;
+	return false;
+}
+
+/* Waits for the uploads up to the one of part i, so that parts[i] is its
+ * latest stored version (at most one upload per part is in flight: a part
+ * is dirtied again only through dirty_get, which calls this first). */
+static int uploads_finish_through(struct fs *fs, struct fs_inode *in, uint64_t i)
 {
 	int rc = 0;
 
-	for (GList *l = in->uploads.head; stop_at_index >= 0 && l; l = l->next)
-		if (((struct fs_upload *)l->data)->index == (uint32_t)stop_at_index)
-			goto found;
-	if (stop_at_index >= 0)
-		return 0;
-found:
-	while (!g_queue_is_empty(&in->uploads)) {
-		bool last = stop_at_index >= 0 &&
-			    ((struct fs_upload *)g_queue_peek_head(&in->uploads))->index ==
-				    (uint32_t)stop_at_index;
+	while (upload_pending(in, i)) {
 		int r = upload_finish_oldest(fs, in);
 
 		rc = rc ? rc : r;
-		if (last)
-			break;
+	}
+	return rc;
+}
+
+static int uploads_finish_all(struct fs *fs, struct fs_inode *in)
+{
+	int rc = 0;
+
+	while (!g_queue_is_empty(&in->uploads)) {
+		int r = upload_finish_oldest(fs, in);
+
+		rc = rc ? rc : r;
 	}
 	return rc;
 }
@@ -283,7 +295,7 @@ static int dirty_get(struct fs *fs, struct fs_inode *in, uint64_t i, bool overwr
 		*out = d;
 		return 0;
 	}
-	if ((rc = uploads_finish(fs, in, (int)i)))
+	if ((rc = uploads_finish_through(fs, in, i)))
 		return rc;
 	d = g_new0(struct fs_dirty, 1);
 	d->buf = g_try_malloc0(fs->part_size);
@@ -321,7 +333,7 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 
 	if (size == in->size)
 		return 0;
-	if (size < in->size && (rc = uploads_finish(fs, in, -1)))
+	if (size < in->size && (rc = uploads_finish_all(fs, in)))
 		return rc;
 	if (size > in->size && old_n && part_at(in, old_n - 1)->k &&
 	    part_at(in, old_n - 1)->length < MIN(fs->part_size, size - (old_n - 1) * fs->part_size) &&
@@ -406,13 +418,10 @@ static int read_part(struct fs *fs, struct fs_inode *in, uint64_t i, uint64_t a,
 		memcpy(out, d->buf + a, b - a);
 		return 0;
 	}
-	for (GList *l = in->uploads.head; l; l = l->next)
-		if (((struct fs_upload *)l->data)->index == i) {
-			int rc = uploads_finish(fs, in, (int)i);
-			if (rc)
-				return rc;
-			break;
-		}
+	int rc = uploads_finish_through(fs, in, i);
+
+	if (rc)
+		return rc;
 	return store_part_read(fs->store, part_at(in, i), a, b, out) ? -EIO : 0;
 }
 
@@ -482,7 +491,7 @@ static int flush_locked(struct fs *fs, struct fs_inode *in)
 	for (GList *k = keys; k; k = k->next)
 		upload(fs, in, GPOINTER_TO_UINT(k->data));
 	g_list_free(keys);
-	uploads_finish(fs, in, -1);
+	uploads_finish_all(fs, in);
 	if (!in->error && in->changed && commit(fs, in))
 		in->error = -EIO;
 	/* A failed upload poisons the open state: committing later would
