@@ -26,6 +26,8 @@ static const struct command commands[] = {
 	{"init", "create a cluster: CA, certificates, cluster file", cmd_init},
 	{"node", "run a storage node daemon", cmd_node},
 	{"status", "show every node of a cluster", cmd_status},
+	{"up", "run a local 3-node cluster with a mount (./shardfs-local)", cmd_up},
+	{"down", "unmount and stop what 'shardfs up' started", cmd_down},
 	{"mount", "mount the cluster's files on a directory", cmd_mount},
 	{"put", "store a file (or stdin) in the cluster", cmd_put},
 	{"get", "copy a file out of the cluster", cmd_get},

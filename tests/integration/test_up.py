@@ -1,0 +1,95 @@
+"""`shardfs up` and `shardfs down` as a user runs them: a local cluster
+with a mount, run again safely, stopped without losing files."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from cluster import SHARDFS
+
+
+def run(*args, check=True):
+    return subprocess.run([SHARDFS, *args], capture_output=True, text=True, timeout=120,
+                          check=check)
+
+
+def mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def pids(d):
+    return {name: int((d / name).read_text()) for name in os.listdir(d) if name.endswith(".pid")}
+
+
+def alive(pid):
+    """Running, not a zombie waiting for init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def local(tmp_path):
+    d = tmp_path / "local"
+    yield d
+    subprocess.run(["fusermount3", "-u", str(d / "mnt")], capture_output=True, timeout=60)
+    if d.exists():
+        for pid in pids(d).values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_up_mounts_a_cluster_and_down_stops_it(local, tmp_path):
+    out = run("up", str(local)).stdout
+    assert "created a 3-node cluster (erasure code 2+1)" in out
+    assert "3 of 3 nodes up" in out and mounted(local / "mnt")
+    data = os.urandom(9 << 20)
+    (local / "mnt" / "f").write_bytes(data)
+
+    again = run("up", str(local)).stdout  # running already: changes nothing
+    assert "created" not in again and "mounted already" in again
+    assert again.count("is running") == 3
+
+    procs = pids(local)
+    assert sorted(procs) == ["mount.pid", "node-1.pid", "node-2.pid", "node-3.pid"]
+    out = run("down", str(local)).stdout
+    assert "unmounted" in out and out.count("stopped") == 3
+    assert not mounted(local / "mnt")
+    assert not any(alive(p) for p in procs.values())
+
+    run("up", str(local))
+    assert (local / "mnt" / "f").read_bytes() == data
+    run("down", str(local))
+
+
+def test_down_refuses_while_files_are_open(local):
+    run("up", str(local))
+    with open(local / "mnt" / "open", "w") as f:
+        f.write("still open")
+        r = run("down", str(local), check=False)
+        assert r.returncode == 1 and "nothing was stopped" in r.stderr
+        assert mounted(local / "mnt") and all(alive(p) for p in pids(local).values())
+    run("down", str(local))
+    run("up", str(local))
+    assert (local / "mnt" / "open").read_text() == "still open"
+    run("down", str(local))
+
+
+def test_up_replaces_a_mount_whose_process_died(local):
+    run("up", str(local))
+    (local / "mnt" / "x").write_text("kept")
+    os.kill(pids(local)["mount.pid"], signal.SIGKILL)
+    out = run("up", str(local)).stdout
+    assert "lost its process" in out
+    assert (local / "mnt" / "x").read_text() == "kept"
+    run("down", str(local))
+
+
+def test_down_without_a_cluster_fails_clearly(tmp_path):
+    r = run("down", str(tmp_path / "none"), check=False)
+    assert r.returncode == 1 and "no cluster in" in r.stderr
