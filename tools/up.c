@@ -17,6 +17,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
+#include "store/meta.h"
 #include "shardfs.h"
 
 #include <errno.h>
@@ -220,6 +221,23 @@ static int start_nodes(const struct local *l, const struct net_cluster *c)
 	return -1;
 }
 
+/* A cluster made before shardfs kept metadata has no database yet. */
+static int ensure_meta_db(const struct net_cluster *c)
+{
+	const char *prefix = "sqlite://";
+
+	if (!g_str_has_prefix(c->meta_url, prefix) ||
+	    g_file_test(c->meta_url + strlen(prefix), G_FILE_TEST_EXISTS))
+		return 0;
+	int rc = meta_create_db(c->meta_url, getuid(), getgid());
+	if (rc < 0 && rc != -EEXIST) {
+		fprintf(stderr, "shardfs up: cannot create %s: %s\n", c->meta_url, g_strerror(-rc));
+		return -1;
+	}
+	printf("created the metadata database %s\n", c->meta_url + strlen(prefix));
+	return 0;
+}
+
 /* ---- the mount ---- */
 
 static gboolean is_mounted(const char *path)
@@ -336,6 +354,7 @@ int cmd_up(int argc, char **argv)
 	GError *err = NULL;
 	int rc = SHARDFS_EXIT_FAIL;
 
+	setvbuf(stdout, NULL, _IOLBF, 0); /* in order with the errors on stderr */
 	if (!tools_parse(argc, argv, entries,
 			 "[DIR] - run a local 3-node cluster with a mount on DIR/mnt (DIR: ./" DEFAULT_DIR ")") ||
 	    !local_init(&l, argc, argv, "up")) {
@@ -349,8 +368,7 @@ int cmd_up(int argc, char **argv)
 		g_error_free(err);
 		goto out;
 	}
-	fflush(stdout);
-	if (start_nodes(&l, c) < 0 || start_mount(&l) < 0)
+	if (ensure_meta_db(c) < 0 || start_nodes(&l, c) < 0 || start_mount(&l) < 0)
 		goto out;
 	char *status[] = {l.self, "status", l.conf, NULL};
 	fflush(stdout);
