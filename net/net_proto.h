@@ -38,6 +38,31 @@
  * LIST request = empty, or the 22-byte packed key to continue after; LIST
  * response = entries of (22-byte packed key, 4-byte length), in key order.
  * STATUS response = "key=value\n" lines (text, extensible).
+ *
+ * Stream opcodes (live byte streams kept in a ring on their home node).
+ * The object id names the stream; part and shard are 0. A handle is a
+ * non-zero 64-bit token chosen by the client for one open reader or writer.
+ *   STREAM_OPEN    offset = token; body = NET_STREAM_OPEN_SIZE bytes:
+ *                  u64 base (the stream's length known to the metadata, so
+ *                  that offsets continue across node restarts), u64 ring
+ *                  bytes (0: the default), u32 mode (NET_STREAM_WRITER,
+ *                  NET_STREAM_LOSSLESS), u32 0. Response aux = head (bytes
+ *                  ever written); body = u64 head, u64 oldest byte held.
+ *   STREAM_CLOSE   offset = token. aux = head.
+ *   STREAM_APPEND  offset = token; body = one chunk, kept whole. aux = the
+ *                  chunk's first byte. -EAGAIN: a lossless stream is full,
+ *                  try again (nothing was appended).
+ *   STREAM_READ    offset = the reader's position; length = bytes wanted;
+ *                  body = NET_STREAM_READ_SIZE bytes: u64 token, u32 local
+ *                  readers behind this handle (for stats), u32 0. Answered
+ *                  once data exists at or after the position, or after the
+ *                  node's long-poll wait with no body. aux = the position
+ *                  of the first byte of the body (beyond the asked one if
+ *                  the reader fell out of the ring). NET_EEOF: every
+ *                  writer closed and the reader has everything.
+ *   STREAM_STAT    response body = "key=value\n" lines.
+ *   STREAM_KEEP    offset = token: the handle is still in use (handles
+ *                  idle for NET_STREAM_LEASE_S are dropped).
  */
 #ifndef SHARDFS_NET_PROTO_H
 #define SHARDFS_NET_PROTO_H
@@ -56,10 +81,22 @@
 #define NET_MAX_SHARD (32u << 20) /* PUT body, GET length */
 #define NET_MAX_LIST 4096u	  /* LIST entries per page */
 
+/* Streams. */
+#define NET_STREAM_OPEN_SIZE 24u
+#define NET_STREAM_READ_SIZE 16u
+#define NET_MAX_STREAM_CHUNK (4u << 20) /* APPEND body */
+#define NET_MAX_STREAM_READ (4u << 20)	/* READ length */
+#define NET_MAX_STREAM_RING (1ull << 30)
+#define NET_STREAM_DEFAULT_RING (8u << 20)
+#define NET_STREAM_LEASE_S 15
+#define NET_STREAM_WRITER 1u
+#define NET_STREAM_LOSSLESS 2u
+
 /* net owns the project error codes -4128 .. -4159. */
 #define NET_EPROTO (-4128)   /* malformed request or response */
 #define NET_ETIMEDOUT (-4129) /* no answer within the request deadline */
 #define NET_ECONNLOST (-4130) /* the connection died with the request open */
+#define NET_EEOF (-4131)      /* end of stream: its writers closed */
 
 enum net_op {
 	NET_OP_PING = 1,
@@ -69,6 +106,12 @@ enum net_op {
 	NET_OP_STAT = 5,
 	NET_OP_LIST = 6,
 	NET_OP_STATUS = 7,
+	NET_OP_STREAM_OPEN = 8,
+	NET_OP_STREAM_CLOSE = 9,
+	NET_OP_STREAM_APPEND = 10,
+	NET_OP_STREAM_READ = 11,
+	NET_OP_STREAM_STAT = 12,
+	NET_OP_STREAM_KEEP = 13,
 };
 
 struct net_key {

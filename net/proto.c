@@ -90,6 +90,18 @@ static bool lengths_valid(const struct net_req_header *h)
 	case NET_OP_LIST:
 		return (h->body_len == 0 || h->body_len == NET_KEY_PACKED_SIZE) &&
 		       h->length >= 1 && h->length <= NET_MAX_LIST && h->offset == 0;
+	case NET_OP_STREAM_OPEN:
+		return h->body_len == NET_STREAM_OPEN_SIZE && h->offset && h->length == 0;
+	case NET_OP_STREAM_CLOSE:
+	case NET_OP_STREAM_KEEP:
+		return h->body_len == 0 && h->offset && h->length == 0;
+	case NET_OP_STREAM_APPEND:
+		return h->body_len >= 1 && h->body_len <= NET_MAX_STREAM_CHUNK && h->offset &&
+		       h->length == 0;
+	case NET_OP_STREAM_READ:
+		return h->body_len == NET_STREAM_READ_SIZE && h->length >= 1 &&
+		       h->length <= NET_MAX_STREAM_READ && h->offset <= UINT64_MAX - h->length;
+	case NET_OP_STREAM_STAT:
 	case NET_OP_PING:
 	case NET_OP_DELETE:
 	case NET_OP_STAT:
@@ -156,6 +168,8 @@ const char *net_strerror(int err)
 		return "no answer before the deadline";
 	case NET_ECONNLOST:
 		return "connection lost with the request in flight";
+	case NET_EEOF:
+		return "end of stream";
 	default:
 		return err > -4096 ? g_strerror(-err) : "shardfs error";
 	}

@@ -9,6 +9,7 @@
 #define G_LOG_DOMAIN "shardfs-store"
 
 #include "store_internal.h"
+#include "stream.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -37,6 +38,8 @@ const char *store_strerror(int err)
 		return "too few storage nodes answer";
 	case STORE_ECORRUPT:
 		return "no k shards of a part match its checksum";
+	case STORE_EEOF:
+		return "end of stream";
 	default:
 		return net_strerror(err);
 	}

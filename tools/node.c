@@ -17,6 +17,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
+#include "node_stream.h"
 #include "shardfs.h"
 #include "wal/wal.h"
 
@@ -29,6 +30,7 @@
 #include <systemd/sd-daemon.h>
 
 #define WORKERS 8
+#define STREAM_TICK_MS 100
 
 struct node {
 	uint32_t id;
@@ -37,6 +39,7 @@ struct node {
 	GThreadPool *workers;
 	gint64 started_us;
 	GMainLoop *main;
+	struct node_streams *streams;
 	GMutex lock;	/* orders handle() against stopping */
 	bool stopping;	/* lock: new requests are refused */
 };
@@ -207,6 +210,14 @@ static void handle(void *arg, struct net_request *r)
 		if (rc < 0)
 			net_request_reply(r, rc, 0, NULL, 0, NULL);
 		break;
+	case NET_OP_STREAM_OPEN:
+	case NET_OP_STREAM_CLOSE:
+	case NET_OP_STREAM_APPEND:
+	case NET_OP_STREAM_READ:
+	case NET_OP_STREAM_STAT:
+	case NET_OP_STREAM_KEEP:
+		node_streams_handle(n->streams, r); /* memory only: never waits */
+		break;
 	default:
 		g_thread_pool_push(n->workers, r, NULL);
 	}
@@ -221,6 +232,7 @@ static void stop_serving(struct node *n, struct net_server *srv, unsigned drain_
 	g_mutex_lock(&n->lock);
 	n->stopping = true;
 	g_mutex_unlock(&n->lock);
+	node_streams_stop(n->streams, -ESHUTDOWN);
 	g_thread_pool_free(n->workers, FALSE, TRUE);
 	wal_close(n->wal);
 	n->wal = NULL;
@@ -235,6 +247,12 @@ static gboolean on_signal(gpointer data)
 	sd_notify(0, "STOPPING=1");
 	g_main_loop_quit(n->main);
 	return G_SOURCE_REMOVE;
+}
+
+static gboolean tick_streams(gpointer data)
+{
+	node_streams_tick(data);
+	return G_SOURCE_CONTINUE;
 }
 
 static gboolean feed_watchdog(gpointer data)
@@ -302,6 +320,7 @@ static int serve(struct node *n, const struct net_cluster *c, const struct node_
 			g_strerror(-rc));
 	if (rc == 0) {
 		n->workers = g_thread_pool_new(worker, n, WORKERS, FALSE, NULL);
+		g_timeout_add(STREAM_TICK_MS, tick_streams, n->streams);
 		n->main = g_main_loop_new(NULL, FALSE);
 		g_unix_signal_add(SIGTERM, on_signal, n);
 		g_unix_signal_add(SIGINT, on_signal, n);
@@ -361,7 +380,9 @@ int cmd_node(int argc, char **argv)
 	n.id = (uint32_t)o.id;
 	n.started_us = g_get_monotonic_time();
 	g_mutex_init(&n.lock);
+	n.streams = node_streams_new();
 	rc = serve(&n, c, &o, nc);
+	node_streams_free(n.streams);
 	net_cluster_free(c);
 	g_free(n.data_dir);
 	g_free(o.config);
