@@ -157,6 +157,21 @@ int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
 	return 0;
 }
 
+int fs_inode_flush_if_open(struct fs *fs, uint64_t ino)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+
+	if (in)
+		in->opens++; /* held, so that a concurrent last release keeps it */
+	g_mutex_unlock(&fs->lock);
+	if (!in)
+		return 0;
+	int rc = fs_inode_flush(fs, in);
+	int rc2 = fs_inode_release(fs, in);
+	return rc ? rc : rc2;
+}
+
 uint64_t fs_inode_size(struct fs_inode *in)
 {
 	return in->size;

@@ -92,6 +92,8 @@ int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
 /* Stores every dirty part and commits the manifest (durable); returns the
  * first error since the last flush (-EIO for a failed upload). */
 int fs_inode_flush(struct fs *fs, struct fs_inode *in);
+/* fs_inode_flush of ino if it is open in this mount; 0 if it is not. */
+int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
 /* Size as this mount sees it (unflushed writes included). */
 uint64_t fs_inode_size(struct fs_inode *in);
 

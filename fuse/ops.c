@@ -126,6 +126,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(fs, ino, (uint64_t)attr->st_size, fi);
+	/* A commit stamps the file's mtime: writes still uncommitted are
+	 * committed first, so that an explicit time (cp -a's futimens
+	 * before close) is the one that stays. */
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = fs_inode_flush_if_open(fs, ino);
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		set.mask |= META_SET_MODE;
 		set.mode = attr->st_mode;
