@@ -92,13 +92,14 @@ static int load(struct fs *fs, struct fs_inode *in)
 	fs_meta_give(fs, m);
 	if (rc)
 		return rc;
-	in->size = a.size;
+	__atomic_store_n(&in->size, a.size, __ATOMIC_RELAXED);
 	for (uint64_t i = 0; i < nparts_for(fs, in->size); i++)
 		hole_at(in, i, part_len(fs, in, i));
 	for (unsigned i = 0; i < n; i++)
 		if (parts[i].index < in->parts->len)
 			*part_at(in, parts[i].index) = parts[i];
 	g_free(parts);
+	__atomic_store_n(&in->loaded, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -172,9 +173,14 @@ int fs_inode_flush_if_open(struct fs *fs, uint64_t ino)
 	return rc ? rc : rc2;
 }
 
-uint64_t fs_inode_size(struct fs_inode *in)
+bool fs_inode_size(struct fs_inode *in, uint64_t *size)
 {
-	return in->size;
+	/* A state is in the table while it loads: its size is 0 until then,
+	 * and reported to the kernel it would stick in the attribute cache. */
+	if (!__atomic_load_n(&in->loaded, __ATOMIC_ACQUIRE))
+		return false;
+	*size = __atomic_load_n(&in->size, __ATOMIC_RELAXED);
+	return true;
 }
 
 /* ---- uploads ---- */
@@ -362,7 +368,7 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	g_array_set_size(in->parts, MIN(old_n, new_n));
 	g_array_set_size(in->fresh, MIN(old_n, new_n));
 	uint64_t old_size = in->size;
-	in->size = size;
+	__atomic_store_n(&in->size, size, __ATOMIC_RELAXED);
 	for (uint64_t i = old_n; i < new_n; i++)
 		hole_at(in, i, part_len(fs, in, i));
 	if (new_n && new_n <= old_n && size < old_size) {

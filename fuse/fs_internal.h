@@ -62,7 +62,10 @@ struct fs_inode {
 	uint64_t ino;
 	unsigned opens;	/* fs->lock */
 	GMutex lock;
+	/* Written under lock, and atomically: fs_inode_size reads it without
+	 * the lock (attributes must not wait behind an upload). */
 	uint64_t size;
+	bool loaded;	/* the manifest is in: size means something (atomic) */
 	GArray *parts;	/* struct meta_part, by index */
 	GArray *fresh;	/* bool by index: parts[i] was uploaded since the last commit */
 	GHashTable *dirty; /* index -> struct fs_dirty */
@@ -94,7 +97,8 @@ int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
 int fs_inode_flush(struct fs *fs, struct fs_inode *in);
 /* fs_inode_flush of ino if it is open in this mount; 0 if it is not. */
 int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
-/* Size as this mount sees it (unflushed writes included). */
-uint64_t fs_inode_size(struct fs_inode *in);
+/* Size as this mount sees it (unflushed writes included) in *size; false
+ * while the state is still being loaded (the caller has the stored size). */
+bool fs_inode_size(struct fs_inode *in, uint64_t *size);
 
 #endif

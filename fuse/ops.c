@@ -32,8 +32,9 @@ static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
 	st->st_size = (off_t)a->size;
 	g_mutex_lock(&fs->lock);
 	struct fs_inode *in = S_ISREG(a->mode) ? fs_inode_find(fs, a->ino) : NULL;
-	if (in)
-		st->st_size = (off_t)fs_inode_size(in);
+	uint64_t size;
+	if (in && fs_inode_size(in, &size))
+		st->st_size = (off_t)size;
 	g_mutex_unlock(&fs->lock);
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
