@@ -25,6 +25,8 @@ struct fs {
 	GMutex lock;
 	GHashTable *inodes;	/* ino -> struct fs_inode, lock */
 	GHashTable *seen;	/* ino -> struct fs_seen (keep_cache), lock */
+	GHashTable *lookups;	/* ino -> struct fs_lookup, lock */
+	GArray *unpins;		/* struct fs_unpin, oldest first, lock */
 	GThread *housekeeper;
 	GMutex stop_lock;
 	GCond stop_cond;
@@ -36,6 +38,25 @@ struct fs {
 struct fs_seen {
 	int64_t mtime_ns;
 	uint64_t size;
+};
+
+/* The kernel's references to an inode (FUSE's lookup count). A regular
+ * file that loses a name while referenced is held open in the metadata
+ * (pinned) until the kernel forgets it: the kernel may still send an open
+ * for it, from a path walk that raced the unlink or rename. */
+struct fs_lookup {
+	uint64_t n;
+	bool pinned;
+};
+
+/* A pin outlives the kernel's last reference by FS_PIN_GRACE_S, longer
+ * than any mount caches a name (entry_timeout): another mount that still
+ * has the file under a cached name opens the old file, not nothing. The
+ * housekeeper releases it. */
+#define FS_PIN_GRACE_S 2
+struct fs_unpin {
+	uint64_t ino;
+	gint64 due;	/* monotonic microseconds */
 };
 
 /* A part written in this mount and not yet in memory order of the file. */
