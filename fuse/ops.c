@@ -415,6 +415,11 @@ static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = unchanged_since_seen(fs, &a);
 	else
 		forget_seen(fs, ino);
+	/* Close-to-open: the kernel drops the pages at this open, but its
+	 * attributes may be up to attr_timeout old, and a read stops at the
+	 * size it has cached. They are refreshed at their next use. */
+	if (!fi->keep_cache)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	return 0;
 }
 
