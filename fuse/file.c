@@ -539,6 +539,23 @@ static void drop_uncommitted(struct fs *fs, struct fs_inode *in)
 				   in->superseded->len);
 }
 
+void fs_inode_close_all(struct fs *fs)
+{
+	GList *open = g_hash_table_get_values(fs->inodes);
+
+	g_hash_table_remove_all(fs->inodes);
+	for (GList *l = open; l; l = l->next) {
+		struct fs_inode *in = l->data;
+
+		if (fs_inode_flush(fs, in))
+			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount", in->ino);
+		if (in->changed)
+			drop_uncommitted(fs, in);
+		inode_free(in);
+	}
+	g_list_free(open);
+}
+
 int fs_inode_release(struct fs *fs, struct fs_inode *in)
 {
 	int rc = 0;

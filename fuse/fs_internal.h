@@ -116,6 +116,9 @@ int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
 /* Stores every dirty part and commits the manifest (durable); returns the
  * first error since the last flush (-EIO for a failed upload). */
 int fs_inode_flush(struct fs *fs, struct fs_inode *in);
+/* At unmount (no request left): commits what every state still open
+ * holds and frees it. */
+void fs_inode_close_all(struct fs *fs);
 /* fs_inode_flush of ino if it is open in this mount; 0 if it is not. */
 int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
 /* Size as this mount sees it (unflushed writes included) in *size; false

@@ -136,13 +136,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 /* Commits what files still open hold, then ends the session. */
 static void fs_free(struct fs *fs)
 {
-	GList *open = g_hash_table_get_values(fs->inodes);
-
-	for (GList *l = open; l; l = l->next)
-		if (fs_inode_flush(fs, l->data))
-			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount",
-				  ((struct fs_inode *)l->data)->ino);
-	g_list_free(open);
+	fs_inode_close_all(fs);
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
 		fs->stopping = true;
