@@ -548,7 +548,8 @@ void fs_inode_close_all(struct fs *fs)
 		struct fs_inode *in = l->data;
 
 		if (fs_inode_flush(fs, in))
-			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount", in->ino);
+			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount",
+				  in->ino);
 		if (in->changed)
 			drop_uncommitted(fs, in);
 		inode_free(in);

@@ -71,8 +71,8 @@ static void lookup_drop(struct fs *fs, uint64_t ino, uint64_t n)
 
 	if (l && l->n <= n) {
 		if (l->pinned) {
-			struct fs_unpin u = {.ino = ino,
-					     .due = g_get_monotonic_time() + FS_PIN_GRACE_S * G_USEC_PER_SEC};
+			gint64 due = g_get_monotonic_time() + FS_PIN_GRACE_S * G_USEC_PER_SEC;
+			struct fs_unpin u = {.ino = ino, .due = due};
 
 			g_array_append_val(fs->unpins, u);
 		}
