@@ -92,13 +92,14 @@ static int load(struct fs *fs, struct fs_inode *in)
 	fs_meta_give(fs, m);
 	if (rc)
 		return rc;
-	in->size = a.size;
+	__atomic_store_n(&in->size, a.size, __ATOMIC_RELAXED);
 	for (uint64_t i = 0; i < nparts_for(fs, in->size); i++)
 		hole_at(in, i, part_len(fs, in, i));
 	for (unsigned i = 0; i < n; i++)
 		if (parts[i].index < in->parts->len)
 			*part_at(in, parts[i].index) = parts[i];
 	g_free(parts);
+	__atomic_store_n(&in->loaded, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -157,9 +158,29 @@ int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
 	return 0;
 }
 
-uint64_t fs_inode_size(struct fs_inode *in)
+int fs_inode_flush_if_open(struct fs *fs, uint64_t ino)
 {
-	return in->size;
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+
+	if (in)
+		in->opens++; /* held, so that a concurrent last release keeps it */
+	g_mutex_unlock(&fs->lock);
+	if (!in)
+		return 0;
+	int rc = fs_inode_flush(fs, in);
+	int rc2 = fs_inode_release(fs, in);
+	return rc ? rc : rc2;
+}
+
+bool fs_inode_size(struct fs_inode *in, uint64_t *size)
+{
+	/* A state is in the table while it loads: its size is 0 until then,
+	 * and reported to the kernel it would stick in the attribute cache. */
+	if (!__atomic_load_n(&in->loaded, __ATOMIC_ACQUIRE))
+		return false;
+	*size = __atomic_load_n(&in->size, __ATOMIC_RELAXED);
+	return true;
 }
 
 /* ---- uploads ---- */
@@ -347,7 +368,7 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	g_array_set_size(in->parts, MIN(old_n, new_n));
 	g_array_set_size(in->fresh, MIN(old_n, new_n));
 	uint64_t old_size = in->size;
-	in->size = size;
+	__atomic_store_n(&in->size, size, __ATOMIC_RELAXED);
 	for (uint64_t i = old_n; i < new_n; i++)
 		hole_at(in, i, part_len(fs, in, i));
 	if (new_n && new_n <= old_n && size < old_size) {
@@ -516,6 +537,24 @@ static void drop_uncommitted(struct fs *fs, struct fs_inode *in)
 	if (in->superseded->len)
 		store_parts_delete(fs->store, (struct meta_part *)in->superseded->data,
 				   in->superseded->len);
+}
+
+void fs_inode_close_all(struct fs *fs)
+{
+	GList *open = g_hash_table_get_values(fs->inodes);
+
+	g_hash_table_remove_all(fs->inodes);
+	for (GList *l = open; l; l = l->next) {
+		struct fs_inode *in = l->data;
+
+		if (fs_inode_flush(fs, in))
+			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount",
+				  in->ino);
+		if (in->changed)
+			drop_uncommitted(fs, in);
+		inode_free(in);
+	}
+	g_list_free(open);
 }
 
 int fs_inode_release(struct fs *fs, struct fs_inode *in)

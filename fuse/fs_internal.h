@@ -25,6 +25,8 @@ struct fs {
 	GMutex lock;
 	GHashTable *inodes;	/* ino -> struct fs_inode, lock */
 	GHashTable *seen;	/* ino -> struct fs_seen (keep_cache), lock */
+	GHashTable *lookups;	/* ino -> struct fs_lookup, lock */
+	GArray *unpins;		/* struct fs_unpin, oldest first, lock */
 	GThread *housekeeper;
 	GMutex stop_lock;
 	GCond stop_cond;
@@ -36,6 +38,25 @@ struct fs {
 struct fs_seen {
 	int64_t mtime_ns;
 	uint64_t size;
+};
+
+/* The kernel's references to an inode (FUSE's lookup count). A regular
+ * file that loses a name while referenced is held open in the metadata
+ * (pinned) until the kernel forgets it: the kernel may still send an open
+ * for it, from a path walk that raced the unlink or rename. */
+struct fs_lookup {
+	uint64_t n;
+	bool pinned;
+};
+
+/* A pin outlives the kernel's last reference by FS_PIN_GRACE_S, longer
+ * than any mount caches a name (entry_timeout): another mount that still
+ * has the file under a cached name opens the old file, not nothing. The
+ * housekeeper releases it. */
+#define FS_PIN_GRACE_S 2
+struct fs_unpin {
+	uint64_t ino;
+	gint64 due;	/* monotonic microseconds */
 };
 
 /* A part written in this mount and not yet in memory order of the file. */
@@ -62,7 +83,10 @@ struct fs_inode {
 	uint64_t ino;
 	unsigned opens;	/* fs->lock */
 	GMutex lock;
+	/* Written under lock, and atomically: fs_inode_size reads it without
+	 * the lock (attributes must not wait behind an upload). */
 	uint64_t size;
+	bool loaded;	/* the manifest is in: size means something (atomic) */
 	GArray *parts;	/* struct meta_part, by index */
 	GArray *fresh;	/* bool by index: parts[i] was uploaded since the last commit */
 	GHashTable *dirty; /* index -> struct fs_dirty */
@@ -92,7 +116,13 @@ int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
 /* Stores every dirty part and commits the manifest (durable); returns the
  * first error since the last flush (-EIO for a failed upload). */
 int fs_inode_flush(struct fs *fs, struct fs_inode *in);
-/* Size as this mount sees it (unflushed writes included). */
-uint64_t fs_inode_size(struct fs_inode *in);
+/* At unmount (no request left): commits what every state still open
+ * holds and frees it. */
+void fs_inode_close_all(struct fs *fs);
+/* fs_inode_flush of ino if it is open in this mount; 0 if it is not. */
+int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
+/* Size as this mount sees it (unflushed writes included) in *size; false
+ * while the state is still being loaded (the caller has the stored size). */
+bool fs_inode_size(struct fs_inode *in, uint64_t *size);
 
 #endif

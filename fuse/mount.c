@@ -38,7 +38,26 @@ void fs_meta_give(struct fs *fs, struct meta *m)
 	g_async_queue_push(fs->metas, m);
 }
 
-/* Heartbeats, reaping of dead mounts' sessions, garbage collection. */
+/* Releases the pins that are due (the session's end releases the rest). */
+static void unpin_due(struct fs *fs, struct meta *m)
+{
+	gint64 now = g_get_monotonic_time();
+	guint n = 0;
+
+	g_mutex_lock(&fs->lock);
+	while (n < fs->unpins->len && g_array_index(fs->unpins, struct fs_unpin, n).due <= now)
+		n++;
+	GArray *due = g_array_sized_new(FALSE, FALSE, sizeof(struct fs_unpin), n);
+	g_array_append_vals(due, fs->unpins->data, n);
+	g_array_remove_range(fs->unpins, 0, n);
+	g_mutex_unlock(&fs->lock);
+	for (guint i = 0; i < due->len; i++) /* an unlinked file goes now */
+		meta_close_file(m, fs->sid, g_array_index(due, struct fs_unpin, i).ino);
+	g_array_free(due, TRUE);
+}
+
+/* Heartbeats, reaping of dead mounts' sessions, garbage collection,
+ * pins that are due. */
 static gpointer housekeeper(gpointer arg)
 {
 	struct fs *fs = arg;
@@ -51,6 +70,7 @@ static gpointer housekeeper(gpointer arg)
 		g_mutex_unlock(&fs->stop_lock);
 		struct meta *m = fs_meta_take(fs);
 		meta_session_heartbeat(m, fs->sid);
+		unpin_due(fs, m);
 		if (g_get_monotonic_time() >= next_gc) {
 			unsigned n;
 
@@ -98,6 +118,8 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 	g_cond_init(&fs->stop_cond);
 	fs->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
 	fs->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	fs->lookups = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	fs->unpins = g_array_new(FALSE, FALSE, sizeof(struct fs_unpin));
 	fs->attr_timeout = 1.0;
 	fs->entry_timeout = 1.0;
 	if (store_open(o->cluster_conf, NULL, &fs->store, &err)) {
@@ -114,13 +136,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 /* Commits what files still open hold, then ends the session. */
 static void fs_free(struct fs *fs)
 {
-	GList *open = g_hash_table_get_values(fs->inodes);
-
-	for (GList *l = open; l; l = l->next)
-		if (fs_inode_flush(fs, l->data))
-			g_warning("inode %" G_GUINT64_FORMAT ": data not stored at unmount",
-				  ((struct fs_inode *)l->data)->ino);
-	g_list_free(open);
+	fs_inode_close_all(fs);
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
 		fs->stopping = true;
@@ -142,6 +158,8 @@ static void fs_free(struct fs *fs)
 	store_close(fs->store);
 	g_hash_table_destroy(fs->inodes);
 	g_hash_table_destroy(fs->seen);
+	g_hash_table_destroy(fs->lookups); /* pins went with the session */
+	g_array_free(fs->unpins, TRUE);
 	g_free(fs);
 }
 

@@ -32,14 +32,105 @@ static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
 	st->st_size = (off_t)a->size;
 	g_mutex_lock(&fs->lock);
 	struct fs_inode *in = S_ISREG(a->mode) ? fs_inode_find(fs, a->ino) : NULL;
-	if (in)
-		st->st_size = (off_t)fs_inode_size(in);
+	uint64_t size;
+	if (in && fs_inode_size(in, &size))
+		st->st_size = (off_t)size;
 	g_mutex_unlock(&fs->lock);
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
 	st->st_atim = (struct timespec){a->atime_ns / 1000000000, a->atime_ns % 1000000000};
 	st->st_mtim = (struct timespec){a->mtime_ns / 1000000000, a->mtime_ns % 1000000000};
 	st->st_ctim = (struct timespec){a->ctime_ns / 1000000000, a->ctime_ns % 1000000000};
+}
+
+/* ---- the kernel's references (struct fs_lookup) ---- */
+
+/* Counts one reference to ino, before the reply that gives it: a forget
+ * cannot come first. */
+static void lookup_hold(struct fs *fs, uint64_t ino)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_lookup *l = g_hash_table_lookup(fs->lookups, &ino);
+
+	if (!l) {
+		uint64_t *key = g_new(uint64_t, 1);
+
+		*key = ino;
+		l = g_new0(struct fs_lookup, 1);
+		g_hash_table_insert(fs->lookups, key, l);
+	}
+	l->n++;
+	g_mutex_unlock(&fs->lock);
+}
+
+/* Drops n references; after the last one, the pin goes after a grace. */
+static void lookup_drop(struct fs *fs, uint64_t ino, uint64_t n)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_lookup *l = g_hash_table_lookup(fs->lookups, &ino);
+
+	if (l && l->n <= n) {
+		if (l->pinned) {
+			gint64 due = g_get_monotonic_time() + FS_PIN_GRACE_S * G_USEC_PER_SEC;
+			struct fs_unpin u = {.ino = ino, .due = due};
+
+			g_array_append_val(fs->unpins, u);
+		}
+		g_hash_table_remove(fs->lookups, &ino);
+	} else if (l) {
+		l->n -= n;
+	}
+	g_mutex_unlock(&fs->lock);
+}
+
+/* Before a request that may take the last name of parent/name: a regular
+ * file the kernel references is held open for this mount until the
+ * kernel forgets it. A reference is held meanwhile, so that a forget
+ * cannot look for the pin before it exists. */
+static void pin_victim(struct fs *fs, struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_attr a;
+	bool pin = false;
+
+	if (meta_lookup(m, parent, name, &a) || !S_ISREG(a.mode))
+		return;
+	g_mutex_lock(&fs->lock);
+	struct fs_lookup *l = g_hash_table_lookup(fs->lookups, &a.ino);
+	if (l && !l->pinned) {
+		l->n++;
+		l->pinned = pin = true;
+	}
+	g_mutex_unlock(&fs->lock);
+	if (!pin)
+		return;
+	if (meta_open_file(m, fs->sid, a.ino)) {
+		g_mutex_lock(&fs->lock);
+		if ((l = g_hash_table_lookup(fs->lookups, &a.ino)))
+			l->pinned = false;
+		g_mutex_unlock(&fs->lock);
+	}
+	lookup_drop(fs, a.ino, 1);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	lookup_drop(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		lookup_drop(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* A request naming an inode that no longer exists (its name was cached
+ * by this kernel before another mount removed it): ESTALE makes the
+ * kernel look the path up again, where ENOENT would fail the call. */
+static int stale(int rc)
+{
+	return rc == -ENOENT ? -ESTALE : rc;
 }
 
 static void reply_entry(fuse_req_t req, const struct meta_attr *a)
@@ -50,7 +141,9 @@ static void reply_entry(fuse_req_t req, const struct meta_attr *a)
 				     .entry_timeout = fs->entry_timeout};
 
 	to_stat(fs, a, &e.attr);
-	fuse_reply_entry(req, &e);
+	lookup_hold(fs, a->ino);
+	if (fuse_reply_entry(req, &e)) /* interrupted: the kernel took nothing */
+		lookup_drop(fs, a->ino, 1);
 }
 
 /* Replies with the entry, or the error. */
@@ -84,7 +177,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
 	struct stat st;
-	int rc = meta_getattr(m, ino, &a);
+	int rc = stale(meta_getattr(m, ino, &a));
 
 	(void)fi;
 	fs_meta_give(fs, m);
@@ -126,6 +219,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = set_size(fs, ino, (uint64_t)attr->st_size, fi);
+	/* A commit stamps the file's mtime: writes still uncommitted are
+	 * committed first, so that an explicit time (cp -a's futimens
+	 * before close) is the one that stays. */
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = fs_inode_flush_if_open(fs, ino);
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		set.mask |= META_SET_MODE;
 		set.mode = attr->st_mode;
@@ -150,6 +248,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (rc == 0)
 		rc = set.mask ? meta_setattr(m, ino, &set, &a) : meta_getattr(m, ino, &a);
 	fs_meta_give(fs, m);
+	rc = stale(rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -207,6 +306,8 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct meta *m = fs_meta_take(fs);
+
+	pin_victim(fs, m, parent, name);
 	int rc = meta_unlink(m, parent, name);
 
 	fs_meta_give(fs, m);
@@ -240,6 +341,9 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	struct fs *fs = fs_of(req);
 	struct meta *m = fs_meta_take(fs);
+
+	if (!(flags & META_RENAME_EXCHANGE))
+		pin_victim(fs, m, newparent, newname);
 	int rc = meta_rename(m, parent, name, newparent, newname, flags);
 
 	fs_meta_give(fs, m);
@@ -297,7 +401,7 @@ static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = meta_open_file(m, fs->sid, ino);
 	fs_meta_give(fs, m);
 	if (rc)
-		return rc;
+		return stale(rc);
 	if ((rc = fs_inode_open(fs, ino, &in)) == 0 && (fi->flags & O_TRUNC))
 		rc = fs_inode_truncate(fs, in, 0);
 	if (rc) {
@@ -311,6 +415,11 @@ static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = unchanged_since_seen(fs, &a);
 	else
 		forget_seen(fs, ino);
+	/* Close-to-open: the kernel drops the pages at this open, but its
+	 * attributes may be up to attr_timeout old, and a read stops at the
+	 * size it has cached. They are refreshed at their next use. */
+	if (!fi->keep_cache)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	return 0;
 }
 
@@ -345,7 +454,9 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 				     .attr_timeout = fs->attr_timeout,
 				     .entry_timeout = fs->entry_timeout};
 	to_stat(fs, &a, &e.attr);
-	fuse_reply_create(req, &e, fi);
+	lookup_hold(fs, a.ino);
+	if (fuse_reply_create(req, &e, fi))
+		lookup_drop(fs, a.ino, 1);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -540,6 +651,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_init,
 	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,
 	.setattr = fs_setattr,
 	.readlink = fs_readlink,

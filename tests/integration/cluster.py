@@ -1,5 +1,6 @@
 """Local shardfs clusters for integration tests: `shardfs init`, real
-`shardfs node` processes on 127.0.0.1 with free ports, stopped by pid."""
+`shardfs node` processes on 127.0.0.1 with free ports, stopped by pid;
+`shardfs mount -f` processes on them, unmounted by fusermount3."""
 
 import os
 import signal
@@ -75,3 +76,66 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def is_mounted(path):
+    """Whether path is a mount point, also when its FUSE process is dead
+    (os.path.ismount says False then: stat fails with ENOTCONN)."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+class Mount:
+    """A `shardfs mount -f` process serving conf on path. The process is
+    ours (its pid is known), so tests can signal it; close() always leaves
+    the directory unmounted and the process gone."""
+
+    def __init__(self, conf, path, *opts, timeout=30):
+        self.path = str(path)
+        os.makedirs(self.path, exist_ok=True)
+        args = [SHARDFS, "mount", "-f", conf, self.path]
+        for o in opts:
+            args += ["-o", o]
+        self.log = os.path.join(os.path.dirname(self.path),
+                                os.path.basename(self.path) + ".log")
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not (is_mounted(self.path) and os.path.ismount(self.path)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"mount on {self.path} failed: {self.log_text()}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def unmount(self, timeout=60):
+        """fusermount3 -u; the process must then exit by itself."""
+        subprocess.run(["fusermount3", "-u", self.path], check=True, timeout=timeout)
+        self.proc.wait(timeout=timeout)
+
+    def close(self):
+        """Cleanup after anything: unmount if still mounted (lazily only
+        when a plain unmount is refused, so a failed test cannot leave the
+        directory mounted), then make sure the process is gone."""
+        if is_mounted(self.path):
+            r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True, timeout=60)
+            if r.returncode:
+                subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True,
+                               timeout=60)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        # In sanitized builds a report fails the test that made it.
+        report = [line for line in self.log_text().splitlines()
+                  if "Sanitizer" in line or "runtime error:" in line]
+        assert not report, f"{self.log}: {report[:5]}"

@@ -1,0 +1,264 @@
+"""The mount when things fail: a node killed, a node frozen, the mount
+unmounted or stopped with files open, the mount process killed."""
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cluster import Cluster, Mount, is_mounted
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cl = Cluster(tmp_path / "c", nodes=3, ec="2+1")
+    yield cl
+    cl.stop()
+
+
+@pytest.fixture
+def mounts(cluster, tmp_path):
+    """Mounts made by the test (mounts.new()), all closed at the end."""
+    made = []
+
+    class Mounts:
+        def new(self, *opts):
+            m = Mount(cluster.conf, tmp_path / "mnt", *opts)
+            made.append(m)
+            return m
+
+    yield Mounts()
+    for m in made:
+        m.close()
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def cat(path, timeout=60):
+    """cat(1) of path: its bytes and the seconds it took."""
+    t = time.monotonic()
+    out = subprocess.run(["cat", path], capture_output=True, check=True, timeout=timeout).stdout
+    return out, time.monotonic() - t
+
+
+WRITER = r"""
+import json, os, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+res, t = {}, time.monotonic()
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+for step, call in (("write", lambda: os.write(fd, os.urandom(n))), ("fsync", lambda: os.fsync(fd)),
+                   ("close", lambda: os.close(fd))):
+    try:
+        call()
+        res[step] = 0
+    except OSError as e:
+        res[step] = e.errno
+res["seconds"] = time.monotonic() - t
+print(json.dumps(res))
+"""
+
+
+def write_in_child(path, n, timeout=60):
+    """write, fsync and close of n bytes by another process, which must
+    not hang: the errno of each step (0 for success) and the time."""
+    out = subprocess.run([sys.executable, "-c", WRITER, path, str(n)], capture_output=True,
+                         check=True, timeout=timeout).stdout
+    return json.loads(out)
+
+
+def test_node_killed_reads_exact_writes_fail_with_eio(cluster, mounts):
+    """With one node of 2+1 killed (kill -9), every file reads back
+    byte-exact; a write then fails with EIO at fsync/close within 30 s,
+    and the file it overwrote keeps its previous content."""
+    cl = cluster
+    m = mounts.new()
+    files = {f"f{n}": os.urandom(n) for n in (0, 1, 5 * MIB, 20 * MIB)}
+    files["over"] = os.urandom(MIB + 3)
+    for name, data in files.items():
+        with open(os.path.join(m.path, name), "wb") as f:
+            f.write(data)
+    m.unmount()
+    m = mounts.new()  # nothing of it in this kernel's page cache
+    cl.kill(3)
+    # First a write, while the mount does not yet know that the node is
+    # gone: it must give up on it within the bound.
+    res = write_in_child(os.path.join(m.path, "over"), 3 * MIB)
+    print("overwrite with node 3 just killed:", res)
+    assert res["write"] == 0 and res["fsync"] == res["close"] == errno.EIO, res
+    assert res["seconds"] < 30, res
+    for name, data in files.items():
+        got, secs = cat(os.path.join(m.path, name))
+        print(f"cat {name} ({len(data)} bytes) with node 3 killed: {secs:.2f} s")
+        assert sha(got) == sha(data), name  # "over" included: the old content
+    res = write_in_child(os.path.join(m.path, "new"), 100)
+    print("new file with node 3 killed:", res)
+    assert res["fsync"] == res["close"] == errno.EIO and res["seconds"] < 30, res
+
+
+def test_node_frozen_cat_and_ls_stay_fast(cluster, mounts):
+    """With one node frozen (SIGSTOP), cat of a 4-part file and ls -l of a
+    directory of 200 files each complete within 10 s."""
+    cl = cluster
+    m = mounts.new()
+    data = os.urandom(24 * MIB + 5)
+    with open(os.path.join(m.path, "big"), "wb") as f:
+        f.write(data)
+    os.mkdir(os.path.join(m.path, "d"))
+    for i in range(200):
+        with open(os.path.join(m.path, "d", f"f{i}"), "wb") as f:
+            f.write(b"%d" % i)
+    m.unmount()
+    m = mounts.new()
+    cl.kill(1, signal.SIGSTOP)
+    try:
+        got, t_cat = cat(os.path.join(m.path, "big"))
+        t = time.monotonic()
+        ls = subprocess.run(["ls", "-l", os.path.join(m.path, "d")], capture_output=True,
+                            check=True, timeout=60).stdout
+        t_ls = time.monotonic() - t
+    finally:
+        cl.kill(1, signal.SIGCONT)
+    print(f"node 1 frozen: cat of 24 MiB {t_cat:.2f} s, ls -l of 200 files {t_ls:.2f} s")
+    assert sha(got) == sha(data)
+    assert len(ls.splitlines()) == 201  # "total" and the files
+    assert t_cat < 10 and t_ls < 10
+
+
+def test_node_frozen_write_fails_with_eio_in_bounded_time(cluster, mounts):
+    """A write while one node of 2+1 is frozen, before anything told the
+    mount so, fails with EIO at fsync/close within 30 s rather than hang;
+    the file keeps its previous content."""
+    cl = cluster
+    m = mounts.new()
+    path = os.path.join(m.path, "f")
+    old = os.urandom(MIB)
+    with open(path, "wb") as f:
+        f.write(old)
+    cl.kill(2, signal.SIGSTOP)
+    try:
+        res = write_in_child(path, 2 * MIB)
+    finally:
+        cl.kill(2, signal.SIGCONT)
+    print("write with node 2 frozen:", res)
+    assert res["write"] == 0 and res["fsync"] == res["close"] == errno.EIO, res
+    assert res["seconds"] < 30, res
+    got, _ = cat(path)
+    assert sha(got) == sha(old)
+
+
+HOLDER = r"""
+import json, os, sys
+d = sys.argv[1]
+def put(name, data, fsync, close):
+    fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    if fsync:
+        os.fsync(fd)
+    if close:
+        os.close(fd)
+    return fd
+fds = []
+for i in range(3):
+    put(f"closed{i}", os.urandom(1000 * i + 3 * (1 << 20) * (i == 2)), False, True)
+    fds.append(put(f"synced{i}", os.urandom(1000 * i + 9 * (1 << 20) * (i == 2)), True, False))
+    fds.append(put(f"dirty{i}", os.urandom(1000 * i + 5), False, False))
+fd = put("synced_then_more", b"A" * 100000, True, False)
+os.write(fd, b"B" * 50000)
+fds.append(fd)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def read_tree(d):
+    return {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
+
+
+def test_unmount_with_files_open(cluster, mounts, tmp_path):
+    """Files open for writing when the mount goes: a plain unmount is
+    refused (busy); the mount stopped with SIGTERM then commits what it
+    holds, and after a remount everything acknowledged by close() or
+    fsync() is there byte-exact."""
+    m = mounts.new()
+    d = os.path.join(m.path, "d")
+    os.mkdir(d)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, d], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"ready\n"
+        # What the holder wrote, read by this process while it is open
+        # (each file's content is the same through any handle).
+        seen = read_tree(d)
+        r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True, timeout=60)
+        print("fusermount3 -u with files open:", r.returncode, r.stderr.decode().strip())
+        assert r.returncode != 0 and b"busy" in r.stderr
+        m.proc.send_signal(signal.SIGTERM)
+        m.proc.wait(timeout=60)
+        assert not is_mounted(m.path)
+    finally:
+        holder.kill()
+        holder.wait()
+    m = mounts.new()
+    after = read_tree(os.path.join(m.path, "d"))
+    assert set(after) == set(seen)
+    # Acknowledged by close() or fsync(): exact. The rest too, since the
+    # mount commits the files still open when it stops.
+    for name, data in seen.items():
+        assert after[name] == data, name
+    assert after["synced_then_more"] == b"A" * 100000 + b"B" * 50000
+    assert len(seen["synced2"]) > 9 * MIB
+
+
+APPENDER = r"""
+import os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+data = os.urandom(12 * (1 << 20) + 12345)
+os.write(fd, data)
+os.fsync(fd)
+sys.stdout.buffer.write(data)
+sys.stdout.flush()
+os.close(1)
+chunk = os.urandom(65536)
+try:
+    while True:
+        os.write(fd, chunk)
+except OSError:
+    pass
+"""
+
+
+def test_mount_killed_after_fsync_keeps_the_synced_data(cluster, mounts, tmp_path):
+    """The mount process killed (kill -9) while a file is written past an
+    fsync: after cleanup (fusermount3 -u) and a remount the file holds at
+    least everything up to the fsync."""
+    m = mounts.new()
+    path = os.path.join(m.path, "f")
+    writer = subprocess.Popen([sys.executable, "-c", APPENDER, path], stdout=subprocess.PIPE)
+    try:
+        synced = writer.stdout.read()  # until the writer closes its stdout: after the fsync
+        assert len(synced) == 12 * MIB + 12345
+        time.sleep(0.5)  # writing on past the fsync
+        m.proc.kill()
+        m.proc.wait(timeout=30)
+        writer.wait(timeout=30)  # its writes fail once the mount is gone
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    subprocess.run(["fusermount3", "-u", m.path], check=True, timeout=60)
+    m = mounts.new()
+    with open(path, "rb") as f:
+        got = f.read()
+    print(f"after kill -9: {len(got)} bytes, {len(synced)} synced")
+    assert len(got) >= len(synced) and sha(got[:len(synced)]) == sha(synced)
