@@ -75,7 +75,8 @@ double bench_proc_cpu_s(pid_t pid)
 int bench_cluster_init(struct bench_cluster *c, const char *self, const char *dir, unsigned nodes,
 		       unsigned k, unsigned m)
 {
-	char *argv[4 + 2 * BENCH_CLUSTER_MAX_NODES + 3] = {(char *)self, "init", "--dir", (char *)dir};
+	char *argv[4 + 2 * BENCH_CLUSTER_MAX_NODES + 3] = {(char *)self, "init", "--dir",
+							   (char *)dir};
 	g_autofree char *ec = g_strdup_printf("%u+%u", k, m);
 	GPtrArray *specs = g_ptr_array_new_with_free_func(g_free);
 	int n = 4;
@@ -85,7 +86,8 @@ int bench_cluster_init(struct bench_cluster *c, const char *self, const char *di
 				    .conf = g_build_filename(dir, "cluster.conf", NULL),
 				    .nodes = MIN(nodes, BENCH_CLUSTER_MAX_NODES)};
 	for (unsigned i = 1; i <= c->nodes; i++) {
-		g_ptr_array_add(specs, g_strdup_printf("%u=127.0.0.1:%u", i, bench_free_udp_port()));
+		g_ptr_array_add(specs,
+				g_strdup_printf("%u=127.0.0.1:%u", i, bench_free_udp_port()));
 		argv[n++] = "--node";
 		argv[n++] = specs->pdata[i - 1];
 	}
@@ -137,7 +139,8 @@ int bench_cluster_start(struct bench_cluster *c)
 			return 0;
 		g_usleep(100000);
 	}
-	fprintf(stderr, "shardfs: the bench cluster did not come up (logs: %s/node-*.log)\n", c->dir);
+	fprintf(stderr, "shardfs: the bench cluster did not come up (logs: %s/node-*.log)\n",
+		c->dir);
 	return -1;
 }
 
