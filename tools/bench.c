@@ -20,6 +20,7 @@ static const struct bench benches[] = {
 	{"net", "shard put/get over QUIC to a node on loopback vs raw TCP", cmd_bench_net},
 	{"store", "object put/get on local 3- and 6-node clusters vs the transport", cmd_bench_store},
 	{"meta", "metadata creates, lookups and readdir on a fresh SQLite database", cmd_bench_meta},
+	{"fs", "dd, cp, tar and ls -l through a mount vs a local directory and put/get", cmd_bench_fs},
 };
 
 int cmd_bench(int argc, char **argv)

@@ -13,6 +13,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench_cluster.h"
 #include "net/net.h"
 #include "shardfs.h"
 
@@ -52,36 +53,6 @@ static double cpu_self(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
-static double cpu_of(pid_t pid)
-{
-	char *path = g_strdup_printf("/proc/%d/stat", pid), *text = NULL;
-	double s = 0;
-
-	if (g_file_get_contents(path, &text, NULL, NULL)) {
-		char *p = strrchr(text, ')');
-		unsigned long ut = 0, st = 0;
-
-		/* fields 14 and 15, counted after the command name */
-		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-			s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-	}
-	g_free(text);
-	g_free(path);
-	return s;
-}
-
-uint16_t bench_free_udp_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* Calls in flight, each in a slot of its own until it completes. */
 struct window {
 	GMutex m;
@@ -109,7 +80,7 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 	int n = b->size_mib, slot;
 	uint8_t *bufs = put ? NULL : g_malloc((size_t)depth * SHARD);
 	struct window w = {.calls = g_new0(struct net_call, depth), .free_slots = g_new(int, depth)};
-	double c0 = cpu_self(), n0 = cpu_of(b->node);
+	double c0 = cpu_self(), n0 = bench_proc_cpu_s(b->node);
 	gint64 t0 = g_get_monotonic_time();
 
 	g_mutex_init(&w.m);
@@ -145,7 +116,7 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 
 	out->mibs = n / secs;
 	out->client_cpu_per_gib = (cpu_self() - c0) / gib;
-	out->node_cpu_per_gib = (cpu_of(b->node) - n0) / gib;
+	out->node_cpu_per_gib = (bench_proc_cpu_s(b->node) - n0) / gib;
 	g_free(bufs);
 	g_free(w.calls);
 	g_free(w.free_slots);

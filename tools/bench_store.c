@@ -15,11 +15,10 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench_cluster.h"
 #include "shardfs.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,6 @@
 
 #define BLOCK (1u << 20)
 #define POOL_BLOCKS 16u
-#define MAX_NODES 6
 
 struct config {
 	unsigned nodes, k, m;
@@ -49,75 +47,6 @@ static void make_block(const struct bench *b, uint64_t i, uint8_t *out)
 {
 	memcpy(out, b->pool + (i * 7 % POOL_BLOCKS) * BLOCK, BLOCK);
 	memcpy(out, &i, sizeof(i));
-}
-
-static int run_sync(char **argv, char **out)
-{
-	gint status = 1;
-	GError *err = NULL;
-
-	if (!g_spawn_sync(NULL, argv, NULL, out ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, out,
-			  NULL, &status, &err)) {
-		fprintf(stderr, "shardfs: %s\n", err->message);
-		g_error_free(err);
-		return -1;
-	}
-	return g_spawn_check_wait_status(status, NULL) ? 0 : -1;
-}
-
-static int cluster_init(struct bench *b, const char *dir, const struct config *c)
-{
-	char *argv[4 + 2 * MAX_NODES + 4] = {(char *)b->self, "init", "--dir", (char *)dir};
-	g_autofree char *ec = g_strdup_printf("%u+%u", c->k, c->m);
-	GPtrArray *specs = g_ptr_array_new_with_free_func(g_free);
-	int n = 4;
-
-	for (unsigned i = 1; i <= c->nodes; i++) {
-		g_ptr_array_add(specs, g_strdup_printf("%u=127.0.0.1:%u", i, bench_free_udp_port()));
-		argv[n++] = "--node";
-		argv[n++] = specs->pdata[i - 1];
-	}
-	argv[n++] = "--ec";
-	argv[n++] = ec;
-	int rc = run_sync(argv, NULL);
-	g_ptr_array_free(specs, TRUE);
-	return rc;
-}
-
-static int cluster_start(struct bench *b, const char *conf, const struct config *c, pid_t *pids)
-{
-	for (unsigned i = 0; i < c->nodes; i++) {
-		char id[16];
-
-		g_snprintf(id, sizeof(id), "%u", i + 1);
-		if ((pids[i] = fork()) == 0) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, STDOUT_FILENO);
-			dup2(null, STDERR_FILENO);
-			setsid();
-			execl(b->self, b->self, "node", "--config", conf, "--id", id, (char *)NULL);
-			_exit(127);
-		}
-	}
-	char *argv[] = {(char *)b->self, "status", (char *)conf, NULL};
-	for (int tries = 0; tries < 100; tries++) {
-		if (run_sync(argv, NULL) == 0)
-			return 0;
-		g_usleep(100000);
-	}
-	fprintf(stderr, "shardfs: the bench cluster did not come up\n");
-	return -1;
-}
-
-static void cluster_stop(pid_t *pids, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	for (unsigned i = 0; i < n; i++)
-		if (pids[i] > 0)
-			waitpid(pids[i], NULL, 0);
 }
 
 /* Starts `shardfs ARGS` with a pipe to its stdin, in *to_child. */
@@ -200,7 +129,7 @@ static int check_samples(struct bench *b, const char *conf)
 		g_autofree char *got = NULL;
 
 		make_block(b, i, want);
-		rc = run_sync(argv, &got) || memcmp(got, want + 4000, 4096) ? -1 : 0;
+		rc = bench_run(argv, &got) || memcmp(got, want + 4000, 4096) ? -1 : 0;
 		if (rc)
 			fprintf(stderr, "shardfs: bench store: block %" G_GUINT64_FORMAT " read back wrong\n", i);
 	}
@@ -228,20 +157,20 @@ static int get_object(struct bench *b, const char *conf, struct config *c)
 static int run_config(struct bench *b, struct config *c)
 {
 	g_autofree char *dir = g_dir_make_tmp("shardfs-bench-store-XXXXXX", NULL);
-	g_autofree char *conf = g_build_filename(dir, "cluster.conf", NULL);
-	pid_t pids[MAX_NODES] = {0};
-	int rc = dir ? cluster_init(b, dir, c) : -1;
+	struct bench_cluster cl = {0};
+	int rc = dir ? bench_cluster_init(&cl, b->self, dir, c->nodes, c->k, c->m) : -1;
 
 	if (rc == 0)
-		rc = cluster_start(b, conf, c, pids);
+		rc = bench_cluster_start(&cl);
 	if (rc == 0)
-		rc = put_object(b, conf, c);
+		rc = put_object(b, cl.conf, c);
 	if (rc == 0)
-		rc = get_object(b, conf, c);
-	cluster_stop(pids, c->nodes);
+		rc = get_object(b, cl.conf, c);
+	bench_cluster_stop(&cl);
+	bench_cluster_fini(&cl);
 	char *rm[] = {"rm", "-rf", dir, NULL};
 	if (dir)
-		g_spawn_sync(NULL, rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+		bench_run(rm, NULL);
 	return rc;
 }
 
@@ -259,7 +188,7 @@ static int measure_transport(struct bench *b)
 	char *argv[] = {(char *)b->self, "bench", "net", "--size", size, "--json", NULL};
 	g_autofree char *out = NULL;
 
-	if (run_sync(argv, &out))
+	if (bench_run(argv, &out))
 		return -1;
 	b->net_put = json_number(out, "put_mib_s");
 	b->net_get = json_number(out, "get_mib_s");

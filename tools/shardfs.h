@@ -17,9 +17,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_wal(int argc, char **argv);
 int cmd_bench_net(int argc, char **argv);
 int cmd_bench_store(int argc, char **argv);
-/* A UDP port on 127.0.0.1 free at the time of the call. */
-uint16_t bench_free_udp_port(void);
 int cmd_bench_meta(int argc, char **argv);
+int cmd_bench_fs(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
