@@ -95,7 +95,7 @@ int bench_cluster_init(struct bench_cluster *c, const char *self, const char *di
 	argv[n++] = ec;
 	int rc = bench_run(argv, NULL);
 	if (rc)
-		fprintf(stderr, "shardfs: cannot make a bench cluster in %s\n", dir);
+		fprintf(stderr, "shardfs: cannot create a cluster in %s\n", dir);
 	g_ptr_array_free(specs, TRUE);
 	return rc;
 }

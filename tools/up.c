@@ -16,6 +16,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench_cluster.h"
 #include "net/net.h"
 #include "store/meta.h"
 #include "shardfs.h"
@@ -31,6 +32,8 @@
 
 #define DEFAULT_DIR "shardfs-local"
 #define LOCAL_NODES 3
+#define LOCAL_K 2
+#define LOCAL_M 1
 #define LOCAL_EC "2+1"
 #define START_TIMEOUT_S 20
 #define STOP_TIMEOUT_S 60
@@ -170,23 +173,14 @@ static int quiet_run(char **argv)
 
 static int create_cluster(const struct local *l)
 {
-	char *argv[6 + 2 * LOCAL_NODES + 1] = {l->self, "init", "--dir", l->dir, "--ec", LOCAL_EC};
-	char specs[LOCAL_NODES][40];
-	int n = 6;
+	struct bench_cluster c;
+	int rc = bench_cluster_init(&c, l->self, l->dir, LOCAL_NODES, LOCAL_K, LOCAL_M);
 
-	for (unsigned i = 0; i < LOCAL_NODES; i++) {
-		g_snprintf(specs[i], sizeof(specs[i]), "%u=127.0.0.1:%u", i + 1, bench_free_udp_port());
-		argv[n++] = "--node";
-		argv[n++] = specs[i];
-	}
-	argv[n] = NULL;
-	gint status = 1;
-	if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_CHILD_INHERITS_STDIN,
-			  NULL, NULL, NULL, NULL, &status, NULL) ||
-	    !g_spawn_check_wait_status(status, NULL))
-		return -1;
-	printf("created a %u-node cluster (erasure code %s) in %s\n", LOCAL_NODES, LOCAL_EC, l->dir);
-	return 0;
+	bench_cluster_fini(&c);
+	if (rc == 0)
+		printf("created a %u-node cluster (erasure code %s) in %s\n", LOCAL_NODES, LOCAL_EC,
+		       l->dir);
+	return rc;
 }
 
 /* Starts every node of the cluster file not running already. */
