@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,12 +57,28 @@ static void unpin_due(struct fs *fs, struct meta *m)
 	g_array_free(due, TRUE);
 }
 
+/* After a large copy the freed part buffers stay in the heap (the store
+ * keeps big blocks below the mmap threshold so that they are not faulted
+ * in again for every part); once no data has moved for a whole heartbeat
+ * the heap is given back, so an idle mount returns near its idle size. */
+static void trim_when_idle(struct fs *fs, uint64_t *last_bytes)
+{
+	struct store_stats st;
+
+	store_get_stats(fs->store, &st);
+	uint64_t bytes = st.bytes_written + st.bytes_read;
+	if (bytes == *last_bytes)
+		malloc_trim(0);
+	*last_bytes = bytes;
+}
+
 /* Heartbeats, reaping of dead mounts' sessions, garbage collection,
- * pins that are due. */
+ * pins that are due, heap trimming. */
 static gpointer housekeeper(gpointer arg)
 {
 	struct fs *fs = arg;
 	gint64 next_gc = g_get_monotonic_time();
+	uint64_t last_bytes = UINT64_MAX;
 
 	g_mutex_lock(&fs->stop_lock);
 	while (!fs->stopping) {
@@ -71,6 +88,7 @@ static gpointer housekeeper(gpointer arg)
 		struct meta *m = fs_meta_take(fs);
 		meta_session_heartbeat(m, fs->sid);
 		unpin_due(fs, m);
+		trim_when_idle(fs, &last_bytes);
 		if (g_get_monotonic_time() >= next_gc) {
 			unsigned n;
 

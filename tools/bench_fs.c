@@ -93,7 +93,8 @@
 #define SMALL_FILE 4096u
 #define NODES 3
 #define SAMPLE_US 20000 /* between two looks at the mount's VmRSS */
-#define AFTER_S 3	/* from the end of the big copies to the "after" RSS */
+#define AFTER_S 12 /* end of the big copies to the "after" RSS: the mount trims its heap
+		    * after one idle heartbeat (5-10 s) */
 #define MOUNT_WAIT_S 30 /* for a mount to appear, or its process to exit */
 #define GOAL_RATIO 0.80 /* of put (writes) and get (reads) */
 #define GOAL_FILES_PER_S 1000
