@@ -9,6 +9,7 @@
  */
 #include "net/net.h"
 #include "net/quic.h"
+#include "node_procs.h"
 #include "wal_test.h"
 
 #include <errno.h>
@@ -30,59 +31,25 @@
 static const char *shardfs_bin;
 
 struct cluster {
-	char *dir, *conf;
-	pid_t pids[NODES + 1];
+	struct node_procs np;
 	struct net_cluster *c;
 	struct net_tls *tls;
 	struct net_pool *pool;
 };
 
-static uint16_t free_udp_port(void)
+static void start_node(struct cluster *cl, unsigned id)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	node_procs_start(&cl->np, id);
+}
 
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
+static int stop_node(struct cluster *cl, unsigned id, int sig)
+{
+	return node_procs_stop(&cl->np, id, sig);
 }
 
 static int run_shardfs(char **args, char **out)
 {
-	GPtrArray *argv = g_ptr_array_new();
-	gint status = -1;
-
-	g_ptr_array_add(argv, (char *)shardfs_bin);
-	for (char **a = args; *a; a++)
-		g_ptr_array_add(argv, *a);
-	g_ptr_array_add(argv, NULL);
-	g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, NULL,
-		     &status, NULL);
-	g_ptr_array_free(argv, TRUE);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static pid_t start_node(struct cluster *cl, unsigned id)
-{
-	char *log = g_strdup_printf("%s/node-%u.log", cl->dir, id);
-	char *idstr = g_strdup_printf("%u", id);
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *f = freopen(log, "a", stderr);
-
-		(void)f;
-		execl(shardfs_bin, shardfs_bin, "node", "--config", cl->conf, "--id", idstr,
-		      "--drain-seconds", "5", (char *)NULL);
-		_exit(127);
-	}
-	g_free(log);
-	g_free(idstr);
-	cl->pids[id] = pid;
-	return pid;
+	return node_procs_run(shardfs_bin, args, out);
 }
 
 static int ping(struct net_pool *pool, uint32_t id, unsigned timeout_ms)
@@ -102,35 +69,14 @@ static void wait_ready(struct cluster *cl, unsigned id)
 	}
 }
 
-static int stop_node(struct cluster *cl, unsigned id, int sig)
-{
-	int status = 0;
-
-	if (cl->pids[id] <= 0)
-		return -1;
-	kill(cl->pids[id], sig);
-	waitpid(cl->pids[id], &status, 0);
-	cl->pids[id] = 0;
-	return status;
-}
-
 static int setup(void **state)
 {
 	struct cluster *cl = g_new0(struct cluster, 1);
 	struct net_pool_options po;
-	char *nodes[NODES];
 	GError *err = NULL;
 
-	cl->dir = test_mkdtemp();
-	for (unsigned i = 0; i < NODES; i++)
-		nodes[i] = g_strdup_printf("%u=127.0.0.1:%u", i + 1, free_udp_port());
-	char *args[] = {"init", "--dir", cl->dir, "--node", nodes[0], "--node", nodes[1], "--ec", "1+1", NULL};
-
-	assert_int_equal(run_shardfs(args, NULL), 0);
-	for (unsigned i = 0; i < NODES; i++)
-		g_free(nodes[i]);
-	cl->conf = g_build_filename(cl->dir, "cluster.conf", NULL);
-	assert_int_equal(net_cluster_load(cl->conf, &cl->c, &err), 0);
+	node_procs_init(&cl->np, shardfs_bin, NODES, "1+1");
+	assert_int_equal(net_cluster_load(cl->np.conf, &cl->c, &err), 0);
 	assert_int_equal(net_tls_new(cl->c->ca, cl->c->cert, cl->c->key, &cl->tls, &err), 0);
 	net_pool_options_default(&po);
 	po.timeout_ms = 3000;
@@ -148,13 +94,9 @@ static int teardown(void **state)
 	struct cluster *cl = *state;
 
 	net_pool_free(cl->pool);
-	for (unsigned id = 1; id <= NODES; id++)
-		stop_node(cl, id, SIGKILL);
 	net_tls_free(cl->tls);
 	net_cluster_free(cl->c);
-	test_rmdir(cl->dir);
-	g_free(cl->dir);
-	g_free(cl->conf);
+	node_procs_destroy(&cl->np);
 	g_free(cl);
 	return 0;
 }
@@ -492,8 +434,8 @@ static int call_with_identity(struct cluster *cl, const char *cert, const char *
 static void test_refuses_foreign_clients(void **state)
 {
 	struct cluster *cl = *state;
-	char *ca = g_build_filename(cl->dir, "x-ca.crt", NULL), *cakey = g_build_filename(cl->dir, "x-ca.key", NULL);
-	char *crt = g_build_filename(cl->dir, "x.crt", NULL), *key = g_build_filename(cl->dir, "x.key", NULL);
+	char *ca = g_build_filename(cl->np.dir, "x-ca.crt", NULL), *cakey = g_build_filename(cl->np.dir, "x-ca.key", NULL);
+	char *crt = g_build_filename(cl->np.dir, "x.crt", NULL), *key = g_build_filename(cl->np.dir, "x.key", NULL);
 
 	assert_int_not_equal(call_with_identity(cl, NULL, NULL), 0);
 	assert_true(net_pki_create_ca(ca, cakey, NULL));
@@ -616,7 +558,7 @@ static void test_status_command(void **state)
 {
 	struct cluster *cl = *state;
 	char *out = NULL;
-	char *args[] = {"status", cl->conf, NULL};
+	char *args[] = {"status", cl->np.conf, NULL};
 
 	assert_int_equal(run_shardfs(args, &out), 0);
 	assert_non_null(strstr(out, "2 of 2 nodes up"));
