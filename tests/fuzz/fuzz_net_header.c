@@ -27,6 +27,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		if (h.op == NET_OP_GET && h.length > NET_MAX_SHARD)
 			__builtin_trap();
+		/* Every body the node allocates for a stream request is bounded,
+		 * and the fixed-size ones are exactly their size. */
+		if (h.op >= NET_OP_STREAM_OPEN && h.body_len > NET_MAX_STREAM_CHUNK)
+			__builtin_trap();
+		if (h.op == NET_OP_STREAM_OPEN && h.body_len != NET_STREAM_OPEN_SIZE)
+			__builtin_trap();
+		if (h.op == NET_OP_STREAM_READ &&
+		    (h.body_len != NET_STREAM_READ_SIZE || h.length > NET_MAX_STREAM_READ))
+			__builtin_trap();
 	}
 	if (net_resp_decode(buf, NET_MAX_SHARD, &rh) == 0 && (rh.body_len > NET_MAX_SHARD || rh.status > 0))
 		__builtin_trap();
