@@ -224,8 +224,6 @@ static uint64_t append(struct stream *st, const uint8_t *p, size_t n)
 {
 	uint64_t at = st->head;
 
-	if (!st->buf)
-		st->buf = g_malloc(st->cap);
 	ring_copy_in(st, p, n);
 	st->head += n;
 	if (st->head - st->oldest > st->cap)
@@ -303,6 +301,11 @@ static void wake_reads(struct node_streams *s, struct stream *st)
 static void do_append(struct node_streams *s, struct stream *st, struct net_request *r)
 {
 	const struct net_req_header *h = net_request_header(r);
+
+	if (!st->buf && !(st->buf = g_try_malloc(st->cap))) { /* a client may ask for 1 GiB */
+		reply(s, r, -ENOMEM, 0, NULL, 0);
+		return;
+	}
 	uint64_t at = append(st, net_request_body(r), h->body_len);
 
 	reply(s, r, 0, at, NULL, 0);
