@@ -43,10 +43,13 @@ struct local {
 	char *dir;   /* absolute */
 	char *conf;  /* DIR/cluster.conf */
 	char *mnt;   /* DIR/mnt */
+	struct net_cluster *cluster; /* DIR/cluster.conf, once loaded */
 };
 
 static void local_clear(struct local *l)
 {
+	if (l->cluster)
+		net_cluster_free(l->cluster);
 	g_free(l->self);
 	g_free(l->dir);
 	g_free(l->conf);
@@ -327,8 +330,14 @@ static void print_usage_hints(const struct local *l)
 	       l->mnt, l->conf, l->self, l->self, l->dir);
 }
 
-static gboolean local_init(struct local *l, int argc, char **argv, const char *what)
+/* Parses the command line of up or down; FALSE on a usage error. */
+static gboolean local_init(struct local *l, int argc, char **argv, const char *what,
+			   const char *summary)
 {
+	GOptionEntry entries[] = {G_OPTION_ENTRY_NULL};
+
+	if (!tools_parse(argc, argv, entries, summary))
+		return FALSE;
 	if (argc > 2) {
 		fprintf(stderr, "usage: shardfs %s [DIR]\n", what);
 		return FALSE;
@@ -340,29 +349,37 @@ static gboolean local_init(struct local *l, int argc, char **argv, const char *w
 	return l->self != NULL;
 }
 
+static int local_load(struct local *l, const char *what)
+{
+	GError *err = NULL;
+
+	if (!g_file_test(l->conf, G_FILE_TEST_EXISTS)) {
+		fprintf(stderr, "shardfs %s: no cluster in %s\n", what, l->dir);
+		return -1;
+	}
+	if (net_cluster_load(l->conf, &l->cluster, &err) < 0) {
+		fprintf(stderr, "shardfs %s: %s\n", what, err->message);
+		g_error_free(err);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_up(int argc, char **argv)
 {
-	GOptionEntry entries[] = {G_OPTION_ENTRY_NULL};
 	struct local l = {0};
-	struct net_cluster *c = NULL;
-	GError *err = NULL;
 	int rc = SHARDFS_EXIT_FAIL;
 
 	setvbuf(stdout, NULL, _IOLBF, 0); /* in order with the errors on stderr */
-	if (!tools_parse(argc, argv, entries,
-			 "[DIR] - run a local 3-node cluster with a mount on DIR/mnt (DIR: ./" DEFAULT_DIR ")") ||
-	    !local_init(&l, argc, argv, "up")) {
+	if (!local_init(&l, argc, argv, "up",
+			"[DIR] - run a local 3-node cluster with a mount on DIR/mnt (DIR: ./" DEFAULT_DIR ")")) {
 		local_clear(&l);
 		return SHARDFS_EXIT_USAGE;
 	}
 	if (!g_file_test(l.conf, G_FILE_TEST_EXISTS) && create_cluster(&l) != 0)
 		goto out;
-	if (net_cluster_load(l.conf, &c, &err) < 0) {
-		fprintf(stderr, "shardfs up: %s\n", err->message);
-		g_error_free(err);
-		goto out;
-	}
-	if (ensure_meta_db(c) < 0 || start_nodes(&l, c) < 0 || start_mount(&l) < 0)
+	if (local_load(&l, "up") < 0 || ensure_meta_db(l.cluster) < 0 ||
+	    start_nodes(&l, l.cluster) < 0 || start_mount(&l) < 0)
 		goto out;
 	char *status[] = {l.self, "status", l.conf, NULL};
 	fflush(stdout);
@@ -371,8 +388,6 @@ int cmd_up(int argc, char **argv)
 	print_usage_hints(&l);
 	rc = 0;
 out:
-	if (c)
-		net_cluster_free(c);
 	local_clear(&l);
 	return rc;
 }
@@ -425,33 +440,17 @@ static void stop_nodes(const struct local *l, const struct net_cluster *c)
 
 int cmd_down(int argc, char **argv)
 {
-	GOptionEntry entries[] = {G_OPTION_ENTRY_NULL};
 	struct local l = {0};
-	struct net_cluster *c = NULL;
-	GError *err = NULL;
 	int rc = SHARDFS_EXIT_FAIL;
 
-	if (!tools_parse(argc, argv, entries, "[DIR] - unmount DIR/mnt and stop the nodes of shardfs up") ||
-	    !local_init(&l, argc, argv, "down")) {
+	if (!local_init(&l, argc, argv, "down", "[DIR] - unmount DIR/mnt and stop the nodes of shardfs up")) {
 		local_clear(&l);
 		return SHARDFS_EXIT_USAGE;
 	}
-	if (!g_file_test(l.conf, G_FILE_TEST_EXISTS)) {
-		fprintf(stderr, "shardfs down: no cluster in %s\n", l.dir);
-		goto out;
+	if (local_load(&l, "down") == 0 && stop_mount(&l) == 0) {
+		stop_nodes(&l, l.cluster);
+		rc = 0;
 	}
-	if (net_cluster_load(l.conf, &c, &err) < 0) {
-		fprintf(stderr, "shardfs down: %s\n", err->message);
-		g_error_free(err);
-		goto out;
-	}
-	if (stop_mount(&l) < 0)
-		goto out;
-	stop_nodes(&l, c);
-	rc = 0;
-out:
-	if (c)
-		net_cluster_free(c);
 	local_clear(&l);
 	return rc;
 }
