@@ -7,6 +7,7 @@
 #include "bench_cluster.h"
 #include "shardfs.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -170,4 +171,19 @@ void bench_cluster_fini(struct bench_cluster *c)
 {
 	g_clear_pointer(&c->dir, g_free);
 	g_clear_pointer(&c->conf, g_free);
+}
+
+int bench_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

@@ -56,6 +56,9 @@ void bench_cluster_fini(struct bench_cluster *c);
  */
 int bench_run(char **argv, char **out);
 
+/* Writes all n bytes (retrying short writes and EINTR); 0 or -1. */
+int bench_write_all(int fd, const uint8_t *p, size_t n);
+
 /* A UDP port on 127.0.0.1 free at the time of the call. */
 uint16_t bench_free_udp_port(void);
 

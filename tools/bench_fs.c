@@ -327,21 +327,6 @@ static gboolean drop_dentries(void)
 	return ok;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static ssize_t read_full(int fd, uint8_t *p, size_t n)
 {
 	size_t got = 0;
@@ -368,7 +353,7 @@ static int make_src(const struct bench *b)
 
 	for (uint64_t i = 0; rc == 0 && i < (uint64_t)b->o->size_mib; i++) {
 		make_block(b, i, block);
-		rc = write_all(fd, block, BLOCK);
+		rc = bench_write_all(fd, block, BLOCK);
 	}
 	if (rc == 0)
 		rc = fsync(fd);
@@ -390,7 +375,7 @@ static int make_files(const struct bench *b, const char *dir, const char *prefix
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 		make_small(b, (uint32_t)i, buf);
-		rc = fd < 0 ? -1 : write_all(fd, buf, len);
+		rc = fd < 0 ? -1 : bench_write_all(fd, buf, len);
 		if (fd >= 0)
 			close(fd);
 	}

@@ -81,21 +81,6 @@ static double reap(pid_t pid)
 	return ru.ru_maxrss / 1024.0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int put_object(struct bench *b, const char *conf, struct config *c)
 {
 	char *args[] = {(char *)b->self, "put", "-", "/bench-object", NULL};
@@ -107,7 +92,7 @@ static int put_object(struct bench *b, const char *conf, struct config *c)
 
 	for (uint64_t i = 0; rc == 0 && i < (uint64_t)b->size_mib; i++) {
 		make_block(b, i, block);
-		rc = write_all(fd, block, BLOCK);
+		rc = bench_write_all(fd, block, BLOCK);
 	}
 	close(fd);
 	c->put_rss_mib = pid > 0 ? reap(pid) : -1;
