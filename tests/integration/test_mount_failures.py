@@ -12,16 +12,9 @@ import time
 
 import pytest
 
-from cluster import Cluster, Mount, is_mounted
+from cluster import Mount, is_mounted
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cl = Cluster(tmp_path / "c", nodes=3, ec="2+1")
-    yield cl
-    cl.stop()
 
 
 @pytest.fixture

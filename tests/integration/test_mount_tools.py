@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 
-from cluster import SHARDFS, Cluster, Mount, is_mounted
+from cluster import SHARDFS, Mount, is_mounted
 
 MIB = 1 << 20
 NOBODY = 65534
@@ -50,13 +50,6 @@ def make_tree(root, dirs=(5, 5), files=100, seed=1):
 
 def diff(a, b, *opts):
     run("diff", "-r", "--no-dereference", *opts, a, b)
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cl = Cluster(tmp_path / "c", nodes=3, ec="2+1")
-    yield cl
-    cl.stop()
 
 
 @pytest.fixture
