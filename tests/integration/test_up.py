@@ -20,6 +20,13 @@ def mounted(path):
         return any(line.split()[4] == str(path) for line in f)
 
 
+def readahead_kb(path):
+    with open("/proc/self/mountinfo") as f:
+        dev = [line.split()[2] for line in f if line.split()[4] == str(path)][-1]
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb") as f:
+        return int(f.read())
+
+
 def pids(d):
     return {name: int((d / name).read_text()) for name in os.listdir(d) if name.endswith(".pid")}
 
@@ -48,6 +55,7 @@ def test_up_mounts_a_cluster_and_down_stops_it(local, tmp_path):
     out = run("up", str(local)).stdout
     assert "created a 3-node cluster (erasure code 2+1)" in out
     assert "3 of 3 nodes up" in out and mounted(local / "mnt")
+    assert readahead_kb(local / "mnt") == 1024  # widened by the mount, as root
     data = os.urandom(9 << 20)
     (local / "mnt" / "f").write_bytes(data)
 
