@@ -805,7 +805,8 @@ int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 	if (rc < 0)
 		return rc;
 	rc = meta_getattr_locked(m, ino, &a);
-	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode))
+	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode) &&
+	    S_TYPE(a.mode) != META_S_IFSTREAM) /* a stream's size: bytes written */
 		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	if (rc == 0) {
 		int64_t now = meta_now_ns();

@@ -35,6 +35,7 @@
 
 /* A stream file: a live byte stream (its own type, shown as a FIFO). */
 #define META_S_IFSTREAM S_IFIFO
+#define META_S_ISSTREAM(mode) (((mode) & S_IFMT) == META_S_IFSTREAM)
 
 /* rename flags, as renameat2(2) */
 #define META_RENAME_NOREPLACE (1u << 0)

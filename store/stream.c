@@ -18,6 +18,9 @@
 #include <sys/random.h>
 
 #define CALL_TIMEOUT_MS 3000
+
+G_STATIC_ASSERT(STORE_STREAM_RING_MAX == NET_MAX_STREAM_RING);
+G_STATIC_ASSERT(STORE_STREAM_RING_DEFAULT == NET_STREAM_DEFAULT_RING);
 #define STAT_MAX 1024
 
 struct store_stream {
@@ -146,13 +149,15 @@ int store_stream_open(struct store *s, const uint8_t id[16], const struct store_
 	return 0;
 }
 
-int store_stream_close(struct store_stream *h)
+int store_stream_close(struct store_stream *h, uint64_t *head)
 {
 	if (!h)
 		return 0;
 	struct net_call c = stream_call(h, NET_OP_STREAM_CLOSE);
 	int rc = call(h->s, h->node, &c);
 
+	if (rc == 0 && head)
+		*head = c.resp.aux;
 	g_free(h);
 	return rc;
 }
@@ -216,6 +221,7 @@ int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream
 	uint32_t nodes[64];
 	size_t n = home_candidates(s, id, nodes, G_N_ELEMENTS(nodes));
 	char text[STAT_MAX + 1];
+	uint32_t answered = 0;
 	int rc = STORE_EUNAVAIL;
 
 	for (size_t i = 0; i < n; i++) {
@@ -223,6 +229,7 @@ int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream
 				     .resp_cap = STAT_MAX};
 
 		memcpy(c.req.key.object_id, id, 16);
+		answered = nodes[i];
 		rc = call(s, nodes[i], &c);
 		if (rc == 0)
 			text[c.resp.body_len] = 0;
@@ -242,5 +249,6 @@ int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream
 		.subscriptions = (unsigned)stat_field(text, "subscriptions"),
 		.lossless = strstr(text, "policy=lossless") != NULL,
 	};
+	st->node = answered;
 	return 0;
 }

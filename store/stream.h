@@ -10,6 +10,8 @@
 #include "store/store.h"
 
 #define STORE_EEOF (-4162) /* end of stream: every writer closed */
+#define STORE_STREAM_RING_DEFAULT (8ull << 20)
+#define STORE_STREAM_RING_MAX (1ull << 30)
 
 struct store_stream;
 
@@ -25,14 +27,16 @@ struct store_stream_stat {
 	uint64_t head, oldest, ring_bytes, dropped, chunks;
 	unsigned writers, readers, subscriptions;
 	bool lossless;
+	uint32_t node; /* the home node: the one that answered */
 };
 
 /* Opens a handle; *head and *oldest (may be NULL) tell where the stream
  * stands. -EIO-like errors of the transport when no home node answers. */
 int store_stream_open(struct store *s, const uint8_t id[16], const struct store_stream_options *o,
 		      struct store_stream **out, uint64_t *head, uint64_t *oldest);
-/* Closes the handle on the node (errors are only reported) and frees it. */
-int store_stream_close(struct store_stream *h);
+/* Closes the handle on the node (errors are only reported) and frees it;
+ * *head (may be NULL) = the stream's length as the node then knew it. */
+int store_stream_close(struct store_stream *h, uint64_t *head);
 /* Appends one chunk whole; *at = its first byte. -EAGAIN: a lossless
  * stream is full for now, nothing appended, call again. */
 int store_stream_append(struct store_stream *h, const void *buf, size_t n, uint64_t *at);

@@ -120,11 +120,11 @@ static void test_bytes_positions_and_eof(void **state)
 		assert_int_equal(store_stream_append(w, want + i * 1000, 1000, &at), 0);
 		assert_int_equal(at, (uint64_t)i * 1000);
 	}
-	assert_int_equal(store_stream_close(w), 0);
+	assert_int_equal(store_stream_close(w, NULL), 0);
 	assert_int_equal(read_all(r, &pos, got, sizeof(got)), sizeof(got));
 	assert_memory_equal(got, want, sizeof(want));
 	assert_int_equal(store_stream_read(r, pos, got, sizeof(got), 1, &first, &n), STORE_EEOF);
-	store_stream_close(r);
+	store_stream_close(r, NULL);
 }
 
 static void test_live_reader_skips_to_a_chunk_start(void **state)
@@ -150,8 +150,8 @@ static void test_live_reader_skips_to_a_chunk_start(void **state)
 	assert_int_equal(st.dropped, first);
 	assert_int_equal(st.head, 200000);
 	assert_int_equal(st.writers, 1);
-	store_stream_close(w);
-	store_stream_close(r);
+	store_stream_close(w, NULL);
+	store_stream_close(r, NULL);
 }
 
 static void test_lossless_holds_the_writer(void **state)
@@ -174,13 +174,13 @@ static void test_lossless_holds_the_writer(void **state)
 	assert_int_equal(read_all(r, &pos, got, sizeof(got)), sizeof(got));
 	memset(chunk, 4, sizeof(chunk));
 	assert_int_equal(store_stream_append(w, chunk, sizeof(chunk), NULL), 0);
-	store_stream_close(w);
+	store_stream_close(w, NULL);
 	for (int i = 2; i <= 4; i++) {
 		assert_int_equal(read_all(r, &pos, got, sizeof(got)), sizeof(got));
 		assert_int_equal(got[0], i);
 		assert_int_equal(got[sizeof(got) - 1], i);
 	}
-	store_stream_close(r);
+	store_stream_close(r, NULL);
 }
 
 struct writer_job {
@@ -203,7 +203,7 @@ static gpointer write_chunks(gpointer arg)
 		chunk[1] = (uint8_t)len;
 		assert_int_equal(store_stream_append(w, chunk, len, NULL), 0);
 	}
-	store_stream_close(w);
+	store_stream_close(w, NULL);
 	return NULL;
 }
 
@@ -234,7 +234,7 @@ static void test_concurrent_writers_keep_chunks_whole(void **state)
 	}
 	assert_int_equal(chunks[0], 100);
 	assert_int_equal(chunks[1], 100);
-	store_stream_close(r);
+	store_stream_close(r, NULL);
 	g_free(all);
 }
 
@@ -265,13 +265,13 @@ static void test_home_node_killed(void **state)
 		assert_true(g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC);
 		assert_int_not_equal(store_stream_append(w, "x", 1, NULL), 0);
 		/* A writer reopening lands on the other node. */
-		store_stream_close(w);
+		store_stream_close(w, NULL);
 		w = open_handle(f->s, id, true, 0, false);
 		assert_int_equal(store_stream_append(w, "after", 5, NULL), 0);
 		break;
 	}
-	store_stream_close(w);
-	store_stream_close(r);
+	store_stream_close(w, NULL);
+	store_stream_close(r, NULL);
 }
 
 int main(int argc, char **argv)
