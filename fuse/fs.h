@@ -15,6 +15,7 @@ struct fs_mount_options {
 	const char *cluster_conf;
 	const char *mountpoint;
 	const char *fuse_opts; /* -o options for the kernel and libfuse, or NULL */
+	const char *stream_dirs; /* made stream directories at mount (':'-separated), or NULL */
 	bool foreground;
 	bool debug;
 	unsigned max_threads; /* FUSE worker threads (16) */

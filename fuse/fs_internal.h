@@ -32,6 +32,7 @@ struct fs {
 	GCond stop_cond;
 	bool stopping;		/* stop_lock */
 	struct fuse_session *se;
+	struct fs_streams *streams; /* stream.c */
 };
 
 /* What the mount last saw of a file's content, for keep_cache. */
@@ -124,5 +125,33 @@ int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
 /* Size as this mount sees it (unflushed writes included) in *size; false
  * while the state is still being loaded (the caller has the stored size). */
 bool fs_inode_size(struct fs_inode *in, uint64_t *size);
+
+/* stream.c: stream files (META_S_IFSTREAM, shown as regular files). */
+/* Makes the directories named in dirs (':'-separated, relative to the
+ * root) stream directories, and starts the stream machinery. */
+int fs_streams_init(struct fs *fs, const char *dirs);
+/* After the FUSE session ended: closes every stream handle still open. */
+void fs_streams_stop(struct fs *fs);
+void fs_streams_free(struct fs *fs);
+/* New files in dir are streams. */
+bool fs_stream_dir(struct meta *m, uint64_t dir);
+/* A stream in parent with the directory's stream settings. */
+int fs_stream_make(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		   uint32_t uid, uint32_t gid, struct meta_attr *out);
+/* fi belongs to a stream (opened by fs_stream_open). */
+bool fs_stream_fh(const struct fuse_file_info *fi);
+int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_info *fi);
+/* These reply to req themselves, maybe later (reads wait for data). */
+void fs_stream_read(fuse_req_t req, struct fuse_file_info *fi, size_t size);
+void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, size_t size);
+void fs_stream_release(struct fs *fs, struct fuse_file_info *fi);
+/* Bytes written so far: the home node's count, or stored if it has none. */
+uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored);
+/* 0, or -EINVAL/-EPERM for a value the stream settings refuse. */
+int fs_stream_check_xattr(const char *name, const char *value, size_t size);
+/* A statistic of stream a as getxattr(2) answers it; -ENOTSUP when name
+ * is not one (the metadata answers). */
+int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *name, char *buf,
+			 size_t size);
 
 #endif

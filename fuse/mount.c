@@ -147,7 +147,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 		return fs;
 	}
 	fs->part_size = store_part_size(fs->store);
-	if (open_metas(fs))
+	if (open_metas(fs) || fs_streams_init(fs, o->stream_dirs))
 		g_clear_pointer(&fs->store, store_close);
 	return fs;
 }
@@ -156,6 +156,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 static void fs_free(struct fs *fs)
 {
 	fs_inode_close_all(fs);
+	fs_streams_free(fs);
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
 		fs->stopping = true;
@@ -265,6 +266,7 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : 16);
 	rc = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);
+	fs_streams_stop(fs); /* READs still parked are answered while the session exists */
 	fuse_session_unmount(fs->se);
 	g_message("unmounted %s", o->mountpoint);
 out:

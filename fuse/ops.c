@@ -36,11 +36,21 @@ static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
 	if (in && fs_inode_size(in, &size))
 		st->st_size = (off_t)size;
 	g_mutex_unlock(&fs->lock);
+	if (META_S_ISSTREAM(a->mode)) { /* a FIFO would be the kernel's own pipe */
+		st->st_mode = S_IFREG | (a->mode & 07777);
+		st->st_size = (off_t)fs_stream_size(fs, a->ino, a->size);
+	}
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
 	st->st_atim = (struct timespec){a->atime_ns / 1000000000, a->atime_ns % 1000000000};
 	st->st_mtim = (struct timespec){a->mtime_ns / 1000000000, a->mtime_ns % 1000000000};
 	st->st_ctim = (struct timespec){a->ctime_ns / 1000000000, a->ctime_ns % 1000000000};
+}
+
+/* A stream's size grows while it is written: never cached. */
+static double attr_timeout(const struct fs *fs, const struct meta_attr *a)
+{
+	return META_S_ISSTREAM(a->mode) ? 0 : fs->attr_timeout;
 }
 
 /* ---- the kernel's references (struct fs_lookup) ---- */
@@ -137,7 +147,7 @@ static void reply_entry(fuse_req_t req, const struct meta_attr *a)
 {
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param e = {.ino = a->ino, .generation = a->generation,
-				     .attr_timeout = fs->attr_timeout,
+				     .attr_timeout = attr_timeout(fs, a),
 				     .entry_timeout = fs->entry_timeout};
 
 	to_stat(fs, a, &e.attr);
@@ -186,7 +196,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	to_stat(fs, &a, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_reply_attr(req, &st, attr_timeout(fs, &a));
 }
 
 static int64_t ts_ns(const struct timespec *t)
@@ -209,6 +219,17 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size, struct fuse_fi
 	return rc ? rc : rc2;
 }
 
+static bool is_stream(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fi)
+		return fs_stream_fh(fi);
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+	bool stream = meta_getattr(m, ino, &a) == 0 && META_S_ISSTREAM(a.mode);
+	fs_meta_give(fs, m);
+	return stream;
+}
+
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -217,7 +238,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct meta_attr a;
 	int rc = 0;
 
-	if (to_set & FUSE_SET_ATTR_SIZE)
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_stream(fs, ino, fi)) /* streams: offsets go on */
 		rc = set_size(fs, ino, (uint64_t)attr->st_size, fi);
 	/* A commit stamps the file's mtime: writes still uncommitted are
 	 * committed first, so that an explicit time (cp -a's futimens
@@ -255,7 +276,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	struct stat st;
 	to_stat(fs, &a, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_reply_attr(req, &st, attr_timeout(fs, &a));
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -282,10 +303,13 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int rc;
 
 	(void)rdev;
-	if (S_ISREG(mode))
-		rc = meta_create(m, parent, name, mode, ctx->uid, ctx->gid, true, &a);
+	mode &= ~ctx->umask;
+	if (!S_ISREG(mode))
+		rc = -EPERM; /* devices, sockets and FIFOs are not kept */
+	else if (fs_stream_dir(m, parent))
+		rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, &a);
 	else
-		rc = meta_mknod(m, parent, name, mode, ctx->uid, ctx->gid, &a);
+		rc = meta_create(m, parent, name, mode, ctx->uid, ctx->gid, true, &a);
 	fs_meta_give(fs, m);
 	entry_or_err(req, rc, &a);
 }
@@ -395,6 +419,10 @@ static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct meta_attr a;
 	int rc = meta_getattr(m, ino, &a);
 
+	if (rc == 0 && META_S_ISSTREAM(a.mode)) {
+		fs_meta_give(fs, m);
+		return fs_stream_open(fs, &a, fi);
+	}
 	if (rc == 0 && !S_ISREG(a.mode))
 		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	if (rc == 0)
@@ -433,6 +461,20 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
+/* A regular file, or a stream in a stream directory; without excl an
+ * existing file is opened as it is. */
+static int make_file(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		     const struct fuse_ctx *ctx, bool excl, struct meta_attr *a)
+{
+	if (!fs_stream_dir(m, parent))
+		return meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
+	if (rc == -EEXIST && !excl && (rc = meta_lookup(m, parent, name, a)) == 0 &&
+	    S_ISDIR(a->mode))
+		rc = -EISDIR;
+	return rc;
+}
+
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -440,8 +482,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
-	int rc = meta_create(m, parent, name, mode & ~ctx->umask, ctx->uid, ctx->gid,
-			     (fi->flags & O_EXCL) != 0, &a);
+	int rc = make_file(m, parent, name, mode & ~ctx->umask, ctx, (fi->flags & O_EXCL) != 0, &a);
 
 	fs_meta_give(fs, m);
 	if (rc == 0)
@@ -451,7 +492,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	struct fuse_entry_param e = {.ino = a.ino, .generation = a.generation,
-				     .attr_timeout = fs->attr_timeout,
+				     .attr_timeout = attr_timeout(fs, &a),
 				     .entry_timeout = fs->entry_timeout};
 	to_stat(fs, &a, &e.attr);
 	lookup_hold(fs, a.ino);
@@ -462,6 +503,10 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	if (fs_stream_fh(fi)) {
+		fs_stream_read(req, fi, size);
+		return;
+	}
 	struct fs_inode *in = (struct fs_inode *)(uintptr_t)fi->fh;
 	char *buf = g_try_malloc(size ? size : 1);
 	ssize_t n = buf ? fs_inode_read(fs_of(req), in, (uint64_t)off, buf, size) : -ENOMEM;
@@ -477,6 +522,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	if (fs_stream_fh(fi)) {
+		fs_stream_write(req, fi, buf, size);
+		return;
+	}
 	struct fs_inode *in = (struct fs_inode *)(uintptr_t)fi->fh;
 	ssize_t n = fs_inode_write(fs_of(req), in, (uint64_t)off, buf, size);
 
@@ -487,22 +536,36 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* A stream's bytes are on its home node once each write returned. */
+static int flush_file(fuse_req_t req, struct fuse_file_info *fi)
+{
+	if (fs_stream_fh(fi))
+		return 0;
+	return fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh);
+}
+
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, -fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh));
+	fuse_reply_err(req, -flush_file(req, fi));
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh));
+	fuse_reply_err(req, -flush_file(req, fi));
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+
+	if (fs_stream_fh(fi)) {
+		fs_stream_release(fs, fi);
+		fuse_reply_err(req, 0);
+		return;
+	}
 	int rc = fs_inode_release(fs, (struct fs_inode *)(uintptr_t)fi->fh);
 	struct meta *m = fs_meta_take(fs);
 
@@ -534,6 +597,8 @@ static bool dir_add(struct dirbuf *d, const char *name, uint64_t ino, uint32_t m
 /* Offsets: 1 after ".", 2 after "..", then 2 + the entry's cookie. */
 static int dir_entry(void *arg, const char *name, uint64_t ino, uint32_t mode, uint64_t cookie)
 {
+	if (META_S_ISSTREAM(mode))
+		mode = S_IFREG | (mode & 07777);
 	return dir_add(arg, name, ino, mode, (off_t)(cookie + 2)) ? 0 : 1;
 }
 
@@ -585,10 +650,13 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	struct fs *fs = fs_of(req);
-	struct meta *m = fs_meta_take(fs);
-	int rc = meta_setxattr(m, ino, name, value, size, flags);
+	int rc = fs_stream_check_xattr(name, value, size);
 
-	fs_meta_give(fs, m);
+	if (rc == 0) {
+		struct meta *m = fs_meta_take(fs);
+		rc = meta_setxattr(m, ino, name, value, size, flags);
+		fs_meta_give(fs, m);
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -607,8 +675,16 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct fs *fs = fs_of(req);
 	char *buf = g_malloc(size ? size : 1);
 	struct meta *m = fs_meta_take(fs);
-	int rc = meta_getxattr(m, ino, name, buf, size);
+	struct meta_attr a;
+	int rc = -ENOTSUP;
 
+	if (g_str_has_prefix(name, "user.shardfs.") && meta_getattr(m, ino, &a) == 0) {
+		fs_meta_give(fs, m); /* the statistics ask the home node */
+		rc = fs_stream_stat_xattr(fs, &a, name, buf, size);
+		m = fs_meta_take(fs);
+	}
+	if (rc == -ENOTSUP)
+		rc = meta_getxattr(m, ino, name, buf, size);
 	fs_meta_give(fs, m);
 	reply_sized(req, rc, size, buf);
 	g_free(buf);
@@ -646,6 +722,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* A stream READ answered short must end the read(2): parallel
+	 * direct I/O requests would put later bytes after a hole. */
+	conn->want &= ~FUSE_CAP_ASYNC_DIO;
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

@@ -6,8 +6,10 @@
  *     /etc/shardfs/cluster.conf /mnt/x shardfs defaults,_netdev 0 0
  *
  * Options mount(8) passes that are not FUSE's (defaults, _netdev, auto,
- * noauto, user, nofail, rw) are dropped; the rest (allow_other,
- * default_permissions, ro, ...) go to libfuse and the kernel.
+ * noauto, user, nofail, rw) are dropped; streams=DIR[:DIR...] is shardfs's
+ * own (those directories, relative to the mount, become stream
+ * directories); the rest (allow_other, default_permissions, ro, ...) go
+ * to libfuse and the kernel.
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -20,15 +22,22 @@
 static const char *const mount8_only[] = {"defaults", "_netdev", "auto", "noauto", "user",
 					  "users", "nouser", "nofail", "rw", NULL};
 
-/* fsname=shardfs, plus the options that are FUSE's, comma-separated. */
-static char *fuse_options(const char *opts)
+/* fsname=shardfs, plus the options that are FUSE's, comma-separated;
+ * *streams = the value of streams= (shardfs's own), or NULL. */
+static char *fuse_options(const char *opts, char **streams)
 {
 	GString *out = g_string_new("fsname=shardfs,subtype=shardfs");
 	char **list = g_strsplit(opts ? opts : "", ",", -1);
 
-	for (char **o = list; *o; o++)
-		if (**o && !g_strv_contains(mount8_only, *o))
+	*streams = NULL;
+	for (char **o = list; *o; o++) {
+		if (g_str_has_prefix(*o, "streams=")) {
+			g_free(*streams);
+			*streams = g_strdup(*o + strlen("streams="));
+		} else if (**o && !g_strv_contains(mount8_only, *o)) {
 			g_string_append_printf(out, ",%s", *o);
+		}
+	}
 	g_strfreev(list);
 	return g_string_free(out, FALSE);
 }
@@ -39,7 +48,7 @@ int cmd_mount(int argc, char **argv)
 	char **opts = NULL;
 	int threads = 16;
 	GOptionEntry entries[] = {
-		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, ...)", "OPTS"},
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
 		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
@@ -53,11 +62,13 @@ int cmd_mount(int argc, char **argv)
 		return SHARDFS_EXIT_USAGE;
 	}
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
-	g_autofree char *fuse_opts = fuse_options(joined);
+	g_autofree char *streams = NULL;
+	g_autofree char *fuse_opts = fuse_options(joined, &streams);
 	struct fs_mount_options o = {
 		.cluster_conf = argv[1],
 		.mountpoint = argv[2],
 		.fuse_opts = fuse_opts,
+		.stream_dirs = streams,
 		.foreground = foreground || debug,
 		.debug = debug,
 		.max_threads = (unsigned)threads,

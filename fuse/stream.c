@@ -1,0 +1,926 @@
+/*
+ * stream.c - stream files in the mount: live byte streams held in a ring on
+ * their home node (store/stream.h), written and tailed through FUSE.
+ *
+ * Writers: every open for writing holds its own writer handle on the home
+ * node, and each WRITE request is appended as one chunk. A write(2) of up
+ * to max_write (1 MiB) is one request, so its bytes never interleave with
+ * another writer's. Under the lossless policy a full ring answers -EAGAIN
+ * and the append is retried until it fits or the writer is interrupted.
+ *
+ * Readers: the mount holds one subscription per stream (struct sub): one
+ * reader handle on the home node, a thread long-polling it into a local
+ * ring the size of the stream's, and the mount's readers of that stream,
+ * each a position in the local ring. A READ with data waiting is answered
+ * at once; one at the head is parked and answered by the subscription's
+ * thread when data, the end of the stream or an error arrives. So tailing
+ * readers hold no FUSE worker thread, and the node sends each byte to a
+ * mount once whatever the number of its readers.
+ *
+ * Under the live policy a reader that fell behind the local ring skips to
+ * its oldest byte, and bytes the subscription itself lost on the node are a
+ * gap every reader skips; both count as dropped. Under the lossless policy
+ * the subscription fetches only what its slowest reader has room for, so
+ * the node holds the writers back.
+ *
+ * The end of the stream (the node's EOF once the last writer closed) or an
+ * error ends a subscription: its readers get EOF or EIO after the bytes it
+ * holds, and readers opening later start a new subscription, which waits
+ * for the next writer.
+ *
+ * The node drops handles unused for NET_STREAM_LEASE_S; a keeper thread
+ * renews every handle of the mount each KEEP_EVERY_S.
+ *
+ * A parked READ that the kernel interrupts is answered EINTR by the
+ * subscription's thread on its next turn (within the long poll, about a
+ * second), not from libfuse's interrupt callback: that callback can run
+ * after the reader it would need is gone.
+ */
+#define G_LOG_DOMAIN "shardfs-fuse"
+
+#include "fs_internal.h"
+#include "store/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define FH_STREAM 1u /* low bit of fi->fh: a struct stream_file */
+#define FETCH_MAX (1u << 20)
+#define KEEP_EVERY_S 5
+#define ROOM_WAIT_US (200 * 1000) /* a full lossless subscription looks for interrupts */
+#define RING_MIN 4096u
+
+#define XATTR_PREFIX "user.shardfs."
+#define XATTR_STREAM XATTR_PREFIX "stream"
+#define XATTR_POLICY XATTR_PREFIX "policy"
+#define XATTR_RING XATTR_PREFIX "ring"
+#define XATTR_START XATTR_PREFIX "start"
+
+struct stream_conf {
+	bool lossless, start_live;
+	uint64_t ring_bytes;
+};
+
+/* A node handle, renewed by the keeper until it is closed. */
+struct lease {
+	gint refs;
+	GMutex lock;
+	struct store_stream *h; /* NULL once closed, lock */
+	uint64_t ino;
+	uint64_t end; /* a writer's: past its last chunk appended (atomic) */
+};
+
+/* Bytes [from, to) the subscription lost on the node. */
+struct gap {
+	uint64_t from, to;
+};
+
+struct sub {
+	struct fs *fs;
+	uint64_t ino;
+	struct lease *lease;
+	uint64_t *dropped; /* this mount's count for ino (atomic) */
+	gint refs;	   /* its readers and its thread */
+	GMutex lock;	   /* everything below */
+	GCond room;	   /* lossless: a reader moved on or left */
+	uint8_t *ring;	   /* cap bytes, byte p at ring[p % cap] */
+	uint64_t cap, oldest, head;
+	GArray *gaps; /* struct gap, ascending, to > oldest */
+	bool lossless;
+	bool stop, eof;
+	int error;
+	GList *readers;
+};
+
+struct parked {
+	fuse_req_t req;
+	size_t size;
+};
+
+struct reader {
+	struct sub *sub;
+	uint64_t pos;	 /* sub->lock */
+	bool nonblock;
+	GQueue parked;	 /* struct parked, in arrival order, sub->lock */
+};
+
+struct stream_file {
+	uint64_t ino;
+	struct reader *r; /* NULL when write-only */
+	struct lease *w;  /* NULL when read-only */
+};
+
+struct fs_streams {
+	GMutex lock;
+	GHashTable *subs;    /* ino -> struct sub that new readers join */
+	GHashTable *dropped; /* ino -> uint64_t, never freed before the mount */
+	GHashTable *files;   /* struct stream_file set: open handles */
+	GPtrArray *leases;   /* open node handles, for the keeper */
+	unsigned threads;    /* subscription threads running */
+	GCond threads_done;
+	bool stopping;
+	GCond stop_cond;
+	GThread *keeper;
+};
+
+/* ---- configuration ---- */
+
+static void stream_id(uint64_t ino, uint8_t id[16])
+{
+	struct {
+		char tag[8];
+		uint64_t ino;
+	} in = {.tag = "sfstream", .ino = GUINT64_TO_LE(ino)};
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(&in, sizeof(in)));
+	memcpy(id, c.digest, 16);
+}
+
+static bool value_is(const char *value, size_t size, const char *word)
+{
+	return size == strlen(word) && memcmp(value, word, size) == 0;
+}
+
+/* "8388608", "512K", "8M", "1G": bytes, within what a node accepts. */
+static int parse_ring(const char *value, size_t size, uint64_t *out)
+{
+	char text[32], *end;
+
+	if (size == 0 || size >= sizeof(text))
+		return -EINVAL;
+	memcpy(text, value, size);
+	text[size] = 0;
+	if (!g_ascii_isdigit(text[0]))
+		return -EINVAL;
+	uint64_t n = g_ascii_strtoull(text, &end, 10);
+	int shift = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+	if (shift < 0 || n > (STORE_STREAM_RING_MAX >> shift))
+		return -EINVAL;
+	n <<= shift;
+	if (n < RING_MIN)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static bool is_stat_name(const char *name)
+{
+	static const char *const stats[] = {XATTR_PREFIX "readers", XATTR_PREFIX "writers",
+					    XATTR_PREFIX "written", XATTR_PREFIX "oldest",
+					    XATTR_PREFIX "dropped", XATTR_PREFIX "subscriptions",
+					    XATTR_PREFIX "home", NULL};
+
+	return g_strv_contains(stats, name);
+}
+
+int fs_stream_check_xattr(const char *name, const char *value, size_t size)
+{
+	uint64_t ring;
+
+	if (!g_str_has_prefix(name, XATTR_PREFIX))
+		return 0;
+	if (!strcmp(name, XATTR_STREAM))
+		return value_is(value, size, "1") || value_is(value, size, "0") ? 0 : -EINVAL;
+	if (!strcmp(name, XATTR_POLICY))
+		return value_is(value, size, "live") || value_is(value, size, "lossless") ? 0 : -EINVAL;
+	if (!strcmp(name, XATTR_START))
+		return value_is(value, size, "oldest") || value_is(value, size, "live") ? 0 : -EINVAL;
+	if (!strcmp(name, XATTR_RING))
+		return parse_ring(value, size, &ring);
+	return is_stat_name(name) ? -EPERM : -EINVAL;
+}
+
+/* The xattr's value as a string, or NULL. */
+static char *xattr_text(struct meta *m, uint64_t ino, const char *name)
+{
+	char buf[64];
+	int n = meta_getxattr(m, ino, name, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return NULL;
+	return g_strndup(buf, (gsize)n);
+}
+
+static void conf_load(struct meta *m, uint64_t ino, struct stream_conf *c)
+{
+	g_autofree char *policy = xattr_text(m, ino, XATTR_POLICY);
+	g_autofree char *start = xattr_text(m, ino, XATTR_START);
+	g_autofree char *ring = xattr_text(m, ino, XATTR_RING);
+
+	c->lossless = policy && !strcmp(policy, "lossless");
+	c->start_live = start && !strcmp(start, "live");
+	if (!ring || parse_ring(ring, strlen(ring), &c->ring_bytes))
+		c->ring_bytes = STORE_STREAM_RING_DEFAULT;
+}
+
+bool fs_stream_dir(struct meta *m, uint64_t dir)
+{
+	g_autofree char *v = xattr_text(m, dir, XATTR_STREAM);
+
+	return v && !strcmp(v, "1");
+}
+
+int fs_stream_make(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		   uint32_t uid, uint32_t gid, struct meta_attr *out)
+{
+	static const char *const inherited[] = {XATTR_POLICY, XATTR_RING, XATTR_START};
+	int rc = meta_mknod(m, parent, name, META_S_IFSTREAM | (mode & 07777), uid, gid, out);
+
+	/* The stream keeps the directory's settings of its creation. */
+	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(inherited); i++) {
+		g_autofree char *v = xattr_text(m, parent, inherited[i]);
+
+		if (v)
+			rc = meta_setxattr(m, out->ino, inherited[i], v, strlen(v), 0);
+	}
+	return rc;
+}
+
+/* ---- leases ---- */
+
+static struct lease *lease_new(struct fs_streams *ss, struct store_stream *h, uint64_t ino)
+{
+	struct lease *l = g_new0(struct lease, 1);
+
+	l->refs = 1;
+	g_mutex_init(&l->lock);
+	l->h = h;
+	l->ino = ino;
+	g_mutex_lock(&ss->lock);
+	g_ptr_array_add(ss->leases, l);
+	g_mutex_unlock(&ss->lock);
+	return l;
+}
+
+static void lease_unref(struct lease *l)
+{
+	if (g_atomic_int_dec_and_test(&l->refs)) {
+		g_mutex_clear(&l->lock);
+		g_free(l);
+	}
+}
+
+/* Closes the handle on the node; *head = the stream's length then. */
+static int lease_close(struct fs_streams *ss, struct lease *l, uint64_t *head)
+{
+	g_mutex_lock(&ss->lock);
+	g_ptr_array_remove_fast(ss->leases, l);
+	g_mutex_unlock(&ss->lock);
+	g_mutex_lock(&l->lock);
+	int rc = store_stream_close(l->h, head);
+	l->h = NULL;
+	g_mutex_unlock(&l->lock);
+	lease_unref(l);
+	return rc;
+}
+
+static void keep_all(struct fs_streams *ss)
+{
+	g_mutex_lock(&ss->lock);
+	GPtrArray *now = g_ptr_array_sized_new(ss->leases->len);
+	for (guint i = 0; i < ss->leases->len; i++) {
+		struct lease *l = g_ptr_array_index(ss->leases, i);
+
+		g_atomic_int_inc(&l->refs);
+		g_ptr_array_add(now, l);
+	}
+	g_mutex_unlock(&ss->lock);
+	for (guint i = 0; i < now->len; i++) {
+		struct lease *l = g_ptr_array_index(now, i);
+
+		g_mutex_lock(&l->lock);
+		if (l->h && store_stream_keep(l->h))
+			g_debug("stream %" G_GUINT64_FORMAT ": lease not renewed", l->ino);
+		g_mutex_unlock(&l->lock);
+		lease_unref(l);
+	}
+	g_ptr_array_free(now, TRUE);
+}
+
+static gpointer keeper(gpointer arg)
+{
+	struct fs_streams *ss = arg;
+
+	g_mutex_lock(&ss->lock);
+	while (!ss->stopping) {
+		gint64 until = g_get_monotonic_time() + KEEP_EVERY_S * G_USEC_PER_SEC;
+
+		while (!ss->stopping && g_cond_wait_until(&ss->stop_cond, &ss->lock, until))
+			;
+		if (ss->stopping)
+			break;
+		g_mutex_unlock(&ss->lock);
+		keep_all(ss);
+		g_mutex_lock(&ss->lock);
+	}
+	g_mutex_unlock(&ss->lock);
+	return NULL;
+}
+
+/* ---- the local ring (sub->lock) ---- */
+
+static void skip_lost(struct sub *s, struct reader *r)
+{
+	uint64_t lost = 0;
+
+	if (r->pos < s->oldest) {
+		lost += s->oldest - r->pos;
+		r->pos = s->oldest;
+	}
+	for (guint i = 0; i < s->gaps->len; i++) {
+		struct gap *g = &g_array_index(s->gaps, struct gap, i);
+
+		if (g->from <= r->pos && r->pos < g->to) {
+			lost += g->to - r->pos;
+			r->pos = g->to;
+		}
+	}
+	if (lost)
+		__atomic_add_fetch(s->dropped, lost, __ATOMIC_RELAXED);
+}
+
+static uint64_t next_gap(const struct sub *s, uint64_t pos)
+{
+	for (guint i = 0; i < s->gaps->len; i++)
+		if (g_array_index(s->gaps, struct gap, i).from > pos)
+			return g_array_index(s->gaps, struct gap, i).from;
+	return UINT64_MAX;
+}
+
+static void reply_ring(fuse_req_t req, const struct sub *s, uint64_t pos, size_t n)
+{
+	size_t at = (size_t)(pos % s->cap), first = MIN(n, (size_t)s->cap - at);
+	struct iovec iov[2] = {{s->ring + at, first}, {s->ring, n - first}};
+
+	fuse_reply_iov(req, iov, n > first ? 2 : 1);
+}
+
+/* Answers one READ of r if it can be: data, EOF or the error. */
+static bool serve(struct sub *s, struct reader *r, fuse_req_t req, size_t size)
+{
+	skip_lost(s, r);
+	if (r->pos < s->head) {
+		uint64_t end = MIN(MIN(s->head, r->pos + size), next_gap(s, r->pos));
+
+		reply_ring(req, s, r->pos, (size_t)(end - r->pos));
+		r->pos = end;
+		if (s->lossless)
+			g_cond_signal(&s->room);
+		return true;
+	}
+	if (s->error) {
+		fuse_reply_err(req, s->error);
+		return true;
+	}
+	if (s->eof) {
+		fuse_reply_buf(req, NULL, 0);
+		return true;
+	}
+	return false;
+}
+
+static void serve_parked(struct sub *s, struct reader *r)
+{
+	struct parked *p;
+
+	while ((p = g_queue_peek_head(&r->parked))) {
+		if (fuse_req_interrupted(p->req))
+			fuse_reply_err(p->req, EINTR);
+		else if (!serve(s, r, p->req, p->size))
+			break;
+		g_free(g_queue_pop_head(&r->parked));
+	}
+}
+
+static void serve_all(struct sub *s)
+{
+	for (GList *l = s->readers; l; l = l->next)
+		serve_parked(s, l->data);
+}
+
+static void fail_parked(struct reader *r, int err)
+{
+	struct parked *p;
+
+	while ((p = g_queue_pop_head(&r->parked))) {
+		fuse_reply_err(p->req, err);
+		g_free(p);
+	}
+}
+
+static void ring_put(struct sub *s, uint64_t first, const uint8_t *buf, size_t n)
+{
+	if (first > s->head) {
+		struct gap g = {s->head, first};
+
+		g_array_append_val(s->gaps, g);
+		s->head = first;
+	}
+	size_t at = (size_t)(s->head % s->cap), part = MIN(n, (size_t)s->cap - at);
+	memcpy(s->ring + at, buf, part);
+	memcpy(s->ring, buf + part, n - part);
+	s->head += n;
+	if (s->head - s->oldest > s->cap)
+		s->oldest = s->head - s->cap;
+	while (s->gaps->len && g_array_index(s->gaps, struct gap, 0).to <= s->oldest)
+		g_array_remove_index(s->gaps, 0);
+}
+
+/* How much to fetch: all there is under live; under lossless what the
+ * slowest reader leaves room for (0 after waiting a while for room). */
+static size_t fetch_room(struct sub *s)
+{
+	if (!s->lossless)
+		return FETCH_MAX;
+	uint64_t slowest = s->head;
+	for (GList *l = s->readers; l; l = l->next)
+		slowest = MIN(slowest, MAX(((struct reader *)l->data)->pos, s->oldest));
+	uint64_t used = s->head - slowest;
+	if (used < s->cap)
+		return (size_t)MIN(FETCH_MAX, s->cap - used);
+	g_cond_wait_until(&s->room, &s->lock, g_get_monotonic_time() + ROOM_WAIT_US);
+	serve_all(s); /* interrupted READs */
+	return 0;
+}
+
+/* ---- subscriptions ---- */
+
+static void sub_unref(struct sub *s)
+{
+	if (!g_atomic_int_dec_and_test(&s->refs))
+		return;
+	g_mutex_clear(&s->lock);
+	g_cond_clear(&s->room);
+	g_array_free(s->gaps, TRUE);
+	g_free(s->ring);
+	g_free(s);
+}
+
+/* One long-poll: fetches what the node has past the head. */
+static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
+{
+	uint64_t pos = s->head, first = pos;
+	uint32_t readers = g_list_length(s->readers);
+	size_t got = 0;
+
+	g_mutex_unlock(&s->lock);
+	int rc = store_stream_read(s->lease->h, pos, buf, want, readers, &first, &got);
+	g_mutex_lock(&s->lock);
+	if (rc == STORE_EEOF) {
+		s->eof = true;
+	} else if (rc < 0) {
+		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, store_strerror(rc));
+		s->error = EIO;
+	} else if (got && !s->ring && !(s->ring = g_try_malloc(s->cap))) {
+		s->error = ENOMEM;
+	} else if (got) {
+		ring_put(s, first, buf, got);
+	}
+}
+
+static void sub_detach(struct fs_streams *ss, struct sub *s)
+{
+	g_mutex_lock(&ss->lock);
+	if (g_hash_table_lookup(ss->subs, &s->ino) == s)
+		g_hash_table_remove(ss->subs, &s->ino);
+	g_mutex_unlock(&ss->lock);
+}
+
+static gpointer sub_thread(gpointer arg)
+{
+	struct sub *s = arg;
+	struct fs_streams *ss = s->fs->streams;
+	uint8_t *buf = g_malloc(FETCH_MAX);
+
+	g_mutex_lock(&s->lock);
+	while (!s->stop && !s->eof && !s->error) {
+		size_t want = fetch_room(s);
+
+		if (want && !s->stop)
+			sub_fetch(s, buf, want);
+		serve_all(s);
+	}
+	g_mutex_unlock(&s->lock);
+	g_free(buf);
+	sub_detach(ss, s);
+	lease_close(ss, s->lease, NULL);
+	sub_unref(s);
+	g_mutex_lock(&ss->lock);
+	if (--ss->threads == 0)
+		g_cond_broadcast(&ss->threads_done);
+	g_mutex_unlock(&ss->lock);
+	return NULL;
+}
+
+static uint64_t *dropped_counter(struct fs_streams *ss, uint64_t ino)
+{
+	uint64_t *n = g_hash_table_lookup(ss->dropped, &ino);
+
+	if (!n) {
+		uint64_t *key = g_new(uint64_t, 1);
+
+		*key = ino;
+		n = g_new0(uint64_t, 1);
+		g_hash_table_insert(ss->dropped, key, n);
+	}
+	return n;
+}
+
+static struct reader *reader_join(struct sub *s, uint64_t pos, bool nonblock)
+{
+	struct reader *r = g_new0(struct reader, 1);
+
+	r->sub = s;
+	r->pos = pos;
+	r->nonblock = nonblock;
+	g_queue_init(&r->parked);
+	s->readers = g_list_prepend(s->readers, r);
+	g_atomic_int_inc(&s->refs);
+	return r;
+}
+
+/* A new subscription from the node's oldest byte, with its first reader. */
+static int sub_start(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
+		     struct reader **out)
+{
+	struct fs_streams *ss = fs->streams;
+	struct store_stream_options o = {.lossless = c->lossless, .ring_bytes = c->ring_bytes};
+	struct store_stream *h;
+	uint64_t head, oldest;
+	uint8_t id[16];
+
+	stream_id(ino, id);
+	int rc = store_stream_open(fs->store, id, &o, &h, &head, &oldest);
+	if (rc)
+		return rc;
+	struct sub *s = g_new0(struct sub, 1);
+	s->fs = fs;
+	s->ino = ino;
+	s->refs = 1; /* the thread's */
+	g_mutex_init(&s->lock);
+	g_cond_init(&s->room);
+	s->cap = c->ring_bytes;
+	s->oldest = s->head = oldest;
+	s->gaps = g_array_new(FALSE, FALSE, sizeof(struct gap));
+	s->lossless = c->lossless;
+	s->lease = lease_new(ss, h, ino);
+	*out = reader_join(s, c->start_live ? head : oldest, nonblock);
+	g_mutex_lock(&ss->lock);
+	s->dropped = dropped_counter(ss, ino);
+	g_hash_table_replace(ss->subs, &s->ino, s);
+	ss->threads++;
+	g_mutex_unlock(&ss->lock);
+	g_thread_unref(g_thread_new("stream", sub_thread, s));
+	return 0;
+}
+
+/* Joins the mount's running subscription of ino, if there is one. */
+static struct reader *sub_join(struct fs_streams *ss, uint64_t ino, bool live, bool nonblock)
+{
+	struct reader *r = NULL;
+
+	g_mutex_lock(&ss->lock);
+	struct sub *s = g_hash_table_lookup(ss->subs, &ino);
+	if (s) {
+		g_mutex_lock(&s->lock);
+		if (!s->stop && !s->eof && !s->error)
+			r = reader_join(s, live ? s->head : s->oldest, nonblock);
+		g_mutex_unlock(&s->lock);
+	}
+	g_mutex_unlock(&ss->lock);
+	return r;
+}
+
+/* The reader leaves; parked READs (a reader killed while waiting) are
+ * answered err. The last reader stops the subscription. */
+static void reader_leave(struct reader *r, int err)
+{
+	struct sub *s = r->sub;
+
+	g_mutex_lock(&s->lock);
+	fail_parked(r, err);
+	s->readers = g_list_remove(s->readers, r);
+	if (!s->readers)
+		s->stop = true;
+	g_cond_signal(&s->room);
+	g_mutex_unlock(&s->lock);
+	g_free(r);
+	sub_unref(s);
+}
+
+/* ---- the FUSE side ---- */
+
+static int errno_of(int rc)
+{
+	return rc == -EINVAL || rc == -ENOMEM || rc == -EFBIG || rc == -EINTR ? rc : -EIO;
+}
+
+bool fs_stream_fh(const struct fuse_file_info *fi)
+{
+	return fi->fh & FH_STREAM;
+}
+
+static struct stream_file *file_of(const struct fuse_file_info *fi)
+{
+	return (struct stream_file *)(uintptr_t)(fi->fh & ~(uint64_t)FH_STREAM);
+}
+
+static int open_writer(struct fs *fs, const struct meta_attr *a, const struct stream_conf *c,
+		       struct lease **out)
+{
+	struct store_stream_options o = {.writer = true, .lossless = c->lossless,
+					 .ring_bytes = c->ring_bytes, .base = a->size};
+	struct store_stream *h;
+	uint8_t id[16];
+
+	stream_id(a->ino, id);
+	int rc = store_stream_open(fs->store, id, &o, &h, NULL, NULL);
+	if (rc)
+		return rc;
+	*out = lease_new(fs->streams, h, a->ino);
+	return 0;
+}
+
+static int open_reader(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
+		       struct reader **out)
+{
+	*out = sub_join(fs->streams, ino, c->start_live, nonblock);
+	return *out ? 0 : sub_start(fs, ino, c, nonblock, out);
+}
+
+int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_info *fi)
+{
+	struct stream_file *sf = g_new0(struct stream_file, 1);
+	int acc = fi->flags & O_ACCMODE, rc = 0;
+	struct stream_conf c;
+	struct meta *m = fs_meta_take(fs);
+
+	conf_load(m, a->ino, &c);
+	fs_meta_give(fs, m);
+	sf->ino = a->ino;
+	if (acc != O_RDONLY)
+		rc = open_writer(fs, a, &c, &sf->w);
+	if (rc == 0 && acc != O_WRONLY)
+		rc = open_reader(fs, a->ino, &c, fi->flags & O_NONBLOCK, &sf->r);
+	if (rc) {
+		if (sf->w)
+			lease_close(fs->streams, sf->w, NULL);
+		g_free(sf);
+		g_warning("stream %" G_GUINT64_FORMAT ": open: %s", a->ino, store_strerror(rc));
+		return errno_of(rc);
+	}
+	g_mutex_lock(&fs->streams->lock);
+	g_hash_table_add(fs->streams->files, sf);
+	g_mutex_unlock(&fs->streams->lock);
+	fi->fh = (uintptr_t)sf | FH_STREAM;
+	fi->direct_io = 1; /* the page cache would serve stale bytes */
+	fi->nonseekable = 1;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+void fs_stream_read(fuse_req_t req, struct fuse_file_info *fi, size_t size)
+{
+	struct reader *r = file_of(fi)->r;
+
+	if (!r) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	struct sub *s = r->sub;
+	g_mutex_lock(&s->lock);
+	if (!g_queue_is_empty(&r->parked) || !serve(s, r, req, size)) {
+		if (r->nonblock) {
+			fuse_reply_err(req, EAGAIN);
+		} else {
+			struct parked *p = g_new(struct parked, 1);
+
+			p->req = req;
+			p->size = size;
+			g_queue_push_tail(&r->parked, p);
+		}
+	}
+	g_mutex_unlock(&s->lock);
+}
+
+static void end_at_least(struct lease *w, uint64_t end)
+{
+	uint64_t now = __atomic_load_n(&w->end, __ATOMIC_RELAXED);
+
+	while (now < end &&
+	       !__atomic_compare_exchange_n(&w->end, &now, end, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, size_t size)
+{
+	struct stream_file *sf = file_of(fi);
+	int rc = 0;
+
+	if (!sf->w) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	uint64_t at = 0;
+	if (size) /* under lossless the node asks to come back while the ring is full */
+		while ((rc = store_stream_append(sf->w->h, buf, size, &at)) == -EAGAIN)
+			if (fuse_req_interrupted(req)) {
+				rc = -EINTR;
+				break;
+			}
+	if (rc == 0 && size)
+		end_at_least(sf->w, at + size);
+	if (rc) {
+		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, store_strerror(rc));
+		fuse_reply_err(req, -errno_of(rc));
+	} else {
+		fuse_reply_write(req, size);
+	}
+}
+
+/* The stream's length goes to the metadata, where a writer's next open
+ * finds it if the home node lost its ring meanwhile. */
+static void record_length(struct fs *fs, uint64_t ino, uint64_t head)
+{
+	struct meta *m = fs_meta_take(fs);
+	struct meta_attr a;
+
+	if (meta_getattr(m, ino, &a) == 0 && head > a.size) {
+		struct meta_setattr set = {.mask = META_SET_SIZE, .size = head};
+
+		meta_setattr(m, ino, &set, NULL);
+	}
+	fs_meta_give(fs, m);
+}
+
+static void file_close(struct fs *fs, struct stream_file *sf, int parked_err)
+{
+	uint64_t head = 0;
+
+	if (sf->r)
+		reader_leave(sf->r, parked_err);
+	if (sf->w) { /* from its own appends too: the home node may be gone */
+		uint64_t end = sf->w->end;
+
+		lease_close(fs->streams, sf->w, &head);
+		record_length(fs, sf->ino, MAX(head, end));
+	}
+	g_free(sf);
+}
+
+void fs_stream_release(struct fs *fs, struct fuse_file_info *fi)
+{
+	struct stream_file *sf = file_of(fi);
+
+	g_mutex_lock(&fs->streams->lock);
+	g_hash_table_remove(fs->streams->files, sf);
+	g_mutex_unlock(&fs->streams->lock);
+	file_close(fs, sf, EINTR);
+}
+
+/* ---- attributes and statistics ---- */
+
+uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored)
+{
+	struct store_stream_stat st;
+	uint8_t id[16];
+
+	stream_id(ino, id);
+	if (store_stream_stat(fs->store, id, &st))
+		return stored;
+	return MAX(stored, st.head);
+}
+
+int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *name, char *buf,
+			 size_t size)
+{
+	struct store_stream_stat st = {0};
+	uint8_t id[16];
+
+	if (!is_stat_name(name))
+		return -ENOTSUP;
+	if (!META_S_ISSTREAM(a->mode))
+		return -ENODATA;
+	stream_id(a->ino, id);
+	int rc = store_stream_stat(fs->store, id, &st);
+	if (rc && rc != -ENOENT)
+		return -EIO;
+	g_mutex_lock(&fs->streams->lock);
+	uint64_t *local = g_hash_table_lookup(fs->streams->dropped, &a->ino);
+	uint64_t mine = local ? __atomic_load_n(local, __ATOMIC_RELAXED) : 0;
+	g_mutex_unlock(&fs->streams->lock);
+	const char *stat = name + strlen(XATTR_PREFIX);
+	uint64_t v = !strcmp(stat, "readers")	      ? st.readers
+		     : !strcmp(stat, "writers")	      ? st.writers
+		     : !strcmp(stat, "subscriptions") ? st.subscriptions
+		     : !strcmp(stat, "home")	      ? st.node
+		     : !strcmp(stat, "written")	      ? MAX(st.head, a->size)
+		     : !strcmp(stat, "oldest")	      ? (rc ? a->size : st.oldest)
+						      : mine;
+	char text[24];
+	int n = g_snprintf(text, sizeof(text), "%" G_GUINT64_FORMAT, v);
+	if (size && (size_t)n > size)
+		return -ERANGE;
+	if (size)
+		memcpy(buf, text, (size_t)n);
+	return n;
+}
+
+/* ---- the mount's stream directories and lifetime ---- */
+
+/* dir, relative to the root, made a stream directory (created if missing). */
+static int mark_stream_dir(struct meta *m, const char *path)
+{
+	char **names = g_strsplit(path, "/", -1);
+	uint64_t ino = META_ROOT_INO;
+	int rc = 0;
+
+	for (char **n = names; rc == 0 && *n; n++) {
+		struct meta_attr a;
+
+		if (!**n || !strcmp(*n, "."))
+			continue;
+		rc = meta_lookup(m, ino, *n, &a);
+		if (rc == -ENOENT)
+			rc = meta_mkdir(m, ino, *n, 0755, getuid(), getgid(), &a);
+		if (rc == 0 && !S_ISDIR(a.mode))
+			rc = -ENOTDIR;
+		ino = a.ino;
+	}
+	g_strfreev(names);
+	if (rc == 0)
+		rc = meta_setxattr(m, ino, XATTR_STREAM, "1", 1, 0);
+	return rc;
+}
+
+int fs_streams_init(struct fs *fs, const char *dirs)
+{
+	struct fs_streams *ss = g_new0(struct fs_streams, 1);
+	int rc = 0;
+
+	g_mutex_init(&ss->lock);
+	g_cond_init(&ss->threads_done);
+	g_cond_init(&ss->stop_cond);
+	ss->subs = g_hash_table_new(g_int64_hash, g_int64_equal);
+	ss->dropped = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	ss->files = g_hash_table_new(NULL, NULL);
+	ss->leases = g_ptr_array_new();
+	fs->streams = ss;
+	char **list = g_strsplit(dirs ? dirs : "", ":", -1);
+	struct meta *m = fs_meta_take(fs);
+	for (char **d = list; rc == 0 && *d; d++)
+		if (**d && (rc = mark_stream_dir(m, *d)))
+			g_printerr("shardfs: streams=%s: %s\n", *d, g_strerror(-rc));
+	fs_meta_give(fs, m);
+	g_strfreev(list);
+	ss->keeper = g_thread_new("stream-keeper", keeper, ss);
+	return rc;
+}
+
+void fs_streams_stop(struct fs *fs)
+{
+	struct fs_streams *ss = fs->streams;
+
+	if (!ss)
+		return;
+	g_mutex_lock(&ss->lock);
+	ss->stopping = true;
+	g_cond_broadcast(&ss->stop_cond);
+	GList *open = g_hash_table_get_keys(ss->files);
+	g_hash_table_remove_all(ss->files);
+	g_mutex_unlock(&ss->lock);
+	for (GList *l = open; l; l = l->next) /* the kernel is gone: no release comes */
+		file_close(fs, l->data, EIO);
+	g_list_free(open);
+	g_mutex_lock(&ss->lock);
+	while (ss->threads)
+		g_cond_wait(&ss->threads_done, &ss->lock);
+	g_mutex_unlock(&ss->lock);
+	if (ss->keeper)
+		g_thread_join(ss->keeper);
+	ss->keeper = NULL;
+}
+
+void fs_streams_free(struct fs *fs)
+{
+	struct fs_streams *ss = fs->streams;
+
+	if (!ss)
+		return;
+	fs_streams_stop(fs);
+	g_hash_table_destroy(ss->subs);
+	g_hash_table_destroy(ss->dropped);
+	g_hash_table_destroy(ss->files);
+	g_ptr_array_free(ss->leases, TRUE);
+	g_mutex_clear(&ss->lock);
+	g_cond_clear(&ss->threads_done);
+	g_cond_clear(&ss->stop_cond);
+	g_free(ss);
+	fs->streams = NULL;
+}
