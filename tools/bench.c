@@ -21,6 +21,7 @@ static const struct bench benches[] = {
 	{"store", "object put/get on local 3- and 6-node clusters vs the transport", cmd_bench_store},
 	{"meta", "metadata creates, lookups and readdir on a fresh SQLite database", cmd_bench_meta},
 	{"fs", "dd, cp, tar and ls -l through a mount vs a local directory and put/get", cmd_bench_fs},
+	{"stream", "stream fan-out to 1-64 readers on two mounts vs local pipes", cmd_bench_stream},
 };
 
 int cmd_bench(int argc, char **argv)

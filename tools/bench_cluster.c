@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,4 +187,99 @@ int bench_write_all(int fd, const uint8_t *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+#define MOUNT_WAIT_S 30
+
+static double now_s(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+/* In the mount's child before exec: a session of its own (a Ctrl-C meant
+ * for the bench must not unmount it under a running step), and SIGTERM,
+ * which makes it unmount, when the bench dies. */
+static void detach_child(gpointer data)
+{
+	(void)data;
+	setsid();
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static gboolean mounted_on(const char *mnt)
+{
+	g_autofree char *parent = g_path_get_dirname(mnt);
+	struct stat m, p;
+
+	return stat(mnt, &m) == 0 && stat(parent, &p) == 0 && m.st_dev != p.st_dev;
+}
+
+/* Waits up to secs for pid to exit, then kills it; TRUE if it exited 0. */
+static gboolean reap_within(pid_t pid, double secs)
+{
+	double deadline = now_s() + secs;
+	int status = 0;
+	pid_t got;
+
+	while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < deadline)
+		g_usleep(50000);
+	if (got == 0) {
+		fprintf(stderr, "shardfs: the mount did not exit; killing it\n");
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return FALSE;
+	}
+	return got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int bench_mount_stop(const char *mnt, pid_t pid)
+{
+	char *umount[] = {"fusermount3", "-u", (char *)mnt, NULL};
+	char *lazy[] = {"fusermount3", "-u", "-z", (char *)mnt, NULL};
+
+	if (pid <= 0)
+		return 0;
+	int rc = bench_run(umount, NULL);
+	if (rc) {
+		bench_run(lazy, NULL);
+		kill(pid, SIGTERM);
+	}
+	if (!reap_within(pid, 60))
+		rc = -1;
+	return rc;
+}
+
+pid_t bench_mount_start(const char *self, const char *conf, const char *mnt, const char *opts,
+			const char *log)
+{
+	char *argv[] = {(char *)self, "mount", (char *)conf, (char *)mnt, "-f", "-o", (char *)opts,
+			NULL};
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	GError *err = NULL;
+	GPid pid;
+
+	if (!opts)
+		argv[5] = NULL;
+	if (fd < 0 || !g_spawn_async_with_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+					      detach_child, NULL, &pid, -1, fd, fd, &err)) {
+		fprintf(stderr, "shardfs: cannot start the mount: %s\n",
+			err ? err->message : g_strerror(errno));
+		g_clear_error(&err);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	for (double deadline = now_s() + MOUNT_WAIT_S; now_s() < deadline;) {
+		if (mounted_on(mnt))
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			fprintf(stderr, "shardfs: the mount exited (log: %s)\n", log);
+			return -1;
+		}
+		g_usleep(20000);
+	}
+	fprintf(stderr, "shardfs: no mount on %s after %d s\n", mnt, MOUNT_WAIT_S);
+	bench_mount_stop(mnt, pid);
+	return -1;
 }

@@ -56,6 +56,18 @@ void bench_cluster_fini(struct bench_cluster *c);
  */
 int bench_run(char **argv, char **out);
 
+/*
+ * Starts `shardfs mount CONF MNT -f [-o opts]` as a child (a session of its
+ * own, SIGTERM if this process dies), logging to log, and waits up to 30 s
+ * for the mount. Returns its pid, or -1 with the reason printed.
+ */
+pid_t bench_mount_start(const char *self, const char *conf, const char *mnt, const char *opts,
+			const char *log);
+
+/* fusermount3 -u (lazily if refused, then SIGTERM) and reaps the mount
+ * process; 0 if both went cleanly. */
+int bench_mount_stop(const char *mnt, pid_t pid);
+
 /* Writes all n bytes (retrying short writes and EINTR); 0 or -1. */
 int bench_write_all(int fd, const uint8_t *p, size_t n);
 
