@@ -149,6 +149,8 @@ void fs_stream_release(struct fs *fs, struct fuse_file_info *fi);
 uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored);
 /* 0, or -EINVAL/-EPERM for a value the stream settings refuse. */
 int fs_stream_check_xattr(const char *name, const char *value, size_t size);
+/* Appends the statistics' names, NUL-terminated each, as listxattr(2). */
+void fs_stream_list_stats(GString *names);
 /* A statistic of stream a as getxattr(2) answers it; -ENOTSUP when name
  * is not one (the metadata answers). */
 int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *name, char *buf,

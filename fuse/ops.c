@@ -690,16 +690,27 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	g_free(buf);
 }
 
+/* The stored names, and a stream's statistics (getfattr -d shows them). */
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs_of(req);
-	char *buf = g_malloc(size ? size : 1);
 	struct meta *m = fs_meta_take(fs);
-	int rc = meta_listxattr(m, ino, buf, size);
+	struct meta_attr a;
+	int rc = meta_getattr(m, ino, &a);
+	int len = rc ? rc : meta_listxattr(m, ino, NULL, 0);
+	GString *names = g_string_sized_new(len > 0 ? (gsize)len : 1);
 
+	if (len > 0)
+		len = meta_listxattr(m, ino, names->str, (size_t)len);
 	fs_meta_give(fs, m);
-	reply_sized(req, rc, size, buf);
-	g_free(buf);
+	if (len >= 0) {
+		g_string_set_size(names, (gsize)len);
+		if (META_S_ISSTREAM(a.mode))
+			fs_stream_list_stats(names);
+		len = size && names->len > size ? -ERANGE : (int)names->len;
+	}
+	reply_sized(req, len, size, names->str);
+	g_string_free(names, TRUE);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

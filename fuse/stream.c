@@ -169,14 +169,20 @@ static int parse_ring(const char *value, size_t size, uint64_t *out)
 	return 0;
 }
 
+static const char *const stat_names[] = {XATTR_PREFIX "readers", XATTR_PREFIX "writers",
+					 XATTR_PREFIX "written", XATTR_PREFIX "oldest",
+					 XATTR_PREFIX "dropped", XATTR_PREFIX "subscriptions",
+					 XATTR_PREFIX "home", NULL};
+
 static bool is_stat_name(const char *name)
 {
-	static const char *const stats[] = {XATTR_PREFIX "readers", XATTR_PREFIX "writers",
-					    XATTR_PREFIX "written", XATTR_PREFIX "oldest",
-					    XATTR_PREFIX "dropped", XATTR_PREFIX "subscriptions",
-					    XATTR_PREFIX "home", NULL};
+	return g_strv_contains(stat_names, name);
+}
 
-	return g_strv_contains(stats, name);
+void fs_stream_list_stats(GString *names)
+{
+	for (const char *const *n = stat_names; *n; n++)
+		g_string_append_len(names, *n, (gssize)strlen(*n) + 1);
 }
 
 int fs_stream_check_xattr(const char *name, const char *value, size_t size)

@@ -96,6 +96,8 @@ def test_stream_directories_and_settings(mounts):
     st = os.stat(os.path.join(b.path, "live", "s"))  # the other mount
     assert st.st_size == 1000 and (st.st_mode & 0o170000) == 0o100000
     assert xattr(os.path.join(b.path, "live", "s"), "written") == "1000"
+    listed = os.listxattr(os.path.join(b.path, "live", "s"))
+    assert {"user.shardfs.readers", "user.shardfs.dropped", "user.shardfs.home"} <= set(listed)
     # Offsets continue when the stream is written again.
     with open(os.path.join(a.path, "live", "s"), "ab") as f:
         f.write(b"y" * 500)
