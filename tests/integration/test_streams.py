@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = [sys.executable, os.path.join(HERE, "stream_tool.py")]
 CHUNK = 64 * 1024
 MIB = 1 << 20
+SANITIZED = os.environ.get("SHARDFS_SANITIZED", "0").upper() in ("1", "ON", "TRUE")
 
 
 @pytest.fixture
@@ -144,7 +145,8 @@ def test_writer_and_late_readers_on_two_mounts(mounts, tmp_path):
     median = statistics.median(lat)
     print(f"\nwrite-to-read latency over {len(lat)} chunks: median {median / 1000:.2f} ms, "
           f"p99 {sorted(lat)[len(lat) * 99 // 100] / 1000:.2f} ms")
-    assert median < 5000
+    # Sanitized builds run several times slower: the bound is for real builds.
+    assert median < (25000 if SANITIZED else 5000)
 
 
 def test_hundred_readers_get_identical_bytes(mounts, tmp_path):
@@ -308,3 +310,21 @@ def test_cat_big_file_through_a_stream(mounts, tmp_path):
         finally:
             kill_all([r])
         assert out.read_bytes() == big.read_bytes(), policy
+
+
+def test_start_live_reader_gets_only_new_bytes(mounts):
+    a, b = mounts
+    path = make_stream(a, "edge", start="live")
+    with open(path, "wb") as f:
+        f.write(b"old" * 100)
+    fd = os.open(os.path.join(b.path, "edge", "s"), os.O_RDONLY)
+    try:
+        with open(path, "wb") as f:
+            f.write(b"new")
+        got = b""
+        while chunk := os.read(fd, 4096):
+            got += chunk
+    finally:
+        os.close(fd)
+    assert got == b"new"
+    assert os.stat(path).st_size == 303
