@@ -133,6 +133,8 @@ int fs_streams_init(struct fs *fs, const char *dirs);
 /* After the FUSE session ended: closes every stream handle still open. */
 void fs_streams_stop(struct fs *fs);
 void fs_streams_free(struct fs *fs);
+/* Stream bytes this mount appended or fetched so far. */
+uint64_t fs_streams_moved(struct fs *fs);
 /* New files in dir are streams. */
 bool fs_stream_dir(struct meta *m, uint64_t dir);
 /* A stream in parent with the directory's stream settings. */

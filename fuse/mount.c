@@ -67,7 +67,7 @@ static void trim_when_idle(struct fs *fs, uint64_t *last_bytes)
 	struct store_stats st;
 
 	store_get_stats(fs->store, &st);
-	uint64_t bytes = st.bytes_written + st.bytes_read;
+	uint64_t bytes = st.bytes_written + st.bytes_read + fs_streams_moved(fs);
 	if (bytes == *last_bytes)
 		malloc_trim(0);
 	*last_bytes = bytes;

@@ -121,6 +121,7 @@ struct fs_streams {
 	GHashTable *dropped; /* ino -> uint64_t, never freed before the mount */
 	GHashTable *files;   /* struct stream_file set: open handles */
 	GPtrArray *leases;   /* open node handles, for the keeper */
+	uint64_t moved;	     /* bytes appended and fetched (atomic) */
 	unsigned threads;    /* subscription threads running */
 	GCond threads_done;
 	bool stopping;
@@ -487,6 +488,7 @@ static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
 		s->error = ENOMEM;
 	} else if (got) {
 		ring_put(s, first, buf, got);
+		__atomic_add_fetch(&s->fs->streams->moved, got, __ATOMIC_RELAXED);
 	}
 }
 
@@ -715,6 +717,11 @@ void fs_stream_read(fuse_req_t req, struct fuse_file_info *fi, size_t size)
 	g_mutex_unlock(&s->lock);
 }
 
+static struct fs *fs_of_req(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
 static void end_at_least(struct lease *w, uint64_t end)
 {
 	uint64_t now = __atomic_load_n(&w->end, __ATOMIC_RELAXED);
@@ -740,8 +747,10 @@ void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
 				rc = -EINTR;
 				break;
 			}
-	if (rc == 0 && size)
+	if (rc == 0 && size) {
 		end_at_least(sf->w, at + size);
+		__atomic_add_fetch(&fs_of_req(req)->streams->moved, size, __ATOMIC_RELAXED);
+	}
 	if (rc) {
 		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, store_strerror(rc));
 		fuse_reply_err(req, -errno_of(rc));
@@ -836,6 +845,11 @@ int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *n
 	if (size)
 		memcpy(buf, text, (size_t)n);
 	return n;
+}
+
+uint64_t fs_streams_moved(struct fs *fs)
+{
+	return fs->streams ? __atomic_load_n(&fs->streams->moved, __ATOMIC_RELAXED) : 0;
 }
 
 /* ---- the mount's stream directories and lifetime ---- */
