@@ -328,3 +328,18 @@ def test_start_live_reader_gets_only_new_bytes(mounts):
         os.close(fd)
     assert got == b"new"
     assert os.stat(path).st_size == 303
+
+
+def test_streams_option_naming_a_file_fails_the_mount(cluster, mounts, tmp_path):
+    a, _ = mounts
+    with open(os.path.join(a.path, "notdir"), "wb") as f:
+        f.write(b"x")
+    with pytest.raises(RuntimeError) as e:
+        Mount(cluster.conf, tmp_path / "c", "streams=live:notdir/sub")
+    assert "streams=notdir/sub: Not a directory" in str(e.value)
+    # Nested names are made as needed.
+    m = Mount(cluster.conf, tmp_path / "d", "streams=deep/er")
+    try:
+        assert xattr(os.path.join(m.path, "deep", "er"), "stream") == "1"
+    finally:
+        m.close()
