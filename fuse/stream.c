@@ -40,6 +40,7 @@
 
 #include "fs_internal.h"
 #include "store/stream.h"
+#include "store/stream_ring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,11 +76,6 @@ struct lease {
 	uint64_t end; /* a writer's: past its last chunk appended (atomic) */
 };
 
-/* Bytes [from, to) the subscription lost on the node. */
-struct gap {
-	uint64_t from, to;
-};
-
 struct sub {
 	struct fs *fs;
 	uint64_t ino;
@@ -88,9 +84,7 @@ struct sub {
 	gint refs;	   /* its readers and its thread */
 	GMutex lock;	   /* everything below */
 	GCond room;	   /* lossless: a reader moved on or left */
-	uint8_t *ring;	   /* cap bytes, byte p at ring[p % cap] */
-	uint64_t cap, oldest, head;
-	GArray *gaps; /* struct gap, ascending, to > oldest */
+	struct stream_ring ring;
 	bool lossless;
 	bool stop, eof;
 	int error;
@@ -330,53 +324,27 @@ static gpointer keeper(gpointer arg)
 	return NULL;
 }
 
-/* ---- the local ring (sub->lock) ---- */
+/* ---- the readers (sub->lock) ---- */
 
 static void skip_lost(struct sub *s, struct reader *r)
 {
-	uint64_t lost = 0;
+	uint64_t lost = stream_ring_skip_lost(&s->ring, &r->pos);
 
-	if (r->pos < s->oldest) {
-		lost += s->oldest - r->pos;
-		r->pos = s->oldest;
-	}
-	for (guint i = 0; i < s->gaps->len; i++) {
-		struct gap *g = &g_array_index(s->gaps, struct gap, i);
-
-		if (g->from <= r->pos && r->pos < g->to) {
-			lost += g->to - r->pos;
-			r->pos = g->to;
-		}
-	}
 	if (lost)
 		__atomic_add_fetch(s->dropped, lost, __ATOMIC_RELAXED);
-}
-
-static uint64_t next_gap(const struct sub *s, uint64_t pos)
-{
-	for (guint i = 0; i < s->gaps->len; i++)
-		if (g_array_index(s->gaps, struct gap, i).from > pos)
-			return g_array_index(s->gaps, struct gap, i).from;
-	return UINT64_MAX;
-}
-
-static void reply_ring(fuse_req_t req, const struct sub *s, uint64_t pos, size_t n)
-{
-	size_t at = (size_t)(pos % s->cap), first = MIN(n, (size_t)s->cap - at);
-	struct iovec iov[2] = {{s->ring + at, first}, {s->ring, n - first}};
-
-	fuse_reply_iov(req, iov, n > first ? 2 : 1);
 }
 
 /* Answers one READ of r if it can be: data, EOF or the error. */
 static bool serve(struct sub *s, struct reader *r, fuse_req_t req, size_t size)
 {
-	skip_lost(s, r);
-	if (r->pos < s->head) {
-		uint64_t end = MIN(MIN(s->head, r->pos + size), next_gap(s, r->pos));
+	struct iovec iov[2];
+	int n;
 
-		reply_ring(req, s, r->pos, (size_t)(end - r->pos));
-		r->pos = end;
+	skip_lost(s, r);
+	size_t len = stream_ring_peek(&s->ring, r->pos, size, iov, &n);
+	if (len) {
+		fuse_reply_iov(req, iov, n);
+		r->pos += len;
 		if (s->lossless)
 			g_cond_signal(&s->room);
 		return true;
@@ -421,36 +389,18 @@ static void fail_parked(struct reader *r, int err)
 	}
 }
 
-static void ring_put(struct sub *s, uint64_t first, const uint8_t *buf, size_t n)
-{
-	if (first > s->head) {
-		struct gap g = {s->head, first};
-
-		g_array_append_val(s->gaps, g);
-		s->head = first;
-	}
-	size_t at = (size_t)(s->head % s->cap), part = MIN(n, (size_t)s->cap - at);
-	memcpy(s->ring + at, buf, part);
-	memcpy(s->ring, buf + part, n - part);
-	s->head += n;
-	if (s->head - s->oldest > s->cap)
-		s->oldest = s->head - s->cap;
-	while (s->gaps->len && g_array_index(s->gaps, struct gap, 0).to <= s->oldest)
-		g_array_remove_index(s->gaps, 0);
-}
-
 /* How much to fetch: all there is under live; under lossless what the
  * slowest reader leaves room for (0 after waiting a while for room). */
 static size_t fetch_room(struct sub *s)
 {
-	if (!s->lossless)
-		return FETCH_MAX;
-	uint64_t slowest = s->head;
+	if (!s->lossless) /* a reply never larger than the ring */
+		return (size_t)MIN(FETCH_MAX, s->ring.cap);
+	uint64_t slowest = s->ring.head;
 	for (GList *l = s->readers; l; l = l->next)
-		slowest = MIN(slowest, MAX(((struct reader *)l->data)->pos, s->oldest));
-	uint64_t used = s->head - slowest;
-	if (used < s->cap)
-		return (size_t)MIN(FETCH_MAX, s->cap - used);
+		slowest = MIN(slowest, ((struct reader *)l->data)->pos);
+	uint64_t room = stream_ring_room(&s->ring, slowest);
+	if (room)
+		return (size_t)MIN(FETCH_MAX, room);
 	g_cond_wait_until(&s->room, &s->lock, g_get_monotonic_time() + ROOM_WAIT_US);
 	serve_all(s); /* interrupted READs */
 	return 0;
@@ -464,15 +414,14 @@ static void sub_unref(struct sub *s)
 		return;
 	g_mutex_clear(&s->lock);
 	g_cond_clear(&s->room);
-	g_array_free(s->gaps, TRUE);
-	g_free(s->ring);
+	stream_ring_fini(&s->ring);
 	g_free(s);
 }
 
 /* One long-poll: fetches what the node has past the head. */
 static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
 {
-	uint64_t pos = s->head, first = pos;
+	uint64_t pos = s->ring.head, first = pos;
 	uint32_t readers = g_list_length(s->readers);
 	size_t got = 0;
 
@@ -484,10 +433,9 @@ static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
 	} else if (rc < 0) {
 		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, store_strerror(rc));
 		s->error = EIO;
-	} else if (got && !s->ring && !(s->ring = g_try_malloc(s->cap))) {
-		s->error = ENOMEM;
-	} else if (got) {
-		ring_put(s, first, buf, got);
+	} else if (got && (rc = stream_ring_put(&s->ring, first, buf, got))) {
+		s->error = -rc;
+	} else {
 		__atomic_add_fetch(&s->fs->streams->moved, got, __ATOMIC_RELAXED);
 	}
 }
@@ -573,9 +521,7 @@ static int sub_start(struct fs *fs, uint64_t ino, const struct stream_conf *c, b
 	s->refs = 1; /* the thread's */
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->room);
-	s->cap = c->ring_bytes;
-	s->oldest = s->head = oldest;
-	s->gaps = g_array_new(FALSE, FALSE, sizeof(struct gap));
+	stream_ring_init(&s->ring, c->ring_bytes, oldest);
 	s->lossless = c->lossless;
 	s->lease = lease_new(ss, h, ino);
 	*out = reader_join(s, c->start_live ? head : oldest, nonblock);
@@ -598,7 +544,7 @@ static struct reader *sub_join(struct fs_streams *ss, uint64_t ino, bool live, b
 	if (s) {
 		g_mutex_lock(&s->lock);
 		if (!s->stop && !s->eof && !s->error)
-			r = reader_join(s, live ? s->head : s->oldest, nonblock);
+			r = reader_join(s, live ? s->ring.head : s->ring.oldest, nonblock);
 		g_mutex_unlock(&s->lock);
 	}
 	g_mutex_unlock(&ss->lock);
