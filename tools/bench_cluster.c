@@ -206,7 +206,7 @@ static void detach_child(gpointer data)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
-static gboolean mounted_on(const char *mnt)
+int bench_mounted(const char *mnt)
 {
 	g_autofree char *parent = g_path_get_dirname(mnt);
 	struct stat m, p;
@@ -271,7 +271,7 @@ pid_t bench_mount_start(const char *self, const char *conf, const char *mnt, con
 	}
 	close(fd);
 	for (double deadline = now_s() + MOUNT_WAIT_S; now_s() < deadline;) {
-		if (mounted_on(mnt))
+		if (bench_mounted(mnt))
 			return pid;
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
 			fprintf(stderr, "shardfs: the mount exited (log: %s)\n", log);

@@ -64,6 +64,9 @@ int bench_run(char **argv, char **out);
 pid_t bench_mount_start(const char *self, const char *conf, const char *mnt, const char *opts,
 			const char *log);
 
+/* Whether a file system other than its parent's is mounted on mnt. */
+int bench_mounted(const char *mnt);
+
 /* fusermount3 -u (lazily if refused, then SIGTERM) and reaps the mount
  * process; 0 if both went cleanly. */
 int bench_mount_stop(const char *mnt, pid_t pid);

@@ -95,7 +95,6 @@
 #define SAMPLE_US 20000 /* between two looks at the mount's VmRSS */
 #define AFTER_S 12 /* end of the big copies to the "after" RSS: the mount trims its heap
 		    * after one idle heartbeat (5-10 s) */
-#define MOUNT_WAIT_S 30 /* for a mount to appear, or its process to exit */
 #define GOAL_RATIO 0.80 /* of put (writes) and get (reads) */
 #define GOAL_FILES_PER_S 1000
 #define GOAL_COPY_RSS_MIB 256
@@ -641,59 +640,20 @@ static struct cpu reference_cpu(const struct reference *ref)
 			    .nodes = (ref->cpu[0].nodes + ref->cpu[1].nodes) / 2};
 }
 
-/* In the mount's child before exec: a session of its own (a Ctrl-C meant
- * for the bench must not unmount it under a running step), and SIGTERM,
- * which makes it unmount, when the bench dies. */
-static void detach_child(gpointer data)
-{
-	(void)data;
-	setsid();
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 static gboolean is_mounted(const struct bench *b)
 {
-	struct stat m, r;
-
-	return stat(b->mnt, &m) == 0 && stat(b->root, &r) == 0 && m.st_dev != r.st_dev;
-}
-
-/* Waits up to secs for pid to exit, then kills it; TRUE if it exited 0. */
-static gboolean reap_within(pid_t pid, double secs)
-{
-	double deadline = now_s() + secs;
-	int status = 0;
-	pid_t got;
-
-	while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < deadline)
-		g_usleep(50000);
-	if (got == 0) {
-		fprintf(stderr, "shardfs: bench fs: the mount did not exit; killing it\n");
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		return FALSE;
-	}
-	return got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return bench_mounted(b->mnt);
 }
 
 /* Unmounts, after reading the mount's VmHWM; 0 if it went cleanly. */
 static int mount_stop(struct bench *b)
 {
-	char *umount[] = {"fusermount3", "-u", b->mnt, NULL};
-	char *lazy[] = {"fusermount3", "-u", "-z", b->mnt, NULL};
-
 	if (!b->mount)
 		return 0;
 	long hwm = bench_proc_status_kib(b->mount, "VmHWM:");
 	b->r.peak_rss_mib = MAX(b->r.peak_rss_mib, hwm / 1024.0);
 	rss_watch_follow(&b->watch, 0); /* before the pid can be reused */
-	int rc = bench_run(umount, NULL);
-	if (rc) {
-		bench_run(lazy, NULL);
-		kill(b->mount, SIGTERM);
-	}
-	if (!reap_within(b->mount, 60))
-		rc = -1;
+	int rc = bench_mount_stop(b->mnt, b->mount);
 	b->mount = 0;
 	if (rc)
 		fprintf(stderr, "shardfs: bench fs: the unmount failed (log: %s/mount.log)\n",
@@ -705,37 +665,13 @@ static int mount_stop(struct bench *b)
 static int mount_start(struct bench *b)
 {
 	g_autofree char *log = g_build_filename(b->root, "mount.log", NULL);
-	char *argv[] = {(char *)b->self, "mount", b->cl.conf, b->mnt, "-f", NULL};
-	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	GError *err = NULL;
-	GPid pid;
+	pid_t pid = bench_mount_start(b->self, b->cl.conf, b->mnt, NULL, log);
 
-	if (fd < 0 || !g_spawn_async_with_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					      detach_child, NULL, &pid, -1, fd, fd, &err)) {
-		fprintf(stderr, "shardfs: cannot start the mount: %s\n",
-			err ? err->message : g_strerror(errno));
-		g_clear_error(&err);
-		if (fd >= 0)
-			close(fd);
+	if (pid < 0)
 		return -1;
-	}
-	close(fd);
 	b->mount = pid;
-	for (double deadline = now_s() + MOUNT_WAIT_S; now_s() < deadline && !interrupted;) {
-		if (is_mounted(b)) {
-			rss_watch_follow(&b->watch, pid);
-			return 0;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			b->mount = 0;
-			fprintf(stderr, "shardfs: bench fs: the mount exited (log: %s)\n", log);
-			return -1;
-		}
-		g_usleep(20000);
-	}
-	fprintf(stderr, "shardfs: bench fs: no mount on %s after %d s\n", b->mnt, MOUNT_WAIT_S);
-	mount_stop(b);
-	return -1;
+	rss_watch_follow(&b->watch, pid);
+	return 0;
 }
 
 static double vm_rss_mib(pid_t pid)

@@ -358,17 +358,23 @@ static int setup(struct bench *b)
 
 static void teardown(struct bench *b)
 {
+	char *rm[] = {"rm", "-rf", b->root, NULL};
+	bool mounted = false;
+
 	for (int i = 0; i < 2; i++) {
 		if (b->mount[i] > 0)
 			bench_mount_stop(b->mnt[i], b->mount[i]);
+		mounted |= b->mnt[i] && bench_mounted(b->mnt[i]);
 		g_free(b->mnt[i]);
 	}
 	bench_cluster_stop(&b->cl);
 	bench_cluster_fini(&b->cl);
-	if (!b->o->keep) {
-		char *rm[] = {"rm", "-rf", b->root, NULL};
+	if (b->o->keep)
+		fprintf(stderr, "shardfs: bench stream: kept %s\n", b->root);
+	else if (mounted)
+		fprintf(stderr, "shardfs: bench stream: a mount in %s remains; not removed\n", b->root);
+	else
 		bench_run(rm, NULL);
-	}
 }
 
 static void print_table(const struct bench *b)
