@@ -67,20 +67,26 @@ struct stream_conf {
 	uint64_t ring_bytes;
 };
 
+/* What this mount knows of a stream, kept until unmount (atomics). */
+struct known {
+	uint64_t dropped; /* bytes its readers here skipped */
+	uint64_t end;	  /* past the last chunk its writers here appended */
+};
+
 /* A node handle, renewed by the keeper until it is closed. */
 struct lease {
 	gint refs;
 	GMutex lock;
 	struct store_stream *h; /* NULL once closed, lock */
 	uint64_t ino;
-	uint64_t end; /* a writer's: past its last chunk appended (atomic) */
+	struct known *known; /* a writer's: its stream's (NULL for a subscription) */
 };
 
 struct sub {
 	struct fs *fs;
 	uint64_t ino;
 	struct lease *lease;
-	uint64_t *dropped; /* this mount's count for ino (atomic) */
+	struct known *known;
 	gint refs;	   /* its readers and its thread */
 	GMutex lock;	   /* everything below */
 	GCond room;	   /* lossless: a reader moved on or left */
@@ -112,7 +118,7 @@ struct stream_file {
 struct fs_streams {
 	GMutex lock;
 	GHashTable *subs;    /* ino -> struct sub that new readers join */
-	GHashTable *dropped; /* ino -> uint64_t, never freed before the mount */
+	GHashTable *known;   /* ino -> struct known, never freed before the mount */
 	GHashTable *files;   /* struct stream_file set: open handles */
 	GPtrArray *leases;   /* open node handles, for the keeper */
 	uint64_t moved;	     /* bytes appended and fetched (atomic) */
@@ -331,7 +337,7 @@ static void skip_lost(struct sub *s, struct reader *r)
 	uint64_t lost = stream_ring_skip_lost(&s->ring, &r->pos);
 
 	if (lost)
-		__atomic_add_fetch(s->dropped, lost, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->known->dropped, lost, __ATOMIC_RELAXED);
 }
 
 /* Answers one READ of r if it can be: data, EOF or the error. */
@@ -474,18 +480,19 @@ static gpointer sub_thread(gpointer arg)
 	return NULL;
 }
 
-static uint64_t *dropped_counter(struct fs_streams *ss, uint64_t ino)
+static struct known *known_of(struct fs_streams *ss, uint64_t ino)
 {
-	uint64_t *n = g_hash_table_lookup(ss->dropped, &ino);
-
-	if (!n) {
+	g_mutex_lock(&ss->lock);
+	struct known *k = g_hash_table_lookup(ss->known, &ino);
+	if (!k) {
 		uint64_t *key = g_new(uint64_t, 1);
 
 		*key = ino;
-		n = g_new0(uint64_t, 1);
-		g_hash_table_insert(ss->dropped, key, n);
+		k = g_new0(struct known, 1);
+		g_hash_table_insert(ss->known, key, k);
 	}
-	return n;
+	g_mutex_unlock(&ss->lock);
+	return k;
 }
 
 static struct reader *reader_join(struct sub *s, uint64_t pos, bool nonblock)
@@ -525,8 +532,8 @@ static int sub_start(struct fs *fs, uint64_t ino, const struct stream_conf *c, b
 	s->lossless = c->lossless;
 	s->lease = lease_new(ss, h, ino);
 	*out = reader_join(s, c->start_live ? head : oldest, nonblock);
+	s->known = known_of(ss, ino);
 	g_mutex_lock(&ss->lock);
-	s->dropped = dropped_counter(ss, ino);
 	g_hash_table_replace(ss->subs, &s->ino, s);
 	ss->threads++;
 	g_mutex_unlock(&ss->lock);
@@ -588,8 +595,12 @@ static struct stream_file *file_of(const struct fuse_file_info *fi)
 static int open_writer(struct fs *fs, const struct meta_attr *a, const struct stream_conf *c,
 		       struct lease **out)
 {
+	struct known *k = known_of(fs->streams, a->ino);
+	/* The metadata's length may not yet have this mount's last writer's
+	 * (its release runs after close(2) returned). */
+	uint64_t base = MAX(a->size, __atomic_load_n(&k->end, __ATOMIC_RELAXED));
 	struct store_stream_options o = {.writer = true, .lossless = c->lossless,
-					 .ring_bytes = c->ring_bytes, .base = a->size};
+					 .ring_bytes = c->ring_bytes, .base = base};
 	struct store_stream *h;
 	uint8_t id[16];
 
@@ -598,6 +609,7 @@ static int open_writer(struct fs *fs, const struct meta_attr *a, const struct st
 	if (rc)
 		return rc;
 	*out = lease_new(fs->streams, h, a->ino);
+	(*out)->known = k;
 	return 0;
 }
 
@@ -668,12 +680,12 @@ static struct fs *fs_of_req(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void end_at_least(struct lease *w, uint64_t end)
+static void end_at_least(struct known *k, uint64_t end)
 {
-	uint64_t now = __atomic_load_n(&w->end, __ATOMIC_RELAXED);
+	uint64_t now = __atomic_load_n(&k->end, __ATOMIC_RELAXED);
 
 	while (now < end &&
-	       !__atomic_compare_exchange_n(&w->end, &now, end, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	       !__atomic_compare_exchange_n(&k->end, &now, end, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
 
@@ -694,7 +706,7 @@ void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
 				break;
 			}
 	if (rc == 0 && size) {
-		end_at_least(sf->w, at + size);
+		end_at_least(sf->w->known, at + size);
 		__atomic_add_fetch(&fs_of_req(req)->streams->moved, size, __ATOMIC_RELAXED);
 	}
 	if (rc) {
@@ -727,7 +739,7 @@ static void file_close(struct fs *fs, struct stream_file *sf, int parked_err)
 	if (sf->r)
 		reader_leave(sf->r, parked_err);
 	if (sf->w) { /* from its own appends too: the home node may be gone */
-		uint64_t end = sf->w->end;
+		uint64_t end = __atomic_load_n(&sf->w->known->end, __ATOMIC_RELAXED);
 
 		lease_close(fs->streams, sf->w, &head);
 		record_length(fs, sf->ino, MAX(head, end));
@@ -773,8 +785,8 @@ int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *n
 	if (rc && rc != -ENOENT)
 		return -EIO;
 	g_mutex_lock(&fs->streams->lock);
-	uint64_t *local = g_hash_table_lookup(fs->streams->dropped, &a->ino);
-	uint64_t mine = local ? __atomic_load_n(local, __ATOMIC_RELAXED) : 0;
+	struct known *k = g_hash_table_lookup(fs->streams->known, &a->ino);
+	uint64_t mine = k ? __atomic_load_n(&k->dropped, __ATOMIC_RELAXED) : 0;
 	g_mutex_unlock(&fs->streams->lock);
 	const char *stat = name + strlen(XATTR_PREFIX);
 	uint64_t v = !strcmp(stat, "readers")	      ? st.readers
@@ -834,7 +846,7 @@ int fs_streams_init(struct fs *fs, const char *dirs)
 	g_cond_init(&ss->threads_done);
 	g_cond_init(&ss->stop_cond);
 	ss->subs = g_hash_table_new(g_int64_hash, g_int64_equal);
-	ss->dropped = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	ss->known = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	ss->files = g_hash_table_new(NULL, NULL);
 	ss->leases = g_ptr_array_new();
 	fs->streams = ss;
@@ -881,7 +893,7 @@ void fs_streams_free(struct fs *fs)
 		return;
 	fs_streams_stop(fs);
 	g_hash_table_destroy(ss->subs);
-	g_hash_table_destroy(ss->dropped);
+	g_hash_table_destroy(ss->known);
 	g_hash_table_destroy(ss->files);
 	g_ptr_array_free(ss->leases, TRUE);
 	g_mutex_clear(&ss->lock);

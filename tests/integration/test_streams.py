@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -251,7 +252,8 @@ def test_two_writers_whole_chunks_and_eof_within_a_second(mounts, tmp_path):
     assert got[0]["chunks"] == got[1]["chunks"]
 
 
-def test_home_node_killed_gives_eio_then_reopen_works(cluster, mounts, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+def test_home_node_killed_gives_eio_then_reopen_works(cluster, mounts, sig):
     a, b = mounts
     path = make_stream(a, "dies")
     home = int(xattr(path, "home"))
@@ -273,7 +275,7 @@ def test_home_node_killed_gives_eio_then_reopen_works(cluster, mounts, tmp_path)
         t = threading.Thread(target=read_until_error)
         t.start()
         time.sleep(0.5)
-        cluster.kill(home)
+        cluster.kill(home, sig)  # killed, or frozen: no answer either way
         killed = time.monotonic()
         with pytest.raises(OSError) as e:
             while time.monotonic() - killed < 10:
