@@ -6,6 +6,7 @@ CLOCK_MONOTONIC time of its write in ns) and a body derived from writer
 and sequence, so a reader can tell a whole chunk from a torn one.
 
     stream_tool.py write PATH --writer W --seconds S [--every-ms M] [--count N]
+                          [--hold-after N --hold-s S]
     stream_tool.py read PATH --out FILE.json [--pause-after N --pause-s S]
 
 The reader's JSON: the chunks it got in order as [writer, seq] pairs, the
@@ -73,6 +74,8 @@ def write(args):
             if os.write(fd, data) != len(data):
                 raise OSError(errno.EIO, "short write")
             seq += 1
+            if seq == args.hold_after:
+                time.sleep(args.hold_s)
             if args.every_ms:
                 time.sleep(args.every_ms / 1000)
     except OSError as e:
@@ -128,6 +131,8 @@ def main():
     w.add_argument("--seconds", type=float, default=10)
     w.add_argument("--every-ms", type=float, default=0)
     w.add_argument("--count", type=int)
+    w.add_argument("--hold-after", type=int)
+    w.add_argument("--hold-s", type=float, default=0)
     r = sub.add_parser("read")
     r.add_argument("path")
     r.add_argument("--out", required=True)
