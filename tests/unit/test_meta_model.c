@@ -739,7 +739,9 @@ static void op_truncate(struct run *r)
 	struct node *n = pick_node(r);
 	struct meta_setattr set = {.mask = META_SET_SIZE};
 	struct meta_attr a;
-	int rc = n->dead ? -ENOENT : is_dir(n) ? -EISDIR : n->type != S_IFREG ? -EINVAL : 0;
+	/* A stream's size is the length its writers report. */
+	bool sized = n->type == S_IFREG || n->type == META_S_IFSTREAM;
+	int rc = n->dead ? -ENOENT : is_dir(n) ? -EISDIR : !sized ? -EINVAL : 0;
 
 	set.size = (uint64_t)g_rand_int_range(r->rng, 0, 1 << 20);
 	describe(r, "setattr size %" PRIu64 " of %" PRIu64, set.size, n->ino);
