@@ -217,11 +217,14 @@ static void rss_watch_follow(struct rss_watch *w, pid_t pid)
 	g_mutex_unlock(&w->lock);
 }
 
-/* The highest VmRSS seen since the last call, in MiB; starts afresh. */
+/* The highest VmRSS seen since the last call, in MiB; starts afresh. A
+ * look now too: on a loaded machine the watching thread may not have run
+ * during a short step. */
 static double rss_watch_take(struct rss_watch *w)
 {
 	g_mutex_lock(&w->lock);
-	long kib = w->max_kib;
+	long now = w->pid ? bench_proc_status_kib(w->pid, "VmRSS:") : -1;
+	long kib = MAX(w->max_kib, now);
 	w->max_kib = 0;
 	g_mutex_unlock(&w->lock);
 	return kib / 1024.0;
