@@ -31,10 +31,12 @@
  * The node drops handles unused for NET_STREAM_LEASE_S; a keeper thread
  * renews every handle of the mount each KEEP_EVERY_S.
  *
- * A parked READ that the kernel interrupts is answered EINTR by the
- * subscription's thread on its next turn (within the long poll, about a
- * second), not from libfuse's interrupt callback: that callback can run
- * after the reader it would need is gone.
+ * A parked READ that the kernel interrupts is answered EINTR at once, from
+ * libfuse's interrupt callback: the kernel makes even a killed reader's
+ * read(2) wait for the answer. The callback finds the request in a table
+ * of parked READs rather than through a pointer of its own, since it may
+ * run after the reader is gone; the subscription's thread also answers
+ * interrupted READs on each turn, for the one that came before it parked.
  */
 #define G_LOG_DOMAIN "shardfs-fuse"
 
@@ -121,6 +123,8 @@ struct fs_streams {
 	GHashTable *known;   /* ino -> struct known, never freed before the mount */
 	GHashTable *files;   /* struct stream_file set: open handles */
 	GPtrArray *leases;   /* open node handles, for the keeper */
+	GMutex parked_lock;  /* a leaf: nothing is locked under it */
+	GHashTable *parked;  /* fuse_req_t -> struct sub: READs waiting, for interrupts */
 	uint64_t moved;	     /* bytes appended and fetched (atomic) */
 	unsigned threads;    /* subscription threads running */
 	GCond threads_done;
@@ -128,6 +132,11 @@ struct fs_streams {
 	GCond stop_cond;
 	GThread *keeper;
 };
+
+static struct fs *fs_of_req(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 /* ---- configuration ---- */
 
@@ -330,6 +339,16 @@ static gpointer keeper(gpointer arg)
 	return NULL;
 }
 
+static void sub_unref(struct sub *s)
+{
+	if (!g_atomic_int_dec_and_test(&s->refs))
+		return;
+	g_mutex_clear(&s->lock);
+	g_cond_clear(&s->room);
+	stream_ring_fini(&s->ring);
+	g_free(s);
+}
+
 /* ---- the readers (sub->lock) ---- */
 
 static void skip_lost(struct sub *s, struct reader *r)
@@ -338,6 +357,13 @@ static void skip_lost(struct sub *s, struct reader *r)
 
 	if (lost)
 		__atomic_add_fetch(&s->known->dropped, lost, __ATOMIC_RELAXED);
+}
+
+/* Whether a READ of r would be answered now: data, EOF or the error. */
+static bool answerable(struct sub *s, struct reader *r)
+{
+	skip_lost(s, r);
+	return r->pos < s->ring.head || s->error || s->eof;
 }
 
 /* Answers one READ of r if it can be: data, EOF or the error. */
@@ -366,15 +392,43 @@ static bool serve(struct sub *s, struct reader *r, fuse_req_t req, size_t size)
 	return false;
 }
 
+static void park(struct sub *s, struct reader *r, fuse_req_t req, size_t size)
+{
+	struct fs_streams *ss = s->fs->streams;
+	struct parked *p = g_new(struct parked, 1);
+
+	p->req = req;
+	p->size = size;
+	g_queue_push_tail(&r->parked, p);
+	g_mutex_lock(&ss->parked_lock);
+	g_hash_table_insert(ss->parked, req, s);
+	g_mutex_unlock(&ss->parked_lock);
+}
+
+/* Before a parked READ is answered: an interrupt no longer finds it. */
+static void unpark(struct sub *s, struct parked *p)
+{
+	struct fs_streams *ss = s->fs->streams;
+
+	g_mutex_lock(&ss->parked_lock);
+	g_hash_table_remove(ss->parked, p->req);
+	g_mutex_unlock(&ss->parked_lock);
+}
+
 static void serve_parked(struct sub *s, struct reader *r)
 {
 	struct parked *p;
 
 	while ((p = g_queue_peek_head(&r->parked))) {
-		if (fuse_req_interrupted(p->req))
-			fuse_reply_err(p->req, EINTR);
-		else if (!serve(s, r, p->req, p->size))
+		bool interrupted = fuse_req_interrupted(p->req);
+
+		if (!interrupted && !answerable(s, r))
 			break;
+		unpark(s, p);
+		if (interrupted)
+			fuse_reply_err(p->req, EINTR);
+		else
+			serve(s, r, p->req, p->size);
 		g_free(g_queue_pop_head(&r->parked));
 	}
 }
@@ -385,14 +439,51 @@ static void serve_all(struct sub *s)
 		serve_parked(s, l->data);
 }
 
-static void fail_parked(struct reader *r, int err)
+static void fail_parked(struct sub *s, struct reader *r, int err)
 {
 	struct parked *p;
 
 	while ((p = g_queue_pop_head(&r->parked))) {
+		unpark(s, p);
 		fuse_reply_err(p->req, err);
 		g_free(p);
 	}
+}
+
+/* libfuse's interrupt callback, on a session thread: a parked READ is
+ * answered EINTR at once (a killed reader's read(2) waits for it). data is
+ * the mount's streams, which outlive the session; the request cannot be
+ * freed while this runs, so finding it parked means it is still ours. */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct fs_streams *ss = data;
+
+	g_mutex_lock(&ss->parked_lock);
+	struct sub *s = g_hash_table_lookup(ss->parked, req);
+	if (s)
+		g_atomic_int_inc(&s->refs);
+	g_mutex_unlock(&ss->parked_lock);
+	if (!s)
+		return;
+	g_mutex_lock(&s->lock);
+	for (GList *l = s->readers; l; l = l->next) {
+		struct reader *r = l->data;
+
+		for (GList *q = r->parked.head; q; q = q->next) {
+			struct parked *p = q->data;
+
+			if (p->req != req)
+				continue;
+			unpark(s, p);
+			fuse_reply_err(req, EINTR);
+			g_queue_delete_link(&r->parked, q);
+			g_free(p);
+			goto done;
+		}
+	}
+done:
+	g_mutex_unlock(&s->lock);
+	sub_unref(s);
 }
 
 /* How much to fetch: all there is under live; under lossless what the
@@ -414,15 +505,6 @@ static size_t fetch_room(struct sub *s)
 
 /* ---- subscriptions ---- */
 
-static void sub_unref(struct sub *s)
-{
-	if (!g_atomic_int_dec_and_test(&s->refs))
-		return;
-	g_mutex_clear(&s->lock);
-	g_cond_clear(&s->room);
-	stream_ring_fini(&s->ring);
-	g_free(s);
-}
 
 /* One long-poll: fetches what the node has past the head. */
 static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
@@ -565,7 +647,7 @@ static void reader_leave(struct reader *r, int err)
 	struct sub *s = r->sub;
 
 	g_mutex_lock(&s->lock);
-	fail_parked(r, err);
+	fail_parked(s, r, err);
 	s->readers = g_list_remove(s->readers, r);
 	if (!s->readers)
 		s->stop = true;
@@ -660,24 +742,16 @@ void fs_stream_read(fuse_req_t req, struct fuse_file_info *fi, size_t size)
 		return;
 	}
 	struct sub *s = r->sub;
+	if (!r->nonblock) /* before it can be parked: the callback may run at once */
+		fuse_req_interrupt_func(req, on_interrupt, fs_of_req(req)->streams);
 	g_mutex_lock(&s->lock);
 	if (!g_queue_is_empty(&r->parked) || !serve(s, r, req, size)) {
-		if (r->nonblock) {
+		if (r->nonblock)
 			fuse_reply_err(req, EAGAIN);
-		} else {
-			struct parked *p = g_new(struct parked, 1);
-
-			p->req = req;
-			p->size = size;
-			g_queue_push_tail(&r->parked, p);
-		}
+		else
+			park(s, r, req, size);
 	}
 	g_mutex_unlock(&s->lock);
-}
-
-static struct fs *fs_of_req(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
 }
 
 static void end_at_least(struct known *k, uint64_t end)
@@ -849,6 +923,8 @@ int fs_streams_init(struct fs *fs, const char *dirs)
 	ss->known = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	ss->files = g_hash_table_new(NULL, NULL);
 	ss->leases = g_ptr_array_new();
+	g_mutex_init(&ss->parked_lock);
+	ss->parked = g_hash_table_new(NULL, NULL);
 	fs->streams = ss;
 	char **list = g_strsplit(dirs ? dirs : "", ":", -1);
 	struct meta *m = fs_meta_take(fs);
@@ -896,6 +972,8 @@ void fs_streams_free(struct fs *fs)
 	g_hash_table_destroy(ss->known);
 	g_hash_table_destroy(ss->files);
 	g_ptr_array_free(ss->leases, TRUE);
+	g_hash_table_destroy(ss->parked);
+	g_mutex_clear(&ss->parked_lock);
 	g_mutex_clear(&ss->lock);
 	g_cond_clear(&ss->threads_done);
 	g_cond_clear(&ss->stop_cond);

@@ -34,6 +34,8 @@ static void forget_old_gaps(struct stream_ring *r)
 
 	while (n < r->ngaps && r->gaps[n].to <= r->oldest)
 		n++;
+	if (n == 0)
+		return;
 	memmove(r->gaps, r->gaps + n, (r->ngaps - n) * sizeof(*r->gaps));
 	r->ngaps -= n;
 }

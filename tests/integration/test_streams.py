@@ -346,3 +346,19 @@ def test_streams_option_naming_a_file_fails_the_mount(cluster, mounts, tmp_path)
         assert xattr(os.path.join(m.path, "deep", "er"), "stream") == "1"
     finally:
         m.close()
+
+
+def test_killed_waiting_reader_goes_at_once(mounts):
+    a, _ = mounts
+    path = make_stream(a, "kill")
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        cat = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        wait_for(lambda: xattr(path, "readers") == "1", 10, "reader seen")
+        t0 = time.monotonic()
+        cat.send_signal(sig)
+        cat.wait(timeout=10)
+        took = time.monotonic() - t0
+        print(f"\n{sig.name}: a reader waiting in read(2) gone after {took * 1000:.0f} ms")
+        assert took < 2, (sig, took)
+        wait_for(lambda: xattr(path, "readers") == "0", 10, "reader gone")
