@@ -89,11 +89,15 @@ struct sub {
 	uint64_t ino;
 	struct lease *lease;
 	struct known *known;
-	gint refs;	   /* its readers and its thread */
+	gint refs;	   /* its readers, its thread, openers waiting for it */
 	GMutex lock;	   /* everything below */
 	GCond room;	   /* lossless: a reader moved on or left */
+	GCond started;	   /* starting is over */
 	struct stream_ring ring;
+	uint64_t live_from; /* the node's head when it opened */
 	bool lossless;
+	bool starting;	   /* its node handle is being opened */
+	int start_rc;	   /* how that went */
 	bool stop, eof;
 	int error;
 	GList *readers;
@@ -345,6 +349,7 @@ static void sub_unref(struct sub *s)
 		return;
 	g_mutex_clear(&s->lock);
 	g_cond_clear(&s->room);
+	g_cond_clear(&s->started);
 	stream_ring_fini(&s->ring);
 	g_free(s);
 }
@@ -590,54 +595,108 @@ static struct reader *reader_join(struct sub *s, uint64_t pos, bool nonblock)
 	return r;
 }
 
-/* A new subscription from the node's oldest byte, with its first reader. */
-static int sub_start(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
-		     struct reader **out)
+/* A subscription not yet open on the node: openers of the stream in this
+ * mount wait for it (sub->started) instead of opening one each. */
+static struct sub *sub_new(struct fs *fs, uint64_t ino, const struct stream_conf *c,
+			   struct known *k)
 {
-	struct fs_streams *ss = fs->streams;
-	struct store_stream_options o = {.lossless = c->lossless, .ring_bytes = c->ring_bytes};
-	struct store_stream *h;
-	uint64_t head, oldest;
-	uint8_t id[16];
-
-	stream_id(ino, id);
-	int rc = store_stream_open(fs->store, id, &o, &h, &head, &oldest);
-	if (rc)
-		return rc;
 	struct sub *s = g_new0(struct sub, 1);
+
 	s->fs = fs;
 	s->ino = ino;
-	s->refs = 1; /* the thread's */
+	s->refs = 1; /* its thread's, once started */
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->room);
-	stream_ring_init(&s->ring, c->ring_bytes, oldest);
+	g_cond_init(&s->started);
+	stream_ring_init(&s->ring, c->ring_bytes, 0);
 	s->lossless = c->lossless;
-	s->lease = lease_new(ss, h, ino);
-	*out = reader_join(s, c->start_live ? head : oldest, nonblock);
-	s->known = known_of(ss, ino);
+	s->starting = true;
+	s->known = k;
+	return s;
+}
+
+/* Opens the node handle, from the node's oldest byte, and starts the
+ * thread; or ends the subscription with the error. Wakes its openers. */
+static void sub_begin(struct sub *s)
+{
+	struct fs_streams *ss = s->fs->streams;
+	struct store_stream_options o = {.lossless = s->lossless, .ring_bytes = s->ring.cap};
+	struct store_stream *h = NULL;
+	uint64_t head = 0, oldest = 0;
+	uint8_t id[16];
+
+	stream_id(s->ino, id);
+	int rc = store_stream_open(s->fs->store, id, &o, &h, &head, &oldest);
+	if (rc == 0)
+		s->lease = lease_new(ss, h, s->ino);
+	g_mutex_lock(&s->lock);
+	stream_ring_init(&s->ring, s->ring.cap, oldest);
+	s->live_from = head;
+	s->start_rc = rc;
+	s->starting = false;
+	g_cond_broadcast(&s->started);
+	g_mutex_unlock(&s->lock);
+	if (rc) {
+		sub_detach(ss, s);
+		sub_unref(s);
+		return;
+	}
 	g_mutex_lock(&ss->lock);
-	g_hash_table_replace(ss->subs, &s->ino, s);
 	ss->threads++;
 	g_mutex_unlock(&ss->lock);
 	g_thread_unref(g_thread_new("stream", sub_thread, s));
-	return 0;
 }
 
-/* Joins the mount's running subscription of ino, if there is one. */
-static struct reader *sub_join(struct fs_streams *ss, uint64_t ino, bool live, bool nonblock)
+/* The mount's subscription of ino that a new reader may join, or a new
+ * one (*mine) in the table; a reference is taken for the caller. */
+static struct sub *sub_find(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool *mine)
 {
-	struct reader *r = NULL;
+	struct fs_streams *ss = fs->streams;
+	struct known *k = known_of(ss, ino);
 
 	g_mutex_lock(&ss->lock);
 	struct sub *s = g_hash_table_lookup(ss->subs, &ino);
 	if (s) {
 		g_mutex_lock(&s->lock);
-		if (!s->stop && !s->eof && !s->error)
-			r = reader_join(s, live ? s->ring.head : s->ring.oldest, nonblock);
+		if (s->stop || s->eof || s->error)
+			s = NULL; /* ending: a reader opening now waits for the next writer */
+		else
+			g_atomic_int_inc(&s->refs);
 		g_mutex_unlock(&s->lock);
 	}
+	*mine = !s;
+	if (!s) {
+		s = sub_new(fs, ino, c, k);
+		g_atomic_int_inc(&s->refs);
+		g_hash_table_replace(ss->subs, &s->ino, s);
+	}
 	g_mutex_unlock(&ss->lock);
-	return r;
+	return s;
+}
+
+static int open_reader(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
+		       struct reader **out)
+{
+	int rc = -EAGAIN;
+
+	for (int tries = 0; rc == -EAGAIN && tries < 3; tries++) {
+		bool mine;
+		struct sub *s = sub_find(fs, ino, c, &mine);
+
+		if (mine)
+			sub_begin(s);
+		g_mutex_lock(&s->lock);
+		while (s->starting)
+			g_cond_wait(&s->started, &s->lock);
+		rc = s->start_rc ? s->start_rc : s->error ? -s->error : s->stop ? -EAGAIN : 0;
+		if (rc == 0) { /* one that reached EOF meanwhile gives EOF: a writer came and went */
+			uint64_t pos = c->start_live ? MAX(s->ring.head, s->live_from) : s->ring.oldest;
+			*out = reader_join(s, pos, nonblock);
+		}
+		g_mutex_unlock(&s->lock);
+		sub_unref(s);
+	}
+	return rc == -EAGAIN ? -EIO : rc;
 }
 
 /* The reader leaves; parked READs (a reader killed while waiting) are
@@ -693,13 +752,6 @@ static int open_writer(struct fs *fs, const struct meta_attr *a, const struct st
 	*out = lease_new(fs->streams, h, a->ino);
 	(*out)->known = k;
 	return 0;
-}
-
-static int open_reader(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
-		       struct reader **out)
-{
-	*out = sub_join(fs->streams, ino, c->start_live, nonblock);
-	return *out ? 0 : sub_start(fs, ino, c, nonblock, out);
 }
 
 int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_info *fi)
