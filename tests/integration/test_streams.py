@@ -208,8 +208,10 @@ def test_paused_reader_lossless_gets_everything(mounts, tmp_path):
     try:
         wait_for(lambda: xattr(path, "readers") == "1", 10, "reader seen")
         t0 = time.monotonic()
-        w = writer(path, "--writer", "1", "--seconds", "60", "--count", "64")
-        time.sleep(1.5)
+        # 4 chunks the reader takes before its pause (as in the live test).
+        w = writer(path, "--writer", "1", "--seconds", "60", "--count", "64",
+                   "--hold-after", "4", "--hold-s", "1")
+        time.sleep(2)
         held = w.poll() is None
         during_pause = int(xattr(path, "written"))
         assert w.wait(timeout=60) == 0
