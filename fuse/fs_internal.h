@@ -59,10 +59,12 @@ struct fs_unpin {
 	gint64 due;	/* monotonic microseconds */
 };
 
-/* A part written in this mount and not yet in memory order of the file. */
+/* A part written in this mount and not yet in memory order of the file,
+ * or the content of a file kept inline in the metadata. */
 struct fs_dirty {
-	uint8_t *buf;	/* part_size bytes, zero past len */
+	uint8_t *buf;	/* cap bytes (grown as written), zero past len */
 	uint64_t len;	/* bytes of the part that hold data */
+	size_t cap;	/* bytes of buf; the part reads as zeros past them */
 	uint64_t seq;	/* when first dirtied, for eviction */
 };
 
