@@ -127,4 +127,9 @@ int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
  * while the state is still being loaded (the caller has the stored size). */
 bool fs_inode_size(struct fs_inode *in, uint64_t *size);
 
+/* xattr.c: replies to a get or set of an xattr the mount answers
+ * itself and returns true; false for the others. */
+bool fs_xattr_reply_get(fuse_req_t req, const char *name);
+bool fs_xattr_reply_set(fuse_req_t req, const char *name);
+
 #endif
