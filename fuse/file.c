@@ -91,10 +91,11 @@ static void reader_stale(struct fs_inode *in)
 }
 
 /*
- * Makes d's buffer hold at least end bytes, zero past d->len. Past the
- * inline limit it goes straight to a whole part, so that a streamed part
- * is allocated once (and can be handed to the writer without a copy)
- * rather than reallocated at every write. -ENOMEM.
+ * Makes d's buffer hold at least end bytes (what is past d->len stays
+ * undefined). Past the inline limit it goes straight to a whole part, so
+ * that a streamed part is allocated once (and can be handed to the
+ * writer without a copy) rather than reallocated at every write; it is
+ * not zeroed, since a sequential writer fills it anyway. -ENOMEM.
  */
 static int dirty_reserve(const struct fs *fs, struct fs_dirty *d, uint64_t end)
 {
@@ -108,16 +109,24 @@ static int dirty_reserve(const struct fs *fs, struct fs_dirty *d, uint64_t end)
 	buf = g_try_realloc(d->buf, cap);
 	if (!buf)
 		return -ENOMEM;
-	memset(buf + d->cap, 0, cap - d->cap);
 	d->buf = buf;
 	d->cap = cap;
 	return 0;
 }
 
-/* Bytes [a, b) of a dirty part; zeros past its buffer. */
+/* Makes the bytes up to end defined, zeros past d->len (reserved first). */
+static void dirty_zero_to(struct fs_dirty *d, uint64_t end)
+{
+	if (end <= d->len)
+		return;
+	memset(d->buf + d->len, 0, end - d->len);
+	d->len = end;
+}
+
+/* Bytes [a, b) of a dirty part; zeros past its data. */
 static void dirty_copy_out(const struct fs_dirty *d, uint64_t a, uint64_t b, uint8_t *out)
 {
-	uint64_t in_buf = a < d->cap ? MIN(b, (uint64_t)d->cap) - a : 0;
+	uint64_t in_buf = a < d->len ? MIN(b, d->len) - a : 0;
 
 	if (in_buf)
 		memcpy(out, d->buf + a, in_buf);
@@ -354,8 +363,8 @@ static int upload(struct fs *fs, struct fs_inode *in, uint64_t i)
 	u->index = (uint32_t)i;
 	store_object_id_new(u->oid);
 	rc = store_writer_new(fs->store, u->oid, (uint32_t)i, &u->w);
-	if (rc == 0)
-		rc = dirty_reserve(fs, d, len);
+	if (rc == 0 && (rc = dirty_reserve(fs, d, len)) == 0)
+		dirty_zero_to(d, len);
 	if (rc == 0 && d->cap == fs->part_size) {
 		/* A whole part's buffer goes to the writer as it is: no copy. */
 		rc = store_writer_give(u->w, d->buf, len);
@@ -409,10 +418,11 @@ static int dirty_get(struct fs *fs, struct fs_inode *in, uint64_t i, bool overwr
 	if ((rc = uploads_finish_through(fs, in, i)))
 		return rc;
 	d = g_new0(struct fs_dirty, 1);
-	if (i < in->parts->len) {
+	/* A hole, or a part about to be overwritten, starts with no data:
+	 * past its data a dirty part reads as zeros. */
+	if (i < in->parts->len && !overwrite && part_at(in, i)->k) {
 		d->len = part_at(in, i)->length;
-		/* a hole needs no buffer: past it, the part reads as zeros */
-		if (!overwrite && part_at(in, i)->k && !(rc = dirty_reserve(fs, d, d->len)))
+		if (!(rc = dirty_reserve(fs, d, d->len)))
 			rc = store_part_read(fs->store, part_at(in, i), 0, d->len, d->buf);
 	}
 	if (rc) {
@@ -462,11 +472,8 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 
 		if (part_at(in, last)->k && (rc = dirty_get(fs, in, last, false, &d)))
 			return rc;
-		if ((d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(last)))) {
-			if (d->cap > len)
-				memset(d->buf + len, 0, d->cap - len);
-			d->len = MIN(d->len, len);
-		}
+		if ((d = g_hash_table_lookup(in->dirty, GUINT_TO_POINTER(last))))
+			d->len = MIN(d->len, len); /* what was past it reads as zeros again */
 		if (!part_at(in, last)->k)
 			part_at(in, last)->length = len;
 	}
@@ -496,6 +503,7 @@ ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const v
 
 		if ((rc = dirty_get(fs, in, i, whole, &d)) || (rc = dirty_reserve(fs, d, a + n)))
 			break;
+		dirty_zero_to(d, a);
 		memcpy(d->buf + a, src + done, n);
 		d->len = MAX(d->len, a + n);
 		done += n;
@@ -619,8 +627,8 @@ static int commit_inline(struct fs *fs, struct fs_inode *in)
 	struct fs_dirty *d = NULL;
 	int rc = in->size ? dirty_get(fs, in, 0, true, &d) : 0;
 
-	if (rc == 0 && d)
-		rc = dirty_reserve(fs, d, in->size);
+	if (rc == 0 && d && (rc = dirty_reserve(fs, d, in->size)) == 0)
+		dirty_zero_to(d, in->size);
 	if (rc == 0) {
 		struct meta *m = fs_meta_take(fs);
 

@@ -62,9 +62,9 @@ struct fs_unpin {
 /* A part written in this mount and not yet in memory order of the file,
  * or the content of a file kept inline in the metadata. */
 struct fs_dirty {
-	uint8_t *buf;	/* cap bytes (grown as written), zero past len */
-	uint64_t len;	/* bytes of the part that hold data */
-	size_t cap;	/* bytes of buf; the part reads as zeros past them */
+	uint8_t *buf;	/* cap bytes (grown as written) */
+	uint64_t len;	/* bytes of buf that hold data; the part reads as zeros past them */
+	size_t cap;
 	uint64_t seq;	/* when first dirtied, for eviction */
 };
 
