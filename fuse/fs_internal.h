@@ -103,6 +103,11 @@ struct fs_inode {
 struct meta *fs_meta_take(struct fs *fs);
 void fs_meta_give(struct fs *fs, struct meta *m);
 
+/* xattr.c: replies to a get or set of an xattr the mount answers
+ * itself and returns true; false for the others. */
+bool fs_xattr_reply_get(fuse_req_t req, const char *name);
+bool fs_xattr_reply_set(fuse_req_t req, const char *name);
+
 /* file.c */
 /* The open state of ino, loaded from the manifest on first open. */
 int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out);
@@ -126,10 +131,5 @@ int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
 /* Size as this mount sees it (unflushed writes included) in *size; false
  * while the state is still being loaded (the caller has the stored size). */
 bool fs_inode_size(struct fs_inode *in, uint64_t *size);
-
-/* xattr.c: replies to a get or set of an xattr the mount answers
- * itself and returns true; false for the others. */
-bool fs_xattr_reply_get(fuse_req_t req, const char *name);
-bool fs_xattr_reply_set(fuse_req_t req, const char *name);
 
 #endif
