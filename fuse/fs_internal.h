@@ -60,10 +60,12 @@ struct fs_unpin {
 	gint64 due;	/* monotonic microseconds */
 };
 
-/* A part written in this mount and not yet in memory order of the file. */
+/* A part written in this mount and not yet in memory order of the file,
+ * or the content of a file kept inline in the metadata. */
 struct fs_dirty {
-	uint8_t *buf;	/* part_size bytes, zero past len */
-	uint64_t len;	/* bytes of the part that hold data */
+	uint8_t *buf;	/* cap bytes (grown as written) */
+	uint64_t len;	/* bytes of buf that hold data; the part reads as zeros past them */
+	size_t cap;
 	uint64_t seq;	/* when first dirtied, for eviction */
 };
 
@@ -101,6 +103,11 @@ struct fs_inode {
 
 struct meta *fs_meta_take(struct fs *fs);
 void fs_meta_give(struct fs *fs, struct meta *m);
+
+/* xattr.c: replies to a get or set of an xattr the mount answers
+ * itself and returns true; false for the others. */
+bool fs_xattr_reply_get(fuse_req_t req, const char *name);
+bool fs_xattr_reply_set(fuse_req_t req, const char *name);
 
 /* file.c */
 /* The open state of ino, loaded from the manifest on first open. */

@@ -649,6 +649,8 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	if (fs_xattr_reply_set(req, name))
+		return;
 	struct fs *fs = fs_of(req);
 	int rc = fs_stream_check_xattr(name, value, size);
 
@@ -672,6 +674,8 @@ static void reply_sized(fuse_req_t req, int rc, size_t size, const char *buf)
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (fs_xattr_reply_get(req, name))
+		return;
 	struct fs *fs = fs_of(req);
 	char *buf = g_malloc(size ? size : 1);
 	struct meta *m = fs_meta_take(fs);

@@ -52,6 +52,10 @@ static const char *const sql[META_Q_COUNT] = {
 			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1 AND k > 0",
 	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
 	[META_Q_DELETE_XATTRS] = "DELETE FROM xattrs WHERE ino = ?1",
+	[META_Q_DELETE_INLINE] = "DELETE FROM inline_data WHERE ino = ?1",
+	/* substr of a blob counts bytes and gives a blob */
+	[META_Q_CUT_INLINE] = "UPDATE inline_data SET data = substr(data, 1, ?2)"
+			      " WHERE ino = ?1 AND length(data) > ?2",
 	[META_Q_DELETE_INODE] = "DELETE FROM inodes WHERE ino = ?1",
 	[META_Q_MOVE_DENTRY] = "UPDATE dentries SET parent = ?2, name = ?3 WHERE id = ?1",
 	[META_Q_SET_DENTRY_INO] = "UPDATE dentries SET ino = ?2 WHERE id = ?1",
@@ -302,6 +306,8 @@ int meta_destroy_inode(struct meta *m, uint64_t ino)
 
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_XATTRS, ino);
 	if (rc == 0)
@@ -795,6 +801,17 @@ int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
 	return rc;
 }
 
+/* Inline content past a new, smaller size goes; a larger size needs
+ * nothing, since bytes past the content read as zeros. */
+static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
+{
+	sqlite3_stmt *s = st(m, META_Q_CUT_INLINE);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)MIN(size, (uint64_t)INT64_MAX));
+	return run(m, s);
+}
+
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		 struct meta_attr *out)
 {
@@ -839,6 +856,8 @@ int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		sqlite3_bind_int64(s, 8, a.ctime_ns);
 		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_errno(m, sqlite3_errcode(m->db));
 		sqlite3_finalize(s);
+		if (rc == 0 && (set->mask & META_SET_SIZE))
+			rc = cut_inline(m, ino, a.size);
 		if (out)
 			*out = a;
 	}

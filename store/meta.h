@@ -31,7 +31,17 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 1
+#define META_SCHEMA_VERSION 2
+/*
+ * Files of at most this many bytes may keep their content in the metadata
+ * database itself (meta_commit_inline) rather than in parts on the nodes:
+ * closing one then costs one database commit and no node round trip.
+ * 16 KiB holds most files of a source tree or a mail spool while a commit
+ * stays a few pages (8 of 2 KiB for a full one) of the SQLite WAL; bulk
+ * data past that would crowd the database's page cache, which every
+ * lookup shares, and be written twice (WAL, then checkpoint).
+ */
+#define META_INLINE_MAX (16u << 10)
 
 /* A stream file: a live byte stream (its own type, shown as a FIFO). */
 #define META_S_IFSTREAM S_IFIFO
@@ -159,6 +169,25 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 /* *parts (caller frees with g_free) and *nparts of file ino. */
 int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 		      struct meta_part **parts, unsigned *nparts);
+
+/*
+ * Replaces the content of regular file ino with the len bytes of data,
+ * kept in the database (inline), sets its size to len and stamps its
+ * mtime, in one transaction; its parts go to the garbage table. durable
+ * as for meta_commit_manifest. -EFBIG if len > META_INLINE_MAX, -EISDIR,
+ * -EINVAL (not a regular file), -ENOENT. A later meta_commit_manifest
+ * drops the inline content. An empty content keeps no row (the file then
+ * has neither inline data nor parts).
+ */
+int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
+		       bool durable);
+/*
+ * The inline content of file ino in *data (caller frees with g_free; NULL
+ * when empty) and *len; -ENODATA if the file keeps its content in parts,
+ * -ENOENT. The content may be shorter than the file's size (after a
+ * meta_setattr growing it): the rest reads as zeros.
+ */
+int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len);
 
 /* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
 struct meta_garbage {

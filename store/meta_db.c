@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One migration step per schema version. */
+G_STATIC_ASSERT(G_N_ELEMENTS(meta_migrations) == META_SCHEMA_VERSION);
+
 #define XATTR_NAME_MAX_LEN 255u
 #define XATTR_VALUE_MAX (64u << 10)
 
@@ -265,6 +268,14 @@ static const char *const db_sql[META_DBQ_COUNT] = {
 	[META_DBQ_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
 	[META_DBQ_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
 			   " WHERE ino = ?1 ORDER BY idx",
+	[META_DBQ_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
+				" WHERE ino = ?1 AND k > 0",
+	[META_DBQ_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
+				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[META_DBQ_INLINE_SET] = "INSERT OR REPLACE INTO inline_data (ino, data) VALUES (?1, ?2)",
+	[META_DBQ_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?1",
+	/* the object id stays: inline content has no shards */
+	[META_DBQ_SET_INLINE_SIZE] = "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
 	[META_DBQ_GARBAGE_LIST] = "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
 				  " ORDER BY id LIMIT ?1",
 	[META_DBQ_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
@@ -534,13 +545,9 @@ static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oi
 static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 				     const struct meta_part *parts, unsigned nparts)
 {
-	sqlite3_stmt *sel, *ins;
+	sqlite3_stmt *sel = dbst(m, META_DBQ_LIVE_PARTS), *ins = dbst(m, META_DBQ_GARBAGE_ADD);
 	int rc = 0;
 
-	sqlite3_prepare_v2(m->db, "SELECT object_id, idx, length, k, m, nodes FROM parts"
-			   " WHERE ino = ?1 AND k > 0", -1, &sel, NULL);
-	sqlite3_prepare_v2(m->db, "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &ins, NULL);
 	sqlite3_bind_int64(sel, 1, (int64_t)ino);
 	while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
 		if (sqlite3_column_bytes(sel, 0) == 16 &&
@@ -552,8 +559,8 @@ static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t
 			sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
 		rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : -EIO;
 	}
-	sqlite3_finalize(sel);
-	sqlite3_finalize(ins);
+	sqlite3_reset(sel);
+	sqlite3_reset(ins);
 	return rc;
 }
 
@@ -624,8 +631,80 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 	for (unsigned i = 0; rc == 0 && i < nparts; i++)
 		rc = insert_part(m, ino, object_id, &parts[i]);
 	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
+	if (rc == 0)
 		rc = set_manifest(m, ino, object_id, size);
 	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+}
+
+static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
+{
+	sqlite3_stmt *s = dbst(m, META_DBQ_INLINE_SET);
+	int rc;
+
+	if (len == 0) { /* an empty file keeps no row */
+		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
+	} else {
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_blob(s, 2, data, (int)len, SQLITE_STATIC);
+		rc = run_done(s);
+	}
+	if (rc == 0) {
+		s = dbst(m, META_DBQ_SET_INLINE_SIZE);
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_int64(s, 2, (int64_t)len);
+		sqlite3_bind_int64(s, 3, meta_now_ns());
+		rc = run_done(s);
+	}
+	return rc;
+}
+
+int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
+		       bool durable)
+{
+	static const uint8_t no_oid[16];
+	struct meta_attr a;
+	int rc;
+
+	if (len > META_INLINE_MAX)
+		return -EFBIG;
+	rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
+	if (rc < 0)
+		return rc;
+	rc = meta_getattr_locked(m, ino, &a);
+	if (rc == 0 && !S_ISREG(a.mode))
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0)
+		rc = replaced_parts_to_garbage(m, ino, no_oid, NULL, 0);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	if (rc == 0)
+		rc = set_inline(m, ino, data, len);
+	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+}
+
+int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
+{
+	sqlite3_stmt *s;
+	int rc, n;
+
+	g_mutex_lock(&m->lock);
+	s = dbst(m, META_DBQ_INLINE_GET);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		n = sqlite3_column_bytes(s, 0);
+		/* a length read from disk: never trusted past the limit */
+		rc = n < 0 || (unsigned)n > META_INLINE_MAX ? -EUCLEAN : 0;
+		if (rc == 0) {
+			*data = n ? g_memdup2(sqlite3_column_blob(s, 0), (gsize)n) : NULL;
+			*len = (size_t)n;
+		}
+	} else {
+		rc = exists(m, ino) ?: -ENODATA;
+	}
+	sqlite3_reset(s);
+	g_mutex_unlock(&m->lock);
+	return rc;
 }
 
 /* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
@@ -863,6 +942,10 @@ int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
 
 /* ---- integrity check ---- */
 
+/* META_INLINE_MAX as SQL text */
+#define INLINE_MAX_SQL "16384"
+G_STATIC_ASSERT(META_INLINE_MAX == 16384);
+
 struct check {
 	const char *what;
 	const char *sql; /* counts offending rows */
@@ -893,6 +976,14 @@ static const struct check checks[] = {
 	 " AND ino NOT IN (SELECT ino FROM open_files)"},
 	{"parts of no inode",
 	 "SELECT count(*) FROM parts p LEFT JOIN inodes i ON i.ino = p.ino WHERE i.ino IS NULL"},
+	{"inline data of no regular file",
+	 "SELECT count(*) FROM inline_data d LEFT JOIN inodes i ON i.ino = d.ino"
+	 " WHERE i.ino IS NULL OR (i.mode & 61440) != 32768"},
+	{"files with both inline data and parts",
+	 "SELECT count(*) FROM inline_data d WHERE EXISTS (SELECT 1 FROM parts p WHERE p.ino = d.ino)"},
+	{"inline data longer than its file or than the inline limit",
+	 "SELECT count(*) FROM inline_data d JOIN inodes i ON i.ino = d.ino"
+	 " WHERE length(d.data) > i.size OR length(d.data) > " INLINE_MAX_SQL},
 };
 
 int meta_check(struct meta *m, char **report)

@@ -16,6 +16,11 @@
  * sessions   mounts and CLI processes, with a heartbeat
  * open_files (session, ino) -> open count: an unlinked file lives on
  *            while open
+ * inline_data (version 2) ino -> the whole content of a small regular file
+ *            (at most META_INLINE_MAX bytes), kept here instead of in
+ *            parts on the nodes: such a file has a row here or parts,
+ *            never both; bytes past the row's length up to the file's
+ *            size read as zeros
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -51,6 +56,10 @@ static const char *const meta_migrations[] = {
 	"CREATE TABLE open_files (sid INTEGER NOT NULL, ino INTEGER NOT NULL,"
 	" count INTEGER NOT NULL, PRIMARY KEY (sid, ino));"
 	"CREATE INDEX open_files_by_ino ON open_files (ino);",
+	/* 1 -> 2: small files' data inline. A table of its own rather than a
+	 * column of inodes, so that rows of inodes stay a few dozen bytes and
+	 * lookups, getattr and readdir read no page of file data. */
+	"CREATE TABLE inline_data (ino INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 };
 
 #endif

@@ -92,6 +92,14 @@ void store_object_id_new(uint8_t oid[16]);
 int store_writer_new(struct store *s, const uint8_t oid[16], uint32_t first_part,
 		     struct store_writer **out);
 int store_writer_write(struct store_writer *w, const void *buf, size_t len);
+/*
+ * As store_writer_write of len bytes at a part boundary (nothing buffered
+ * since the last whole part), but buf, a g_malloc'd buffer of part size
+ * bytes, becomes the writer's instead of being copied; it is the writer's
+ * (freed by it) on failure too. -EINVAL if the writer holds a partial
+ * part or len exceeds the part size; else as write().
+ */
+int store_writer_give(struct store_writer *w, void *buf, size_t len);
 /* Sends the last partial part, waits for every shard to be durable and
  * returns the manifest parts (*parts freed with g_free; none for an empty
  * object). On failure, deletes what was sent. */

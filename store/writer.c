@@ -303,6 +303,35 @@ int store_writer_write(struct store_writer *w, const void *buf, size_t len)
 	return rc;
 }
 
+/* Counts buf as one of the writer's plain buffers, waiting as plain_take
+ * does while both are in use. */
+static void plain_adopt(struct store_writer *w)
+{
+	g_mutex_lock(&w->lock);
+	while (!w->spare && w->nplain >= PLAIN_BUFFERS)
+		g_cond_wait(&w->cond, &w->lock);
+	if (w->spare)
+		g_clear_pointer(&w->spare, g_free); /* buf takes its place */
+	else
+		w->nplain++;
+	g_mutex_unlock(&w->lock);
+}
+
+int store_writer_give(struct store_writer *w, void *buf, size_t len)
+{
+	g_mutex_lock(&w->lock);
+	int rc = w->finished || w->cur || len > w->s->part_size ? -EINVAL : w->error;
+	g_mutex_unlock(&w->lock);
+	if (rc) {
+		g_free(buf);
+		return rc;
+	}
+	plain_adopt(w);
+	w->cur = buf;
+	w->cur_len = len;
+	return len == w->s->part_size ? submit(w) : 0;
+}
+
 static void wait_idle(struct store_writer *w)
 {
 	g_mutex_lock(&w->lock);

@@ -305,6 +305,20 @@ static int write_all(int fd, const uint8_t *b, size_t len)
 	return 0;
 }
 
+/* Bytes [off, end) of a file whose content is inline: data, then zeros
+ * up to its size. */
+static int copy_inline(const uint8_t *data, size_t data_len, int fd, uint64_t off, uint64_t end)
+{
+	static const uint8_t zeros[4096];
+	int rc = 0;
+
+	if (off < data_len)
+		rc = write_all(fd, data + off, (size_t)(MIN(end, (uint64_t)data_len) - off));
+	for (off = MAX(off, (uint64_t)data_len); rc == 0 && off < end; off += sizeof(zeros))
+		rc = write_all(fd, zeros, (size_t)MIN((uint64_t)sizeof(zeros), end - off));
+	return rc;
+}
+
 /* Reads [off, off+len) of the file (len 0: to the end) into fd, with a
  * progress bar for a whole file copied to a file. */
 static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint64_t off,
@@ -315,14 +329,24 @@ static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint6
 	struct progress pr;
 	unsigned nparts = 0;
 	uint8_t oid[16];
+	uint64_t end = len && off + len < a->size ? off + len : a->size;
 	int rc = meta_get_manifest(c->meta, a->ino, oid, &parts, &nparts);
 
+	if (rc == 0 && nparts == 0 && a->size) {
+		g_autofree void *data = NULL;
+		size_t data_len = 0;
+
+		rc = meta_get_inline(c->meta, a->ino, &data, &data_len);
+		if (rc == 0)
+			return copy_inline(data, data_len, fd, MIN(off, end), end);
+		if (rc != -ENODATA) /* none: the file is a hole of its size */
+			return rc;
+	}
 	if (rc || (rc = store_reader_new(c->store, parts, nparts, &r))) {
 		g_free(parts);
 		return rc;
 	}
 	uint8_t *buf = g_malloc(IO_CHUNK);
-	uint64_t end = len && off + len < a->size ? off + len : a->size;
 	progress_init(&pr, end - MIN(off, end));
 	pr.on = pr.on && fd != STDOUT_FILENO;
 	for (uint64_t start = off; rc == 0 && off < end;) {

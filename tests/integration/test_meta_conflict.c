@@ -958,6 +958,29 @@ static void test_check_detached_cycle(void **state)
 	assert_check_names(f->m, "inodes neither reachable from the root nor open");
 }
 
+/* Inline data left by a removed file, next to parts, or longer than its
+ * file is reported. */
+static void test_check_inline_data(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a = create_ok(f->m, ROOT, "a"), b = create_ok(f->m, ROOT, "b");
+
+	assert_int_equal(meta_commit_inline(f->m, a, "abc", 3, false), 0);
+	raw_exec(f, "INSERT INTO inline_data (ino, data) VALUES (9999, x'00')");
+	assert_check_names(f->m, "inline data of no regular file");
+	raw_exec(f, "DELETE FROM inline_data WHERE ino = 9999");
+	raw_execf(f, "UPDATE inodes SET size = 2 WHERE ino = %" G_GUINT64_FORMAT, a);
+	assert_check_names(f->m, "inline data longer than its file");
+	raw_execf(f, "UPDATE inodes SET size = 3 WHERE ino = %" G_GUINT64_FORMAT, a);
+	assert_int_equal(meta_check(f->m, NULL), 0);
+	raw_execf(f,
+		  "INSERT INTO inline_data (ino, data) VALUES (%" G_GUINT64_FORMAT ", x'00');"
+		  " INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
+		  " VALUES (%" G_GUINT64_FORMAT ", 0, 1, zeroblob(16), 0, 0, x'', zeroblob(16))",
+		  b, b);
+	assert_check_names(f->m, "files with both inline data and parts");
+}
+
 /* Damage below the SQL level (an index that no longer matches its table)
  * is caught by SQLite's integrity_check. */
 static void test_check_broken_index(void **state)
@@ -1045,6 +1068,7 @@ int main(void)
 		T(test_check_dir_nlink),
 		T(test_check_dir_two_entries),
 		T(test_check_detached_cycle),
+		T(test_check_inline_data),
 		T(test_check_broken_index),
 		T(test_check_query_that_cannot_run),
 		T(test_check_entry_naming_root),

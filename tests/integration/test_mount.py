@@ -1,9 +1,11 @@
 """The FUSE mount on real node processes: everyday tools in and out,
 random writes against a local file, remount, two mounts, open files."""
 
+import errno
 import filecmp
 import os
 import random
+import struct
 import subprocess
 
 import pytest
@@ -125,3 +127,21 @@ def test_sqlite_database_in_the_mount(mounted):
     out = subprocess.run(["sqlite3", str(mnt / "db.sqlite")], input=sql.encode(),
                          capture_output=True, check=True, timeout=300).stdout.split()
     assert out == [b"ok", b"10000"], out
+
+
+def test_security_capability_is_not_stored(mounted):
+    """File capabilities are not kept: setting one fails with EOPNOTSUPP,
+    asking for one gives ENODATA (at once, without a metadata query), and
+    other xattrs are stored as before."""
+    cl, mnt = mounted
+    f = mnt / "prog"
+    f.write_bytes(b"#!/bin/sh\n")
+    cap = struct.pack("<IIIII", 0x02000000, 1 << 10, 0, 0, 0)  # v2, CAP_NET_BIND_SERVICE
+    with pytest.raises(OSError) as e:
+        os.setxattr(f, "security.capability", cap)
+    assert e.value.errno == errno.EOPNOTSUPP
+    with pytest.raises(OSError) as e:
+        os.getxattr(f, "security.capability")
+    assert e.value.errno == errno.ENODATA
+    os.setxattr(f, "user.note", b"kept")
+    assert os.getxattr(f, "user.note") == b"kept"

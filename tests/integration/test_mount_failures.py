@@ -72,7 +72,8 @@ def write_in_child(path, n, timeout=60):
 def test_node_killed_reads_exact_writes_fail_with_eio(cluster, mounts):
     """With one node of 2+1 killed (kill -9), every file reads back
     byte-exact; a write then fails with EIO at fsync/close within 30 s,
-    and the file it overwrote keeps its previous content."""
+    and the file it overwrote keeps its previous content; a small file,
+    kept inline in the metadata, is still written."""
     cl = cluster
     m = mounts.new()
     files = {f"f{n}": os.urandom(n) for n in (0, 1, 5 * MIB, 20 * MIB)}
@@ -93,9 +94,14 @@ def test_node_killed_reads_exact_writes_fail_with_eio(cluster, mounts):
         got, secs = cat(os.path.join(m.path, name))
         print(f"cat {name} ({len(data)} bytes) with node 3 killed: {secs:.2f} s")
         assert sha(got) == sha(data), name  # "over" included: the old content
-    res = write_in_child(os.path.join(m.path, "new"), 100)
+    res = write_in_child(os.path.join(m.path, "new"), 100 * 1024)
     print("new file with node 3 killed:", res)
     assert res["fsync"] == res["close"] == errno.EIO and res["seconds"] < 30, res
+    # A small file is kept inline in the metadata: no node is involved.
+    res = write_in_child(os.path.join(m.path, "small"), 100)
+    print("new small file with node 3 killed:", res)
+    assert res["fsync"] == res["close"] == 0, res
+    assert len(cat(os.path.join(m.path, "small"))[0]) == 100
 
 
 def test_node_frozen_cat_and_ls_stay_fast(cluster, mounts):

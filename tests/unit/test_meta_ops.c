@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <cmocka.h>
 
 #define ROOT META_ROOT_INO
@@ -616,6 +617,137 @@ static void test_open_unlinked_files(void **state)
 	(void)unused;
 }
 
+/* A small file's content commits inline and reads back byte-exact; it
+ * sets the size and replaces the file's parts (sent to the garbage), and
+ * a later manifest commit drops it again. */
+static void test_inline_commit_and_read(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-0123456!", data[META_INLINE_MAX];
+	struct meta_part parts[2] = {part(0, 100, 1), part(1, 50, 4)};
+	struct meta_part *back;
+	struct meta_garbage *g;
+	struct meta_attr a;
+	unsigned n;
+	void *got = NULL;
+	size_t len = 0;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 4096, true), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.size, 4096);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
+	assert_int_equal(len, 4096);
+	assert_memory_equal(got, data, 4096);
+	g_free(got);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(n, 0);
+	g_free(back);
+	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
+	assert_int_equal(n, 2); /* both stored parts */
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(meta_garbage_done(f->m, g[i].id), 0);
+	g_free(g);
+	/* the largest inline content, then back to parts */
+	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), false), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
+	assert_int_equal(len, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	g_free(got);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, true), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.size, 150);
+}
+
+/* Inline commits refuse what they cannot hold; an empty content keeps no
+ * row; a smaller size cuts the content; unlink drops it with the file. */
+static void test_inline_limits_truncate_unlink(void **state)
+{
+	struct fx *f = *state;
+	uint8_t data[META_INLINE_MAX + 1] = {0};
+	struct meta_setattr set = {.mask = META_SET_SIZE, .size = 3};
+	struct meta_attr a;
+	void *got = NULL;
+	size_t len = 0;
+	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+
+	memcpy(data, "abcdef", 6);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), true), -EFBIG);
+	assert_int_equal(meta_commit_inline(f->m, d, data, 6, true), -EISDIR);
+	assert_int_equal(meta_commit_inline(f->m, 9999, data, 6, true), -ENOENT);
+	assert_int_equal(meta_get_inline(f->m, 9999, &got, &len), -ENOENT);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, true), 0);
+	assert_int_equal(meta_setattr(f->m, ino, &set, NULL), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(got, "abc", 3);
+	g_free(got);
+	set.size = 100; /* growing keeps the content: the rest reads as zeros */
+	assert_int_equal(meta_setattr(f->m, ino, &set, NULL), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
+	assert_int_equal(len, 3);
+	g_free(got);
+	assert_int_equal(meta_commit_inline(f->m, ino, NULL, 0, true), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.size, 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, true), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENOENT);
+}
+
+static void raw_exec(const char *path, const char *text)
+{
+	sqlite3 *db;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", text, err);
+	sqlite3_close(db);
+}
+
+/* A database of schema 1 (before inline data) with a file in it is
+ * migrated on open: its file is intact and takes inline content; a schema
+ * newer than this program is refused. */
+static void test_schema_migration(void **state)
+{
+	struct fx *f = *state;
+	char *path = g_strdup_printf("%s/meta.db", f->dir);
+	uint8_t oid[16] = "object-0123456!";
+	struct meta_part p = part(0, 10, 1), *back;
+	struct meta_attr a;
+	struct meta *newer;
+	void *got = NULL;
+	size_t len = 0;
+	unsigned n;
+	uint64_t ino = create_ok(f->m, ROOT, "old");
+
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, true), 0);
+	meta_close(f->m);
+	raw_exec(path, "DROP TABLE inline_data; UPDATE schema_version SET version = 1");
+	assert_int_equal(meta_open(f->url, &f->m), 0);
+	assert_int_equal(meta_schema_version(f->m), 2);
+	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
+	assert_int_equal(a.size, 10);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(n, 1);
+	g_free(back);
+	assert_int_equal(meta_commit_inline(f->m, ino, "0123456789", 10, true), 0);
+	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
+	assert_memory_equal(got, "0123456789", 10);
+	g_free(got);
+	raw_exec(path, "UPDATE schema_version SET version = 3");
+	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
+	raw_exec(path, "UPDATE schema_version SET version = 2");
+	g_free(path);
+}
+
 /* statfs counts inodes and bytes. */
 static void test_statfs(void **state)
 {
@@ -635,6 +767,8 @@ static void test_statfs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_inline_commit_and_read), T(test_inline_limits_truncate_unlink),
+		T(test_schema_migration),
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod), T(test_rename),
