@@ -1,12 +1,13 @@
 /*
  * quic.c - event loop, UDP sockets and connections over ngtcp2 0.12.
  *
- * Loop: epoll over the sockets, one timerfd (absolute CLOCK_MONOTONIC, so
- * ngtcp2's sub-millisecond pacing deadlines hold) and one eventfd for work
- * posted by other threads. Each turn: run posted work, read every socket
- * dry (recvmmsg, GRO segments split), handle expired deadlines, then write
- * every connection marked dirty, in GSO batches, and re-arm the timer to
- * the earliest deadline.
+ * Loop: epoll over the sockets and one eventfd for work posted by other
+ * threads, waiting with epoll_pwait2 until the earliest deadline (a
+ * nanosecond timeout, so ngtcp2's sub-millisecond pacing deadlines hold; a
+ * timerfd where epoll_pwait2 is missing). Each turn: run posted work, read
+ * every socket dry (recvmmsg, GRO segments split), handle expired
+ * deadlines, then write every connection marked dirty, in GSO batches, and
+ * wait again until the earliest deadline.
  *
  * Routing: a client connection owns a connected UDP socket. A listener's
  * socket serves all its connections; datagrams are routed by destination
@@ -35,6 +36,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -115,7 +117,7 @@ struct quic_listener {
 	struct quic_settings set;
 	const struct quic_conn_ops *ops;
 	void *user;
-	GHashTable *cids; /* GBytes cid -> struct quic_conn */
+	GHashTable *cids; /* struct cid_key -> struct quic_conn */
 	uint8_t reset_secret[32];
 };
 
@@ -140,6 +142,7 @@ struct quic_loop {
 	GList *conns; /* struct quic_conn */
 	GList *timers; /* struct app_timer, sorted by deadline */
 	GSList *dead_socks; /* closed this turn, freed at its end */
+	bool use_timerfd;   /* no epoll_pwait2: deadlines go through timerfd */
 	uint64_t armed_ns;  /* the timerfd's deadline, UINT64_MAX: disarmed */
 	uint8_t *rx;   /* RX_SLOTS * RX_SLOT_SIZE */
 	uint8_t tx[TX_BUF_SIZE];
@@ -475,9 +478,58 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 	gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
 }
 
-static GBytes *cid_bytes(const uint8_t *data, size_t len)
+/* A connection ID as a routing key. Every datagram a listener receives is
+ * routed by one lookup, so the key lives on the stack: building a GBytes
+ * for it (allocate, hash byte by byte, free) was 2-3% of a node's CPU. */
+struct cid_key {
+	size_t len;
+	uint8_t data[NGTCP2_MAX_CIDLEN];
+};
+
+/* false when len exceeds what QUIC v1 allows (such a packet is dropped). */
+static bool cid_key_set(struct cid_key *k, const uint8_t *data, size_t len)
 {
-	return g_bytes_new(data, len);
+	if (len > NGTCP2_MAX_CIDLEN)
+		return false;
+	memset(k, 0, sizeof(*k));
+	k->len = len;
+	memcpy(k->data, data, len);
+	return true;
+}
+
+static guint cid_key_hash(gconstpointer p)
+{
+	const struct cid_key *k = p;
+	guint h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < k->len; i++)
+		h = (h ^ k->data[i]) * 16777619u;
+	return h;
+}
+
+static gboolean cid_key_equal(gconstpointer a, gconstpointer b)
+{
+	const struct cid_key *x = a, *y = b;
+
+	return x->len == y->len && memcmp(x->data, y->data, x->len) == 0;
+}
+
+static void route_add(struct quic_listener *ls, const ngtcp2_cid *cid, struct quic_conn *c)
+{
+	struct cid_key *k = g_new(struct cid_key, 1);
+
+	cid_key_set(k, cid->data, cid->datalen); /* ngtcp2_cid holds at most NGTCP2_MAX_CIDLEN */
+	g_hash_table_insert(ls->cids, k, c);
+}
+
+/* Forgets the route of cid if it leads to c (NULL: whatever it leads to). */
+static void route_remove(struct quic_listener *ls, const ngtcp2_cid *cid, struct quic_conn *c)
+{
+	struct cid_key k;
+
+	cid_key_set(&k, cid->data, cid->datalen);
+	if (!c || g_hash_table_lookup(ls->cids, &k) == c)
+		g_hash_table_remove(ls->cids, &k);
 }
 
 static int new_cid_cb(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen, void *ud)
@@ -494,19 +546,16 @@ static int new_cid_cb(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t
 	if (ngtcp2_crypto_generate_stateless_reset_token(token, c->ls->reset_secret,
 							 sizeof(c->ls->reset_secret), cid) != 0)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
-	g_hash_table_insert(c->ls->cids, cid_bytes(cid->data, cid->datalen), c);
+	route_add(c->ls, cid, c);
 	return 0;
 }
 
 static int remove_cid_cb(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *ud)
 {
 	struct quic_conn *c = ud;
-	GBytes *key = cid_bytes(cid->data, cid->datalen);
-
 	(void)conn;
 	if (c->ls)
-		g_hash_table_remove(c->ls->cids, key);
-	g_bytes_unref(key);
+		route_remove(c->ls, cid, NULL);
 	return 0;
 }
 
@@ -809,23 +858,15 @@ static void unroute(struct quic_conn *c)
 {
 	size_t n;
 	ngtcp2_cid *cids;
-	GBytes *key;
 
 	if (!c->ls || !c->conn)
 		return;
 	n = ngtcp2_conn_get_num_scid(c->conn);
 	cids = g_new(ngtcp2_cid, n);
 	ngtcp2_conn_get_scid(c->conn, cids);
-	for (size_t i = 0; i < n; i++) {
-		key = cid_bytes(cids[i].data, cids[i].datalen);
-		if (g_hash_table_lookup(c->ls->cids, key) == c)
-			g_hash_table_remove(c->ls->cids, key);
-		g_bytes_unref(key);
-	}
-	key = cid_bytes(c->odcid.data, c->odcid.datalen);
-	if (g_hash_table_lookup(c->ls->cids, key) == c)
-		g_hash_table_remove(c->ls->cids, key);
-	g_bytes_unref(key);
+	for (size_t i = 0; i < n; i++)
+		route_remove(c->ls, &cids[i], c);
+	route_remove(c->ls, &c->odcid, c);
 	g_free(cids);
 }
 
@@ -1090,8 +1131,8 @@ static struct quic_conn *accept_conn(struct quic_listener *ls, const ngtcp2_pkt_
 		return NULL;
 	}
 	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
-	g_hash_table_insert(ls->cids, cid_bytes(scid.data, scid.datalen), c);
-	g_hash_table_insert(ls->cids, cid_bytes(hd->dcid.data, hd->dcid.datalen), c);
+	route_add(ls, &scid, c);
+	route_add(ls, &hd->dcid, c);
 	return c;
 }
 
@@ -1104,10 +1145,11 @@ static void listener_datagram(struct quic_listener *ls, const uint8_t *pkt, size
 
 	if (ngtcp2_pkt_decode_version_cid(&vc, pkt, len, SCID_LEN) != 0)
 		return; /* garbage, or a version we do not speak: dropped */
-	GBytes *key = cid_bytes(vc.dcid, vc.dcidlen);
+	struct cid_key key;
 
-	c = g_hash_table_lookup(ls->cids, key);
-	g_bytes_unref(key);
+	if (!cid_key_set(&key, vc.dcid, vc.dcidlen))
+		return;
+	c = g_hash_table_lookup(ls->cids, &key);
 	if (!c) {
 		if (ngtcp2_accept(&hd, pkt, len) != 0)
 			return;
@@ -1142,7 +1184,7 @@ int quic_listen(struct quic_loop *l, const char *host, uint16_t port, struct net
 	ls->set = *set;
 	ls->ops = ops;
 	ls->user = user;
-	ls->cids = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
+	ls->cids = g_hash_table_new_full(cid_key_hash, cid_key_equal, g_free, NULL);
 	gnutls_rnd(GNUTLS_RND_RANDOM, ls->reset_secret, sizeof(ls->reset_secret));
 	*out = ls;
 	return 0;
@@ -1371,37 +1413,71 @@ static void write_dirty(struct quic_loop *l)
 	g_list_free(conns);
 }
 
-/* Arms the timerfd to the earliest deadline; returns the epoll timeout:
- * 0 when a connection still has packets to write, else -1 (the timerfd
- * wakes us). timerfd_settime is a costly system call on this kind of VM,
- * so it is made only when the deadline changes. */
-static int arm_timer(struct quic_loop *l)
+/* The earliest deadline of any connection or application timer, in
+ * CLOCK_MONOTONIC nanoseconds (UINT64_MAX: none); *busy when a connection
+ * still has packets to write. */
+static uint64_t next_deadline(struct quic_loop *l, bool *busy)
 {
 	uint64_t next = UINT64_MAX;
-	bool busy = false;
 
+	*busy = false;
 	for (GList *it = l->conns; it; it = it->next) {
 		struct quic_conn *c = it->data;
 
-		busy |= c->dirty && !c->closing;
+		*busy |= c->dirty && !c->closing;
 		next = MIN(next, c->closing ? (uint64_t)c->delete_at_us * 1000
 					    : ngtcp2_conn_get_expiry(c->conn));
 	}
 	if (l->timers)
 		next = MIN(next, (uint64_t)((struct app_timer *)l->timers->data)->deadline_us * 1000);
-	if (next != l->armed_ns) {
-		struct itimerspec its = {0};
+	return next;
+}
 
-		if (next != UINT64_MAX) {
-			uint64_t at = MAX(next, 1); /* 0 would disarm */
+/* Fallback only: arms the timerfd to `next`, if it changed. */
+static void arm_timerfd(struct quic_loop *l, uint64_t next)
+{
+	struct itimerspec its = {0};
 
-			its.it_value.tv_sec = (time_t)(at / 1000000000u);
-			its.it_value.tv_nsec = (long)(at % 1000000000u);
-		}
-		timerfd_settime(l->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
-		l->armed_ns = next;
+	if (next == l->armed_ns)
+		return;
+	if (next != UINT64_MAX) {
+		uint64_t at = MAX(next, 1); /* 0 would disarm */
+
+		its.it_value.tv_sec = (time_t)(at / 1000000000u);
+		its.it_value.tv_nsec = (long)(at % 1000000000u);
 	}
-	return busy ? 0 : -1;
+	timerfd_settime(l->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	l->armed_ns = next;
+}
+
+/* Waits for events until the earliest deadline, or not at all when a
+ * connection has packets to write. The deadline goes into epoll_pwait2's
+ * nanosecond timeout: the earliest deadline moves on nearly every turn (ACK
+ * and pacing timers), and re-arming a timerfd each time was 7% of a node's
+ * CPU for puts (a system call costs much on this kind of VM). A kernel or
+ * sandbox without epoll_pwait2 gets the timerfd. */
+static int loop_wait(struct quic_loop *l, struct epoll_event *evs, int max)
+{
+	bool busy;
+	uint64_t next = next_deadline(l, &busy), now;
+	struct timespec ts = {0};
+	int n;
+
+	if (l->use_timerfd) {
+		arm_timerfd(l, next);
+		return epoll_wait(l->epfd, evs, max, busy ? 0 : -1);
+	}
+	if (!busy && next != UINT64_MAX && next > (now = now_ns())) {
+		ts.tv_sec = (time_t)((next - now) / 1000000000u);
+		ts.tv_nsec = (long)((next - now) % 1000000000u);
+	}
+	n = epoll_pwait2(l->epfd, evs, max, !busy && next == UINT64_MAX ? NULL : &ts, NULL);
+	if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+		g_message("epoll_pwait2 unavailable (%s): timers use a timerfd", g_strerror(errno));
+		l->use_timerfd = true;
+		return 0;
+	}
+	return n;
 }
 
 static gpointer loop_main(gpointer data)
@@ -1409,8 +1485,11 @@ static gpointer loop_main(gpointer data)
 	struct quic_loop *l = data;
 	struct epoll_event evs[32];
 
+	/* Pacing deadlines are microseconds apart: the default 50 us of timer
+	 * slack would add up to that much to every wait. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, G_N_ELEMENTS(evs), arm_timer(l));
+		int n = loop_wait(l, evs, G_N_ELEMENTS(evs));
 
 		for (int i = 0; i < n; i++) {
 			struct ev *ev = evs[i].data.ptr;

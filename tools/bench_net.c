@@ -234,14 +234,26 @@ static void print_results(struct bench *b, const struct phase p[4], double tcp, 
 	printf("\nputs are acknowledged only once durable on the node's disk\n");
 }
 
+static void print_put_only(const struct bench *b, const struct phase *p, gboolean json)
+{
+	if (json)
+		printf("{\"bench\":\"net\",\"size_mib\":%d,\"depth\":%d,\"shard_kib\":1024,"
+		       "\"put_mib_s\":%.1f,\"put_client_cpu_s_per_gib\":%.2f,\"put_node_cpu_s_per_gib\":%.2f}\n",
+		       b->size_mib, b->depth, p->mibs, p->client_cpu_per_gib, p->node_cpu_per_gib);
+	else
+		printf("put, %d in flight: %.1f MiB/s, client CPU %.2f s/GiB, node CPU %.2f s/GiB\n",
+		       b->depth, p->mibs, p->client_cpu_per_gib, p->node_cpu_per_gib);
+}
+
 int cmd_bench_net(int argc, char **argv)
 {
 	struct bench b = {.size_mib = 1024, .depth = 16};
-	gboolean json = FALSE;
+	gboolean json = FALSE, put_only = FALSE;
 	GOptionEntry entries[] = {
 		{"size", 's', 0, G_OPTION_ARG_INT, &b.size_mib, "MiB moved by each phase (default 1024)", "MIB"},
 		{"depth", 0, 0, G_OPTION_ARG_INT, &b.depth, "requests in flight in the deep phases (default 16)", "N"},
 		{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL},
+		{"put-only", 0, 0, G_OPTION_ARG_NONE, &put_only, "only the deep put phase (to profile the node's write path)", NULL},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	struct phase p[4] = {0};
@@ -260,11 +272,13 @@ int cmd_bench_net(int argc, char **argv)
 	for (size_t i = 0; i < SHARD / 4; i++)
 		((uint32_t *)b.data)[i] = g_random_int();
 	rc = start_cluster(&b, self);
-	for (int i = 0; rc == 0 && i < 4; i++)
+	for (int i = put_only ? 2 : 0; rc == 0 && i < (put_only ? 3 : 4); i++)
 		rc = run_phase(&b, i % 2 == 0, i < 2 ? 1 : b.depth, &p[i]);
-	double tcp = rc == 0 ? tcp_mibs(&b) : 0;
+	double tcp = rc == 0 && !put_only ? tcp_mibs(&b) : 0;
 
-	if (rc == 0)
+	if (rc == 0 && put_only)
+		print_put_only(&b, &p[2], json);
+	else if (rc == 0)
 		print_results(&b, p, tcp, json);
 	else
 		fprintf(stderr, "shardfs: bench net failed: %s\n", net_strerror(rc));
