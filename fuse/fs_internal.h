@@ -160,9 +160,9 @@ uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored);
 int fs_stream_check_xattr(const char *name, const char *value, size_t size);
 /* Appends the statistics' names, NUL-terminated each, as listxattr(2). */
 void fs_stream_list_stats(GString *names);
-/* A statistic of stream a as getxattr(2) answers it; -ENOTSUP when name
- * is not one (the metadata answers). */
-int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *name, char *buf,
-			 size_t size);
-
+/* name is one of a stream's statistics (read-only, not stored). */
+bool fs_stream_stat_name(const char *name);
+/* A statistic of stream ino as getxattr(2) answers it (-ENODATA for a
+ * file that is not a stream). */
+int fs_stream_stat_xattr(struct fs *fs, uint64_t ino, const char *name, char *buf, size_t size);
 #endif

@@ -294,6 +294,20 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	g_free(target);
 }
 
+/* A regular file, or a stream in a stream directory; without excl an
+ * existing file is opened as it is. */
+static int make_file(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		     const struct fuse_ctx *ctx, bool excl, struct meta_attr *a)
+{
+	if (!fs_stream_dir(m, parent))
+		return meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
+	if (rc == -EEXIST && !excl && (rc = meta_lookup(m, parent, name, a)) == 0 &&
+	    S_ISDIR(a->mode))
+		rc = -EISDIR;
+	return rc;
+}
+
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct fs *fs = fs_of(req);
@@ -306,10 +320,8 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	mode &= ~ctx->umask;
 	if (!S_ISREG(mode))
 		rc = -EPERM; /* devices, sockets and FIFOs are not kept */
-	else if (fs_stream_dir(m, parent))
-		rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, &a);
 	else
-		rc = meta_create(m, parent, name, mode, ctx->uid, ctx->gid, true, &a);
+		rc = make_file(m, parent, name, mode, ctx, true, &a);
 	fs_meta_give(fs, m);
 	entry_or_err(req, rc, &a);
 }
@@ -461,19 +473,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
-/* A regular file, or a stream in a stream directory; without excl an
- * existing file is opened as it is. */
-static int make_file(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
-		     const struct fuse_ctx *ctx, bool excl, struct meta_attr *a)
-{
-	if (!fs_stream_dir(m, parent))
-		return meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
-	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
-	if (rc == -EEXIST && !excl && (rc = meta_lookup(m, parent, name, a)) == 0 &&
-	    S_ISDIR(a->mode))
-		rc = -EISDIR;
-	return rc;
-}
 
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
@@ -678,42 +677,52 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	struct fs *fs = fs_of(req);
 	char *buf = g_malloc(size ? size : 1);
-	struct meta *m = fs_meta_take(fs);
-	struct meta_attr a;
-	int rc = -ENOTSUP;
+	int rc;
 
-	if (g_str_has_prefix(name, "user.shardfs.") && meta_getattr(m, ino, &a) == 0) {
-		fs_meta_give(fs, m); /* the statistics ask the home node */
-		rc = fs_stream_stat_xattr(fs, &a, name, buf, size);
-		m = fs_meta_take(fs);
-	}
-	if (rc == -ENOTSUP)
+	if (fs_stream_stat_name(name)) { /* asks the home node */
+		rc = fs_stream_stat_xattr(fs, ino, name, buf, size);
+	} else {
+		struct meta *m = fs_meta_take(fs);
 		rc = meta_getxattr(m, ino, name, buf, size);
-	fs_meta_give(fs, m);
+		fs_meta_give(fs, m);
+	}
 	reply_sized(req, rc, size, buf);
 	g_free(buf);
 }
 
-/* The stored names, and a stream's statistics (getfattr -d shows them). */
+/* The stored names of a stream, and its statistics (getfattr -d shows
+ * them); -errno. */
+static int list_stream_xattrs(struct meta *m, uint64_t ino, GString *names)
+{
+	int len = meta_listxattr(m, ino, NULL, 0);
+
+	if (len < 0)
+		return len;
+	g_string_set_size(names, (gsize)len);
+	if (len > 0 && (len = meta_listxattr(m, ino, names->str, (size_t)len)) < 0)
+		return len;
+	fs_stream_list_stats(names);
+	return 0;
+}
+
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fs_of(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
+	GString *names = g_string_new(NULL);
 	int rc = meta_getattr(m, ino, &a);
-	int len = rc ? rc : meta_listxattr(m, ino, NULL, 0);
-	GString *names = g_string_sized_new(len > 0 ? (gsize)len : 1);
 
-	if (len > 0)
-		len = meta_listxattr(m, ino, names->str, (size_t)len);
-	fs_meta_give(fs, m);
-	if (len >= 0) {
-		g_string_set_size(names, (gsize)len);
-		if (META_S_ISSTREAM(a.mode))
-			fs_stream_list_stats(names);
-		len = size && names->len > size ? -ERANGE : (int)names->len;
+	if (rc == 0 && META_S_ISSTREAM(a.mode)) {
+		rc = list_stream_xattrs(m, ino, names);
+		if (rc == 0)
+			rc = size && names->len > size ? -ERANGE : (int)names->len;
+	} else if (rc == 0) {
+		g_string_set_size(names, size);
+		rc = meta_listxattr(m, ino, names->str, size);
 	}
-	reply_sized(req, len, size, names->str);
+	fs_meta_give(fs, m);
+	reply_sized(req, rc, size, names->str);
 	g_string_free(names, TRUE);
 }
 

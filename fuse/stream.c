@@ -188,7 +188,7 @@ static const char *const stat_names[] = {XATTR_PREFIX "readers", XATTR_PREFIX "w
 					 XATTR_PREFIX "dropped", XATTR_PREFIX "subscriptions",
 					 XATTR_PREFIX "home", NULL};
 
-static bool is_stat_name(const char *name)
+bool fs_stream_stat_name(const char *name)
 {
 	return g_strv_contains(stat_names, name);
 }
@@ -213,7 +213,7 @@ int fs_stream_check_xattr(const char *name, const char *value, size_t size)
 		return value_is(value, size, "oldest") || value_is(value, size, "live") ? 0 : -EINVAL;
 	if (!strcmp(name, XATTR_RING))
 		return parse_ring(value, size, &ring);
-	return is_stat_name(name) ? -EPERM : -EINVAL;
+	return fs_stream_stat_name(name) ? -EPERM : -EINVAL;
 }
 
 /* The xattr's value as a string, or NULL. */
@@ -896,18 +896,21 @@ uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored)
 	return MAX(stored, st.head);
 }
 
-int fs_stream_stat_xattr(struct fs *fs, const struct meta_attr *a, const char *name, char *buf,
-			 size_t size)
+int fs_stream_stat_xattr(struct fs *fs, uint64_t ino, const char *name, char *buf, size_t size)
 {
 	struct store_stream_stat st = {0};
+	struct meta_attr attr, *a = &attr;
 	uint8_t id[16];
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_getattr(m, ino, a);
 
-	if (!is_stat_name(name))
-		return -ENOTSUP;
+	fs_meta_give(fs, m);
+	if (rc)
+		return rc;
 	if (!META_S_ISSTREAM(a->mode))
 		return -ENODATA;
 	stream_id(a->ino, id);
-	int rc = store_stream_stat(fs->store, id, &st);
+	rc = store_stream_stat(fs->store, id, &st);
 	if (rc && rc != -ENOENT)
 		return -EIO;
 	g_mutex_lock(&fs->streams->lock);
