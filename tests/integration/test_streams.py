@@ -112,6 +112,17 @@ def test_stream_directories_and_settings(mounts):
         f.write(b"z" * 10)
     with pytest.raises(OSError):
         xattr(os.path.join(a.path, "plain"), "written")
+    # Its own xattrs are listed as stored, with no statistics among them.
+    os.setxattr(os.path.join(a.path, "plain"), "user.note", b"kept")
+    assert os.listxattr(os.path.join(b.path, "plain")) == ["user.note"]
+    assert os.getxattr(os.path.join(b.path, "plain"), "user.note") == b"kept"
+    # A stream lists what is stored on it (settings copied from its
+    # directory) beside its statistics.
+    os.setxattr(live, "user.shardfs.policy", b"lossless")
+    with open(os.path.join(live, "t"), "wb"):
+        pass
+    listed = os.listxattr(os.path.join(b.path, "live", "t"))
+    assert "user.shardfs.policy" in listed and "user.shardfs.written" in listed
 
 
 def test_writer_and_late_readers_on_two_mounts(mounts, tmp_path):
