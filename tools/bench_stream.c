@@ -239,7 +239,7 @@ static bool wait_readers(const char *path, unsigned n)
  * mib_s (0: full speed); returns the bytes written or -1. */
 static int64_t write_stream(int fd, size_t chunk, double secs, double mib_s)
 {
-	uint8_t *buf = g_malloc0(chunk);
+	uint8_t *buf = g_malloc(chunk);
 	double t0 = now_s();
 	uint64_t done = 0;
 
