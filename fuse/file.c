@@ -201,6 +201,7 @@ static struct fs_inode *inode_new(uint64_t ino)
 
 	in->ino = ino;
 	g_mutex_init(&in->lock);
+	g_mutex_init(&in->attr_lock);
 	in->parts = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
 	in->fresh = g_array_new(FALSE, TRUE, sizeof(bool));
 	in->superseded = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
@@ -217,12 +218,87 @@ static void inode_free(struct fs_inode *in)
 	g_array_free(in->superseded, TRUE);
 	g_hash_table_destroy(in->dirty);
 	g_mutex_clear(&in->lock);
+	g_mutex_clear(&in->attr_lock);
 	g_free(in);
 }
 
 struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino)
 {
 	return g_hash_table_lookup(fs->inodes, &ino);
+}
+
+struct fs_inode *fs_inode_hold(struct fs *fs, uint64_t ino)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+
+	if (in)
+		in->opens++; /* so that a concurrent last release keeps it */
+	g_mutex_unlock(&fs->lock);
+	return in;
+}
+
+/* ---- attributes kept for the next commit ---- */
+
+static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set)
+{
+	if (set->mask & META_SET_MODE) {
+		p->mode = set->mode;
+		p->mask = (p->mask | META_SET_MODE) & ~META_SET_KILL_SUIDGID;
+	} else if ((set->mask & META_SET_KILL_SUIDGID) && (p->mask & META_SET_MODE)) {
+		p->mode &= ~(S_ISUID | ((p->mode & S_IXGRP) ? S_ISGID : 0));
+	} else {
+		p->mask |= set->mask & META_SET_KILL_SUIDGID;
+	}
+	if (set->mask & META_SET_UID)
+		p->uid = set->uid;
+	if (set->mask & META_SET_GID)
+		p->gid = set->gid;
+	if (set->mask & META_SET_ATIME)
+		p->atime_ns = set->atime_ns;
+	if (set->mask & META_SET_MTIME)
+		p->mtime_ns = set->mtime_ns;
+	p->mask |= set->mask & (META_SET_UID | META_SET_GID | META_SET_ATIME | META_SET_MTIME);
+}
+
+bool fs_inode_defer_attrs(struct fs_inode *in, const struct meta_setattr *set)
+{
+	g_mutex_lock(&in->lock);
+	bool defer = in->changed && !in->error && !(set->mask & META_SET_SIZE);
+
+	if (defer) {
+		g_mutex_lock(&in->attr_lock);
+		pending_merge(&in->pending, set);
+		g_mutex_unlock(&in->attr_lock);
+	}
+	g_mutex_unlock(&in->lock);
+	return defer;
+}
+
+void fs_inode_attrs(struct fs_inode *in, struct meta_attr *a)
+{
+	g_mutex_lock(&in->attr_lock);
+	meta_setattr_apply(&in->pending, 0, a); /* no size: the time is not used */
+	g_mutex_unlock(&in->attr_lock);
+}
+
+/* Content changed after an explicit mtime: the commit's stamp wins, as a
+ * write after utimensat(2) would. */
+static void content_changed(struct fs_inode *in)
+{
+	in->changed = true;
+	if (in->pending.mask & META_SET_MTIME) {
+		g_mutex_lock(&in->attr_lock);
+		in->pending.mask &= ~META_SET_MTIME;
+		g_mutex_unlock(&in->attr_lock);
+	}
+}
+
+static void pending_committed(struct fs_inode *in)
+{
+	g_mutex_lock(&in->attr_lock);
+	memset(&in->pending, 0, sizeof(in->pending));
+	g_mutex_unlock(&in->attr_lock);
 }
 
 int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
@@ -252,12 +328,8 @@ int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
 
 int fs_inode_flush_if_open(struct fs *fs, uint64_t ino)
 {
-	g_mutex_lock(&fs->lock);
-	struct fs_inode *in = fs_inode_find(fs, ino);
+	struct fs_inode *in = fs_inode_hold(fs, ino);
 
-	if (in)
-		in->opens++; /* held, so that a concurrent last release keeps it */
-	g_mutex_unlock(&fs->lock);
 	if (!in)
 		return 0;
 	int rc = fs_inode_flush(fs, in);
@@ -480,7 +552,7 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	for (uint64_t i = old_n ? old_n - 1 : 0; i < new_n; i++)
 		if (!part_at(in, i)->k) /* holes take the length their place needs */
 			part_at(in, i)->length = part_len(fs, in, i);
-	in->changed = true;
+	content_changed(in);
 	reader_stale(in);
 	return 0;
 }
@@ -510,7 +582,7 @@ ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const v
 		if (a + n == fs->part_size)
 			rc = upload(fs, in, i); /* written to its end: stream it */
 	}
-	in->changed = true;
+	content_changed(in);
 	g_mutex_unlock(&in->lock);
 	return done ? (ssize_t)done : rc;
 }
@@ -581,8 +653,9 @@ static int commit(struct fs *fs, struct fs_inode *in)
 {
 	struct meta *m = fs_meta_take(fs);
 	uint8_t oid[16] = {0};
+	struct meta_setattr attrs = in->pending; /* stable under lock */
 	int rc = meta_commit_manifest(m, in->ino, oid, in->size, (struct meta_part *)in->parts->data,
-				      in->parts->len, true);
+				      in->parts->len, &attrs, true);
 
 	fs_meta_give(fs, m);
 	if (rc) {
@@ -597,6 +670,7 @@ static int commit(struct fs *fs, struct fs_inode *in)
 	for (guint i = 0; i < in->fresh->len; i++)
 		g_array_index(in->fresh, bool, i) = false;
 	in->changed = false;
+	pending_committed(in);
 	return 0;
 }
 
@@ -631,8 +705,9 @@ static int commit_inline(struct fs *fs, struct fs_inode *in)
 		dirty_zero_to(d, in->size);
 	if (rc == 0) {
 		struct meta *m = fs_meta_take(fs);
+		struct meta_setattr attrs = in->pending; /* stable under lock */
 
-		rc = meta_commit_inline(m, in->ino, d ? d->buf : NULL, in->size, true);
+		rc = meta_commit_inline(m, in->ino, d ? d->buf : NULL, in->size, &attrs, true);
 		fs_meta_give(fs, m);
 	}
 	if (rc) {
@@ -648,6 +723,7 @@ static int commit_inline(struct fs *fs, struct fs_inode *in)
 				   in->superseded->len);
 	g_array_set_size(in->superseded, 0);
 	in->changed = false;
+	pending_committed(in);
 	return 0;
 }
 

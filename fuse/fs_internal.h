@@ -27,11 +27,15 @@ struct fs {
 	GHashTable *seen;	/* ino -> struct fs_seen (keep_cache), lock */
 	GHashTable *lookups;	/* ino -> struct fs_lookup, lock */
 	GArray *unpins;		/* struct fs_unpin, oldest first, lock */
+	GArray *closes;		/* uint64_t inos closed, records not yet dropped, lock */
 	GThread *housekeeper;
 	GMutex stop_lock;
 	GCond stop_cond;
 	bool stopping;		/* stop_lock */
 	struct fuse_session *se;
+	/* the INIT exchange (mount.c): until answered, one request at a time */
+	bool init_seen, init_answered, kernel_killpriv;
+	uint64_t init_unique;
 	struct fs_streams *streams; /* stream.c */
 };
 
@@ -59,6 +63,16 @@ struct fs_unpin {
 	uint64_t ino;
 	gint64 due;	/* monotonic microseconds */
 };
+
+/*
+ * A release drops its file's open record later, with others in one
+ * transaction (a transaction per close was a fifth of a small file's
+ * metadata work). Until then an unlinked file keeps its space; a close
+ * before a session's end or death is released with the session. Past
+ * FS_CLOSES_MAX the releasing request drops the batch itself.
+ */
+#define FS_CLOSES_MAX 1024
+void fs_closes_drop(struct fs *fs, struct meta *m);
 
 /* A part written in this mount and not yet in memory order of the file,
  * or the content of a file kept inline in the metadata. */
@@ -97,6 +111,14 @@ struct fs_inode {
 	GArray *superseded; /* struct meta_part uploaded then replaced before a commit */
 	uint64_t seq;
 	bool changed;	/* differs from the committed manifest */
+	/* Attribute changes made while changed, committed with the content
+	 * (never with a size). Written under lock and attr_lock, a leaf lock
+	 * that lets attributes be read without waiting behind an upload. */
+	struct meta_setattr pending;
+	GMutex attr_lock;
+	/* The mode as this mount last set or read it (atomic): whether a write
+	 * is to clear set-ID bits the kernel has cached. */
+	uint32_t mode;
 	int error;	/* -EIO after a failed upload or commit: sticky */
 	struct store_reader *reader; /* over parts when nothing is dirty; NULL when stale */
 };
@@ -117,6 +139,14 @@ int fs_inode_release(struct fs *fs, struct fs_inode *in);
 /* The open state if the file is open in this mount (no reference taken:
  * for attributes only, under fs->lock). */
 struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino);
+/* The open state of ino with one more open (fs_inode_release drops it),
+ * or NULL if the file is not open in this mount. */
+struct fs_inode *fs_inode_hold(struct fs *fs, uint64_t ino);
+/* Keeps set with the uncommitted content, for its next commit, and
+ * returns true; false (nothing kept) if there is no uncommitted content. */
+bool fs_inode_defer_attrs(struct fs_inode *in, const struct meta_setattr *set);
+/* a with the attribute changes kept for the next commit. */
+void fs_inode_attrs(struct fs_inode *in, struct meta_attr *a);
 ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *buf, size_t len);
 ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const void *buf,
 		       size_t len);

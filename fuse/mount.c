@@ -17,9 +17,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define META_CONNECTIONS 8
@@ -35,26 +37,36 @@ struct meta *fs_meta_take(struct fs *fs)
 	return g_async_queue_pop(fs->metas);
 }
 
+/*
+ * Last in, first out: a connection's page cache is dropped whenever another
+ * connection has committed since its last transaction, so handing back the
+ * connection used last keeps a run of sequential requests on one warm cache.
+ */
 void fs_meta_give(struct fs *fs, struct meta *m)
 {
-	g_async_queue_push(fs->metas, m);
+	g_async_queue_push_front(fs->metas, m);
 }
 
-/* Releases the pins that are due (the session's end releases the rest). */
-static void unpin_due(struct fs *fs, struct meta *m)
+/* Drops the open records of closed files and of the pins that are due
+ * (the session's end releases the rest), in one transaction. */
+void fs_closes_drop(struct fs *fs, struct meta *m)
 {
 	gint64 now = g_get_monotonic_time();
 	guint n = 0;
 
 	g_mutex_lock(&fs->lock);
 	while (n < fs->unpins->len && g_array_index(fs->unpins, struct fs_unpin, n).due <= now)
-		n++;
-	GArray *due = g_array_sized_new(FALSE, FALSE, sizeof(struct fs_unpin), n);
-	g_array_append_vals(due, fs->unpins->data, n);
+		g_array_append_val(fs->closes, g_array_index(fs->unpins, struct fs_unpin, n++).ino);
 	g_array_remove_range(fs->unpins, 0, n);
+	GArray *due = fs->closes;
+	fs->closes = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	g_mutex_unlock(&fs->lock);
-	for (guint i = 0; i < due->len; i++) /* an unlinked file goes now */
-		meta_close_file(m, fs->sid, g_array_index(due, struct fs_unpin, i).ino);
+	/* An unlinked file goes now; after a failure, at the next try. */
+	if (due->len && meta_close_files(m, fs->sid, (uint64_t *)due->data, due->len)) {
+		g_mutex_lock(&fs->lock);
+		g_array_append_vals(fs->closes, due->data, due->len);
+		g_mutex_unlock(&fs->lock);
+	}
 	g_array_free(due, TRUE);
 }
 
@@ -88,7 +100,7 @@ static gpointer housekeeper(gpointer arg)
 		g_mutex_unlock(&fs->stop_lock);
 		struct meta *m = fs_meta_take(fs);
 		meta_session_heartbeat(m, fs->sid);
-		unpin_due(fs, m);
+		fs_closes_drop(fs, m);
 		trim_when_idle(fs, &last_bytes);
 		if (g_get_monotonic_time() >= next_gc) {
 			unsigned n;
@@ -139,6 +151,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 	fs->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	fs->lookups = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	fs->unpins = g_array_new(FALSE, FALSE, sizeof(struct fs_unpin));
+	fs->closes = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	fs->attr_timeout = 1.0;
 	fs->entry_timeout = 1.0;
 	if (store_open(o->cluster_conf, NULL, &fs->store, &err)) {
@@ -180,7 +193,55 @@ static void fs_free(struct fs *fs)
 	g_hash_table_destroy(fs->seen);
 	g_hash_table_destroy(fs->lookups); /* pins went with the session */
 	g_array_free(fs->unpins, TRUE);
+	g_array_free(fs->closes, TRUE);
 	g_free(fs);
+}
+
+/*
+ * libfuse 3.14 offers FUSE_CAP_HANDLE_KILLPRIV, and wants it by default,
+ * but leaves FUSE_HANDLE_KILLPRIV out of the INIT reply it writes (later
+ * releases send it). The session's I/O is thus the mount's own: plain
+ * read and writev, except that the INIT reply carries the flag when the
+ * kernel offered it (privileged() in ops.c is how the mount keeps its
+ * side of it). Every length is checked before
+ * a header is looked at.
+ */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct fs *fs = userdata;
+	ssize_t n = read(fd, buf, len);
+
+	if (!__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) &&
+	    n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in))) {
+		const struct fuse_in_header *h = buf;
+		const struct fuse_init_in *in = (const void *)(h + 1);
+
+		if (h->opcode == FUSE_INIT) {
+			fs->init_unique = h->unique;
+			fs->kernel_killpriv = (in->flags & FUSE_HANDLE_KILLPRIV) != 0;
+			__atomic_store_n(&fs->init_seen, true, __ATOMIC_RELEASE);
+		}
+	}
+	return n;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fs *fs = userdata;
+
+	if (__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) && !fs->init_answered && count >= 2 &&
+	    iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+		const struct fuse_out_header *h = iov[0].iov_base;
+		struct fuse_init_out *out = iov[1].iov_base;
+
+		if (h->unique == fs->init_unique) {
+			if (h->error == 0 && fs->kernel_killpriv)
+				out->flags |= FUSE_HANDLE_KILLPRIV;
+			fs->init_answered = true; /* INIT is answered before any other request */
+		}
+	}
+	return writev(fd, iov, count);
 }
 
 static struct fuse_session *session_new(struct fs *fs, const struct fs_mount_options *o)
@@ -249,7 +310,9 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 
 	if (!fs->store || !(fs->se = session_new(fs, o)))
 		goto out;
-	if (fuse_set_signal_handlers(fs->se) || fuse_session_mount(fs->se, o->mountpoint)) {
+	static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
+	if (fuse_set_signal_handlers(fs->se) || fuse_session_mount(fs->se, o->mountpoint) ||
+	    fuse_session_custom_io(fs->se, &io, fuse_session_fd(fs->se))) {
 		g_printerr("shardfs: cannot mount on %s\n", o->mountpoint);
 		goto out;
 	}

@@ -21,8 +21,26 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
+/* The metadata's attributes a, with the size and attribute changes of a
+ * file open here that are not yet committed. */
+static void open_view(struct fs *fs, struct meta_attr *a)
 {
+	uint64_t size;
+
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = S_ISREG(a->mode) ? fs_inode_find(fs, a->ino) : NULL;
+	if (in && fs_inode_size(in, &size))
+		a->size = size;
+	if (in)
+		fs_inode_attrs(in, a);
+	g_mutex_unlock(&fs->lock);
+}
+
+static void to_stat(struct fs *fs, const struct meta_attr *stored, struct stat *st)
+{
+	struct meta_attr view = *stored, *a = &view;
+
+	open_view(fs, a);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = a->ino;
 	st->st_mode = a->mode;
@@ -30,12 +48,6 @@ static void to_stat(struct fs *fs, const struct meta_attr *a, struct stat *st)
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
 	st->st_size = (off_t)a->size;
-	g_mutex_lock(&fs->lock);
-	struct fs_inode *in = S_ISREG(a->mode) ? fs_inode_find(fs, a->ino) : NULL;
-	uint64_t size;
-	if (in && fs_inode_size(in, &size))
-		st->st_size = (off_t)size;
-	g_mutex_unlock(&fs->lock);
 	if (META_S_ISSTREAM(a->mode)) { /* a FIFO would be the kernel's own pipe */
 		st->st_mode = S_IFREG | (a->mode & 07777);
 		st->st_size = (off_t)fs_stream_size(fs, a->ino, a->size);
@@ -199,6 +211,60 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, attr_timeout(fs, &a));
 }
 
+/*
+ * The mount clears set-user-ID and set-group-ID bits itself (it asks for
+ * FUSE_CAP_HANDLE_KILLPRIV): on any chown, and on a write or truncation
+ * by an unprivileged caller. Otherwise the kernel reads the attributes
+ * anew (a GETATTR) before every chown, to compute the mode it would send.
+ * Privileged is uid 0 here: the request does not carry CAP_FSETID.
+ */
+static bool privileged(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->uid == 0;
+}
+
+static int kill_suidgid(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
+{
+	static const struct meta_setattr kill = {.mask = META_SET_KILL_SUIDGID};
+
+	if (in && fs_inode_defer_attrs(in, &kill))
+		return 0;
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_setattr(m, ino, &kill, NULL);
+	fs_meta_give(fs, m);
+	return rc;
+}
+
+/* After an unprivileged write: the bits go at the commit (whatever the
+ * mode is then); a mode the kernel has cached with them is dropped. */
+static int kill_suidgid_on_write(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
+{
+	int rc = kill_suidgid(fs, ino, in);
+	uint32_t mode = __atomic_load_n(&in->mode, __ATOMIC_RELAXED);
+
+	if (rc == 0 && (mode & (S_ISUID | S_ISGID))) {
+		struct meta_attr a = {.mode = mode};
+
+		meta_setattr_apply(&(struct meta_setattr){.mask = META_SET_KILL_SUIDGID}, 0, &a);
+		__atomic_store_n(&in->mode, a.mode, __ATOMIC_RELAXED);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0); /* attributes only */
+	}
+	return rc;
+}
+
+/* Records the mode a file open here now has (see kill_suidgid_on_write). */
+static void note_mode(struct fs *fs, const struct meta_attr *stored)
+{
+	struct meta_attr view = *stored;
+
+	open_view(fs, &view);
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, view.ino);
+	if (in)
+		__atomic_store_n(&in->mode, view.mode, __ATOMIC_RELAXED);
+	g_mutex_unlock(&fs->lock);
+}
+
 static int64_t ts_ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
@@ -230,6 +296,62 @@ static bool is_stream(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 	return stream;
 }
 
+/* Attribute changes to a file whose content this mount has not committed
+ * yet go with that content's commit (a transaction of their own each was
+ * most of a small file's metadata work: tar sets times, owner and mode of
+ * every file it writes). Other mounts see them at the close, as they see
+ * the content. */
+static bool defer_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
+			const struct meta_setattr *set)
+{
+	if (fi && fs_stream_fh(fi))
+		return false;
+	struct fs_inode *in = fs_inode_hold(fs, ino);
+
+	if (!in)
+		return false;
+	bool kept = fs_inode_defer_attrs(in, set);
+	/* the last open if every handle closed meanwhile: it commits them */
+	return fs_inode_release(fs, in) == 0 && kept;
+}
+
+/* A change that may take access away from someone: another owner, or
+ * permission bits cleared. Such a change is not kept for a later commit:
+ * other mounts see it at once. */
+static bool narrows_access(const struct meta_attr *now, const struct meta_setattr *set)
+{
+	if ((set->mask & META_SET_UID) && set->uid != now->uid)
+		return true;
+	if ((set->mask & META_SET_GID) && set->gid != now->gid)
+		return true;
+	return (set->mask & META_SET_MODE) && (now->mode & 0777 & ~set->mode);
+}
+
+/* Changes kept (defer_attrs) or made now; *a as the mount shows them. */
+static int set_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
+		     const struct meta_setattr *set, struct meta_attr *a)
+{
+	struct meta *m = fs_meta_take(fs);
+	int rc = meta_getattr(m, ino, a);
+
+	fs_meta_give(fs, m);
+	if (rc || !set->mask)
+		return rc;
+	struct meta_attr view = *a;
+
+	open_view(fs, &view);
+	if (!narrows_access(&view, set) && defer_attrs(fs, ino, fi, set))
+		return 0;
+	/* What is uncommitted goes first: its commit would stamp the mtime
+	 * and carries the changes kept so far, which this one follows. */
+	if ((rc = fs_inode_flush_if_open(fs, ino)))
+		return rc;
+	m = fs_meta_take(fs);
+	rc = meta_setattr(m, ino, set, a);
+	fs_meta_give(fs, m);
+	return rc;
+}
+
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -238,13 +360,13 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct meta_attr a;
 	int rc = 0;
 
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_stream(fs, ino, fi)) /* streams: offsets go on */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_stream(fs, ino, fi)) { /* streams: offsets go on */
 		rc = set_size(fs, ino, (uint64_t)attr->st_size, fi);
-	/* A commit stamps the file's mtime: writes still uncommitted are
-	 * committed first, so that an explicit time (cp -a's futimens
-	 * before close) is the one that stays. */
-	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = fs_inode_flush_if_open(fs, ino);
+		if (!privileged(req))
+			set.mask |= META_SET_KILL_SUIDGID;
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		set.mask |= META_SET_KILL_SUIDGID; /* any chown, as the kernel's own */
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		set.mask |= META_SET_MODE;
 		set.mode = attr->st_mode;
@@ -265,10 +387,10 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		set.mask |= META_SET_MTIME;
 		set.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW ? g_get_real_time() * 1000 : ts_ns(&attr->st_mtim);
 	}
-	struct meta *m = fs_meta_take(fs);
 	if (rc == 0)
-		rc = set.mask ? meta_setattr(m, ino, &set, &a) : meta_getattr(m, ino, &a);
-	fs_meta_give(fs, m);
+		rc = set_attrs(fs, ino, fi, &set, &a);
+	if (rc == 0 && set.mask)
+		note_mode(fs, &a);
 	rc = stale(rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -295,12 +417,18 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* A regular file, or a stream in a stream directory; without excl an
- * existing file is opened as it is. */
-static int make_file(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
-		     const struct fuse_ctx *ctx, bool excl, struct meta_attr *a)
+ * existing file is opened as it is. With a session (sid), a regular file
+ * is also opened for it in the same transaction, and *opened says so. */
+static int make_file(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
+		     uint32_t mode, const struct fuse_ctx *ctx, bool excl, struct meta_attr *a,
+		     bool *opened)
 {
-	if (!fs_stream_dir(m, parent))
-		return meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+	*opened = false;
+	if (!fs_stream_dir(m, parent)) {
+		*opened = sid != 0;
+		return sid ? meta_create_open(m, sid, parent, name, mode, ctx->uid, ctx->gid, excl, a)
+			   : meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+	}
 	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
 	if (rc == -EEXIST && !excl && (rc = meta_lookup(m, parent, name, a)) == 0 &&
 	    S_ISDIR(a->mode))
@@ -314,6 +442,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
+	bool opened;
 	int rc;
 
 	(void)rdev;
@@ -321,7 +450,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (!S_ISREG(mode))
 		rc = -EPERM; /* devices, sockets and FIFOs are not kept */
 	else
-		rc = make_file(m, parent, name, mode, ctx, true, &a);
+		rc = make_file(m, 0, parent, name, mode, ctx, true, &a, &opened);
 	fs_meta_give(fs, m);
 	entry_or_err(req, rc, &a);
 }
@@ -423,10 +552,44 @@ static void forget_seen(struct fs *fs, uint64_t ino)
 	g_mutex_unlock(&fs->lock);
 }
 
-/* Opens the data state of a regular file and records the open. */
-static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The data state of a regular file whose open is recorded; the record
+ * goes again if it fails. */
+static int open_state(fuse_req_t req, const struct meta_attr *a, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_inode *in;
+	int rc = fs_inode_open(fs, a->ino, &in);
+
+	if (rc == 0)
+		note_mode(fs, a);
+	if (rc == 0 && (fi->flags & O_TRUNC))
+		rc = fs_inode_truncate(fs, in, 0);
+	if (rc == 0 && (fi->flags & O_TRUNC) && (a->mode & (S_ISUID | S_ISGID)) && !privileged(req))
+		rc = kill_suidgid(fs, a->ino, in);
+	if (rc) {
+		struct meta *m = fs_meta_take(fs);
+
+		meta_close_file(m, fs->sid, a->ino);
+		fs_meta_give(fs, m);
+		return rc;
+	}
+	fi->fh = (uintptr_t)in;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->keep_cache = unchanged_since_seen(fs, a);
+	else
+		forget_seen(fs, a->ino);
+	/* Close-to-open: the kernel drops the pages at this open, but its
+	 * attributes may be up to attr_timeout old, and a read stops at the
+	 * size it has cached. They are refreshed at their next use. */
+	if (!fi->keep_cache)
+		fuse_lowlevel_notify_inval_inode(fs->se, a->ino, -1, 0);
+	return 0;
+}
+
+/* Opens the data state of a regular file and records the open. */
+static int open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
 	int rc = meta_getattr(m, ino, &a);
@@ -440,32 +603,12 @@ static int open_file(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc == 0)
 		rc = meta_open_file(m, fs->sid, ino);
 	fs_meta_give(fs, m);
-	if (rc)
-		return stale(rc);
-	if ((rc = fs_inode_open(fs, ino, &in)) == 0 && (fi->flags & O_TRUNC))
-		rc = fs_inode_truncate(fs, in, 0);
-	if (rc) {
-		m = fs_meta_take(fs);
-		meta_close_file(m, fs->sid, ino);
-		fs_meta_give(fs, m);
-		return rc;
-	}
-	fi->fh = (uintptr_t)in;
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
-		fi->keep_cache = unchanged_since_seen(fs, &a);
-	else
-		forget_seen(fs, ino);
-	/* Close-to-open: the kernel drops the pages at this open, but its
-	 * attributes may be up to attr_timeout old, and a read stops at the
-	 * size it has cached. They are refreshed at their next use. */
-	if (!fi->keep_cache)
-		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
-	return 0;
+	return rc ? stale(rc) : open_state(req, &a, fi);
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int rc = open_file(fs_of(req), ino, fi);
+	int rc = open_file(req, ino, fi);
 
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -481,11 +624,13 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
-	int rc = make_file(m, parent, name, mode & ~ctx->umask, ctx, (fi->flags & O_EXCL) != 0, &a);
+	bool opened;
+	int rc = make_file(m, fs->sid, parent, name, mode & ~ctx->umask, ctx,
+			   (fi->flags & O_EXCL) != 0, &a, &opened);
 
 	fs_meta_give(fs, m);
 	if (rc == 0)
-		rc = open_file(fs, a.ino, fi);
+		rc = opened ? open_state(req, &a, fi) : open_file(req, a.ino, fi);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -528,7 +673,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct fs_inode *in = (struct fs_inode *)(uintptr_t)fi->fh;
 	ssize_t n = fs_inode_write(fs_of(req), in, (uint64_t)off, buf, size);
 
-	(void)ino;
+	if (n > 0 && !privileged(req) && kill_suidgid_on_write(fs_of(req), ino, in))
+		n = -EIO;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -566,10 +712,17 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	int rc = fs_inode_release(fs, (struct fs_inode *)(uintptr_t)fi->fh);
-	struct meta *m = fs_meta_take(fs);
 
-	meta_close_file(m, fs->sid, ino);
-	fs_meta_give(fs, m);
+	g_mutex_lock(&fs->lock);
+	g_array_append_val(fs->closes, ino);
+	bool full = fs->closes->len >= FS_CLOSES_MAX;
+	g_mutex_unlock(&fs->lock);
+	if (full) {
+		struct meta *m = fs_meta_take(fs);
+
+		fs_closes_drop(fs, m);
+		fs_meta_give(fs, m);
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -744,6 +897,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Writeback caching would let close() return before the data is
 	 * stored, breaking close-to-open and error reporting. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* FUSE_CAP_HANDLE_KILLPRIV: see privileged(); mount.c's session I/O
+	 * is what tells the kernel. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	/* A stream READ answered short must end the read(2): parallel

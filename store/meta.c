@@ -61,6 +61,8 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_SET_DENTRY_INO] = "UPDATE dentries SET ino = ?2 WHERE id = ?1",
 	[META_Q_SET_PARENT] = "UPDATE inodes SET parent = ?2 WHERE ino = ?1",
 	[META_Q_PARENT_OF] = "SELECT parent FROM inodes WHERE ino = ?1",
+	[META_Q_SETATTR] = "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, atime = ?6,"
+			   " mtime = ?7, ctime = ?8 WHERE ino = ?1",
 	[META_Q_READDIR] = "SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
 		      " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
 };
@@ -399,8 +401,9 @@ static int create_typed(struct meta *m, uint64_t parent, const char *name, uint3
 	return meta_tx_end(m, rc);
 }
 
-int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
-		uint32_t gid, bool excl, struct meta_attr *out)
+/* sid 0: no open record. */
+static int create_file(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
+		       uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out)
 {
 	struct dentry d;
 	int rc = meta_tx_begin(m);
@@ -414,7 +417,21 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode
 		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
 	else if (rc == 0)
 		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);
+	if (rc == 0 && sid)
+		rc = meta_open_locked(m, sid, out->ino);
 	return meta_tx_end(m, rc);
+}
+
+int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+		uint32_t gid, bool excl, struct meta_attr *out)
+{
+	return create_file(m, 0, parent, name, mode, uid, gid, excl, out);
+}
+
+int meta_create_open(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
+		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out)
+{
+	return sid ? create_file(m, sid, parent, name, mode, uid, gid, excl, out) : -EINVAL;
 }
 
 int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
@@ -812,56 +829,73 @@ static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
 	return run(m, s);
 }
 
+void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta_attr *a)
+{
+	if (set->mask & META_SET_MODE)
+		a->mode = S_TYPE(a->mode) | (set->mode & 07777);
+	else if ((set->mask & META_SET_KILL_SUIDGID) && S_ISREG(a->mode))
+		a->mode &= ~(S_ISUID | ((a->mode & S_IXGRP) ? S_ISGID : 0));
+	if (set->mask & META_SET_UID)
+		a->uid = set->uid;
+	if (set->mask & META_SET_GID)
+		a->gid = set->gid;
+	if (set->mask & META_SET_SIZE) {
+		a->size = set->size;
+		a->mtime_ns = now;
+	}
+	if (set->mask & META_SET_ATIME)
+		a->atime_ns = set->atime_ns;
+	if (set->mask & META_SET_MTIME)
+		a->mtime_ns = set->mtime_ns;
+}
+
+int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+			struct meta_attr *out)
+{
+	struct meta_attr a;
+	int rc = meta_getattr_locked(m, ino, &a);
+
+	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode) &&
+	    S_TYPE(a.mode) != META_S_IFSTREAM) /* a stream's size: bytes written */
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc)
+		return rc;
+	int64_t now = meta_now_ns();
+	sqlite3_stmt *s = st(m, META_Q_SETATTR);
+	uint32_t mode = a.mode;
+
+	meta_setattr_apply(set, now, &a);
+	if (set->mask == META_SET_KILL_SUIDGID && a.mode == mode) {
+		if (out) /* nothing to clear: nothing changes, not even ctime */
+			*out = a;
+		return 0;
+	}
+	a.ctime_ns = now;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, a.mode);
+	sqlite3_bind_int64(s, 3, a.uid);
+	sqlite3_bind_int64(s, 4, a.gid);
+	sqlite3_bind_int64(s, 5, (int64_t)a.size);
+	sqlite3_bind_int64(s, 6, a.atime_ns);
+	sqlite3_bind_int64(s, 7, a.mtime_ns);
+	sqlite3_bind_int64(s, 8, a.ctime_ns);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_errno(m, sqlite3_errcode(m->db));
+	sqlite3_reset(s);
+	if (rc == 0 && (set->mask & META_SET_SIZE))
+		rc = cut_inline(m, ino, a.size);
+	if (rc == 0 && out)
+		*out = a;
+	return rc;
+}
+
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		 struct meta_attr *out)
 {
-	struct meta_attr a;
-	sqlite3_stmt *s;
 	int rc = meta_tx_begin(m);
 
 	if (rc < 0)
 		return rc;
-	rc = meta_getattr_locked(m, ino, &a);
-	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode) &&
-	    S_TYPE(a.mode) != META_S_IFSTREAM) /* a stream's size: bytes written */
-		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
-	if (rc == 0) {
-		int64_t now = meta_now_ns();
-
-		if (set->mask & META_SET_MODE)
-			a.mode = S_TYPE(a.mode) | (set->mode & 07777);
-		if (set->mask & META_SET_UID)
-			a.uid = set->uid;
-		if (set->mask & META_SET_GID)
-			a.gid = set->gid;
-		if (set->mask & META_SET_SIZE) {
-			a.size = set->size;
-			a.mtime_ns = now;
-		}
-		if (set->mask & META_SET_ATIME)
-			a.atime_ns = set->atime_ns;
-		if (set->mask & META_SET_MTIME)
-			a.mtime_ns = set->mtime_ns;
-		a.ctime_ns = now;
-		sqlite3_prepare_v2(m->db,
-				   "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, atime = ?6,"
-				   " mtime = ?7, ctime = ?8 WHERE ino = ?1", -1, &s, NULL);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_int64(s, 2, a.mode);
-		sqlite3_bind_int64(s, 3, a.uid);
-		sqlite3_bind_int64(s, 4, a.gid);
-		sqlite3_bind_int64(s, 5, (int64_t)a.size);
-		sqlite3_bind_int64(s, 6, a.atime_ns);
-		sqlite3_bind_int64(s, 7, a.mtime_ns);
-		sqlite3_bind_int64(s, 8, a.ctime_ns);
-		rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_errno(m, sqlite3_errcode(m->db));
-		sqlite3_finalize(s);
-		if (rc == 0 && (set->mask & META_SET_SIZE))
-			rc = cut_inline(m, ino, a.size);
-		if (out)
-			*out = a;
-	}
-	return meta_tx_end(m, rc);
+	return meta_tx_end(m, meta_setattr_locked(m, ino, set, out));
 }
 
 int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, meta_dirent_fn fn,

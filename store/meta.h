@@ -72,6 +72,10 @@ enum meta_set {
 	META_SET_SIZE = 1 << 3,
 	META_SET_ATIME = 1 << 4,
 	META_SET_MTIME = 1 << 5,
+	/* Clears set-user-ID, and set-group-ID with group execute, of a
+	 * regular file (as a write, truncate or chown does); a mode set in the
+	 * same call is taken as it is. */
+	META_SET_KILL_SUIDGID = 1 << 6,
 };
 
 struct meta_setattr {
@@ -114,11 +118,17 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_a
 int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out);
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		 struct meta_attr *out);
+/* What meta_setattr makes of attributes a at time now (ctime aside). */
+void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta_attr *a);
 
 /* A regular file; with excl, -EEXIST if the name exists, else an existing
  * regular file is returned as it is (O_CREAT without O_EXCL). */
 int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
 		uint32_t gid, bool excl, struct meta_attr *out);
+/* meta_create, and the file opened for session sid (meta_open_file) in the
+ * same transaction. */
+int meta_create_open(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
+		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out);
 int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
 	       uint32_t gid, struct meta_attr *out);
 /* Stream files (mode's type META_S_IFSTREAM); other types: -EPERM. */
@@ -161,11 +171,13 @@ int meta_removexattr(struct meta *m, uint64_t ino, const char *name);
  * and sets its size, in one transaction; the replaced parts go to the
  * garbage table. durable: the commit is fsynced before returning (for
  * fsync()/close()); otherwise it survives a crash of the process and is
- * synced lazily.
+ * synced lazily. attrs (NULL: none, no size) are set in the same
+ * transaction, after the commit's own mtime: attribute changes made while
+ * the content was being written go with it.
  */
 int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
 			 uint64_t size, const struct meta_part *parts, unsigned nparts,
-			 bool durable);
+			 const struct meta_setattr *attrs, bool durable);
 /* *parts (caller frees with g_free) and *nparts of file ino. */
 int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 		      struct meta_part **parts, unsigned *nparts);
@@ -174,13 +186,13 @@ int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
  * Replaces the content of regular file ino with the len bytes of data,
  * kept in the database (inline), sets its size to len and stamps its
  * mtime, in one transaction; its parts go to the garbage table. durable
- * as for meta_commit_manifest. -EFBIG if len > META_INLINE_MAX, -EISDIR,
+ * and attrs as for meta_commit_manifest. -EFBIG if len > META_INLINE_MAX, -EISDIR,
  * -EINVAL (not a regular file), -ENOENT. A later meta_commit_manifest
  * drops the inline content. An empty content keeps no row (the file then
  * has neither inline data nor parts).
  */
 int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
-		       bool durable);
+		       const struct meta_setattr *attrs, bool durable);
 /*
  * The inline content of file ino in *data (caller frees with g_free; NULL
  * when empty) and *len; -ENODATA if the file keeps its content in parts,
@@ -208,6 +220,9 @@ int meta_session_end(struct meta *m, uint64_t sid);
 int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended);
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino);
 int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
+/* meta_close_file of each of the n inos, in one transaction; an ino with no
+ * open record of sid is skipped. */
+int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n);
 
 /*
  * Checks the namespace: every entry points to an inode, every inode is

@@ -614,7 +614,7 @@ static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16
 
 int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
 			 uint64_t size, const struct meta_part *parts, unsigned nparts,
-			 bool durable)
+			 const struct meta_setattr *attrs, bool durable)
 {
 	struct meta_attr a;
 	int rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
@@ -634,6 +634,8 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	if (rc == 0)
 		rc = set_manifest(m, ino, object_id, size);
+	if (rc == 0 && attrs && attrs->mask)
+		rc = meta_setattr_locked(m, ino, attrs, NULL);
 	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
 }
 
@@ -660,7 +662,7 @@ static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len
 }
 
 int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
-		       bool durable)
+		       const struct meta_setattr *attrs, bool durable)
 {
 	static const uint8_t no_oid[16];
 	struct meta_attr a;
@@ -680,6 +682,8 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
 		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
 	if (rc == 0)
 		rc = set_inline(m, ino, data, len);
+	if (rc == 0 && attrs && attrs->mask)
+		rc = meta_setattr_locked(m, ino, attrs, NULL);
 	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
 }
 
@@ -845,6 +849,11 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid)
 	return meta_tx_end(m, rc);
 }
 
+int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino)
+{
+	return run_ints(m, META_DBQ_OPEN_FILE, (int64_t)sid, (int64_t)ino);
+}
+
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino)
 {
 	int rc = meta_tx_begin(m);
@@ -853,7 +862,7 @@ int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino)
 		return rc;
 	rc = exists(m, ino);
 	if (rc == 0)
-		rc = run_ints(m, META_DBQ_OPEN_FILE, (int64_t)sid, (int64_t)ino);
+		rc = meta_open_locked(m, sid, ino);
 	return meta_tx_end(m, rc);
 }
 
@@ -868,19 +877,37 @@ static int release_if_orphan(struct meta *m, uint64_t ino)
 	return meta_destroy_inode(m, ino);
 }
 
-int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino)
+static int close_locked(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	int rc = meta_tx_begin(m);
+	int rc = run_ints(m, META_DBQ_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
 
-	if (rc < 0)
-		return rc;
-	rc = run_ints(m, META_DBQ_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
 	if (rc == 0 && sqlite3_changes(m->db) == 0)
 		rc = -ENOENT;
 	if (rc == 0)
 		rc = run_ints(m, META_DBQ_FORGET_CLOSED, (int64_t)sid, (int64_t)ino);
 	if (rc == 0)
 		rc = release_if_orphan(m, ino);
+	return rc;
+}
+
+int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino)
+{
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	return meta_tx_end(m, close_locked(m, sid, ino));
+}
+
+int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n)
+{
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if ((rc = close_locked(m, sid, inos[i])) == -ENOENT)
+			rc = 0;
 	return meta_tx_end(m, rc);
 }
 

@@ -33,6 +33,7 @@ enum meta_q {
 	META_Q_SET_PARENT,
 	META_Q_PARENT_OF,
 	META_Q_READDIR,
+	META_Q_SETATTR,
 	META_Q_COUNT,
 };
 
@@ -89,6 +90,11 @@ int meta_tx_begin(struct meta *m);
 int meta_tx_end(struct meta *m, int rc);
 /* The following need m->lock (or a transaction). */
 int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out);
+/* meta_setattr inside a transaction. */
+int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+			struct meta_attr *out);
+/* The open record of meta_open_file, for an inode known to exist. */
+int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino);
 int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int meta_destroy_inode(struct meta *m, uint64_t ino);

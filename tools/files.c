@@ -211,7 +211,7 @@ static int put_object(struct client *c, int fd, uint64_t ino, uint64_t total)
 	progress_show(&pr, true);
 	if (rc)
 		return rc;
-	rc = meta_commit_manifest(c->meta, ino, oid, size, parts, nparts, true);
+	rc = meta_commit_manifest(c->meta, ino, oid, size, parts, nparts, NULL, true);
 	if (rc)
 		store_parts_delete(c->store, parts, nparts);
 	g_free(parts);

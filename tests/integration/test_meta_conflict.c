@@ -965,7 +965,7 @@ static void test_check_inline_data(void **state)
 	struct fx *f = *state;
 	uint64_t a = create_ok(f->m, ROOT, "a"), b = create_ok(f->m, ROOT, "b");
 
-	assert_int_equal(meta_commit_inline(f->m, a, "abc", 3, false), 0);
+	assert_int_equal(meta_commit_inline(f->m, a, "abc", 3, NULL, false), 0);
 	raw_exec(f, "INSERT INTO inline_data (ino, data) VALUES (9999, x'00')");
 	assert_check_names(f->m, "inline data of no regular file");
 	raw_exec(f, "DELETE FROM inline_data WHERE ino = 9999");

@@ -428,6 +428,39 @@ static void test_setattr(void **state)
 	assert_int_equal(meta_setattr(f->m, 999, &set, &a), -ENOENT);
 }
 
+/* Set-ID bits go as a write, truncate or chown clears them: set-group-ID
+ * only with group execute; a mode set in the same call stays; nothing to
+ * clear changes nothing, not even ctime. */
+static void test_setattr_kill_suidgid(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a, b;
+	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	struct meta_setattr kill = {.mask = META_SET_KILL_SUIDGID};
+	struct meta_setattr mode = {.mask = META_SET_MODE, .mode = 06755};
+
+	assert_int_equal(meta_setattr(f->m, ino, &mode, NULL), 0);
+	assert_int_equal(meta_setattr(f->m, ino, &kill, &a), 0);
+	assert_int_equal(a.mode & 07777, 0755);
+	mode.mode = 06745; /* set-group-ID without group execute: kept */
+	assert_int_equal(meta_setattr(f->m, ino, &mode, NULL), 0);
+	assert_int_equal(meta_setattr(f->m, ino, &kill, &a), 0);
+	assert_int_equal(a.mode & 07777, 02745);
+	g_usleep(2000);
+	assert_int_equal(meta_setattr(f->m, ino, &kill, NULL), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &b), 0);
+	assert_int_equal(b.mode & 07777, 02745);
+	assert_true(b.ctime_ns == a.ctime_ns);
+	mode.mask |= META_SET_KILL_SUIDGID; /* the mode given wins */
+	mode.mode = 04700;
+	assert_int_equal(meta_setattr(f->m, ino, &mode, &a), 0);
+	assert_int_equal(a.mode & 07777, 04700);
+	mode = (struct meta_setattr){.mask = META_SET_MODE, .mode = 02775};
+	assert_int_equal(meta_setattr(f->m, d, &mode, NULL), 0); /* directories keep theirs */
+	assert_int_equal(meta_setattr(f->m, d, &kill, &a), 0);
+	assert_int_equal(a.mode & 07777, 02775);
+}
+
 /* xattrs: create/replace flags, sizes, list, remove. */
 static void test_xattrs(void **state)
 {
@@ -490,7 +523,7 @@ static void test_manifests_and_garbage(void **state)
 	unsigned n;
 	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
 
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 217, parts, 3, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 217, parts, 3, NULL, true), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.size, 217);
 	assert_int_equal(meta_get_manifest(f->m, ino, got_oid, &back, &n), 0);
@@ -500,7 +533,7 @@ static void test_manifests_and_garbage(void **state)
 	assert_memory_equal(&back[2], &parts[2], sizeof(parts[2]));
 	g_free(back);
 	/* Part 0 is kept (same object id and index): only 1 and 2 are garbage. */
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 100, parts, 1, false), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 100, parts, 1, NULL, false), 0);
 	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(g[1].part.index, 2);
@@ -508,7 +541,7 @@ static void test_manifests_and_garbage(void **state)
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(meta_garbage_done(f->m, g[i].id), 0);
 	g_free(g);
-	assert_int_equal(meta_commit_manifest(f->m, d, oid, 1, parts, 1, false), -EISDIR);
+	assert_int_equal(meta_commit_manifest(f->m, d, oid, 1, parts, 1, NULL, false), -EISDIR);
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
 	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
 	assert_int_equal(n, 1);
@@ -530,7 +563,7 @@ static void test_manifest_part_ids_and_holes(void **state)
 
 	memset(parts[0].object_id, 0xa0, 16);
 	memset(parts[2].object_id, 0xa2, 16);
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, NULL, true), 0);
 	assert_int_equal(meta_get_manifest(f->m, ino, got_oid, &back, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(back[1].k, 0);
@@ -538,7 +571,7 @@ static void test_manifest_part_ids_and_holes(void **state)
 	assert_memory_equal(back[2].object_id, parts[2].object_id, 16);
 	g_free(back);
 	memset(parts[2].object_id, 0xb2, 16);
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 205, parts, 3, NULL, true), 0);
 	assert_int_equal(meta_garbage_list(f->m, 10, &g, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(g[0].part.index, 2);
@@ -569,7 +602,7 @@ static void test_reads_see_later_commits(void **state)
 	assert_int_equal(meta_getxattr(f->m, ino, "user.a", buf, sizeof(buf)), 1);
 	assert_int_equal(meta_unlink(other, ROOT, "f"), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), -ENOENT);
-	assert_int_equal(meta_commit_manifest(f->m, ino2, oid, 10, &p, 1, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino2, oid, 10, &p, 1, NULL, true), 0);
 	assert_int_equal(meta_get_manifest(f->m, ino2, oid, &back, &n), 0);
 	g_free(back);
 	assert_int_equal(meta_unlink(other, ROOT, "g"), 0);
@@ -617,6 +650,35 @@ static void test_open_unlinked_files(void **state)
 	(void)unused;
 }
 
+/* A file created open is held by its record from the start; closes go in
+ * batches, which skip records that are not there. */
+static void test_create_open_and_batched_closes(void **state)
+{
+	struct fx *f = *state;
+	struct meta_attr a, b;
+	uint64_t sid, none = 4242;
+
+	assert_int_equal(meta_session_start(f->m, "host-a", &sid), 0);
+	assert_int_equal(meta_create_open(f->m, 0, ROOT, "f", 0644, 1, 2, true, &a), -EINVAL);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &a), 0);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &b), -EEXIST);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, false, &b), 0);
+	assert_int_equal(b.ino, a.ino); /* opened twice */
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "g", 0644, 1, 2, true, &b), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "g"), 0);
+	assert_int_equal(meta_getattr(f->m, a.ino, &a), 0);
+	assert_int_equal(meta_check(f->m, NULL), 0);
+	uint64_t closes[] = {a.ino, none, b.ino};
+	assert_int_equal(meta_close_files(f->m, sid, closes, 3), 0);
+	assert_int_equal(meta_getattr(f->m, a.ino, &a), 0); /* its second open */
+	assert_int_equal(meta_getattr(f->m, b.ino, &b), -ENOENT);
+	assert_int_equal(meta_close_files(f->m, sid, closes, 1), 0);
+	assert_int_equal(meta_getattr(f->m, a.ino, &a), -ENOENT);
+	assert_int_equal(meta_check(f->m, NULL), 0);
+	assert_int_equal(meta_session_end(f->m, sid), 0);
+}
+
 /* A small file's content commits inline and reads back byte-exact; it
  * sets the size and replaces the file's parts (sent to the garbage), and
  * a later manifest commit drops it again. */
@@ -636,8 +698,8 @@ static void test_inline_commit_and_read(void **state)
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7 + 3);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, true), 0);
-	assert_int_equal(meta_commit_inline(f->m, ino, data, 4096, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, NULL, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 4096, NULL, true), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.size, 4096);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
@@ -653,15 +715,43 @@ static void test_inline_commit_and_read(void **state)
 		assert_int_equal(meta_garbage_done(f->m, g[i].id), 0);
 	g_free(g);
 	/* the largest inline content, then back to parts */
-	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), false), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), NULL, false), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_int_equal(len, sizeof(data));
 	assert_memory_equal(got, data, sizeof(data));
 	g_free(got);
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, NULL, true), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.size, 150);
+}
+
+/* A commit carries the attributes set while its content was written: an
+ * explicit mtime overrides the commit's own stamp. */
+static void test_commit_with_attributes(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-0123456!";
+	struct meta_part p = part(0, 10, 1);
+	struct meta_attr a;
+	uint64_t ino = create_ok(f->m, ROOT, "f");
+	struct meta_setattr attrs = {.mask = META_SET_MODE | META_SET_UID | META_SET_MTIME |
+					     META_SET_ATIME,
+				     .mode = 04644, .uid = 7, .mtime_ns = 1000, .atime_ns = 2000};
+
+	assert_int_equal(meta_commit_inline(f->m, ino, "0123456789", 10, &attrs, true), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.mode & 07777, 04644);
+	assert_int_equal(a.uid, 7);
+	assert_int_equal(a.size, 10);
+	assert_true(a.mtime_ns == 1000 && a.atime_ns == 2000);
+	attrs.mask = META_SET_KILL_SUIDGID;
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, &attrs, false), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.mode & 07777, 0644);
+	assert_true(a.mtime_ns > 1000); /* the commit's stamp */
+	attrs.mask = META_SET_SIZE | META_SET_MODE; /* a failing part rolls all back */
+	assert_int_equal(meta_commit_inline(f->m, 9999, "x", 1, &attrs, true), -ENOENT);
 }
 
 /* Inline commits refuse what they cannot hold; an empty content keeps no
@@ -677,11 +767,11 @@ static void test_inline_limits_truncate_unlink(void **state)
 	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
 
 	memcpy(data, "abcdef", 6);
-	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), true), -EFBIG);
-	assert_int_equal(meta_commit_inline(f->m, d, data, 6, true), -EISDIR);
-	assert_int_equal(meta_commit_inline(f->m, 9999, data, 6, true), -ENOENT);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), NULL, true), -EFBIG);
+	assert_int_equal(meta_commit_inline(f->m, d, data, 6, NULL, true), -EISDIR);
+	assert_int_equal(meta_commit_inline(f->m, 9999, data, 6, NULL, true), -ENOENT);
 	assert_int_equal(meta_get_inline(f->m, 9999, &got, &len), -ENOENT);
-	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, NULL, true), 0);
 	assert_int_equal(meta_setattr(f->m, ino, &set, NULL), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_int_equal(len, 3);
@@ -692,11 +782,11 @@ static void test_inline_limits_truncate_unlink(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_int_equal(len, 3);
 	g_free(got);
-	assert_int_equal(meta_commit_inline(f->m, ino, NULL, 0, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, NULL, 0, NULL, true), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.size, 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENODATA);
-	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, data, 6, NULL, true), 0);
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENOENT);
 }
@@ -728,7 +818,7 @@ static void test_schema_migration(void **state)
 	unsigned n;
 	uint64_t ino = create_ok(f->m, ROOT, "old");
 
-	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
 	raw_exec(path, "DROP TABLE inline_data; UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
@@ -738,7 +828,7 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
 	assert_int_equal(n, 1);
 	g_free(back);
-	assert_int_equal(meta_commit_inline(f->m, ino, "0123456789", 10, true), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, "0123456789", 10, NULL, true), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
@@ -772,10 +862,11 @@ int main(void)
 		T(test_database_life_cycle), T(test_create_and_lookup), T(test_names),
 		T(test_directories), T(test_links), T(test_link_directory_order),
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod), T(test_rename),
-		T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr), T(test_xattrs),
+		T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr),
+		T(test_setattr_kill_suidgid), T(test_commit_with_attributes), T(test_xattrs),
 		T(test_empty_xattrs), T(test_manifests_and_garbage),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
-		T(test_open_unlinked_files), T(test_statfs),
+		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

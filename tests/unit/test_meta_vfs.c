@@ -110,7 +110,7 @@ static void test_commits_visible_at_once(void **state)
 		assert_int_equal(meta_create(a, ROOT, name, 0644, 1, 1, true, &attr), 0);
 		assert_int_equal(meta_lookup(b, ROOT, name, &attr), 0);
 	}
-	assert_int_equal(meta_commit_manifest(a, attr.ino, oid, 1, parts, BIG_PARTS, false), 0);
+	assert_int_equal(meta_commit_manifest(a, attr.ino, oid, 1, parts, BIG_PARTS, NULL, false), 0);
 	assert_int_equal(meta_get_manifest(b, attr.ino, got_oid, &back, &n), 0);
 	assert_int_equal(n, BIG_PARTS);
 	memcpy(parts[BIG_PARTS - 1].object_id, oid, 16); /* parts without an id take the file's */
@@ -172,7 +172,7 @@ static _Noreturn void create_until_killed(const char *url, const char *dir, int 
 			_exit(1);
 		if (i % 10 == 0 &&
 		    (meta_setxattr(m, a.ino, "user.x", value, sizeof(value), 0) < 0 ||
-		     meta_commit_manifest(m, a.ino, oid, 200, parts, 200, false) < 0))
+		     meta_commit_manifest(m, a.ino, oid, 200, parts, 200, NULL, false) < 0))
 			_exit(1);
 		if (write(ack_fd, &i, sizeof(i)) != sizeof(i))
 			_exit(1);
