@@ -229,7 +229,8 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct fs *fs = userdata;
 
-	if (__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) && !fs->init_answered && count >= 2 &&
+	if (__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&fs->init_answered, __ATOMIC_RELAXED) && count >= 2 &&
 	    iov[0].iov_len >= sizeof(struct fuse_out_header) &&
 	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
 		const struct fuse_out_header *h = iov[0].iov_base;
@@ -238,7 +239,8 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		if (h->unique == fs->init_unique) {
 			if (h->error == 0 && fs->kernel_killpriv)
 				out->flags |= FUSE_HANDLE_KILLPRIV;
-			fs->init_answered = true; /* INIT is answered before any other request */
+			/* INIT is answered before any other request */
+			__atomic_store_n(&fs->init_answered, true, __ATOMIC_RELAXED);
 		}
 	}
 	return writev(fd, iov, count);

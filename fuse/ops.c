@@ -425,9 +425,11 @@ static int make_file(struct meta *m, uint64_t sid, uint64_t parent, const char *
 {
 	*opened = false;
 	if (!fs_stream_dir(m, parent)) {
-		*opened = sid != 0;
-		return sid ? meta_create_open(m, sid, parent, name, mode, ctx->uid, ctx->gid, excl, a)
-			   : meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+		int rc = sid ? meta_create_open(m, sid, parent, name, mode, ctx->uid, ctx->gid, excl, a)
+			     : meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
+
+		*opened = rc == 0 && sid && S_ISREG(a->mode);
+		return rc;
 	}
 	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
 	if (rc == -EEXIST && !excl && (rc = meta_lookup(m, parent, name, a)) == 0 &&

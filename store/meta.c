@@ -417,7 +417,7 @@ static int create_file(struct meta *m, uint64_t sid, uint64_t parent, const char
 		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
 	else if (rc == 0)
 		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);
-	if (rc == 0 && sid)
+	if (rc == 0 && sid && S_ISREG(out->mode))
 		rc = meta_open_locked(m, sid, out->ino);
 	return meta_tx_end(m, rc);
 }

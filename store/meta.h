@@ -126,7 +126,8 @@ void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta
 int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
 		uint32_t gid, bool excl, struct meta_attr *out);
 /* meta_create, and the file opened for session sid (meta_open_file) in the
- * same transaction. */
+ * same transaction if it is a regular file (without excl, an existing
+ * file of another type is returned as meta_create does, not opened). */
 int meta_create_open(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
 		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out);
 int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
