@@ -5,6 +5,7 @@
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -20,6 +21,16 @@ def free_udp_ports(n):
     finally:
         for s in socks:
             s.close()
+
+
+def db_rows(cl, sql, *args):
+    """Rows of a query on cluster cl's metadata database, read beside the
+    mounts (WAL mode lets a reader in at any time)."""
+    db = sqlite3.connect(os.path.join(cl.dir, "meta.db"), timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
 
 
 class Cluster:

@@ -5,21 +5,12 @@ set-user-ID and set-group-ID bits itself (FUSE_HANDLE_KILLPRIV). Also:
 the open record of a closed, unlinked file is dropped in a later batch."""
 
 import os
-import sqlite3
 import time
 
-from cluster import Mount
+from cluster import Mount, db_rows
 from test_mount_tools import NOBODY, errno_of, in_child_as
 
 T_NS = 1_500_000_000_123_456_789  # an explicit mtime, to the nanosecond
-
-
-def db_rows(cl, sql, *args):
-    db = sqlite3.connect(os.path.join(cl.dir, "meta.db"), timeout=10)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def stored(cl, ino):

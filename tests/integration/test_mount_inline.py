@@ -4,24 +4,13 @@ limit, truncation, unlink, and the mount killed after close."""
 
 import os
 import random
-import sqlite3
 import subprocess
 import time
 
-from cluster import SHARDFS, Mount
+from cluster import SHARDFS, Mount, db_rows
 
 INLINE_MAX = 16 << 10
 SIZES = [0, 1, 100, 4096, 5000, INLINE_MAX - 1, INLINE_MAX, INLINE_MAX + 1, 100000]
-
-
-def db_rows(cl, sql, *args):
-    """Rows of a query on the cluster's metadata database, read beside
-    the mount (WAL mode lets a reader in at any time)."""
-    db = sqlite3.connect(os.path.join(cl.dir, "meta.db"), timeout=10)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def inline_len(cl, path):
