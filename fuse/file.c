@@ -301,7 +301,7 @@ static void pending_committed(struct fs_inode *in)
 	g_mutex_unlock(&in->attr_lock);
 }
 
-int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
+int fs_inode_open(struct fs *fs, uint64_t ino, bool empty, struct fs_inode **out)
 {
 	g_mutex_lock(&fs->lock);
 	struct fs_inode *in = fs_inode_find(fs, ino);
@@ -316,7 +316,10 @@ int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out)
 	 * keeps a second opener from seeing a half-loaded state. */
 	g_mutex_lock(&in->lock);
 	g_mutex_unlock(&fs->lock);
-	int rc = fresh ? load(fs, in) : 0;
+	int rc = fresh && !empty ? load(fs, in) : 0;
+
+	if (fresh && empty)
+		__atomic_store_n(&in->loaded, true, __ATOMIC_RELEASE);
 	g_mutex_unlock(&in->lock);
 	if (rc) {
 		fs_inode_release(fs, in);

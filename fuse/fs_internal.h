@@ -132,8 +132,9 @@ bool fs_xattr_reply_get(fuse_req_t req, const char *name);
 bool fs_xattr_reply_set(fuse_req_t req, const char *name);
 
 /* file.c */
-/* The open state of ino, loaded from the manifest on first open. */
-int fs_inode_open(struct fs *fs, uint64_t ino, struct fs_inode **out);
+/* The open state of ino, loaded from the manifest on first open; with
+ * empty (a file this mount has just created), nothing is to be loaded. */
+int fs_inode_open(struct fs *fs, uint64_t ino, bool empty, struct fs_inode **out);
 /* Drops one open; the last one flushes and frees the state. */
 int fs_inode_release(struct fs *fs, struct fs_inode *in);
 /* The open state if the file is open in this mount (no reference taken:

@@ -278,7 +278,7 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size, struct fuse_fi
 
 	if (in)
 		return fs_inode_truncate(fs, in, size);
-	if ((rc = fs_inode_open(fs, ino, &in)))
+	if ((rc = fs_inode_open(fs, ino, false, &in)))
 		return rc;
 	rc = fs_inode_truncate(fs, in, size);
 	int rc2 = fs_inode_release(fs, in);
@@ -555,12 +555,13 @@ static void forget_seen(struct fs *fs, uint64_t ino)
 }
 
 /* The data state of a regular file whose open is recorded; the record
- * goes again if it fails. */
-static int open_state(fuse_req_t req, const struct meta_attr *a, struct fuse_file_info *fi)
+ * goes again if it fails. created: a by the create that made the file. */
+static int open_state(fuse_req_t req, const struct meta_attr *a, bool created,
+		      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *in;
-	int rc = fs_inode_open(fs, a->ino, &in);
+	int rc = fs_inode_open(fs, a->ino, created && a->size == 0, &in);
 
 	if (rc == 0)
 		note_mode(fs, a);
@@ -605,7 +606,7 @@ static int open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc == 0)
 		rc = meta_open_file(m, fs->sid, ino);
 	fs_meta_give(fs, m);
-	return rc ? stale(rc) : open_state(req, &a, fi);
+	return rc ? stale(rc) : open_state(req, &a, false, fi);
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -632,7 +633,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	fs_meta_give(fs, m);
 	if (rc == 0)
-		rc = opened ? open_state(req, &a, fi) : open_file(req, a.ino, fi);
+		rc = opened ? open_state(req, &a, true, fi) : open_file(req, a.ino, fi);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
