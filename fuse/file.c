@@ -240,8 +240,21 @@ struct fs_inode *fs_inode_hold(struct fs *fs, uint64_t ino)
 
 /* ---- attributes kept for the next commit ---- */
 
-static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set)
+/* Kept changes of mode and owner carry the stored value they replace
+ * (their guard), taken under the inode lock, so that no commit comes
+ * between. */
+static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set,
+			  const struct meta_attr *stored)
 {
+	unsigned first = set->mask & ~p->mask & (META_SET_MODE | META_SET_UID | META_SET_GID);
+
+	p->guard |= first;
+	if (first & META_SET_MODE)
+		p->base_mode = stored->mode & 07777;
+	if (first & META_SET_UID)
+		p->base_uid = stored->uid;
+	if (first & META_SET_GID)
+		p->base_gid = stored->gid;
 	if (set->mask & META_SET_MODE) {
 		p->mode = set->mode;
 		p->mask = (p->mask | META_SET_MODE) & ~META_SET_KILL_SUIDGID;
@@ -261,14 +274,22 @@ static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set
 	p->mask |= set->mask & (META_SET_UID | META_SET_GID | META_SET_ATIME | META_SET_MTIME);
 }
 
-bool fs_inode_defer_attrs(struct fs_inode *in, const struct meta_setattr *set)
+bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set)
 {
+	struct meta_attr stored = {0};
+
 	g_mutex_lock(&in->lock);
 	bool defer = in->changed && !in->error && !(set->mask & META_SET_SIZE);
 
+	if (defer && (set->mask & (META_SET_MODE | META_SET_UID | META_SET_GID))) {
+		struct meta *m = fs_meta_take(fs);
+
+		defer = meta_getattr(m, in->ino, &stored) == 0;
+		fs_meta_give(fs, m);
+	}
 	if (defer) {
 		g_mutex_lock(&in->attr_lock);
-		pending_merge(&in->pending, set);
+		pending_merge(&in->pending, set, &stored);
 		g_mutex_unlock(&in->attr_lock);
 	}
 	g_mutex_unlock(&in->lock);

@@ -145,7 +145,7 @@ struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino);
 struct fs_inode *fs_inode_hold(struct fs *fs, uint64_t ino);
 /* Keeps set with the uncommitted content, for its next commit, and
  * returns true; false (nothing kept) if there is no uncommitted content. */
-bool fs_inode_defer_attrs(struct fs_inode *in, const struct meta_setattr *set);
+bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set);
 /* a with the attribute changes kept for the next commit. */
 void fs_inode_attrs(struct fs_inode *in, struct meta_attr *a);
 ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *buf, size_t len);

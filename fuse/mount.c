@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <malloc.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -61,11 +62,21 @@ void fs_closes_drop(struct fs *fs, struct meta *m)
 	GArray *due = fs->closes;
 	fs->closes = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	g_mutex_unlock(&fs->lock);
-	/* An unlinked file goes now; after a failure, at the next try. */
+	/* An unlinked file goes now. After a failed batch, one at a time: a
+	 * close that keeps failing waits for the next try alone. */
 	if (due->len && meta_close_files(m, fs->sid, (uint64_t *)due->data, due->len)) {
-		g_mutex_lock(&fs->lock);
-		g_array_append_vals(fs->closes, due->data, due->len);
-		g_mutex_unlock(&fs->lock);
+		for (guint i = 0; i < due->len; i++) {
+			uint64_t ino = g_array_index(due, uint64_t, i);
+			int rc = meta_close_file(m, fs->sid, ino);
+
+			if (rc && rc != -ENOENT) {
+				g_warning("inode %" G_GUINT64_FORMAT ": open record not dropped: %s", ino,
+					  g_strerror(-rc));
+				g_mutex_lock(&fs->lock);
+				g_array_append_val(fs->closes, ino);
+				g_mutex_unlock(&fs->lock);
+			}
+		}
 	}
 	g_array_free(due, TRUE);
 }
@@ -212,7 +223,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	ssize_t n = read(fd, buf, len);
 
 	if (!__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) &&
-	    n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in))) {
+	    n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
+			   sizeof(uint32_t))) {
 		const struct fuse_in_header *h = buf;
 		const struct fuse_init_in *in = (const void *)(h + 1);
 

@@ -227,7 +227,7 @@ static int kill_suidgid(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
 {
 	static const struct meta_setattr kill = {.mask = META_SET_KILL_SUIDGID};
 
-	if (in && fs_inode_defer_attrs(in, &kill))
+	if (in && fs_inode_defer_attrs(fs, in, &kill))
 		return 0;
 	struct meta *m = fs_meta_take(fs);
 	int rc = meta_setattr(m, ino, &kill, NULL);
@@ -310,7 +310,7 @@ static bool defer_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (!in)
 		return false;
-	bool kept = fs_inode_defer_attrs(in, set);
+	bool kept = fs_inode_defer_attrs(fs, in, set);
 	/* the last open if every handle closed meanwhile: it commits them */
 	return fs_inode_release(fs, in) == 0 && kept;
 }
@@ -327,6 +327,21 @@ static bool narrows_access(const struct meta_attr *now, const struct meta_setatt
 	return (set->mask & META_SET_MODE) && (now->mode & 0777 & ~set->mode);
 }
 
+/* set without the mode, owner and group it would not change (tar's
+ * fchown to the owner the file has): nothing to keep of them. */
+static struct meta_setattr changes_only(const struct meta_setattr *set, const struct meta_attr *now)
+{
+	struct meta_setattr c = *set;
+
+	if ((c.mask & META_SET_MODE) && (c.mode & 07777) == (now->mode & 07777))
+		c.mask &= ~META_SET_MODE;
+	if ((c.mask & META_SET_UID) && c.uid == now->uid)
+		c.mask &= ~META_SET_UID;
+	if ((c.mask & META_SET_GID) && c.gid == now->gid)
+		c.mask &= ~META_SET_GID;
+	return c;
+}
+
 /* Changes kept (defer_attrs) or made now; *a as the mount shows them. */
 static int set_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 		     const struct meta_setattr *set, struct meta_attr *a)
@@ -340,12 +355,15 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct meta_attr view = *a;
 
 	open_view(fs, &view);
-	if (!narrows_access(&view, set) && defer_attrs(fs, ino, fi, set))
+	struct meta_setattr keep = changes_only(set, &view);
+	if (!narrows_access(&view, &keep) && defer_attrs(fs, ino, fi, &keep)) {
+		meta_setattr_apply(&keep, 0, a); /* the reply shows it, committed or not */
 		return 0;
+	}
 	/* What is uncommitted goes first: its commit would stamp the mtime
-	 * and carries the changes kept so far, which this one follows. */
-	if ((rc = fs_inode_flush_if_open(fs, ino)))
-		return rc;
+	 * and carries the changes kept so far, which this one follows. A
+	 * failed open state is reported by its close, not by this change. */
+	fs_inode_flush_if_open(fs, ino);
 	m = fs_meta_take(fs);
 	rc = meta_setattr(m, ino, set, a);
 	fs_meta_give(fs, m);
@@ -416,19 +434,25 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	g_free(target);
 }
 
+/* How make_file left a regular file it returns. */
+enum made { MADE_NOT_OPENED, MADE_OPENED, EXISTING_OPENED };
+
 /* A regular file, or a stream in a stream directory; without excl an
  * existing file is opened as it is. With a session (sid), a regular file
- * is also opened for it in the same transaction, and *opened says so. */
+ * is also opened for it in the same transaction (*how says so). */
 static int make_file(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
 		     uint32_t mode, const struct fuse_ctx *ctx, bool excl, struct meta_attr *a,
-		     bool *opened)
+		     enum made *how)
 {
-	*opened = false;
+	*how = MADE_NOT_OPENED;
 	if (!fs_stream_dir(m, parent)) {
-		int rc = sid ? meta_create_open(m, sid, parent, name, mode, ctx->uid, ctx->gid, excl, a)
+		bool made = false;
+		int rc = sid ? meta_create_open(m, sid, parent, name, mode, ctx->uid, ctx->gid, excl, a,
+						&made)
 			     : meta_create(m, parent, name, mode, ctx->uid, ctx->gid, excl, a);
 
-		*opened = rc == 0 && sid && S_ISREG(a->mode);
+		if (rc == 0 && sid && S_ISREG(a->mode))
+			*how = made ? MADE_OPENED : EXISTING_OPENED;
 		return rc;
 	}
 	int rc = fs_stream_make(m, parent, name, mode, ctx->uid, ctx->gid, a);
@@ -444,7 +468,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
-	bool opened;
+	enum made how;
 	int rc;
 
 	(void)rdev;
@@ -452,7 +476,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (!S_ISREG(mode))
 		rc = -EPERM; /* devices, sockets and FIFOs are not kept */
 	else
-		rc = make_file(m, 0, parent, name, mode, ctx, true, &a, &opened);
+		rc = make_file(m, 0, parent, name, mode, ctx, true, &a, &how);
 	fs_meta_give(fs, m);
 	entry_or_err(req, rc, &a);
 }
@@ -554,21 +578,33 @@ static void forget_seen(struct fs *fs, uint64_t ino)
 	g_mutex_unlock(&fs->lock);
 }
 
+/* O_TRUNC of a file that existed, by an unprivileged caller: its set-ID
+ * bits go, those of the mode this mount shows. */
+static int truncate_at_open(fuse_req_t req, struct fs_inode *in, const struct meta_attr *a)
+{
+	struct fs *fs = fs_of(req);
+	struct meta_attr view = *a;
+	int rc = fs_inode_truncate(fs, in, 0);
+
+	open_view(fs, &view);
+	if (rc == 0 && (view.mode & (S_ISUID | S_ISGID)) && !privileged(req))
+		rc = kill_suidgid(fs, a->ino, in);
+	return rc;
+}
+
 /* The data state of a regular file whose open is recorded; the record
- * goes again if it fails. created: a by the create that made the file. */
-static int open_state(fuse_req_t req, const struct meta_attr *a, bool created,
+ * goes again if it fails. made: a is the file a create just made. */
+static int open_state(fuse_req_t req, const struct meta_attr *a, bool made,
 		      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *in;
-	int rc = fs_inode_open(fs, a->ino, created && a->size == 0, &in);
+	int rc = fs_inode_open(fs, a->ino, made && a->size == 0, &in);
 
 	if (rc == 0)
 		note_mode(fs, a);
-	if (rc == 0 && (fi->flags & O_TRUNC))
-		rc = fs_inode_truncate(fs, in, 0);
-	if (rc == 0 && (fi->flags & O_TRUNC) && (a->mode & (S_ISUID | S_ISGID)) && !privileged(req))
-		rc = kill_suidgid(fs, a->ino, in);
+	if (rc == 0 && (fi->flags & O_TRUNC) && !made && (rc = truncate_at_open(req, in, a)))
+		fs_inode_release(fs, in);
 	if (rc) {
 		struct meta *m = fs_meta_take(fs);
 
@@ -627,13 +663,15 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
-	bool opened;
+	enum made how;
 	int rc = make_file(m, fs->sid, parent, name, mode & ~ctx->umask, ctx,
-			   (fi->flags & O_EXCL) != 0, &a, &opened);
+			   (fi->flags & O_EXCL) != 0, &a, &how);
 
 	fs_meta_give(fs, m);
-	if (rc == 0)
-		rc = opened ? open_state(req, &a, true, fi) : open_file(req, a.ino, fi);
+	if (rc == 0 && how == MADE_NOT_OPENED)
+		rc = open_file(req, a.ino, fi);
+	else if (rc == 0)
+		rc = open_state(req, &a, how == MADE_OPENED, fi);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

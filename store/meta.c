@@ -403,11 +403,13 @@ static int create_typed(struct meta *m, uint64_t parent, const char *name, uint3
 
 /* sid 0: no open record. */
 static int create_file(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
-		       uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out)
+		       uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out,
+		       bool *made)
 {
 	struct dentry d;
 	int rc = meta_tx_begin(m);
 
+	*made = false;
 	if (rc < 0)
 		return rc;
 	rc = creation_check(m, parent, name);
@@ -415,23 +417,30 @@ static int create_file(struct meta *m, uint64_t sid, uint64_t parent, const char
 		rc = -EISDIR; /* "dir/." and "dir/.." name directories, as any other */
 	else if (rc == -EEXIST && !excl && find_dentry(m, parent, name, &d) == 0)
 		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
-	else if (rc == 0)
-		rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid, NULL, out);
+	else if (rc == 0 && (rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid,
+					    NULL, out)) == 0)
+		*made = true;
 	if (rc == 0 && sid && S_ISREG(out->mode))
 		rc = meta_open_locked(m, sid, out->ino);
-	return meta_tx_end(m, rc);
+	rc = meta_tx_end(m, rc);
+	*made = *made && rc == 0;
+	return rc;
 }
 
 int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
 		uint32_t gid, bool excl, struct meta_attr *out)
 {
-	return create_file(m, 0, parent, name, mode, uid, gid, excl, out);
+	bool made;
+
+	return create_file(m, 0, parent, name, mode, uid, gid, excl, out, &made);
 }
 
 int meta_create_open(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
-		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out)
+		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out,
+		     bool *made)
 {
-	return sid ? create_file(m, sid, parent, name, mode, uid, gid, excl, out) : -EINVAL;
+	*made = false;
+	return sid ? create_file(m, sid, parent, name, mode, uid, gid, excl, out, made) : -EINVAL;
 }
 
 int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
@@ -829,15 +838,21 @@ static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
 	return run(m, s);
 }
 
+/* Whether field f of set applies to what a holds (its guard). */
+static bool applies(const struct meta_setattr *set, unsigned f, uint32_t now, uint32_t base)
+{
+	return (set->mask & f) && (!(set->guard & f) || now == base);
+}
+
 void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta_attr *a)
 {
-	if (set->mask & META_SET_MODE)
+	if (applies(set, META_SET_MODE, a->mode & 07777, set->base_mode))
 		a->mode = S_TYPE(a->mode) | (set->mode & 07777);
 	else if ((set->mask & META_SET_KILL_SUIDGID) && S_ISREG(a->mode))
 		a->mode &= ~(S_ISUID | ((a->mode & S_IXGRP) ? S_ISGID : 0));
-	if (set->mask & META_SET_UID)
+	if (applies(set, META_SET_UID, a->uid, set->base_uid))
 		a->uid = set->uid;
-	if (set->mask & META_SET_GID)
+	if (applies(set, META_SET_GID, a->gid, set->base_gid))
 		a->gid = set->gid;
 	if (set->mask & META_SET_SIZE) {
 		a->size = set->size;

@@ -83,6 +83,11 @@ struct meta_setattr {
 	uint32_t mode, uid, gid;
 	uint64_t size;
 	int64_t atime_ns, mtime_ns;
+	/* Of META_SET_MODE, UID and GID, those also in guard are set only if
+	 * the stored permission bits, uid or gid are still base_*: a change
+	 * kept for a later commit does not undo one made meanwhile elsewhere. */
+	unsigned guard;
+	uint32_t base_mode, base_uid, base_gid;
 };
 
 /* One part of a file's manifest. A part with k == 0 is a hole: length
@@ -127,9 +132,11 @@ int meta_create(struct meta *m, uint64_t parent, const char *name, uint32_t mode
 		uint32_t gid, bool excl, struct meta_attr *out);
 /* meta_create, and the file opened for session sid (meta_open_file) in the
  * same transaction if it is a regular file (without excl, an existing
- * file of another type is returned as meta_create does, not opened). */
+ * file of another type is returned as meta_create does, not opened).
+ * *made: the file is new (not one that existed). */
 int meta_create_open(struct meta *m, uint64_t sid, uint64_t parent, const char *name,
-		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out);
+		     uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out,
+		     bool *made);
 int meta_mkdir(struct meta *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
 	       uint32_t gid, struct meta_attr *out);
 /* Stream files (mode's type META_S_IFSTREAM); other types: -EPERM. */

@@ -102,10 +102,10 @@ class Mount:
     ours (its pid is known), so tests can signal it; close() always leaves
     the directory unmounted and the process gone."""
 
-    def __init__(self, conf, path, *opts, timeout=30):
+    def __init__(self, conf, path, *opts, timeout=30, debug=False):
         self.path = str(path)
         os.makedirs(self.path, exist_ok=True)
-        args = [SHARDFS, "mount", "-f", conf, self.path]
+        args = [SHARDFS, "mount", "-d" if debug else "-f", conf, self.path]
         for o in opts:
             args += ["-o", o]
         self.log = os.path.join(os.path.dirname(self.path),

@@ -5,6 +5,7 @@ set-user-ID and set-group-ID bits itself (FUSE_HANDLE_KILLPRIV). Also:
 the open record of a closed, unlinked file is dropped in a later batch."""
 
 import os
+import re
 import time
 
 from cluster import Mount, db_rows
@@ -127,6 +128,53 @@ def test_changes_that_take_access_away_reach_other_mounts_at_once(cluster, tmp_p
         a.close()
 
 
+def test_kept_change_does_not_undo_a_later_one_elsewhere(cluster, tmp_path):
+    """A mode kept with uncommitted content is dropped at the close when
+    another mount changed the mode meanwhile: the other mount's change
+    (here one that takes access away) stays."""
+    A, B = tmp_path / "a", tmp_path / "b"
+    a = Mount(cluster.conf, tmp_path / "a")
+    b = Mount(cluster.conf, tmp_path / "b")
+    try:
+        fd = os.open(A / "k", os.O_WRONLY | os.O_CREAT, 0o640)
+        ino = os.fstat(fd).st_ino
+        os.write(fd, b"data")
+        os.fchmod(fd, 0o644)  # kept
+        assert stored(cluster, ino)[0] == 0o100640
+        os.chmod(B / "k", 0o600)
+        assert stored(cluster, ino)[0] == 0o100600
+        os.close(fd)
+        assert stored(cluster, ino)[0] == 0o100600
+        assert stored(cluster, ino)[3] == 4
+        assert seen_within(A / "k", (0o600, 0, 0, 4)) == (0o600, 0, 0, 4)
+    finally:
+        b.close()
+        a.close()
+
+
+def requests_of(mount, fn):
+    """FUSE opcodes the debug log of mount shows while fn runs."""
+    start = len(mount.log_text())
+    fn()
+    time.sleep(0.2)
+    return re.findall(r"opcode: (\w+)", mount.log_text()[start:])
+
+
+def test_kernel_leaves_set_id_bits_to_the_mount(cluster, tmp_path):
+    """FUSE_HANDLE_KILLPRIV reaches the kernel (the mount adds it to the
+    INIT reply that libfuse 3.14 writes without it): a chown is one
+    SETATTR, without the GETATTR the kernel sends first otherwise."""
+    A = tmp_path / "a"
+    a = Mount(cluster.conf, A, debug=True)
+    try:
+        (A / "c").write_bytes(b"x")
+        os.stat(A / "c")  # fresh cached attributes
+        ops = requests_of(a, lambda: os.chown(A / "c", 0, 0))
+        assert "SETATTR" in ops and "GETATTR" not in ops, ops
+    finally:
+        a.close()
+
+
 def test_set_id_bits_cleared_by_the_mount(cluster, tmp_path):
     """As the kernel does for a local file: a write, truncate or O_TRUNC
     by another user clears set-user-ID and set-group-ID (with group
@@ -137,10 +185,11 @@ def test_set_id_bits_cleared_by_the_mount(cluster, tmp_path):
     b = Mount(cluster.conf, tmp_path / "b")
     try:
         os.chmod(a.path, 0o777)
-        for name in ("append", "truncate", "otrunc", "root", "chown"):
+        for name in ("append", "truncate", "otrunc", "root", "chown", "new"):
             (A / name).write_bytes(b"content")
             os.chmod(A / name, 0o6777 if name != "chown" else 0o4755)
         os.chown(A / "chown", 0, 0)
+        os.unlink(A / "new")
         with open(A / "root", "ab") as f:
             f.write(b"+")
         os.chdir(a.path)  # the child cannot walk root's 0700 tmp_path
@@ -149,15 +198,19 @@ def test_set_id_bits_cleared_by_the_mount(cluster, tmp_path):
                 "append": errno_of(lambda: open("append", "ab").write(b"+")),
                 "truncate": errno_of(lambda: os.truncate("truncate", 2)),
                 "otrunc": errno_of(lambda: open("otrunc", "wb").write(b"new")),
+                "new": errno_of(lambda: os.close(os.open(
+                    "new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o4755))),
                 "modes": {n: os.stat(n).st_mode & 0o7777
-                          for n in ("append", "truncate", "otrunc")},
+                          for n in ("append", "truncate", "otrunc", "new")},
             })
         finally:
             os.chdir(tmp_path)
-        assert res == {"append": 0, "truncate": 0, "otrunc": 0,
-                       "modes": {"append": 0o777, "truncate": 0o777, "otrunc": 0o777}}, res
+        # a file the open creates keeps the set-ID bit it is made with
+        assert res == {"append": 0, "truncate": 0, "otrunc": 0, "new": 0,
+                       "modes": {"append": 0o777, "truncate": 0o777, "otrunc": 0o777,
+                                 "new": 0o4755}}, res
         want = {"append": 0o777, "truncate": 0o777, "otrunc": 0o777, "root": 0o6777,
-                "chown": 0o755}
+                "chown": 0o755, "new": 0o4755}
         for m in (a, b):
             got = {n: os.stat(os.path.join(m.path, n)).st_mode & 0o7777 for n in want}
             assert got == want, (m.path, got)
@@ -170,8 +223,8 @@ def test_set_id_bits_cleared_by_the_mount(cluster, tmp_path):
 
 def test_closed_unlinked_file_goes_in_a_later_batch(cluster, tmp_path):
     """A file unlinked while open stays readable until its close; its
-    open record is dropped with the next batch (the housekeeper's, every
-    5 s), and the inode with it."""
+    open record goes with a later batch of closes (the housekeeper runs
+    every 5 s), and the inode with it."""
     A, B = tmp_path / "a", tmp_path / "b"
     a = Mount(cluster.conf, tmp_path / "a")
     try:

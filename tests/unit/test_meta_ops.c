@@ -657,14 +657,17 @@ static void test_create_open_and_batched_closes(void **state)
 	struct fx *f = *state;
 	struct meta_attr a, b;
 	uint64_t sid, none = 4242;
+	bool made;
 
 	assert_int_equal(meta_session_start(f->m, "host-a", &sid), 0);
-	assert_int_equal(meta_create_open(f->m, 0, ROOT, "f", 0644, 1, 2, true, &a), -EINVAL);
-	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &a), 0);
-	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &b), -EEXIST);
-	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, false, &b), 0);
+	assert_int_equal(meta_create_open(f->m, 0, ROOT, "f", 0644, 1, 2, true, &a, &made), -EINVAL);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &a, &made), 0);
+	assert_true(made);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &b, &made), -EEXIST);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, false, &b, &made), 0);
+	assert_false(made);
 	assert_int_equal(b.ino, a.ino); /* opened twice */
-	assert_int_equal(meta_create_open(f->m, sid, ROOT, "g", 0644, 1, 2, true, &b), 0);
+	assert_int_equal(meta_create_open(f->m, sid, ROOT, "g", 0644, 1, 2, true, &b, &made), 0);
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
 	assert_int_equal(meta_unlink(f->m, ROOT, "g"), 0);
 	assert_int_equal(meta_getattr(f->m, a.ino, &a), 0);
@@ -750,8 +753,20 @@ static void test_commit_with_attributes(void **state)
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
 	assert_int_equal(a.mode & 07777, 0644);
 	assert_true(a.mtime_ns > 1000); /* the commit's stamp */
-	attrs.mask = META_SET_SIZE | META_SET_MODE; /* a failing part rolls all back */
-	assert_int_equal(meta_commit_inline(f->m, 9999, "x", 1, &attrs, true), -ENOENT);
+	attrs = (struct meta_setattr){.mask = META_SET_MODE, .mode = 0600};
+	assert_int_equal(meta_commit_inline(f->m, ROOT, "x", 1, &attrs, true), -EISDIR);
+	assert_int_equal(meta_getattr(f->m, ROOT, &a), 0);
+	assert_int_not_equal(a.mode & 07777, 0600); /* refused whole */
+	/* a guarded change does not undo one made since it was kept */
+	attrs = (struct meta_setattr){.mask = META_SET_MODE | META_SET_UID, .mode = 0640, .uid = 9,
+				      .guard = META_SET_MODE | META_SET_UID, .base_mode = 0644,
+				      .base_uid = 7};
+	struct meta_setattr other = {.mask = META_SET_MODE, .mode = 0600};
+	assert_int_equal(meta_setattr(f->m, ino, &other, NULL), 0);
+	assert_int_equal(meta_commit_inline(f->m, ino, "abc", 3, &attrs, true), 0);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(a.mode & 07777, 0600);
+	assert_int_equal(a.uid, 9); /* still 7: the guard holds */
 }
 
 /* Inline commits refuse what they cannot hold; an empty content keeps no
