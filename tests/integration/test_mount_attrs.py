@@ -8,6 +8,8 @@ import os
 import re
 import time
 
+import pytest
+
 from cluster import Mount, db_rows
 from test_mount_tools import NOBODY, errno_of, in_child_as
 
@@ -96,60 +98,62 @@ def seen_within(path, want, seconds=3):
         time.sleep(0.1)
 
 
-def test_changes_that_take_access_away_reach_other_mounts_at_once(cluster, tmp_path):
+@pytest.fixture
+def two_mounts(cluster, tmp_path):
+    """Two mounts of the cluster, at tmp_path/a and tmp_path/b."""
+    a = Mount(cluster.conf, tmp_path / "a")
+    try:
+        b = Mount(cluster.conf, tmp_path / "b")
+        try:
+            yield tmp_path / "a", tmp_path / "b"
+        finally:
+            b.close()
+    finally:
+        a.close()
+
+
+def test_changes_that_take_access_away_reach_other_mounts_at_once(cluster, two_mounts):
     """While one mount holds a written, unclosed file: a chmod that
     clears bits, and a chown to another owner, are committed at once, with
     the content written so far, and a second mount sees them as soon as
     its cached attributes expire."""
-    A, B = tmp_path / "a", tmp_path / "b"
-    a = Mount(cluster.conf, tmp_path / "a")
-    b = Mount(cluster.conf, tmp_path / "b")
-    try:
-        fd = os.open(A / "h", os.O_WRONLY | os.O_CREAT, 0o644)
-        ino = os.fstat(fd).st_ino
-        assert seen_within(B / "h", (0o644, 0, 0, 0)) == (0o644, 0, 0, 0)
-        os.write(fd, b"secret")
-        os.fchmod(fd, 0o600)
-        assert stored(cluster, ino)[:4] == (0o100600, 0, 0, 6)
-        assert seen_within(B / "h", (0o600, 0, 0, 6)) == (0o600, 0, 0, 6)
-        os.write(fd, b" more")
-        os.fchown(fd, NOBODY, NOBODY)
-        assert stored(cluster, ino)[:4] == (0o100600, NOBODY, NOBODY, 11)
-        assert seen_within(B / "h", (0o600, NOBODY, NOBODY, 11)) == (0o600, NOBODY, NOBODY, 11)
-        os.write(fd, b"!")
-        os.fchmod(fd, 0o640)  # adds a bit, to uncommitted content: kept for the close
-        assert stored(cluster, ino)[:4] == (0o100600, NOBODY, NOBODY, 11)
-        os.close(fd)
-        assert stored(cluster, ino)[:4] == (0o100640, NOBODY, NOBODY, 12)
-        assert seen_within(B / "h", (0o640, NOBODY, NOBODY, 12)) == (0o640, NOBODY, NOBODY, 12)
-        assert (B / "h").read_bytes() == b"secret more!"
-    finally:
-        b.close()
-        a.close()
+    A, B = two_mounts
+    fd = os.open(A / "h", os.O_WRONLY | os.O_CREAT, 0o644)
+    ino = os.fstat(fd).st_ino
+    assert seen_within(B / "h", (0o644, 0, 0, 0)) == (0o644, 0, 0, 0)
+    os.write(fd, b"secret")
+    os.fchmod(fd, 0o600)
+    assert stored(cluster, ino)[:4] == (0o100600, 0, 0, 6)
+    assert seen_within(B / "h", (0o600, 0, 0, 6)) == (0o600, 0, 0, 6)
+    os.write(fd, b" more")
+    os.fchown(fd, NOBODY, NOBODY)
+    assert stored(cluster, ino)[:4] == (0o100600, NOBODY, NOBODY, 11)
+    assert seen_within(B / "h", (0o600, NOBODY, NOBODY, 11)) == (0o600, NOBODY, NOBODY, 11)
+    os.write(fd, b"!")
+    os.fchmod(fd, 0o640)  # adds a bit, to uncommitted content: kept for the close
+    assert stored(cluster, ino)[:4] == (0o100600, NOBODY, NOBODY, 11)
+    os.close(fd)
+    assert stored(cluster, ino)[:4] == (0o100640, NOBODY, NOBODY, 12)
+    assert seen_within(B / "h", (0o640, NOBODY, NOBODY, 12)) == (0o640, NOBODY, NOBODY, 12)
+    assert (B / "h").read_bytes() == b"secret more!"
 
 
-def test_kept_change_does_not_undo_a_later_one_elsewhere(cluster, tmp_path):
+def test_kept_change_does_not_undo_a_later_one_elsewhere(cluster, two_mounts):
     """A mode kept with uncommitted content is dropped at the close when
     another mount changed the mode meanwhile: the other mount's change
     (here one that takes access away) stays."""
-    A, B = tmp_path / "a", tmp_path / "b"
-    a = Mount(cluster.conf, tmp_path / "a")
-    b = Mount(cluster.conf, tmp_path / "b")
-    try:
-        fd = os.open(A / "k", os.O_WRONLY | os.O_CREAT, 0o640)
-        ino = os.fstat(fd).st_ino
-        os.write(fd, b"data")
-        os.fchmod(fd, 0o644)  # kept
-        assert stored(cluster, ino)[0] == 0o100640
-        os.chmod(B / "k", 0o600)
-        assert stored(cluster, ino)[0] == 0o100600
-        os.close(fd)
-        assert stored(cluster, ino)[0] == 0o100600
-        assert stored(cluster, ino)[3] == 4
-        assert seen_within(A / "k", (0o600, 0, 0, 4)) == (0o600, 0, 0, 4)
-    finally:
-        b.close()
-        a.close()
+    A, B = two_mounts
+    fd = os.open(A / "k", os.O_WRONLY | os.O_CREAT, 0o640)
+    ino = os.fstat(fd).st_ino
+    os.write(fd, b"data")
+    os.fchmod(fd, 0o644)  # kept
+    assert stored(cluster, ino)[0] == 0o100640
+    os.chmod(B / "k", 0o600)
+    assert stored(cluster, ino)[0] == 0o100600
+    os.close(fd)
+    assert stored(cluster, ino)[0] == 0o100600
+    assert stored(cluster, ino)[3] == 4
+    assert seen_within(A / "k", (0o600, 0, 0, 4)) == (0o600, 0, 0, 4)
 
 
 def requests_of(mount, fn):
