@@ -14,6 +14,7 @@ POSITIVE = [
     "read_files_per_s", "local_read_files_per_s", "ls_s", "local_ls_s",
     "mount_peak_rss_mib", "mount_copy_rss_mib", "mount_idle_rss_mib", "mount_after_rss_mib",
     "mount_after_read_rss_mib", "put_rss_mib", "get_rss_mib",
+    "idle_fdatasync_us", "tar_fdatasync_us", "local_tar_fdatasync_us",
 ]
 
 
@@ -35,6 +36,8 @@ def main():
     assert len(d["node_peak_rss_mib"]) == 3 and min(d["node_peak_rss_mib"]) > 0, d
     assert abs(d["write_ratio"] - d["write_mib_s"] / d["put_mib_s"]) < 0.01, d
     assert d["mount_peak_rss_mib"] >= d["mount_idle_rss_mib"], d
+    for key in ("tar_calm_wait_s", "local_tar_calm_wait_s"):  # bounded at 60 s
+        assert 0 <= d[key] < 70, (key, d[key])
     print("bench fs --json: ok", d)
 
 
