@@ -332,6 +332,20 @@ static double sync_latency_us(const struct bench *b)
 	return us;
 }
 
+/* The best of three (-1 if none worked): a busy moment must not set the bar. */
+static double idle_sync_latency_us(const struct bench *b)
+{
+	double best = -1;
+
+	for (int i = 0; i < 3; i++) {
+		double us = sync_latency_us(b);
+
+		if (us > 0 && (best < 0 || us < best))
+			best = us;
+	}
+	return best;
+}
+
 /*
  * Before the small files: the disk back to its idle flush latency. Some
  * seconds after gigabytes were written and synced, a virtual disk still
@@ -347,8 +361,8 @@ static void disk_calm(struct bench *b, struct side *s)
 
 	settle(b);
 	s->sync_us = sync_latency_us(b);
-	while (s->sync_us > b->r.idle_sync_us * SYNC_CALM && now_s() - t0 < SYNC_WAIT_MAX_S &&
-	       !interrupted) {
+	while (b->r.idle_sync_us > 0 && s->sync_us > b->r.idle_sync_us * SYNC_CALM &&
+	       now_s() - t0 < SYNC_WAIT_MAX_S && !interrupted) {
 		g_usleep(G_USEC_PER_SEC);
 		s->sync_us = sync_latency_us(b);
 	}
@@ -448,7 +462,7 @@ static int prepare(struct bench *b)
 	char *rm[] = {"rm", "-rf", stage, NULL};
 	int rc;
 
-	b->r.idle_sync_us = sync_latency_us(b);
+	b->r.idle_sync_us = idle_sync_latency_us(b);
 	rc = make_src(b);
 
 	if (rc == 0)
