@@ -259,7 +259,7 @@ static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set
 		p->mode = set->mode;
 		p->mask = (p->mask | META_SET_MODE) & ~META_SET_KILL_SUIDGID;
 	} else if ((set->mask & META_SET_KILL_SUIDGID) && (p->mask & META_SET_MODE)) {
-		p->mode &= ~(S_ISUID | ((p->mode & S_IXGRP) ? S_ISGID : 0));
+		p->mode = meta_mode_without_suidgid(p->mode);
 	} else {
 		p->mask |= set->mask & META_SET_KILL_SUIDGID;
 	}

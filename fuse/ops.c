@@ -243,25 +243,24 @@ static int kill_suidgid_on_write(struct fs *fs, fuse_ino_t ino, struct fs_inode 
 	uint32_t mode = __atomic_load_n(&in->mode, __ATOMIC_RELAXED);
 
 	if (rc == 0 && (mode & (S_ISUID | S_ISGID))) {
-		struct meta_attr a = {.mode = mode};
-
-		meta_setattr_apply(&(struct meta_setattr){.mask = META_SET_KILL_SUIDGID}, 0, &a);
-		__atomic_store_n(&in->mode, a.mode, __ATOMIC_RELAXED);
+		__atomic_store_n(&in->mode, meta_mode_without_suidgid(mode), __ATOMIC_RELAXED);
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0); /* attributes only */
 	}
 	return rc;
 }
 
-/* Records the mode a file open here now has (see kill_suidgid_on_write). */
+/* Records the mode a file open here now has, with its kept changes (see
+ * kill_suidgid_on_write). */
 static void note_mode(struct fs *fs, const struct meta_attr *stored)
 {
 	struct meta_attr view = *stored;
 
-	open_view(fs, &view);
 	g_mutex_lock(&fs->lock);
 	struct fs_inode *in = fs_inode_find(fs, view.ino);
-	if (in)
+	if (in) {
+		fs_inode_attrs(in, &view);
 		__atomic_store_n(&in->mode, view.mode, __ATOMIC_RELAXED);
+	}
 	g_mutex_unlock(&fs->lock);
 }
 

@@ -844,12 +844,17 @@ static bool applies(const struct meta_setattr *set, unsigned f, uint32_t now, ui
 	return (set->mask & f) && (!(set->guard & f) || now == base);
 }
 
+uint32_t meta_mode_without_suidgid(uint32_t mode)
+{
+	return mode & ~(S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0));
+}
+
 void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta_attr *a)
 {
 	if (applies(set, META_SET_MODE, a->mode & 07777, set->base_mode))
 		a->mode = S_TYPE(a->mode) | (set->mode & 07777);
 	else if ((set->mask & META_SET_KILL_SUIDGID) && S_ISREG(a->mode))
-		a->mode &= ~(S_ISUID | ((a->mode & S_IXGRP) ? S_ISGID : 0));
+		a->mode = meta_mode_without_suidgid(a->mode);
 	if (applies(set, META_SET_UID, a->uid, set->base_uid))
 		a->uid = set->uid;
 	if (applies(set, META_SET_GID, a->gid, set->base_gid))

@@ -123,6 +123,9 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, struct meta_a
 int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out);
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		 struct meta_attr *out);
+/* mode without set-user-ID, and without set-group-ID if group-executable:
+ * what META_SET_KILL_SUIDGID leaves of a regular file's mode. */
+uint32_t meta_mode_without_suidgid(uint32_t mode);
 /* What meta_setattr makes of attributes a at time now (ctime aside). */
 void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta_attr *a);
 

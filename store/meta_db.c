@@ -612,31 +612,47 @@ static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16
 	return run_done(s);
 }
 
-int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
-			 uint64_t size, const struct meta_part *parts, unsigned nparts,
-			 const struct meta_setattr *attrs, bool durable)
+/* The common start of a content commit, in its transaction: ino is a
+ * regular file, and its parts that the new content (parts) does not name
+ * go to the garbage table. */
+static int content_replaced(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			    const struct meta_part *parts, unsigned nparts)
 {
 	struct meta_attr a;
-	int rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
+	int rc = meta_getattr_locked(m, ino, &a);
 
-	if (rc < 0)
-		return rc;
-	rc = meta_getattr_locked(m, ino, &a);
 	if (rc == 0 && !S_ISREG(a.mode))
 		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	if (rc == 0)
 		rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	return rc ? rc : meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+}
+
+/* The common end of a content commit: the attributes, then the commit. */
+static int content_committed(struct meta *m, uint64_t ino, const struct meta_setattr *attrs,
+			     bool durable, int rc)
+{
+	if (rc == 0 && attrs && attrs->mask)
+		rc = meta_setattr_locked(m, ino, attrs, NULL);
+	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+}
+
+int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			 uint64_t size, const struct meta_part *parts, unsigned nparts,
+			 const struct meta_setattr *attrs, bool durable)
+{
+	int rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = content_replaced(m, ino, object_id, parts, nparts);
 	for (unsigned i = 0; rc == 0 && i < nparts; i++)
 		rc = insert_part(m, ino, object_id, &parts[i]);
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	if (rc == 0)
 		rc = set_manifest(m, ino, object_id, size);
-	if (rc == 0 && attrs && attrs->mask)
-		rc = meta_setattr_locked(m, ino, attrs, NULL);
-	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+	return content_committed(m, ino, attrs, durable, rc);
 }
 
 static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
@@ -665,7 +681,6 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
 		       const struct meta_setattr *attrs, bool durable)
 {
 	static const uint8_t no_oid[16];
-	struct meta_attr a;
 	int rc;
 
 	if (len > META_INLINE_MAX)
@@ -673,18 +688,10 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
 	rc = durable ? durable_tx_begin(m) : meta_tx_begin(m);
 	if (rc < 0)
 		return rc;
-	rc = meta_getattr_locked(m, ino, &a);
-	if (rc == 0 && !S_ISREG(a.mode))
-		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
-	if (rc == 0)
-		rc = replaced_parts_to_garbage(m, ino, no_oid, NULL, 0);
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+	rc = content_replaced(m, ino, no_oid, NULL, 0);
 	if (rc == 0)
 		rc = set_inline(m, ino, data, len);
-	if (rc == 0 && attrs && attrs->mask)
-		rc = meta_setattr_locked(m, ino, attrs, NULL);
-	return durable ? durable_tx_end(m, rc) : meta_tx_end(m, rc);
+	return content_committed(m, ino, attrs, durable, rc);
 }
 
 int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
