@@ -21,10 +21,12 @@ POSITIVE = [
 def main():
     shardfs = sys.argv[1]
     with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
-        out = subprocess.run(
+        run = subprocess.run(
             [shardfs, "bench", "fs", "--size", "32", "--files", "200", "--entries", "500",
              "--json", "--dir", tmp],
-            check=True, capture_output=True, text=True, timeout=280).stdout
+            capture_output=True, text=True, timeout=280)
+        assert run.returncode == 0, f"exit {run.returncode}: {run.stderr}"
+        out = run.stdout
         assert os.listdir(tmp) == [], f"left behind: {os.listdir(tmp)}"
     lines = out.strip().splitlines()
     assert len(lines) == 1, out
