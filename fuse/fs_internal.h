@@ -34,8 +34,9 @@ struct fs {
 	bool stopping;		/* stop_lock */
 	struct fuse_session *se;
 	/* the INIT exchange (mount.c): until answered, one request at a time */
-	bool init_seen, init_answered, kernel_killpriv;
+	bool init_seen, init_answered, kernel_killpriv, kernel_dio_mmap;
 	uint64_t init_unique;
+	bool direct_io; /* the kernel keeps direct I/O coherent (atomic) */
 	struct fs_streams *streams; /* stream.c */
 };
 

@@ -212,11 +212,31 @@ static void fs_free(struct fs *fs)
  * libfuse 3.14 offers FUSE_CAP_HANDLE_KILLPRIV, and wants it by default,
  * but leaves FUSE_HANDLE_KILLPRIV out of the INIT reply it writes (later
  * releases send it). The session's I/O is thus the mount's own: plain
- * read and writev, except that the INIT reply carries the flag when the
- * kernel offered it (privileged() in ops.c is how the mount keeps its
- * side of it). Every length is checked before
- * a header is looked at.
+ * read and writev, except that the INIT reply carries two flags when the
+ * kernel offered them: FUSE_HANDLE_KILLPRIV (privileged() in ops.c is how
+ * the mount keeps its side of it) and FUSE_DIRECT_IO_ALLOW_MMAP, which
+ * libfuse 3.14 does not know: with it, files opened for direct I/O can
+ * still be mapped shared, and the kernel drops the cached pages a direct
+ * write changes, so direct I/O stays coherent with the page cache
+ * (fs->direct_io, used by ops.c). Every length is checked before a header
+ * is looked at.
  */
+#ifndef FUSE_DIRECT_IO_ALLOW_MMAP
+#define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36) /* protocol 7.39, Linux 6.6 */
+#endif
+#define FLAGS2(flag) ((uint32_t)((flag) >> 32))
+
+static void note_init(struct fs *fs, const struct fuse_in_header *h, const struct fuse_init_in *in,
+		      size_t in_len)
+{
+	fs->init_unique = h->unique;
+	fs->kernel_killpriv = (in->flags & FUSE_HANDLE_KILLPRIV) != 0;
+	fs->kernel_dio_mmap = in_len >= offsetof(struct fuse_init_in, flags2) + sizeof(uint32_t) &&
+			      (in->flags & FUSE_INIT_EXT) &&
+			      (in->flags2 & FLAGS2(FUSE_DIRECT_IO_ALLOW_MMAP));
+	__atomic_store_n(&fs->init_seen, true, __ATOMIC_RELEASE);
+}
+
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct fs *fs = userdata;
@@ -228,11 +248,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 		const struct fuse_in_header *h = buf;
 		const struct fuse_init_in *in = (const void *)(h + 1);
 
-		if (h->opcode == FUSE_INIT) {
-			fs->init_unique = h->unique;
-			fs->kernel_killpriv = (in->flags & FUSE_HANDLE_KILLPRIV) != 0;
-			__atomic_store_n(&fs->init_seen, true, __ATOMIC_RELEASE);
-		}
+		if (h->opcode == FUSE_INIT)
+			note_init(fs, h, in, (size_t)n - sizeof(*h));
 	}
 	return n;
 }
@@ -251,6 +268,11 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		if (h->unique == fs->init_unique) {
 			if (h->error == 0 && fs->kernel_killpriv)
 				out->flags |= FUSE_HANDLE_KILLPRIV;
+			if (h->error == 0 && fs->kernel_dio_mmap && (out->flags & FUSE_INIT_EXT) &&
+			    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
+				out->flags2 |= FLAGS2(FUSE_DIRECT_IO_ALLOW_MMAP);
+				__atomic_store_n(&fs->direct_io, true, __ATOMIC_RELAXED);
+			}
 			/* INIT is answered before any other request */
 			__atomic_store_n(&fs->init_answered, true, __ATOMIC_RELAXED);
 		}

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 
 #define BLKSIZE (1u << 20)
+#define DIRECT_READ_MIN (64u << 20) /* a first read this big bypasses the page cache */
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -570,6 +571,30 @@ static bool unchanged_since_seen(struct fs *fs, const struct meta_attr *a)
 	return same;
 }
 
+/*
+ * Where the kernel's page cache would hold data no later read uses, a
+ * handle does direct I/O (when the kernel keeps it coherent, mount.c):
+ * - a write-only handle: the next open after a write drops the file's
+ *   pages anyway (close-to-open), so caching what it writes only costs a
+ *   copy into fresh pages per byte;
+ * - the first read of a big file since it changed: a sequential read of
+ *   gigabytes would fill the cache with pages a later open of the same
+ *   content uses only if they survive until then. The open after it
+ *   (same content) reads through the cache and keeps it (keep_cache).
+ * Mappings still work (shared ones through the page cache), and a reader
+ * still sees a writer's unflushed bytes at once.
+ */
+static bool past_page_cache(struct fs *fs, const struct fuse_file_info *fi,
+			    const struct meta_attr *a)
+{
+	int access = fi->flags & O_ACCMODE;
+
+	if (!__atomic_load_n(&fs->direct_io, __ATOMIC_RELAXED))
+		return false;
+	return access == O_WRONLY ||
+	       (access == O_RDONLY && !fi->keep_cache && a->size >= DIRECT_READ_MIN);
+}
+
 static void forget_seen(struct fs *fs, uint64_t ino)
 {
 	g_mutex_lock(&fs->lock);
@@ -616,6 +641,7 @@ static int open_state(fuse_req_t req, const struct meta_attr *a, bool made,
 		fi->keep_cache = unchanged_since_seen(fs, a);
 	else
 		forget_seen(fs, a->ino);
+	fi->direct_io = past_page_cache(fs, fi, a);
 	/* Close-to-open: the kernel drops the pages at this open, but its
 	 * attributes may be up to attr_timeout old, and a read stops at the
 	 * size it has cached. They are refreshed at their next use. */

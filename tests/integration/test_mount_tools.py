@@ -1,11 +1,14 @@
 """Everyday tools in a real mount of a 3-node 2+1 cluster: cp, rsync, tar,
 git, gcc; O_APPEND from several handles; rename over a file read in a
 loop; statfs, st_blocks, inode numbers; the page cache kept or dropped at
-open; mount(8) and its helper; permissions checked by the kernel."""
+open, and bypassed by direct I/O; mount(8) and its helper; permissions
+checked by the kernel."""
 
+import ctypes
 import errno
 import hashlib
 import json
+import mmap
 import os
 import random
 import shutil
@@ -357,6 +360,89 @@ def test_second_read_is_served_from_the_page_cache(mounted):
             cl.kill(i, signal.SIGCONT)
     print(f"second read with every node frozen: {secs:.2f} s")
     assert got == want and secs < 5
+
+
+def resident(path):
+    """Bytes of path in the kernel's page cache (fincore opens it, read-only)."""
+    out = run("fincore", "--bytes", "--noheadings", "--output", "RES", path,
+              capture_output=True).stdout
+    return int(out.decode().strip())
+
+
+def test_big_file_first_read_goes_past_the_page_cache(mounted):
+    """The first read of a big file since it changed is direct I/O: the
+    kernel keeps none of it. The next open reads through the cache and
+    keeps it (it reads with every node frozen). A shared mapping works at
+    a first open too."""
+    cl, m = mounted
+    path = os.path.join(m.path, "big")
+    data = os.urandom(65 * MIB)
+    with open(path, "wb") as f:
+        f.write(data)
+    want = hashlib.sha256(data).hexdigest()
+    assert sha(path) == want
+    assert resident(path) == 0
+    assert sha(path) == want
+    assert resident(path) == len(data)
+    for i in cl.procs:
+        cl.kill(i, signal.SIGSTOP)
+    try:
+        got, secs = timed_sha(path)
+    finally:
+        for i in cl.procs:
+            cl.kill(i, signal.SIGCONT)
+    assert got == want and secs < 5
+    with open(path, "r+b") as f:
+        f.seek(40 * MIB)
+        f.write(b"changed")
+    data = data[:40 * MIB] + b"changed" + data[40 * MIB + 7:]
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        assert mm[:] == data
+
+
+def cached_pages(fd, size):
+    """Pages of the file open as fd that the kernel's cache holds: mincore
+    of a shared read-only mapping (mapping it reads nothing)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
+        return sum(b & 1 for b in vec)
+    finally:
+        libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size))
+
+
+def test_write_only_handle_is_seen_at_once_by_a_cached_reader(mounted):
+    """A write-only handle does direct I/O; a reader of the same mount that
+    holds the file's pages in the kernel's cache sees each of its writes
+    at once, in place and past the end, before any close."""
+    cl, m = mounted
+    path = os.path.join(m.path, "shared")
+    base = os.urandom(3 * MIB)
+    with open(path, "wb") as f:
+        f.write(base)
+    r = os.open(path, os.O_RDONLY)
+    w = os.open(path, os.O_WRONLY)  # its open drops the cached pages
+    try:
+        assert os.pread(r, len(base), 0) == base
+        assert cached_pages(r, len(base)) == len(base) // mmap.PAGESIZE
+        patch = os.urandom(5000)
+        os.pwrite(w, patch, MIB + 100)
+        want = base[:MIB + 100] + patch + base[MIB + 5100:]
+        assert os.pread(r, len(base), 0) == want
+        os.pwrite(w, b"tail", len(base))
+        assert os.pread(r, len(base) + 10, 0) == want + b"tail"
+    finally:
+        os.close(w)
+        os.close(r)
+    with open(path, "rb") as f:
+        assert f.read() == want + b"tail"
 
 
 def test_close_to_open_across_two_mounts(cluster, mounted, tmp_path):
