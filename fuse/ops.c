@@ -644,8 +644,9 @@ static int open_state(fuse_req_t req, const struct meta_attr *a, bool made,
 	fi->direct_io = past_page_cache(fs, fi, a);
 	/* Close-to-open: the kernel drops the pages at this open, but its
 	 * attributes may be up to attr_timeout old, and a read stops at the
-	 * size it has cached. They are refreshed at their next use. */
-	if (!fi->keep_cache)
+	 * size it has cached. They are refreshed at their next use. A file
+	 * this create made is one the kernel does not know yet. */
+	if (!fi->keep_cache && !made)
 		fuse_lowlevel_notify_inval_inode(fs->se, a->ino, -1, 0);
 	return 0;
 }

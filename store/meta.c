@@ -31,9 +31,12 @@
 
 
 static const char *const sql[META_Q_COUNT] = {
+	/* The parent's mode too: a missing name is told from a parent that is
+	 * no directory in the same read. */
 	[META_Q_LOOKUP] = "SELECT i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime, i.mtime, i.ctime,"
-		     " i.generation FROM dentries d JOIN inodes i ON i.ino = d.ino"
-		     " WHERE d.parent = ?1 AND d.name = ?2",
+		     " i.generation, p.mode FROM inodes p"
+		     " LEFT JOIN dentries d ON d.parent = p.ino AND d.name = ?2"
+		     " LEFT JOIN inodes i ON i.ino = d.ino WHERE p.ino = ?1",
 	[META_Q_GETATTR] = "SELECT ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation"
 		      " FROM inodes WHERE ino = ?1",
 	[META_Q_DENTRY] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
@@ -792,12 +795,14 @@ static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struc
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
 		read_attr(s, out);
-	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_column_type(s, 0) != SQLITE_NULL ? 0
+		     : S_ISDIR((uint32_t)sqlite3_column_int64(s, 10)) ? -ENOENT : -ENOTDIR;
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
 	sqlite3_reset(s);
-	if (rc == -ENOENT) /* tell a missing name from a parent that is no directory */
-		rc = dir_check(m, parent) ?: -ENOENT;
 	return rc;
 }
 
