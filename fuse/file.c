@@ -274,7 +274,18 @@ static void pending_merge(struct meta_setattr *p, const struct meta_setattr *set
 	p->mask |= set->mask & (META_SET_UID | META_SET_GID | META_SET_ATIME | META_SET_MTIME);
 }
 
-bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set)
+uint64_t fs_inode_attr_changes(struct fs_inode *in)
+{
+	return __atomic_load_n(&in->attr_changes, __ATOMIC_ACQUIRE);
+}
+
+void fs_inode_attrs_changed(struct fs_inode *in)
+{
+	__atomic_add_fetch(&in->attr_changes, 1, __ATOMIC_RELEASE);
+}
+
+bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set,
+			  const struct meta_attr *read, uint64_t changes)
 {
 	struct meta_attr stored = {0};
 
@@ -282,10 +293,16 @@ bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_
 	bool defer = in->changed && !in->error && !(set->mask & META_SET_SIZE);
 
 	if (defer && (set->mask & (META_SET_MODE | META_SET_UID | META_SET_GID))) {
-		struct meta *m = fs_meta_take(fs);
+		/* The caller's read is the stored state if no change of this
+		 * mount's came after the count it took before reading. */
+		if (read && fs_inode_attr_changes(in) == changes) {
+			stored = *read;
+		} else {
+			struct meta *m = fs_meta_take(fs);
 
-		defer = meta_getattr(m, in->ino, &stored) == 0;
-		fs_meta_give(fs, m);
+			defer = meta_getattr(m, in->ino, &stored) == 0;
+			fs_meta_give(fs, m);
+		}
 	}
 	if (defer) {
 		g_mutex_lock(&in->attr_lock);
@@ -320,6 +337,7 @@ static void pending_committed(struct fs_inode *in)
 	g_mutex_lock(&in->attr_lock);
 	memset(&in->pending, 0, sizeof(in->pending));
 	g_mutex_unlock(&in->attr_lock);
+	fs_inode_attrs_changed(in);
 }
 
 int fs_inode_open(struct fs *fs, uint64_t ino, bool empty, struct fs_inode **out)

@@ -120,6 +120,7 @@ struct fs_inode {
 	/* The mode as this mount last set or read it (atomic): whether a write
 	 * is to clear set-ID bits the kernel has cached. */
 	uint32_t mode;
+	uint64_t attr_changes; /* fs_inode_attr_changes (atomic) */
 	int error;	/* -EIO after a failed upload or commit: sticky */
 	struct store_reader *reader; /* over parts when nothing is dirty; NULL when stale */
 };
@@ -145,8 +146,15 @@ struct fs_inode *fs_inode_find(struct fs *fs, uint64_t ino);
  * or NULL if the file is not open in this mount. */
 struct fs_inode *fs_inode_hold(struct fs *fs, uint64_t ino);
 /* Keeps set with the uncommitted content, for its next commit, and
- * returns true; false (nothing kept) if there is no uncommitted content. */
-bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set);
+ * returns true; false (nothing kept) if there is no uncommitted content.
+ * A kept mode, owner or group needs the stored attributes: read, when
+ * fs_inode_attr_changes was changes before it was read, else read here. */
+bool fs_inode_defer_attrs(struct fs *fs, struct fs_inode *in, const struct meta_setattr *set,
+			  const struct meta_attr *read, uint64_t changes);
+/* A count of the changes this mount committed to the file's attributes
+ * (content commits with kept changes, and changes of their own). */
+uint64_t fs_inode_attr_changes(struct fs_inode *in);
+void fs_inode_attrs_changed(struct fs_inode *in);
 /* a with the attribute changes kept for the next commit. */
 void fs_inode_attrs(struct fs_inode *in, struct meta_attr *a);
 ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *buf, size_t len);

@@ -224,15 +224,27 @@ static bool privileged(fuse_req_t req)
 	return fuse_req_ctx(req)->uid == 0;
 }
 
+/* Counts a change of ino's attributes this mount committed, if the file
+ * is open here (see fs_inode_defer_attrs). */
+static void attrs_changed(struct fs *fs, uint64_t ino)
+{
+	g_mutex_lock(&fs->lock);
+	struct fs_inode *in = fs_inode_find(fs, ino);
+	if (in)
+		fs_inode_attrs_changed(in);
+	g_mutex_unlock(&fs->lock);
+}
+
 static int kill_suidgid(struct fs *fs, fuse_ino_t ino, struct fs_inode *in)
 {
 	static const struct meta_setattr kill = {.mask = META_SET_KILL_SUIDGID};
 
-	if (in && fs_inode_defer_attrs(fs, in, &kill))
+	if (in && fs_inode_defer_attrs(fs, in, &kill, NULL, 0))
 		return 0;
 	struct meta *m = fs_meta_take(fs);
 	int rc = meta_setattr(m, ino, &kill, NULL);
 	fs_meta_give(fs, m);
+	attrs_changed(fs, ino);
 	return rc;
 }
 
@@ -296,25 +308,6 @@ static bool is_stream(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 	return stream;
 }
 
-/* Attribute changes to a file whose content this mount has not committed
- * yet go with that content's commit (a transaction of their own each was
- * most of a small file's metadata work: tar sets times, owner and mode of
- * every file it writes). Other mounts see them at the close, as they see
- * the content. */
-static bool defer_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
-			const struct meta_setattr *set)
-{
-	if (fi && fs_stream_fh(fi))
-		return false;
-	struct fs_inode *in = fs_inode_hold(fs, ino);
-
-	if (!in)
-		return false;
-	bool kept = fs_inode_defer_attrs(fs, in, set);
-	/* the last open if every handle closed meanwhile: it commits them */
-	return fs_inode_release(fs, in) == 0 && kept;
-}
-
 /* A change that may take access away from someone: another owner, or
  * permission bits cleared. Such a change is not kept for a later commit:
  * other mounts see it at once. */
@@ -343,20 +336,39 @@ static struct meta_setattr changes_only(const struct meta_setattr *set, const st
 }
 
 /* Changes kept (defer_attrs) or made now; *a as the mount shows them. */
+/*
+ * Attribute changes to a file whose content this mount has not committed
+ * yet go with that content's commit (a transaction of their own each was
+ * most of a small file's metadata work: tar sets times, owner and mode of
+ * every file it writes). Other mounts see them at the close, as they see
+ * the content. The open state is held from before the attributes are
+ * read, so that the read can serve as the stored state a kept change is
+ * guarded by, unless this mount changed them in between.
+ */
 static int set_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 		     const struct meta_setattr *set, struct meta_attr *a)
 {
+	struct fs_inode *in = fi && fs_stream_fh(fi) ? NULL : fs_inode_hold(fs, ino);
+	uint64_t changes = in ? fs_inode_attr_changes(in) : 0;
 	struct meta *m = fs_meta_take(fs);
 	int rc = meta_getattr(m, ino, a);
 
 	fs_meta_give(fs, m);
-	if (rc || !set->mask)
+	if (rc || !set->mask) {
+		if (in)
+			fs_inode_release(fs, in);
 		return rc;
+	}
 	struct meta_attr view = *a;
 
 	open_view(fs, &view);
 	struct meta_setattr keep = changes_only(set, &view);
-	if (!narrows_access(&view, &keep) && defer_attrs(fs, ino, fi, &keep)) {
+	bool kept = in && !narrows_access(&view, &keep) &&
+		    fs_inode_defer_attrs(fs, in, &keep, a, changes);
+	/* the last open if every handle closed meanwhile: it commits them */
+	if (in && fs_inode_release(fs, in))
+		kept = false;
+	if (kept) {
 		meta_setattr_apply(&keep, 0, a); /* the reply shows it, committed or not */
 		return 0;
 	}
@@ -367,6 +379,7 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 	m = fs_meta_take(fs);
 	rc = meta_setattr(m, ino, set, a);
 	fs_meta_give(fs, m);
+	attrs_changed(fs, ino);
 	return rc;
 }
 
