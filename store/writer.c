@@ -207,7 +207,11 @@ static void put_done(void *arg, struct net_call *call)
 	shard_finished(p, STORE_EUNAVAIL);
 }
 
-/* Chooses the k+m nodes of a part, around nodes known to be failing. */
+/* Chooses the k+m nodes of a part, around nodes under suspicion while
+ * others can take the shards. Suspects take the shards no other node can:
+ * suspicion is soft (a node that missed one hedge deadline may be well),
+ * and with exactly k+m nodes leaving one out would fail every write until
+ * it expired. A suspect that is really down fails its put, as before. */
 static int place(struct wpart *p)
 {
 	struct store *s = p->w->s;
@@ -216,11 +220,14 @@ static int place(struct wpart *p)
 	size_t nskip = store_suspects(s, skip, G_N_ELEMENTS(skip));
 
 	p->key = ring_key_hash(p->w->oid, p->meta.index);
-	if (ring_closest(s->ring, p->key, n, nodes, skip, nskip) < n) {
+	size_t got = ring_closest(s->ring, p->key, n, nodes, skip, nskip);
+	if (got < n)
+		got += ring_closest(s->ring, p->key, n - got, nodes + got, nodes, got);
+	if (got < n) {
 		char hex[33];
 
 		store_oid_hex(p->w->oid, hex);
-		g_warning("object %s part %u: fewer than %u nodes reachable", hex, p->meta.index, n);
+		g_warning("object %s part %u: fewer than %u nodes in the ring", hex, p->meta.index, n);
 		return STORE_EUNAVAIL;
 	}
 	for (unsigned i = 0; i < n; i++)

@@ -390,8 +390,6 @@ def test_big_file_first_read_goes_past_the_page_cache(mounted):
     want = hashlib.sha256(data).hexdigest()
     assert sha(path) == want
     assert resident(path) == len(data)
-    # Last: a node that missed a request while frozen (the housekeeper's
-    # garbage collection) is left out of new placements for a while.
     for i in cl.procs:
         cl.kill(i, signal.SIGSTOP)
     try:
