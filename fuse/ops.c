@@ -335,8 +335,8 @@ static struct meta_setattr changes_only(const struct meta_setattr *set, const st
 	return c;
 }
 
-/* Changes kept (defer_attrs) or made now; *a as the mount shows them. */
 /*
+ * Makes set's changes now or keeps them; *a as the mount shows them.
  * Attribute changes to a file whose content this mount has not committed
  * yet go with that content's commit (a transaction of their own each was
  * most of a small file's metadata work: tar sets times, owner and mode of
