@@ -795,13 +795,14 @@ static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struc
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
 		read_attr(s, out);
-	if (rc == SQLITE_ROW)
-		rc = sqlite3_column_type(s, 0) != SQLITE_NULL ? 0
-		     : S_ISDIR((uint32_t)sqlite3_column_int64(s, 10)) ? -ENOENT : -ENOTDIR;
-	else
+		rc = 0;
+	} else if (rc == SQLITE_ROW) { /* the parent, without the name */
+		rc = S_ISDIR((uint32_t)sqlite3_column_int64(s, 10)) ? -ENOENT : -ENOTDIR;
+	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	}
 	sqlite3_reset(s);
 	return rc;
 }
