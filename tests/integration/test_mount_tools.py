@@ -341,6 +341,18 @@ def timed_sha(path, timeout=30):
     return out, time.monotonic() - t
 
 
+def sha_with_nodes_frozen(cl, path):
+    """timed_sha of path with every node of cl stopped (SIGSTOP) meanwhile:
+    what only the kernel's cache can serve."""
+    for i in cl.procs:
+        cl.kill(i, signal.SIGSTOP)
+    try:
+        return timed_sha(path)
+    finally:
+        for i in cl.procs:
+            cl.kill(i, signal.SIGCONT)
+
+
 def test_second_read_is_served_from_the_page_cache(mounted):
     """A file read twice on one mount is served the second time from the
     kernel's cache (keep_cache): it reads even with every node frozen."""
@@ -351,13 +363,7 @@ def test_second_read_is_served_from_the_page_cache(mounted):
         f.write(data)
     want = hashlib.sha256(data).hexdigest()
     assert sha(path) == want  # first read after the write: from the nodes
-    for i in cl.procs:
-        cl.kill(i, signal.SIGSTOP)
-    try:
-        got, secs = timed_sha(path)
-    finally:
-        for i in cl.procs:
-            cl.kill(i, signal.SIGCONT)
+    got, secs = sha_with_nodes_frozen(cl, path)
     print(f"second read with every node frozen: {secs:.2f} s")
     assert got == want and secs < 5
 
@@ -390,13 +396,7 @@ def test_big_file_first_read_goes_past_the_page_cache(mounted):
     want = hashlib.sha256(data).hexdigest()
     assert sha(path) == want
     assert resident(path) == len(data)
-    for i in cl.procs:
-        cl.kill(i, signal.SIGSTOP)
-    try:
-        got, secs = timed_sha(path)
-    finally:
-        for i in cl.procs:
-            cl.kill(i, signal.SIGCONT)
+    got, secs = sha_with_nodes_frozen(cl, path)
     assert got == want and secs < 5
 
 
