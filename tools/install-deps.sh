@@ -14,6 +14,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libpq-dev libsystemd-dev systemd
   # tests
   libcmocka-dev python3 python3-pytest attr rsync procps time
+  util-linux-extra  # fincore: what the page cache holds of a file
 )
 
 missing=()
