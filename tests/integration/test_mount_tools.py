@@ -389,7 +389,9 @@ def test_big_file_first_read_goes_past_the_page_cache(mounted):
         assert mm[:] == data
     want = hashlib.sha256(data).hexdigest()
     assert sha(path) == want
-    assert resident(path) == len(data)
+    # The kernel may reclaim a few clean pages at any time (seen: 5 of
+    # 16,640); an open without keep_cache would drop every one.
+    assert resident(path) >= len(data) * 0.9
 
 
 def cached_pages(fd, size):
@@ -423,7 +425,7 @@ def test_write_only_handle_is_seen_at_once_by_a_cached_reader(mounted):
     w = os.open(path, os.O_WRONLY)  # its open drops the cached pages
     try:
         assert os.pread(r, len(base), 0) == base
-        assert cached_pages(r, len(base)) == len(base) // mmap.PAGESIZE
+        assert cached_pages(r, len(base)) >= len(base) // mmap.PAGESIZE * 0.9
         patch = os.urandom(5000)
         os.pwrite(w, patch, MIB + 100)
         want = base[:MIB + 100] + patch + base[MIB + 5100:]
