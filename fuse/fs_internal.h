@@ -10,7 +10,7 @@
 #define FUSE_USE_VERSION 312
 
 #include "fs.h"
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "store/store.h"
 
 #include <fuse_lowlevel.h>

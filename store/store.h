@@ -30,7 +30,7 @@
 #ifndef SHARDFS_STORE_STORE_H
 #define SHARDFS_STORE_STORE_H
 
-#include "store/meta.h"
+#include "store/meta/meta.h"
 
 #include <glib.h>
 #include <stdbool.h>

@@ -16,7 +16,7 @@
 
 #include "net/net.h"
 #include "shardfs.h"
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "store/store.h"
 
 #include <errno.h>

@@ -11,7 +11,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "shardfs.h"
 
 #include <errno.h>

@@ -16,9 +16,9 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench_cluster.h"
+#include "bench/bench_cluster.h"
 #include "net/net.h"
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "shardfs.h"
 
 #include <errno.h>

@@ -23,7 +23,7 @@
  * to the parent. The seed is printed; SHARDFS_SEED=<n> replays the
  * children's choices (not the interleaving of the two processes).
  */
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "wal_test.h"
 
 #include <errno.h>

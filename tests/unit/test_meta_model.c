@@ -24,7 +24,7 @@
  * SHARDFS_MODEL_SEED replays a run, SHARDFS_MODEL_OPS changes its length,
  * SHARDFS_MODEL_TRACE=1 prints every operation.
  */
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "wal_test.h"
 
 #include <errno.h>

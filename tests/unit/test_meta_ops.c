@@ -2,7 +2,7 @@
  * test_meta_ops.c - every metadata operation and every error code it
  * promises, on a real SQLite database in a scratch directory.
  */
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "wal_test.h"
 
 #include <errno.h>

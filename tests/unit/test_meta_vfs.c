@@ -6,7 +6,7 @@
  * process loses no acknowledged commit, and the WAL stays bounded under
  * writers that never pause.
  */
-#include "store/meta.h"
+#include "store/meta/meta.h"
 #include "wal_test.h"
 
 #include <errno.h>

@@ -27,7 +27,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "shardfs.h"
-#include "store/meta.h"
+#include "store/meta/meta.h"
 
 #include <errno.h>
 #include <stddef.h>
