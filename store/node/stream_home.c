@@ -1,5 +1,5 @@
 /*
- * node_stream.c - stream rings on their home node.
+ * stream_home.c - stream rings on their home node.
  *
  * A stream is a ring of its last ring_bytes bytes with absolute offsets:
  * bytes [oldest, head) are held, byte p at buf[p % cap]. An append copies
@@ -22,9 +22,9 @@
  *
  * Replies are collected under the lock and sent after it is released.
  */
-#define G_LOG_DOMAIN "shardfs"
+#define G_LOG_DOMAIN "shardfs-node"
 
-#include "node_stream.h"
+#include "stream_home.h"
 
 #include <errno.h>
 #include <string.h>
@@ -588,9 +588,13 @@ static void expire_handles(struct node_streams *s, struct stream *st, gint64 now
 
 void node_streams_tick(struct node_streams *s)
 {
+	node_streams_tick_at(s, g_get_monotonic_time());
+}
+
+void node_streams_tick_at(struct node_streams *s, gint64 now)
+{
 	GHashTableIter it;
 	gpointer v;
-	gint64 now = g_get_monotonic_time();
 
 	g_mutex_lock(&s->lock);
 	g_hash_table_iter_init(&it, s->streams);

@@ -1,0 +1,361 @@
+/*
+ * service.c - the node service (node.h): request dispatch, the reads on
+ * the worker pool, and the stop ordering.
+ *
+ * dispatch() runs on the server's loop thread and never waits for the
+ * disk: PING and refusals are answered there, puts handed to the store's
+ * group commit (answered from its durability callback, on the store's sync
+ * thread), stream requests to the home rings (memory only), the rest
+ * queued for the workers.
+ *
+ * Stop ordering: `lock` makes the refusal of new requests atomic with
+ * their dispatch, so once stopping is set no request reaches the workers
+ * or the store. Then the parked stream requests are answered, the worker
+ * pool is drained, the store closed (its close waits for queued puts, each
+ * answered from its callback) and only then is the server drained, so every
+ * request the service took is answered while its connection still lives.
+ */
+#define G_LOG_DOMAIN "shardfs-node"
+
+#include "node.h"
+#include "net/net.h"
+#include "stream_home.h"
+#include "wal/wal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#define STREAM_TICK_MS 100
+
+struct node_service {
+	uint32_t id;
+	char *data_dir, *host;
+	uint16_t port;
+	unsigned nworkers;
+	struct net_tls *tls;
+	struct wal *wal;	/* NULL once stopped */
+	struct net_server *srv; /* NULL until started and once stopped */
+	GThreadPool *workers;
+	struct node_streams *streams;
+	gint64 started_us;
+	GThread *ticker;
+	GMutex tick_lock;
+	GCond tick_cond;
+	bool tick_stop;	/* tick_lock: the ticker ends */
+	GMutex lock;	/* orders dispatch() against stopping */
+	bool stopping;	/* lock: new requests are refused */
+};
+
+static struct wal_key wal_key_of(const struct net_key *k)
+{
+	struct wal_key w = {.part = k->part, .shard = k->shard};
+
+	memcpy(w.object_id, k->object_id, 16);
+	return w;
+}
+
+static void put_done(void *arg, int status)
+{
+	net_request_reply(arg, status, 0, NULL, 0, NULL);
+}
+
+static void do_get(struct node_service *n, struct net_request *r)
+{
+	const struct net_req_header *h = net_request_header(r);
+	struct wal_key k = wal_key_of(&h->key);
+	struct wal_shard_info info;
+	int rc = wal_stat(n->wal, &k, &info);
+
+	if (rc == 0 && h->offset > info.length)
+		rc = -EINVAL;
+	if (rc < 0) {
+		net_request_reply(r, rc, 0, NULL, 0, NULL);
+		return;
+	}
+	size_t want = (size_t)MIN(h->length, info.length - h->offset);
+	uint8_t *buf = g_malloc(want ? want : 1);
+	ssize_t got = want ? wal_read(n->wal, &k, h->offset, buf, want) : 0;
+
+	if (got < 0) {
+		g_free(buf);
+		net_request_reply(r, (int32_t)got, 0, NULL, 0, NULL);
+		return;
+	}
+	net_request_reply(r, 0, info.length, buf, (size_t)got, g_free);
+}
+
+static void do_stat(struct node_service *n, struct net_request *r)
+{
+	struct wal_key k = wal_key_of(&net_request_header(r)->key);
+	struct wal_shard_info info;
+	int rc = wal_stat(n->wal, &k, &info);
+
+	if (rc == 0 && info.corrupt)
+		rc = WAL_ECORRUPT;
+	net_request_reply(r, rc, rc == 0 ? info.length : 0, NULL, 0, NULL);
+}
+
+struct listing {
+	GArray *entries; /* uint8_t[NET_LIST_ENTRY_SIZE] */
+};
+
+static int collect_key(void *arg, const struct wal_key *key, uint32_t length)
+{
+	struct listing *l = arg;
+	struct net_key nk = {.part = key->part, .shard = key->shard};
+	uint8_t e[NET_LIST_ENTRY_SIZE];
+
+	memcpy(nk.object_id, key->object_id, 16);
+	net_key_pack(&nk, e);
+	for (int i = 0; i < 4; i++)
+		e[NET_KEY_PACKED_SIZE + i] = (uint8_t)(length >> (8 * i));
+	g_array_append_vals(l->entries, e, 1);
+	return 0;
+}
+
+static gint cmp_entry(gconstpointer a, gconstpointer b)
+{
+	return memcmp(a, b, NET_KEY_PACKED_SIZE);
+}
+
+/* One page of the keys after the cursor, in packed-key order. The index is
+ * a hash table, so each page sorts a snapshot: listing is for repair and
+ * scrub, not for the data path. */
+static void do_list(struct node_service *n, struct net_request *r)
+{
+	const struct net_req_header *h = net_request_header(r);
+	struct listing l = {g_array_new(FALSE, FALSE, NET_LIST_ENTRY_SIZE)};
+	guint first = 0, count;
+
+	wal_list(n->wal, collect_key, &l);
+	g_array_sort(l.entries, cmp_entry);
+	if (h->body_len == NET_KEY_PACKED_SIZE)
+		while (first < l.entries->len &&
+		       memcmp(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, net_request_body(r),
+			      NET_KEY_PACKED_SIZE) <= 0)
+			first++;
+	count = (guint)MIN((uint64_t)(l.entries->len - first), h->length);
+	size_t len = (size_t)count * NET_LIST_ENTRY_SIZE;
+	void *page = g_memdup2(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, len ? len : 1);
+
+	net_request_reply(r, 0, first + count < l.entries->len, page, len, g_free);
+	g_array_free(l.entries, TRUE);
+}
+
+static void do_status(struct node_service *n, struct net_request *r)
+{
+	struct wal_stats st;
+	struct statvfs sv = {0};
+	GString *s = g_string_new(NULL);
+	gsize len;
+
+	wal_get_stats(n->wal, &st);
+	statvfs(n->data_dir, &sv);
+	g_string_append_printf(s, "node=%u\nversion=%s\nshards=%" G_GUINT64_FORMAT "\n", n->id,
+			       SHARDFS_VERSION, st.keys);
+	g_string_append_printf(s, "live_bytes=%" G_GUINT64_FORMAT "\ndisk_bytes=%" G_GUINT64_FORMAT "\n",
+			       st.live_bytes, st.disk_bytes);
+	g_string_append_printf(s, "free_bytes=%" G_GUINT64_FORMAT "\ntotal_bytes=%" G_GUINT64_FORMAT "\n",
+			       (guint64)sv.f_bavail * sv.f_frsize, (guint64)sv.f_blocks * sv.f_frsize);
+	g_string_append_printf(s, "uptime_s=%" G_GINT64_FORMAT "\nstore_error=%d\n",
+			       (g_get_monotonic_time() - n->started_us) / 1000000, st.sticky_error);
+	len = s->len;
+	net_request_reply(r, 0, 0, g_string_free(s, FALSE), len, g_free);
+}
+
+static void worker(gpointer data, gpointer user)
+{
+	struct net_request *r = data;
+	struct node_service *n = user;
+	struct wal_key k;
+
+	switch (net_request_header(r)->op) {
+	case NET_OP_GET:
+		do_get(n, r);
+		break;
+	case NET_OP_STAT:
+		do_stat(n, r);
+		break;
+	case NET_OP_DELETE:
+		k = wal_key_of(&net_request_header(r)->key);
+		net_request_reply(r, wal_delete(n->wal, &k), 0, NULL, 0, NULL);
+		break;
+	case NET_OP_LIST:
+		do_list(n, r);
+		break;
+	default:
+		do_status(n, r);
+	}
+}
+
+/* Runs on the network loop thread: never waits for the disk. */
+static void dispatch(void *arg, struct net_request *r)
+{
+	struct node_service *n = arg;
+	const struct net_req_header *h = net_request_header(r);
+	struct wal_key k;
+	int rc;
+
+	g_mutex_lock(&n->lock);
+	if (n->stopping) {
+		g_mutex_unlock(&n->lock);
+		net_request_reply(r, -ESHUTDOWN, 0, NULL, 0, NULL);
+		return;
+	}
+	switch (h->op) {
+	case NET_OP_PING:
+		net_request_reply(r, 0, 0, NULL, 0, NULL);
+		break;
+	case NET_OP_PUT:
+		k = wal_key_of(&h->key);
+		rc = wal_put_async(n->wal, &k, net_request_body(r), h->body_len, put_done, r);
+		if (rc < 0)
+			net_request_reply(r, rc, 0, NULL, 0, NULL);
+		break;
+	case NET_OP_STREAM_OPEN:
+	case NET_OP_STREAM_CLOSE:
+	case NET_OP_STREAM_APPEND:
+	case NET_OP_STREAM_READ:
+	case NET_OP_STREAM_STAT:
+	case NET_OP_STREAM_KEEP:
+		node_streams_handle(n->streams, r); /* memory only: never waits */
+		break;
+	default:
+		g_thread_pool_push(n->workers, r, NULL);
+	}
+	g_mutex_unlock(&n->lock);
+}
+
+/* Ends stream waits and leases on time, whoever runs the process's loop. */
+static gpointer tick_streams(gpointer data)
+{
+	struct node_service *n = data;
+
+	g_mutex_lock(&n->tick_lock);
+	while (!n->tick_stop) {
+		gint64 until = g_get_monotonic_time() + STREAM_TICK_MS * G_TIME_SPAN_MILLISECOND;
+
+		while (!n->tick_stop && g_cond_wait_until(&n->tick_cond, &n->tick_lock, until))
+			;
+		if (n->tick_stop)
+			break;
+		g_mutex_unlock(&n->tick_lock);
+		node_streams_tick(n->streams);
+		g_mutex_lock(&n->tick_lock);
+	}
+	g_mutex_unlock(&n->tick_lock);
+	return NULL;
+}
+
+static void stop_ticker(struct node_service *n)
+{
+	g_mutex_lock(&n->tick_lock);
+	n->tick_stop = true;
+	g_cond_signal(&n->tick_cond);
+	g_mutex_unlock(&n->tick_lock);
+	g_thread_join(n->ticker);
+	n->ticker = NULL;
+}
+
+void node_service_config_default(struct node_service_config *c)
+{
+	*c = (struct node_service_config){.host = "127.0.0.1", .workers = 8};
+}
+
+int node_service_new(const struct node_service_config *c, struct node_service **out)
+{
+	struct node_service *n = g_new0(struct node_service, 1);
+	struct wal_options wo;
+	int rc;
+
+	n->id = c->id;
+	n->data_dir = g_strdup(c->data_dir);
+	n->host = g_strdup(c->host);
+	n->port = c->port;
+	n->nworkers = c->workers ? c->workers : 8;
+	n->tls = c->tls;
+	n->started_us = g_get_monotonic_time();
+	g_mutex_init(&n->lock);
+	g_mutex_init(&n->tick_lock);
+	g_cond_init(&n->tick_cond);
+	n->streams = node_streams_new();
+	wal_options_default(&wo);
+	wo.dir = n->data_dir;
+	if (c->segment_size)
+		wo.segment_size = c->segment_size;
+	rc = wal_open(&wo, &n->wal);
+	if (rc < 0)
+		goto fail;
+	*out = n;
+	return 0;
+fail:
+	node_service_free(n);
+	return rc;
+}
+
+int node_service_start(struct node_service *n)
+{
+	struct net_server_options so = {
+		.host = n->host, .port = n->port, .handler = dispatch, .arg = n};
+	int rc;
+
+	/* The workers exist before the first request can be dispatched. */
+	n->workers = g_thread_pool_new(worker, n, (gint)n->nworkers, FALSE, NULL);
+	rc = net_server_start(&so, n->tls, &n->srv);
+	if (rc < 0)
+		goto fail;
+	n->ticker = g_thread_new("node-ticker", tick_streams, n);
+	return 0;
+fail:
+	g_thread_pool_free(n->workers, FALSE, TRUE);
+	n->workers = NULL;
+	return rc;
+}
+
+uint16_t node_service_port(const struct node_service *n)
+{
+	return n->srv ? net_server_port(n->srv) : 0;
+}
+
+int node_service_store_error(const struct node_service *n)
+{
+	struct wal_stats st;
+
+	if (!n->wal)
+		return -ESHUTDOWN;
+	wal_get_stats(n->wal, &st);
+	return st.sticky_error;
+}
+
+void node_service_stop(struct node_service *n, unsigned drain_ms)
+{
+	if (!n->srv)
+		return;
+	stop_ticker(n);
+	g_mutex_lock(&n->lock);
+	n->stopping = true;
+	g_mutex_unlock(&n->lock);
+	node_streams_stop(n->streams, -ESHUTDOWN);
+	g_thread_pool_free(n->workers, FALSE, TRUE);
+	n->workers = NULL;
+	wal_close(n->wal);
+	n->wal = NULL;
+	net_server_stop(n->srv, drain_ms);
+	n->srv = NULL;
+}
+
+void node_service_free(struct node_service *n)
+{
+	if (!n)
+		return;
+	node_service_stop(n, 0);
+	wal_close(n->wal);
+	node_streams_free(n->streams);
+	g_cond_clear(&n->tick_cond);
+	g_mutex_clear(&n->tick_lock);
+	g_mutex_clear(&n->lock);
+	g_free(n->data_dir);
+	g_free(n->host);
+	g_free(n);
+}
