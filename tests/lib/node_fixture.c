@@ -235,6 +235,19 @@ void node_fixture_stream_read_call(struct net_call *c, const uint8_t sid[16], ui
 	memcpy(c->req.key.object_id, sid, 16);
 }
 
+uint64_t node_fixture_kv(const char *body, const char *name)
+{
+	char *key = g_strdup_printf("\n%s=", name), *text = g_strconcat("\n", body, NULL);
+	const char *at = strstr(text, key);
+	uint64_t v;
+
+	assert_non_null(at);
+	v = g_ascii_strtoull(at + strlen(key), NULL, 10);
+	g_free(key);
+	g_free(text);
+	return v;
+}
+
 void node_fixture_destroy(struct node_fixture *f)
 {
 	net_pool_free(f->pool);

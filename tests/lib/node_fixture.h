@@ -76,6 +76,10 @@ void node_fixture_stream_append_call(struct net_call *c, const uint8_t sid[16], 
 void node_fixture_stream_read_call(struct net_call *c, const uint8_t sid[16], uint64_t token,
 				   uint64_t pos, void *buf, size_t cap, uint8_t *body);
 
+/* The number after "name=" in a "key=value\n" body (STATUS, STREAM_STAT);
+ * fails the test if the key is absent. */
+uint64_t node_fixture_kv(const char *body, const char *name);
+
 /* Stops what runs and removes the directory. */
 void node_fixture_destroy(struct node_fixture *f);
 

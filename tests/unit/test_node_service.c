@@ -172,20 +172,6 @@ static void test_list_pages_in_key_order(void **state)
 	assert_int_equal(seen, 5);
 }
 
-/* The value of "name=" in a key=value body; fails the test if absent. */
-static uint64_t status_value(const char *body, const char *name)
-{
-	char *key = g_strdup_printf("\n%s=", name), *line = g_strconcat("\n", body, NULL);
-	const char *at = strstr(line, key);
-	uint64_t v;
-
-	assert_non_null(at);
-	v = g_ascii_strtoull(at + strlen(key), NULL, 10);
-	g_free(key);
-	g_free(line);
-	return v;
-}
-
 /* STATUS answers key=value lines naming the node, the version and the
  * shards and bytes it holds, with a healthy store. */
 static void test_status_body(void **state)
@@ -199,15 +185,15 @@ static void test_status_body(void **state)
 	assert_int_equal(put(f, 1, data, sizeof(data)), 0);
 	assert_int_equal(put(f, 2, data, 100), 0);
 	assert_int_equal(node_fixture_call(f, 1, &c), 0);
-	assert_int_equal(status_value(body, "node"), 1);
+	assert_int_equal(node_fixture_kv(body, "node"), 1);
 	assert_non_null(strstr(body, "version=" SHARDFS_VERSION "\n"));
-	assert_int_equal(status_value(body, "shards"), 2);
-	assert_true(status_value(body, "live_bytes") >= 5100);
-	assert_true(status_value(body, "disk_bytes") >= status_value(body, "live_bytes"));
-	assert_true(status_value(body, "total_bytes") >= status_value(body, "free_bytes"));
-	assert_true(status_value(body, "total_bytes") > 0);
-	assert_true(status_value(body, "uptime_s") < 3600);
-	assert_int_equal(status_value(body, "store_error"), 0);
+	assert_int_equal(node_fixture_kv(body, "shards"), 2);
+	assert_true(node_fixture_kv(body, "live_bytes") >= 5100);
+	assert_true(node_fixture_kv(body, "disk_bytes") >= node_fixture_kv(body, "live_bytes"));
+	assert_true(node_fixture_kv(body, "total_bytes") >= node_fixture_kv(body, "free_bytes"));
+	assert_true(node_fixture_kv(body, "total_bytes") > 0);
+	assert_true(node_fixture_kv(body, "uptime_s") < 3600);
+	assert_int_equal(node_fixture_kv(body, "store_error"), 0);
 	assert_int_equal(node_service_store_error(f->svc[1]), 0);
 }
 

@@ -106,21 +106,13 @@ static int simple(struct home *h, uint8_t op, uint64_t token)
 
 static uint64_t stat_value(struct home *h, const char *name)
 {
-	char body[1024] = {0}, *key = g_strdup_printf("\n%s=", name), *text;
+	char body[1024] = {0};
 	struct net_call c = {.req = {.op = NET_OP_STREAM_STAT}, .resp_buf = body,
 			     .resp_cap = sizeof(body) - 1};
-	const char *at;
-	uint64_t v;
 
 	memcpy(c.req.key.object_id, sid, 16);
 	assert_int_equal(node_fixture_call(&h->f, 1, &c), 0);
-	text = g_strconcat("\n", body, NULL);
-	at = strstr(text, key);
-	assert_non_null(at);
-	v = g_ascii_strtoull(at + strlen(key), NULL, 10);
-	g_free(key);
-	g_free(text);
-	return v;
+	return node_fixture_kv(body, name);
 }
 
 /* Appended chunks are read back in order with their absolute offsets,
