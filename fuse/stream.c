@@ -524,7 +524,7 @@ static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
 	if (rc == STORE_EEOF) {
 		s->eof = true;
 	} else if (rc < 0) {
-		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, store_strerror(rc));
+		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, common_strerror(rc));
 		s->error = EIO;
 	} else if (got && (rc = stream_ring_put(&s->ring, first, buf, got))) {
 		s->error = -rc;
@@ -772,7 +772,7 @@ int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_in
 		if (sf->w)
 			lease_close(fs->streams, sf->w, NULL);
 		g_free(sf);
-		g_warning("stream %" G_GUINT64_FORMAT ": open: %s", a->ino, store_strerror(rc));
+		g_warning("stream %" G_GUINT64_FORMAT ": open: %s", a->ino, common_strerror(rc));
 		return errno_of(rc);
 	}
 	g_mutex_lock(&fs->streams->lock);
@@ -836,7 +836,7 @@ void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
 		__atomic_add_fetch(&fs_of_req(req)->streams->moved, size, __ATOMIC_RELAXED);
 	}
 	if (rc) {
-		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, store_strerror(rc));
+		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, common_strerror(rc));
 		fuse_reply_err(req, -errno_of(rc));
 	} else {
 		fuse_reply_write(req, size);

@@ -22,8 +22,6 @@
 
 #include "store_internal.h"
 
-#include "wal/wal.h"
-
 #include <errno.h>
 #include <string.h>
 
@@ -81,7 +79,7 @@ static void report_failure(struct gather *g, unsigned i, int status)
 	char hex[33];
 
 	store_oid_hex(g->oid, hex);
-	if (status == WAL_ECORRUPT) {
+	if (status == NET_ECORRUPT) { /* the node found its copy bad */
 		STORE_COUNT(g->s, corrupt_shards, 1);
 		g_warning("corrupt shard: object %s part %u shard %u on node %u", hex, g->part_index,
 			  i, g->sh[i].node);
@@ -89,7 +87,7 @@ static void report_failure(struct gather *g, unsigned i, int status)
 	}
 	store_suspect(g->s, g->sh[i].node);
 	g_debug("object %s part %u shard %u: node %u: %s", hex, g->part_index, i, g->sh[i].node,
-		store_strerror(status));
+		common_strerror(status));
 }
 
 static void get_done(void *arg, struct net_call *call)
@@ -235,7 +233,7 @@ static int rebuild(struct gather *g, const struct erasure *code, uint8_t *out)
 				rest[r++] = frags[i];
 		if (decode_ok(code, p, rest, r, flen, out)) {
 			g->sh[which[skip]].done = false;
-			report_failure(g, which[skip], WAL_ECORRUPT);
+			report_failure(g, which[skip], NET_ECORRUPT); /* as a node would */
 			return 0;
 		}
 	}
@@ -248,7 +246,7 @@ static void log_unreadable(struct gather *g, int rc, unsigned ok)
 
 	store_oid_hex(g->oid, hex);
 	g_warning("object %s part %u unreadable: %u of %u shards answered, %u needed (%s)", hex,
-		  g->part_index, ok, g->part->k + g->part->m, g->part->k, store_strerror(rc));
+		  g->part_index, ok, g->part->k + g->part->m, g->part->k, common_strerror(rc));
 }
 
 /* Nodes that missed the hedge deadline are avoided by the next reads, so

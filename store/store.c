@@ -9,7 +9,6 @@
 #define G_LOG_DOMAIN "shardfs-store"
 
 #include "store_internal.h"
-#include "stream.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -29,20 +28,6 @@ void store_options_default(struct store_options *o)
 		.readahead = 2,
 		.suspect_ms = 10000,
 	};
-}
-
-const char *store_strerror(int err)
-{
-	switch (err) {
-	case STORE_EUNAVAIL:
-		return "too few storage nodes answer";
-	case STORE_ECORRUPT:
-		return "no k shards of a part match its checksum";
-	case STORE_EEOF:
-		return "end of stream";
-	default:
-		return net_strerror(err);
-	}
 }
 
 void store_object_id_new(uint8_t oid[16])
@@ -220,7 +205,7 @@ static int start(struct store *s, GError **err)
 	po.timeout_ms = s->opt.read_timeout_ms;
 	if ((rc = net_pool_new(c, s->tls, &po, &s->pool))) {
 		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "client pool: %s",
-			    store_strerror(rc));
+			    common_strerror(rc));
 		return rc;
 	}
 	if ((rc = build_ring(s))) {

@@ -65,14 +65,7 @@ void wal_set_sticky_error(struct wal *w, int err)
 
 const char *wal_strerror(int err)
 {
-	switch (err) {
-	case WAL_ECORRUPT:
-		return "record failed its checksum";
-	case WAL_EBADSEG:
-		return "not a shardfs segment file";
-	default:
-		return g_strerror(-err);
-	}
+	return common_strerror(err);
 }
 
 static void queue_push(struct wal_queue *q, struct wal_req *r)
