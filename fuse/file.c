@@ -420,7 +420,7 @@ static int upload_finish_oldest(struct fs *fs, struct fs_inode *in)
 		rc = -EIO;
 	if (rc && !in->error) {
 		g_warning("inode %" G_GUINT64_FORMAT " part %u: upload failed: %s", in->ino, u->index,
-			  store_strerror(rc));
+			  common_strerror(rc));
 		in->error = -EIO;
 	}
 	g_free(parts);
@@ -493,7 +493,7 @@ static int upload(struct fs *fs, struct fs_inode *in, uint64_t i)
 		if (!in->error)
 			in->error = -EIO;
 		g_warning("inode %" G_GUINT64_FORMAT " part %" G_GUINT64_FORMAT ": upload failed: %s",
-			  in->ino, i, store_strerror(rc));
+			  in->ino, i, common_strerror(rc));
 		return -EIO;
 	}
 	g_queue_push_tail(&in->uploads, u);
@@ -542,7 +542,7 @@ static int dirty_get(struct fs *fs, struct fs_inode *in, uint64_t i, bool overwr
 	if (rc) {
 		dirty_free(d);
 		g_warning("inode %" G_GUINT64_FORMAT " part %" G_GUINT64_FORMAT ": cannot read it to change it: %s",
-			  in->ino, i, store_strerror(rc));
+			  in->ino, i, common_strerror(rc));
 		return -EIO;
 	}
 	d->seq = ++in->seq;

@@ -40,9 +40,9 @@
  */
 #define G_LOG_DOMAIN "shardfs-fuse"
 
+#include "common/byte_ring.h"
 #include "fs_internal.h"
 #include "store/stream.h"
-#include "store/stream_ring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,7 +93,7 @@ struct sub {
 	GMutex lock;	   /* everything below */
 	GCond room;	   /* lossless: a reader moved on or left */
 	GCond started;	   /* starting is over */
-	struct stream_ring ring;
+	struct common_byte_ring ring;
 	uint64_t live_from; /* the node's head when it opened */
 	bool lossless;
 	bool starting;	   /* its node handle is being opened */
@@ -350,7 +350,7 @@ static void sub_unref(struct sub *s)
 	g_mutex_clear(&s->lock);
 	g_cond_clear(&s->room);
 	g_cond_clear(&s->started);
-	stream_ring_fini(&s->ring);
+	common_byte_ring_fini(&s->ring);
 	g_free(s);
 }
 
@@ -358,7 +358,7 @@ static void sub_unref(struct sub *s)
 
 static void skip_lost(struct sub *s, struct reader *r)
 {
-	uint64_t lost = stream_ring_skip_lost(&s->ring, &r->pos);
+	uint64_t lost = common_byte_ring_skip_lost(&s->ring, &r->pos);
 
 	if (lost)
 		__atomic_add_fetch(&s->known->dropped, lost, __ATOMIC_RELAXED);
@@ -378,7 +378,7 @@ static bool serve(struct sub *s, struct reader *r, fuse_req_t req, size_t size)
 	int n;
 
 	skip_lost(s, r);
-	size_t len = stream_ring_peek(&s->ring, r->pos, size, iov, &n);
+	size_t len = common_byte_ring_peek(&s->ring, r->pos, size, iov, &n);
 	if (len) {
 		fuse_reply_iov(req, iov, n);
 		r->pos += len;
@@ -500,7 +500,7 @@ static size_t fetch_room(struct sub *s)
 	uint64_t slowest = s->ring.head;
 	for (GList *l = s->readers; l; l = l->next)
 		slowest = MIN(slowest, ((struct reader *)l->data)->pos);
-	uint64_t room = stream_ring_room(&s->ring, slowest);
+	uint64_t room = common_byte_ring_room(&s->ring, slowest);
 	if (room)
 		return (size_t)MIN(FETCH_MAX, room);
 	g_cond_wait_until(&s->room, &s->lock, g_get_monotonic_time() + ROOM_WAIT_US);
@@ -524,9 +524,9 @@ static void sub_fetch(struct sub *s, uint8_t *buf, size_t want)
 	if (rc == STORE_EEOF) {
 		s->eof = true;
 	} else if (rc < 0) {
-		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, store_strerror(rc));
+		g_warning("stream %" G_GUINT64_FORMAT ": home node lost: %s", s->ino, common_strerror(rc));
 		s->error = EIO;
-	} else if (got && (rc = stream_ring_put(&s->ring, first, buf, got))) {
+	} else if (got && (rc = common_byte_ring_put(&s->ring, first, buf, got))) {
 		s->error = -rc;
 	} else {
 		__atomic_add_fetch(&s->fs->streams->moved, got, __ATOMIC_RELAXED);
@@ -608,7 +608,7 @@ static struct sub *sub_new(struct fs *fs, uint64_t ino, const struct stream_conf
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->room);
 	g_cond_init(&s->started);
-	stream_ring_init(&s->ring, c->ring_bytes, 0);
+	common_byte_ring_init(&s->ring, c->ring_bytes, 0);
 	s->lossless = c->lossless;
 	s->starting = true;
 	s->known = k;
@@ -630,7 +630,7 @@ static void sub_begin(struct sub *s)
 	if (rc == 0)
 		s->lease = lease_new(ss, h, s->ino);
 	g_mutex_lock(&s->lock);
-	stream_ring_init(&s->ring, s->ring.cap, oldest);
+	common_byte_ring_restart(&s->ring, oldest); /* empty: nothing fetched yet */
 	s->live_from = head;
 	s->start_rc = rc;
 	s->starting = false;
@@ -772,7 +772,7 @@ int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_in
 		if (sf->w)
 			lease_close(fs->streams, sf->w, NULL);
 		g_free(sf);
-		g_warning("stream %" G_GUINT64_FORMAT ": open: %s", a->ino, store_strerror(rc));
+		g_warning("stream %" G_GUINT64_FORMAT ": open: %s", a->ino, common_strerror(rc));
 		return errno_of(rc);
 	}
 	g_mutex_lock(&fs->streams->lock);
@@ -836,7 +836,7 @@ void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
 		__atomic_add_fetch(&fs_of_req(req)->streams->moved, size, __ATOMIC_RELAXED);
 	}
 	if (rc) {
-		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, store_strerror(rc));
+		g_debug("stream %" G_GUINT64_FORMAT ": append: %s", sf->ino, common_strerror(rc));
 		fuse_reply_err(req, -errno_of(rc));
 	} else {
 		fuse_reply_write(req, size);

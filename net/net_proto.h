@@ -29,7 +29,8 @@
  *        4    1 protocol version (1)
  *        5    1 opcode of the request
  *        6    2 reserved, 0
- *        8    4 status: 0, or a negative errno / project error code
+ *        8    4 status: 0, a negative errno, or one of the wire statuses
+ *                below (no other project code is ever sent)
  *       12    4 reserved, 0
  *       16    8 body length
  *       24    8 aux: GET/STAT the shard's full length; LIST 1 if more follow
@@ -67,6 +68,8 @@
 #ifndef SHARDFS_NET_PROTO_H
 #define SHARDFS_NET_PROTO_H
 
+#include "common/error.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,11 +95,20 @@
 #define NET_STREAM_WRITER 1u
 #define NET_STREAM_LOSSLESS 2u
 
-/* net owns the project error codes -4128 .. -4159. */
-#define NET_EPROTO (-4128)   /* malformed request or response */
-#define NET_ETIMEDOUT (-4129) /* no answer within the request deadline */
-#define NET_ECONNLOST (-4130) /* the connection died with the request open */
-#define NET_EEOF (-4131)      /* end of stream: its writers closed */
+/*
+ * net's own codes (NET_EPROTO, NET_ETIMEDOUT, NET_ECONNLOST, NET_EEOF) are
+ * declared in common/error.h. Of all project codes, these are the ones a
+ * response status may carry (their values are fixed by the protocol):
+ *
+ *   STATUS        VALUE MEANING
+ *   NET_EPROTO    -4128 the request was malformed
+ *   NET_EEOF      -4131 STREAM_READ: every writer closed, nothing left
+ *   NET_ECORRUPT  -4097 GET/STAT: the node's copy of the shard failed its
+ *                       checksum (the node's WAL_ECORRUPT, sent as is)
+ *
+ * NET_ETIMEDOUT and NET_ECONNLOST are made by the client, never sent.
+ */
+#define NET_ECORRUPT (-4097)
 
 enum net_op {
 	NET_OP_PING = 1,
@@ -158,7 +170,7 @@ void net_key_unpack(const uint8_t in[NET_KEY_PACKED_SIZE], struct net_key *k);
 /* Total order of packed keys (memcmp of the packed form). */
 int net_key_cmp(const struct net_key *a, const struct net_key *b);
 
-/* Text for a negative error of this module, of wal, or an errno. */
+/* common_strerror under the name older callers use. */
 const char *net_strerror(int err);
 
 #endif

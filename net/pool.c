@@ -14,6 +14,7 @@
  */
 #define G_LOG_DOMAIN "shardfs-net"
 
+#include "common/waiter.h"
 #include "net.h"
 #include "quic.h"
 
@@ -301,36 +302,20 @@ void net_pool_call_async(struct net_pool *p, uint32_t node_id, struct net_call *
 	quic_loop_post(p->loop, start_call, cs);
 }
 
-struct waiter {
-	GMutex m;
-	GCond c;
-	bool done;
-};
-
 static void wake(void *arg, struct net_call *call)
 {
-	struct waiter *w = arg;
-
-	(void)call;
-	g_mutex_lock(&w->m);
-	w->done = true;
-	g_cond_signal(&w->c);
-	g_mutex_unlock(&w->m);
+	(void)call; /* the caller reads its status */
+	common_waiter_done(arg, 0);
 }
 
 int net_pool_call(struct net_pool *p, uint32_t node_id, struct net_call *call)
 {
-	struct waiter w = {.done = false};
+	struct common_waiter w;
 
-	g_mutex_init(&w.m);
-	g_cond_init(&w.c);
+	common_waiter_init(&w, 1);
 	net_pool_call_async(p, node_id, call, wake, &w);
-	g_mutex_lock(&w.m);
-	while (!w.done)
-		g_cond_wait(&w.c, &w.m);
-	g_mutex_unlock(&w.m);
-	g_mutex_clear(&w.m);
-	g_cond_clear(&w.c);
+	common_waiter_wait(&w);
+	common_waiter_fini(&w);
 	return call->status;
 }
 
@@ -338,7 +323,7 @@ struct rtt_query {
 	struct net_pool *p;
 	uint32_t id;
 	uint64_t rtt;
-	struct waiter w;
+	struct common_waiter w;
 };
 
 static void query_rtt(void *arg)
@@ -347,22 +332,17 @@ static void query_rtt(void *arg)
 	struct pool_node *n = g_hash_table_lookup(q->p->nodes, GUINT_TO_POINTER(q->id));
 
 	q->rtt = n && n->c ? quic_conn_rtt_us(n->c) : 0;
-	wake(&q->w, NULL);
+	common_waiter_done(&q->w, 0);
 }
 
 uint64_t net_pool_rtt_us(struct net_pool *p, uint32_t node_id)
 {
 	struct rtt_query q = {.p = p, .id = node_id};
 
-	g_mutex_init(&q.w.m);
-	g_cond_init(&q.w.c);
+	common_waiter_init(&q.w, 1);
 	quic_loop_post(p->loop, query_rtt, &q);
-	g_mutex_lock(&q.w.m);
-	while (!q.w.done)
-		g_cond_wait(&q.w.c, &q.w.m);
-	g_mutex_unlock(&q.w.m);
-	g_mutex_clear(&q.w.m);
-	g_cond_clear(&q.w.c);
+	common_waiter_wait(&q.w);
+	common_waiter_fini(&q.w);
 	return q.rtt;
 }
 

@@ -159,18 +159,10 @@ int net_resp_decode(const uint8_t in[NET_RESP_HEADER_SIZE], uint64_t max_body,
 	return 0;
 }
 
+/* A node sends its store's code as is: the two must never drift apart. */
+G_STATIC_ASSERT(NET_ECORRUPT == WAL_ECORRUPT);
+
 const char *net_strerror(int err)
 {
-	switch (err) {
-	case NET_EPROTO:
-		return "malformed request or response";
-	case NET_ETIMEDOUT:
-		return "no answer before the deadline";
-	case NET_ECONNLOST:
-		return "connection lost with the request in flight";
-	case NET_EEOF:
-		return "end of stream";
-	default:
-		return err > -4096 ? g_strerror(-err) : "shardfs error";
-	}
+	return common_strerror(err);
 }

@@ -22,7 +22,7 @@
 
 #include "store_internal.h"
 
-#include "wal/wal.h"
+#include "common/waiter.h"
 
 #include <errno.h>
 #include <string.h>
@@ -43,8 +43,8 @@ struct gather {
 	const struct meta_part *part; /* valid while the waiter holds a reference */
 	uint32_t part_index;
 	GMutex lock;
-	GCond cond;
-	unsigned refs, pending, ok; /* lock */
+	unsigned refs; /* lock */
+	struct common_waiter answers; /* the shards asked and not answered yet */
 	struct gshard sh[ERASURE_MAX_FRAGMENTS];
 };
 
@@ -58,7 +58,7 @@ static struct gather *gather_new(struct store *s, const struct meta_part *p)
 	g->part_index = p->index;
 	g->refs = 1;
 	g_mutex_init(&g->lock);
-	g_cond_init(&g->cond);
+	common_waiter_init(&g->answers, 0);
 	return g;
 }
 
@@ -72,7 +72,7 @@ static void gather_unref(struct gather *g)
 	for (unsigned i = 0; i < ERASURE_MAX_FRAGMENTS; i++)
 		store_buf_free(g->s, g->sh[i].buf, g->sh[i].want);
 	g_mutex_clear(&g->lock);
-	g_cond_clear(&g->cond);
+	common_waiter_fini(&g->answers);
 	g_free(g);
 }
 
@@ -81,7 +81,7 @@ static void report_failure(struct gather *g, unsigned i, int status)
 	char hex[33];
 
 	store_oid_hex(g->oid, hex);
-	if (status == WAL_ECORRUPT) {
+	if (status == NET_ECORRUPT) { /* the node found its copy bad */
 		STORE_COUNT(g->s, corrupt_shards, 1);
 		g_warning("corrupt shard: object %s part %u shard %u on node %u", hex, g->part_index,
 			  i, g->sh[i].node);
@@ -89,7 +89,7 @@ static void report_failure(struct gather *g, unsigned i, int status)
 	}
 	store_suspect(g->s, g->sh[i].node);
 	g_debug("object %s part %u shard %u: node %u: %s", hex, g->part_index, i, g->sh[i].node,
-		store_strerror(status));
+		common_strerror(status));
 }
 
 static void get_done(void *arg, struct net_call *call)
@@ -107,10 +107,9 @@ static void get_done(void *arg, struct net_call *call)
 	g_mutex_lock(&g->lock);
 	sh->answered = true;
 	sh->done = status == 0;
-	g->ok += status == 0;
-	g->pending--;
-	g_cond_broadcast(&g->cond);
 	g_mutex_unlock(&g->lock);
+	/* After the flags: a waiter that sees the count sees them too. */
+	common_waiter_done(&g->answers, status);
 	gather_unref(g);
 }
 
@@ -136,8 +135,8 @@ static void gather_send(struct gather *g, unsigned i, uint64_t off, size_t len)
 	sh->call.timeout_ms = g->s->opt.read_timeout_ms;
 	g_mutex_lock(&g->lock);
 	g->refs++;
-	g->pending++;
 	g_mutex_unlock(&g->lock);
+	common_waiter_add(&g->answers, 1);
 	net_pool_call_async(g->s->pool, sh->node, &sh->call, get_done, sh);
 }
 
@@ -145,12 +144,7 @@ static void gather_send(struct gather *g, unsigned i, uint64_t off, size_t len)
  * (monotonic us); returns how many answered well. */
 static unsigned gather_wait(struct gather *g, unsigned need, gint64 until)
 {
-	g_mutex_lock(&g->lock);
-	while (g->pending && g->ok < need && g_cond_wait_until(&g->cond, &g->lock, until))
-		;
-	unsigned ok = g->ok;
-	g_mutex_unlock(&g->lock);
-	return ok;
+	return common_waiter_wait_ok(&g->answers, need, until);
 }
 
 /* Shards in the order to ask them: data first, nodes under suspicion last. */
@@ -235,7 +229,7 @@ static int rebuild(struct gather *g, const struct erasure *code, uint8_t *out)
 				rest[r++] = frags[i];
 		if (decode_ok(code, p, rest, r, flen, out)) {
 			g->sh[which[skip]].done = false;
-			report_failure(g, which[skip], WAL_ECORRUPT);
+			report_failure(g, which[skip], NET_ECORRUPT); /* as a node would */
 			return 0;
 		}
 	}
@@ -248,7 +242,7 @@ static void log_unreadable(struct gather *g, int rc, unsigned ok)
 
 	store_oid_hex(g->oid, hex);
 	g_warning("object %s part %u unreadable: %u of %u shards answered, %u needed (%s)", hex,
-		  g->part_index, ok, g->part->k + g->part->m, g->part->k, store_strerror(rc));
+		  g->part_index, ok, g->part->k + g->part->m, g->part->k, common_strerror(rc));
 }
 
 /* Nodes that missed the hedge deadline are avoided by the next reads, so

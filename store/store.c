@@ -9,7 +9,8 @@
 #define G_LOG_DOMAIN "shardfs-store"
 
 #include "store_internal.h"
-#include "stream.h"
+
+#include "common/waiter.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -29,20 +30,6 @@ void store_options_default(struct store_options *o)
 		.readahead = 2,
 		.suspect_ms = 10000,
 	};
-}
-
-const char *store_strerror(int err)
-{
-	switch (err) {
-	case STORE_EUNAVAIL:
-		return "too few storage nodes answer";
-	case STORE_ECORRUPT:
-		return "no k shards of a part match its checksum";
-	case STORE_EEOF:
-		return "end of stream";
-	default:
-		return net_strerror(err);
-	}
 }
 
 void store_object_id_new(uint8_t oid[16])
@@ -220,7 +207,7 @@ static int start(struct store *s, GError **err)
 	po.timeout_ms = s->opt.read_timeout_ms;
 	if ((rc = net_pool_new(c, s->tls, &po, &s->pool))) {
 		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "client pool: %s",
-			    store_strerror(rc));
+			    common_strerror(rc));
 		return rc;
 	}
 	if ((rc = build_ring(s))) {
@@ -308,35 +295,10 @@ void store_get_stats(struct store *s, struct store_stats *st)
 
 /* ---- batches of calls ---- */
 
-struct batch {
-	GMutex lock;
-	GCond cond;
-	unsigned pending;
-	int error;
-};
-
 static void batch_done(void *arg, struct net_call *call)
 {
-	struct batch *b = arg;
-
-	g_mutex_lock(&b->lock);
 	/* A shard already gone is what a delete wants. */
-	if (call->status && call->status != -ENOENT && !b->error)
-		b->error = call->status;
-	if (--b->pending == 0)
-		g_cond_signal(&b->cond);
-	g_mutex_unlock(&b->lock);
-}
-
-/* Waits for every call of the batch, then frees its lock. */
-static void batch_wait(struct batch *b)
-{
-	g_mutex_lock(&b->lock);
-	while (b->pending)
-		g_cond_wait(&b->cond, &b->lock);
-	g_mutex_unlock(&b->lock);
-	g_mutex_clear(&b->lock);
-	g_cond_clear(&b->cond);
+	common_waiter_done(arg, call->status == -ENOENT ? 0 : call->status);
 }
 
 /* ---- capacity ---- */
@@ -358,11 +320,10 @@ static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 	GArray *nodes = s->cluster->nodes;
 	struct net_call *calls = g_new0(struct net_call, nodes->len);
 	char *texts = g_malloc0((size_t)nodes->len * (STATUS_TEXT_MAX + 1));
-	struct batch b = {.pending = nodes->len};
+	struct common_waiter b;
 	unsigned up = 0;
 
-	g_mutex_init(&b.lock);
-	g_cond_init(&b.cond);
+	common_waiter_init(&b, nodes->len);
 	for (guint i = 0; i < nodes->len; i++) {
 		calls[i].req.op = NET_OP_STATUS;
 		calls[i].resp_buf = texts + i * (STATUS_TEXT_MAX + 1);
@@ -371,7 +332,8 @@ static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 		net_pool_call_async(s->pool, g_array_index(nodes, struct net_node_conf, i).id, &calls[i],
 				    batch_done, &b);
 	}
-	batch_wait(&b);
+	common_waiter_wait(&b);
+	common_waiter_fini(&b);
 	*total = *avail = 0;
 	for (guint i = 0; i < nodes->len; i++) {
 		if (calls[i].status)
@@ -418,9 +380,9 @@ int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned 
 	for (unsigned p = 0; p < nparts; p++)
 		total += parts[p].k + parts[p].m;
 	struct net_call *calls = g_new0(struct net_call, total ? total : 1);
-	struct batch b = {.pending = total};
-	g_mutex_init(&b.lock);
-	g_cond_init(&b.cond);
+	struct common_waiter b;
+
+	common_waiter_init(&b, total);
 	for (unsigned p = 0, c = 0; p < nparts; p++) {
 		for (unsigned i = 0; i < (unsigned)(parts[p].k + parts[p].m); i++, c++) {
 			calls[c].req.op = NET_OP_DELETE;
@@ -430,7 +392,9 @@ int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned 
 			net_pool_call_async(s->pool, parts[p].nodes[i], &calls[c], batch_done, &b);
 		}
 	}
-	batch_wait(&b);
+	int rc = common_waiter_wait(&b);
+
+	common_waiter_fini(&b);
 	g_free(calls);
-	return b.error;
+	return rc;
 }

@@ -30,6 +30,7 @@
 #ifndef SHARDFS_STORE_STORE_H
 #define SHARDFS_STORE_STORE_H
 
+#include "common/error.h"
 #include "store/meta/meta.h"
 
 #include <glib.h>
@@ -38,9 +39,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* store owns the project error codes -4160 .. -4191. */
-#define STORE_EUNAVAIL (-4160) /* too few nodes answer to store or read a part */
-#define STORE_ECORRUPT (-4161) /* no k shards of a part agree with its checksum */
+/* store's error codes (STORE_EUNAVAIL, STORE_ECORRUPT, STORE_EEOF) are
+ * declared in common/error.h; common_strerror names them. */
 
 struct store_options {
 	unsigned max_inflight;	  /* parts being encoded or sent per writer (4) */
@@ -76,8 +76,6 @@ const struct net_cluster *store_cluster(const struct store *s);
 const char *store_meta_url(const struct store *s);
 size_t store_part_size(const struct store *s);
 void store_get_stats(struct store *s, struct store_stats *st);
-/* Text for errors of store, net and wal, and errno values. */
-const char *store_strerror(int err);
 
 /* A new random object id. */
 void store_object_id_new(uint8_t oid[16]);

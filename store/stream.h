@@ -9,7 +9,6 @@
 
 #include "store/store.h"
 
-#define STORE_EEOF (-4162) /* end of stream: every writer closed */
 #define STORE_STREAM_RING_DEFAULT (8ull << 20)
 #define STORE_STREAM_RING_MAX (1ull << 30)
 

@@ -196,14 +196,14 @@ static void put_done(void *arg, struct net_call *call)
 	store_oid_hex(p->w->oid, hex);
 	if (next) {
 		g_message("object %s part %u shard %u: node %u failed (%s), handed off to node %u",
-			  hex, p->meta.index, sh->index, failed, store_strerror(call->status), next);
+			  hex, p->meta.index, sh->index, failed, common_strerror(call->status), next);
 		STORE_COUNT(p->w->s, shards_handed_off, 1);
 		p->meta.nodes[sh->index] = (uint16_t)next;
 		shard_send(p, sh->index);
 		return;
 	}
 	g_warning("object %s part %u shard %u: node %u failed (%s) and no other node can take it",
-		  hex, p->meta.index, sh->index, failed, store_strerror(call->status));
+		  hex, p->meta.index, sh->index, failed, common_strerror(call->status));
 	shard_finished(p, STORE_EUNAVAIL);
 }
 
@@ -357,7 +357,7 @@ static void delete_sent(struct store_writer *w)
 
 		store_oid_hex(w->oid, hex);
 		g_warning("object %s: shards of an abandoned write left on nodes (%s)", hex,
-			  store_strerror(rc));
+			  common_strerror(rc));
 	}
 	g_array_set_size(w->parts, 0);
 }

@@ -45,7 +45,7 @@ static const GOptionEntry config_entry = {
 static int fail(const char *what, const char *path, int err)
 {
 	fprintf(stderr, "shardfs: %s%s%s: %s\n", what, path ? " " : "", path ? path : "",
-		err < 0 && err > -4096 ? g_strerror(-err) : store_strerror(err));
+		common_strerror(err));
 	return SHARDFS_EXIT_FAIL;
 }
 
@@ -60,7 +60,7 @@ static int client_open(struct client *c)
 		return SHARDFS_EXIT_USAGE;
 	}
 	if ((rc = store_open(conf, NULL, &c->store, &err))) {
-		fprintf(stderr, "shardfs: %s\n", err ? err->message : store_strerror(rc));
+		fprintf(stderr, "shardfs: %s\n", err ? err->message : common_strerror(rc));
 		g_clear_error(&err);
 		return SHARDFS_EXIT_FAIL;
 	}

@@ -5,6 +5,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "common/error.h"
 #include "net/net.h"
 #include "shardfs.h"
 
@@ -53,7 +54,7 @@ static gboolean show_node(struct net_pool *pool, const struct net_node_conf *n)
 		rc = net_pool_call(pool, n->id, &st);
 	g_snprintf(addr, sizeof(addr), "%s:%u", n->host, n->port);
 	if (rc != 0) {
-		printf("%-5u %-22s %-8s %s\n", n->id, addr, "down", net_strerror(rc));
+		printf("%-5u %-22s %-8s %s\n", n->id, addr, "down", common_strerror(rc));
 		g_free(text);
 		return FALSE;
 	}

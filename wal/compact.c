@@ -20,6 +20,8 @@
 
 #include "wal_internal.h"
 
+#include "common/waiter.h"
+
 #include <errno.h>
 #include <inttypes.h>
 
@@ -39,36 +41,8 @@ static int collect(void *arg, const struct wal_scan_rec *r)
 	return 0;
 }
 
-struct batch {
-	GMutex m;
-	GCond c;
-	unsigned pending;
-	int error;
-};
-
-static void batch_done(void *arg, int status)
-{
-	struct batch *b = arg;
-
-	g_mutex_lock(&b->m);
-	if (status < 0 && b->error == 0)
-		b->error = status;
-	if (--b->pending == 0)
-		g_cond_signal(&b->c);
-	g_mutex_unlock(&b->m);
-}
-
-static int batch_wait(struct batch *b)
-{
-	g_mutex_lock(&b->m);
-	while (b->pending > 0)
-		g_cond_wait(&b->c, &b->m);
-	g_mutex_unlock(&b->m);
-	return b->error;
-}
-
 static int submit_copy(struct wal *w, struct wal_seg *seg, const struct victim_rec *v,
-		       struct batch *b)
+		       struct common_waiter *b)
 {
 	struct wal_req *r = g_new0(struct wal_req, 1);
 	int rc;
@@ -78,17 +52,15 @@ static int submit_copy(struct wal *w, struct wal_seg *seg, const struct victim_r
 	r->head = g_malloc(v->size);
 	r->from_seg = wal_seg_ref(seg);
 	r->from_off = v->offset;
-	r->done = batch_done;
+	r->done = common_waiter_done_cb;
 	r->arg = b;
 	rc = wal_read_exact(w, seg->fd, r->head, v->size, v->offset);
-	g_mutex_lock(&b->m);
-	b->pending++;
-	g_mutex_unlock(&b->m);
+	common_waiter_add(b, 1);
 	if (rc == 0)
 		rc = wal_submit(w, r);
 	if (rc < 0) {
 		r->done = NULL;
-		batch_done(b, rc);
+		common_waiter_done(b, rc);
 		wal_seg_unref(r->from_seg);
 		g_free(r->head);
 		g_free(r);
@@ -99,26 +71,24 @@ static int submit_copy(struct wal *w, struct wal_seg *seg, const struct victim_r
 /* Copies the records of list (all from seg), at most BATCH_BYTES at a time. */
 static int copy_records(struct wal *w, struct wal_seg *seg, GArray *list)
 {
-	struct batch b = {.pending = 0, .error = 0};
+	struct common_waiter b;
 	uint64_t bytes = 0;
 	int rc = 0;
 
-	g_mutex_init(&b.m);
-	g_cond_init(&b.c);
+	common_waiter_init(&b, 0);
 	for (guint i = 0; i < list->len && rc == 0; i++) {
 		struct victim_rec *v = &g_array_index(list, struct victim_rec, i);
 
 		rc = submit_copy(w, seg, v, &b);
 		bytes += v->size;
 		if (bytes >= BATCH_BYTES) {
-			rc = rc ? rc : batch_wait(&b);
+			rc = rc ? rc : common_waiter_wait(&b);
 			bytes = 0;
 		}
 	}
-	int wrc = batch_wait(&b);
+	int wrc = common_waiter_wait(&b);
 
-	g_mutex_clear(&b.m);
-	g_cond_clear(&b.c);
+	common_waiter_fini(&b);
 	return rc ? rc : wrc;
 }
 

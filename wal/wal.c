@@ -21,6 +21,8 @@
 
 #include "wal_internal.h"
 
+#include "common/waiter.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,14 +67,7 @@ void wal_set_sticky_error(struct wal *w, int err)
 
 const char *wal_strerror(int err)
 {
-	switch (err) {
-	case WAL_ECORRUPT:
-		return "record failed its checksum";
-	case WAL_EBADSEG:
-		return "not a shardfs segment file";
-	default:
-		return g_strerror(-err);
-	}
+	return common_strerror(err);
 }
 
 static void queue_push(struct wal_queue *q, struct wal_req *r)
@@ -358,46 +353,22 @@ int wal_submit(struct wal *w, struct wal_req *req)
 	return 0;
 }
 
-struct waiter {
-	GMutex m;
-	GCond c;
-	bool done;
-	int status;
-};
-
-static void waiter_done(void *arg, int status)
-{
-	struct waiter *wt = arg;
-
-	g_mutex_lock(&wt->m);
-	wt->status = status;
-	wt->done = true;
-	g_cond_signal(&wt->c);
-	g_mutex_unlock(&wt->m);
-}
-
 int wal_submit_wait(struct wal *w, struct wal_req *req)
 {
-	struct waiter wt = {.done = false};
+	struct common_waiter wt;
 	int rc;
 
-	g_mutex_init(&wt.m);
-	g_cond_init(&wt.c);
-	req->done = waiter_done;
+	common_waiter_init(&wt, 1);
+	req->done = common_waiter_done_cb;
 	req->arg = &wt;
 	rc = wal_submit(w, req);
 	if (rc < 0) {
 		req_free(req);
 		goto out;
 	}
-	g_mutex_lock(&wt.m);
-	while (!wt.done)
-		g_cond_wait(&wt.c, &wt.m);
-	g_mutex_unlock(&wt.m);
-	rc = wt.status;
+	rc = common_waiter_wait(&wt);
 out:
-	g_mutex_clear(&wt.m);
-	g_cond_clear(&wt.c);
+	common_waiter_fini(&wt);
 	return rc;
 }
 

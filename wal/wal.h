@@ -67,9 +67,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* Project error codes live below -4096; wal owns -4097 .. -4127. */
-#define WAL_ECORRUPT (-4097) /* a record failed its CRC */
-#define WAL_EBADSEG (-4098)  /* a file is not a segment of this format */
+/* wal's error codes, WAL_ECORRUPT and WAL_EBADSEG, are declared with every
+ * other module's in common/error.h. */
+#include "common/error.h"
 
 #define WAL_SEG_HEADER_SIZE 32u
 #define WAL_REC_HEADER_SIZE 48u
@@ -233,7 +233,7 @@ int wal_scrub(struct wal *w, wal_scrub_fn fn, void *arg, struct wal_scrub_report
 
 void wal_get_stats(struct wal *w, struct wal_stats *st);
 
-/* Text for a negative error of this module or an errno. */
+/* common_strerror under the name older callers use. */
 const char *wal_strerror(int err);
 
 #endif
