@@ -26,6 +26,8 @@
 
 #include "stream_home.h"
 
+#include "common/byte_ring.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -49,14 +51,11 @@ struct parked {
 
 struct stream {
 	uint8_t id[16];
-	uint8_t *buf;	/* cap bytes, allocated at the first append */
-	uint64_t cap, head, oldest;
+	struct common_byte_ring ring; /* keeps chunk starts */
 	bool lossless;
 	GHashTable *handles; /* token -> struct handle */
 	unsigned writers;
 	GQueue reads, appends; /* struct parked, in arrival order */
-	uint64_t *starts;      /* circular: chunk starts >= oldest, ascending */
-	size_t starts_cap, starts_first, starts_len;
 	uint64_t dropped, chunks;
 };
 
@@ -114,8 +113,7 @@ static void stream_free(gpointer p)
 	struct stream *st = p;
 
 	g_hash_table_destroy(st->handles);
-	g_free(st->buf);
-	g_free(st->starts);
+	common_byte_ring_fini(&st->ring);
 	g_free(st);
 }
 
@@ -142,96 +140,26 @@ void node_streams_free(struct node_streams *s)
 
 /* ---- the ring ---- */
 
-static uint64_t start_at(const struct stream *st, size_t i)
-{
-	return st->starts[(st->starts_first + i) % st->starts_cap];
-}
-
-static void remember_start(struct stream *st, uint64_t pos)
-{
-	if (st->starts_len == st->starts_cap && st->starts_cap < MAX_STARTS) {
-		size_t cap = st->starts_cap ? st->starts_cap * 2 : 64;
-		uint64_t *n = g_new(uint64_t, cap);
-
-		for (size_t i = 0; i < st->starts_len; i++)
-			n[i] = start_at(st, i);
-		g_free(st->starts);
-		st->starts = n;
-		st->starts_cap = cap;
-		st->starts_first = 0;
-	}
-	if (st->starts_len == st->starts_cap) { /* full: forget the oldest */
-		st->starts_first = (st->starts_first + 1) % st->starts_cap;
-		st->starts_len--;
-	}
-	st->starts[(st->starts_first + st->starts_len) % st->starts_cap] = pos;
-	st->starts_len++;
-}
-
-static void forget_starts_before(struct stream *st, uint64_t pos)
-{
-	while (st->starts_len && start_at(st, 0) < pos) {
-		st->starts_first = (st->starts_first + 1) % st->starts_cap;
-		st->starts_len--;
-	}
-}
-
-/* Where a reader that lost bytes resumes: the first chunk start held. */
-static uint64_t resume_point(const struct stream *st)
-{
-	return st->starts_len ? start_at(st, 0) : st->oldest;
-}
-
-static void ring_copy_in(struct stream *st, const uint8_t *p, size_t n)
-{
-	size_t at = (size_t)(st->head % st->cap), first = MIN(n, (size_t)st->cap - at);
-
-	memcpy(st->buf + at, p, first);
-	memcpy(st->buf, p + first, n - first);
-}
-
-static void ring_copy_out(const struct stream *st, uint64_t pos, uint8_t *out, size_t n)
-{
-	size_t at = (size_t)(pos % st->cap), first = MIN(n, (size_t)st->cap - at);
-
-	memcpy(out, st->buf + at, first);
-	memcpy(out + first, st->buf, n - first);
-}
-
 /* The lowest position a lossless writer must not overwrite. */
 static uint64_t slowest_reader(struct stream *st)
 {
 	GHashTableIter it;
 	gpointer v;
-	uint64_t min = st->head;
+	uint64_t min = st->ring.head;
 
 	g_hash_table_iter_init(&it, st->handles);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct handle *h = v;
 
 		if (!h->writer)
-			min = MIN(min, MAX(h->pos, st->oldest));
+			min = MIN(min, MAX(h->pos, st->ring.oldest));
 	}
 	return min;
 }
 
 static bool append_fits(struct stream *st, size_t n)
 {
-	return !st->lossless || st->head + n - slowest_reader(st) <= st->cap;
-}
-
-static uint64_t append(struct stream *st, const uint8_t *p, size_t n)
-{
-	uint64_t at = st->head;
-
-	ring_copy_in(st, p, n);
-	st->head += n;
-	if (st->head - st->oldest > st->cap)
-		st->oldest = st->head - st->cap;
-	remember_start(st, at);
-	forget_starts_before(st, st->oldest);
-	st->chunks++;
-	return at;
+	return !st->lossless || n <= common_byte_ring_room(&st->ring, slowest_reader(st));
 }
 
 /* ---- requests ---- */
@@ -255,22 +183,17 @@ static bool try_read(struct node_streams *s, struct stream *st, struct net_reque
 		return true;
 	}
 	uint64_t pos = h->offset;
-	if (pos < st->oldest) {
-		uint64_t resume = resume_point(st);
-
-		st->dropped += resume - pos;
-		pos = resume;
-	}
-	if (pos < st->head) {
-		size_t n = (size_t)MIN(h->length, st->head - pos);
+	st->dropped += common_byte_ring_skip_lost(&st->ring, &pos);
+	if (pos < st->ring.head) {
+		size_t n = (size_t)MIN(h->length, st->ring.head - pos);
 		uint8_t *body = g_malloc(n);
 
-		ring_copy_out(st, pos, body, n);
+		n = common_byte_ring_copy_out(&st->ring, pos, body, n);
 		reply(s, r, 0, pos, body, n);
 		return true;
 	}
 	if (st->writers == 0 && hd->armed) {
-		reply(s, r, NET_EEOF, st->head, NULL, 0);
+		reply(s, r, NET_EEOF, st->ring.head, NULL, 0);
 		return true;
 	}
 	return false;
@@ -302,12 +225,14 @@ static void do_append(struct node_streams *s, struct stream *st, struct net_requ
 {
 	const struct net_req_header *h = net_request_header(r);
 
-	if (!st->buf && !(st->buf = g_try_malloc(st->cap))) { /* a client may ask for 1 GiB */
-		reply(s, r, -ENOMEM, 0, NULL, 0);
+	uint64_t at = st->ring.head;
+	int rc = common_byte_ring_put(&st->ring, at, net_request_body(r), h->body_len);
+
+	if (rc) { /* -ENOMEM: a client may ask for a ring of 1 GiB */
+		reply(s, r, rc, 0, NULL, 0);
 		return;
 	}
-	uint64_t at = append(st, net_request_body(r), h->body_len);
-
+	st->chunks++;
 	reply(s, r, 0, at, NULL, 0);
 }
 
@@ -361,7 +286,7 @@ static void on_append(struct node_streams *s, struct stream *st, struct net_requ
 		return;
 	}
 	hd->seen_us = g_get_monotonic_time();
-	if (h->body_len > st->cap) {
+	if (h->body_len > st->ring.cap) {
 		reply(s, r, -EFBIG, 0, NULL, 0);
 		return;
 	}
@@ -378,7 +303,8 @@ static struct stream *stream_new(const uint8_t id[16], uint64_t cap, bool lossle
 	struct stream *st = g_new0(struct stream, 1);
 
 	memcpy(st->id, id, 16);
-	st->cap = cap;
+	common_byte_ring_init(&st->ring, cap, 0);
+	common_byte_ring_keep_starts(&st->ring, MAX_STARTS);
 	st->lossless = lossless;
 	st->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	g_queue_init(&st->reads);
@@ -401,10 +327,7 @@ static void configure(struct stream *st, uint64_t cap, bool lossless)
 {
 	if (g_hash_table_size(st->handles) == 0) {
 		st->lossless = lossless;
-		if (cap != st->cap && st->head == st->oldest) {
-			g_clear_pointer(&st->buf, g_free);
-			st->cap = cap;
-		}
+		common_byte_ring_resize(&st->ring, cap); /* -EBUSY: it holds bytes */
 	}
 }
 
@@ -432,18 +355,16 @@ static void on_open(struct node_streams *s, struct stream *st, struct net_reques
 		g_hash_table_insert(s->streams, st->id, st);
 	}
 	if (handle_of(st, h->offset)) {
-		reply(s, r, -EEXIST, st->head, NULL, 0);
+		reply(s, r, -EEXIST, st->ring.head, NULL, 0);
 		return;
 	}
 	configure(st, cap, mode & NET_STREAM_LOSSLESS);
-	if (base > st->head) { /* the node restarted: offsets continue */
-		st->head = st->oldest = base;
-		forget_starts_before(st, base);
-	}
+	if (base > st->ring.head) /* the node restarted: offsets continue */
+		common_byte_ring_restart(&st->ring, base);
 	struct handle *hd = g_new0(struct handle, 1);
 	hd->token = h->offset;
 	hd->writer = mode & NET_STREAM_WRITER;
-	hd->pos = st->oldest;
+	hd->pos = st->ring.oldest;
 	hd->seen_us = g_get_monotonic_time();
 	g_hash_table_insert(st->handles, &hd->token, hd);
 	if (hd->writer) {
@@ -452,9 +373,9 @@ static void on_open(struct node_streams *s, struct stream *st, struct net_reques
 	}
 	hd->armed = st->writers > 0;
 	uint64_t *body = g_new(uint64_t, 2);
-	body[0] = GUINT64_TO_LE(st->head);
-	body[1] = GUINT64_TO_LE(st->oldest);
-	reply(s, r, 0, st->head, body, 2 * sizeof(uint64_t));
+	body[0] = GUINT64_TO_LE(st->ring.head);
+	body[1] = GUINT64_TO_LE(st->ring.oldest);
+	reply(s, r, 0, st->ring.head, body, 2 * sizeof(uint64_t));
 }
 
 static void drop_handle(struct node_streams *s, struct stream *st, struct handle *hd)
@@ -477,7 +398,7 @@ static void on_close(struct node_streams *s, struct stream *st, struct net_reque
 		return;
 	}
 	drop_handle(s, st, hd);
-	reply(s, r, 0, st->head, NULL, 0);
+	reply(s, r, 0, st->ring.head, NULL, 0);
 }
 
 static void on_keep(struct node_streams *s, struct stream *st, struct net_request *r)
@@ -510,15 +431,15 @@ static void on_stat(struct node_streams *s, struct stream *st, struct net_reques
 	}
 	GString *t = g_string_new(NULL);
 	g_string_append_printf(t, "head=%" G_GUINT64_FORMAT "\noldest=%" G_GUINT64_FORMAT "\n",
-			       st->head, st->oldest);
-	g_string_append_printf(t, "ring_bytes=%" G_GUINT64_FORMAT "\npolicy=%s\n", st->cap,
+			       st->ring.head, st->ring.oldest);
+	g_string_append_printf(t, "ring_bytes=%" G_GUINT64_FORMAT "\npolicy=%s\n", st->ring.cap,
 			       st->lossless ? "lossless" : "live");
 	g_string_append_printf(t, "writers=%u\nreaders=%u\nsubscriptions=%u\n", st->writers, readers,
 			       handles);
 	g_string_append_printf(t, "dropped=%" G_GUINT64_FORMAT "\nchunks=%" G_GUINT64_FORMAT "\n",
 			       st->dropped, st->chunks);
 	size_t len = t->len;
-	reply(s, r, 0, st->head, g_string_free(t, FALSE), len);
+	reply(s, r, 0, st->ring.head, g_string_free(t, FALSE), len);
 }
 
 void node_streams_handle(struct node_streams *s, struct net_request *r)
