@@ -173,6 +173,32 @@ int fs_inode_flush_if_open(struct fs *fs, uint64_t ino);
  * while the state is still being loaded (the caller has the stored size). */
 bool fs_inode_size(struct fs_inode *in, uint64_t *size);
 
+/* stream_attr.c: stream directories, settings and statistics' names. */
+#define FS_XATTR_PREFIX "user.shardfs."
+struct fs_stream_conf {
+	bool lossless, start_live;
+	uint64_t ring_bytes;
+};
+/* The id of stream ino on the ring (a hash of the inode number, which is
+ * never reused: a rename does not move a live stream). */
+void fs_stream_id(uint64_t ino, uint8_t id[16]);
+/* The settings of stream ino; defaults for what is missing or bad. */
+void fs_stream_conf_load(struct meta *m, uint64_t ino, struct fs_stream_conf *c);
+/* Makes path (relative to the root, created if missing) a stream
+ * directory; 0 or -errno (-ENOTDIR if a part is not a directory). */
+int fs_stream_mark_dir(struct meta *m, const char *path);
+/* New files in dir are streams. */
+bool fs_stream_dir(struct meta *m, uint64_t dir);
+/* A stream in parent with the directory's stream settings. */
+int fs_stream_make(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
+		   uint32_t uid, uint32_t gid, struct meta_attr *out);
+/* 0, or -EINVAL/-EPERM for a value the stream settings refuse. */
+int fs_stream_check_xattr(const char *name, const char *value, size_t size);
+/* Appends the statistics' names, NUL-terminated each, as listxattr(2). */
+void fs_stream_list_stats(GString *names);
+/* name is one of a stream's statistics (read-only, not stored). */
+bool fs_stream_stat_name(const char *name);
+
 /* stream.c: stream files (META_S_IFSTREAM, shown as regular files). */
 /* Makes the directories named in dirs (':'-separated, relative to the
  * root) stream directories, and starts the stream machinery. */
@@ -182,11 +208,6 @@ void fs_streams_stop(struct fs *fs);
 void fs_streams_free(struct fs *fs);
 /* Stream bytes this mount appended or fetched so far. */
 uint64_t fs_streams_moved(struct fs *fs);
-/* New files in dir are streams. */
-bool fs_stream_dir(struct meta *m, uint64_t dir);
-/* A stream in parent with the directory's stream settings. */
-int fs_stream_make(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
-		   uint32_t uid, uint32_t gid, struct meta_attr *out);
 /* fi belongs to a stream (opened by fs_stream_open). */
 bool fs_stream_fh(const struct fuse_file_info *fi);
 int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_info *fi);
@@ -196,12 +217,6 @@ void fs_stream_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
 void fs_stream_release(struct fs *fs, struct fuse_file_info *fi);
 /* Bytes written so far: the home node's count, or stored if it has none. */
 uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored);
-/* 0, or -EINVAL/-EPERM for a value the stream settings refuse. */
-int fs_stream_check_xattr(const char *name, const char *value, size_t size);
-/* Appends the statistics' names, NUL-terminated each, as listxattr(2). */
-void fs_stream_list_stats(GString *names);
-/* name is one of a stream's statistics (read-only, not stored). */
-bool fs_stream_stat_name(const char *name);
 /* A statistic of stream ino as getxattr(2) answers it (-ENODATA for a
  * file that is not a stream). */
 int fs_stream_stat_xattr(struct fs *fs, uint64_t ino, const char *name, char *buf, size_t size);

@@ -49,25 +49,11 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #define FH_STREAM 1u /* low bit of fi->fh: a struct stream_file */
 #define FETCH_MAX (1u << 20)
 #define KEEP_EVERY_S 5
 #define ROOM_WAIT_US (200 * 1000) /* a full lossless subscription looks for interrupts */
-#define RING_MIN 4096u
-
-#define XATTR_PREFIX "user.shardfs."
-#define XATTR_STREAM XATTR_PREFIX "stream"
-#define XATTR_POLICY XATTR_PREFIX "policy"
-#define XATTR_RING XATTR_PREFIX "ring"
-#define XATTR_START XATTR_PREFIX "start"
-
-struct stream_conf {
-	bool lossless, start_live;
-	uint64_t ring_bytes;
-};
 
 /* What this mount knows of a stream, kept until unmount (atomics). */
 struct known {
@@ -140,126 +126,6 @@ struct fs_streams {
 static struct fs *fs_of_req(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
-}
-
-/* ---- configuration ---- */
-
-static void stream_id(uint64_t ino, uint8_t id[16])
-{
-	struct {
-		char tag[8];
-		uint64_t ino;
-	} in = {.tag = "sfstream", .ino = GUINT64_TO_LE(ino)};
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, XXH3_128bits(&in, sizeof(in)));
-	memcpy(id, c.digest, 16);
-}
-
-static bool value_is(const char *value, size_t size, const char *word)
-{
-	return size == strlen(word) && memcmp(value, word, size) == 0;
-}
-
-/* "8388608", "512K", "8M", "1G": bytes, within what a node accepts. */
-static int parse_ring(const char *value, size_t size, uint64_t *out)
-{
-	char text[32], *end;
-
-	if (size == 0 || size >= sizeof(text))
-		return -EINVAL;
-	memcpy(text, value, size);
-	text[size] = 0;
-	if (!g_ascii_isdigit(text[0]))
-		return -EINVAL;
-	uint64_t n = g_ascii_strtoull(text, &end, 10);
-	int shift = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
-	if (shift < 0 || n > (STORE_STREAM_RING_MAX >> shift))
-		return -EINVAL;
-	n <<= shift;
-	if (n < RING_MIN)
-		return -EINVAL;
-	*out = n;
-	return 0;
-}
-
-static const char *const stat_names[] = {XATTR_PREFIX "readers", XATTR_PREFIX "writers",
-					 XATTR_PREFIX "written", XATTR_PREFIX "oldest",
-					 XATTR_PREFIX "dropped", XATTR_PREFIX "subscriptions",
-					 XATTR_PREFIX "home", NULL};
-
-bool fs_stream_stat_name(const char *name)
-{
-	return g_strv_contains(stat_names, name);
-}
-
-void fs_stream_list_stats(GString *names)
-{
-	for (const char *const *n = stat_names; *n; n++)
-		g_string_append_len(names, *n, (gssize)strlen(*n) + 1);
-}
-
-int fs_stream_check_xattr(const char *name, const char *value, size_t size)
-{
-	uint64_t ring;
-
-	if (!g_str_has_prefix(name, XATTR_PREFIX))
-		return 0;
-	if (!strcmp(name, XATTR_STREAM))
-		return value_is(value, size, "1") || value_is(value, size, "0") ? 0 : -EINVAL;
-	if (!strcmp(name, XATTR_POLICY))
-		return value_is(value, size, "live") || value_is(value, size, "lossless") ? 0 : -EINVAL;
-	if (!strcmp(name, XATTR_START))
-		return value_is(value, size, "oldest") || value_is(value, size, "live") ? 0 : -EINVAL;
-	if (!strcmp(name, XATTR_RING))
-		return parse_ring(value, size, &ring);
-	return fs_stream_stat_name(name) ? -EPERM : -EINVAL;
-}
-
-/* The xattr's value as a string, or NULL. */
-static char *xattr_text(struct meta *m, uint64_t ino, const char *name)
-{
-	char buf[64];
-	int n = meta_getxattr(m, ino, name, buf, sizeof(buf) - 1);
-
-	if (n < 0)
-		return NULL;
-	return g_strndup(buf, (gsize)n);
-}
-
-static void conf_load(struct meta *m, uint64_t ino, struct stream_conf *c)
-{
-	g_autofree char *policy = xattr_text(m, ino, XATTR_POLICY);
-	g_autofree char *start = xattr_text(m, ino, XATTR_START);
-	g_autofree char *ring = xattr_text(m, ino, XATTR_RING);
-
-	c->lossless = policy && !strcmp(policy, "lossless");
-	c->start_live = start && !strcmp(start, "live");
-	if (!ring || parse_ring(ring, strlen(ring), &c->ring_bytes))
-		c->ring_bytes = STORE_STREAM_RING_DEFAULT;
-}
-
-bool fs_stream_dir(struct meta *m, uint64_t dir)
-{
-	g_autofree char *v = xattr_text(m, dir, XATTR_STREAM);
-
-	return v && !strcmp(v, "1");
-}
-
-int fs_stream_make(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
-		   uint32_t uid, uint32_t gid, struct meta_attr *out)
-{
-	static const char *const inherited[] = {XATTR_POLICY, XATTR_RING, XATTR_START};
-	int rc = meta_mknod(m, parent, name, META_S_IFSTREAM | (mode & 07777), uid, gid, out);
-
-	/* The stream keeps the directory's settings of its creation. */
-	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(inherited); i++) {
-		g_autofree char *v = xattr_text(m, parent, inherited[i]);
-
-		if (v)
-			rc = meta_setxattr(m, out->ino, inherited[i], v, strlen(v), 0);
-	}
-	return rc;
 }
 
 /* ---- leases ---- */
@@ -597,7 +463,7 @@ static struct reader *reader_join(struct sub *s, uint64_t pos, bool nonblock)
 
 /* A subscription not yet open on the node: openers of the stream in this
  * mount wait for it (sub->started) instead of opening one each. */
-static struct sub *sub_new(struct fs *fs, uint64_t ino, const struct stream_conf *c,
+static struct sub *sub_new(struct fs *fs, uint64_t ino, const struct fs_stream_conf *c,
 			   struct known *k)
 {
 	struct sub *s = g_new0(struct sub, 1);
@@ -625,7 +491,7 @@ static void sub_begin(struct sub *s)
 	uint64_t head = 0, oldest = 0;
 	uint8_t id[16];
 
-	stream_id(s->ino, id);
+	fs_stream_id(s->ino, id);
 	int rc = store_stream_open(s->fs->store, id, &o, &h, &head, &oldest);
 	if (rc == 0)
 		s->lease = lease_new(ss, h, s->ino);
@@ -649,7 +515,7 @@ static void sub_begin(struct sub *s)
 
 /* The mount's subscription of ino that a new reader may join, or a new
  * one (*mine) in the table; a reference is taken for the caller. */
-static struct sub *sub_find(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool *mine)
+static struct sub *sub_find(struct fs *fs, uint64_t ino, const struct fs_stream_conf *c, bool *mine)
 {
 	struct fs_streams *ss = fs->streams;
 	struct known *k = known_of(ss, ino);
@@ -674,7 +540,7 @@ static struct sub *sub_find(struct fs *fs, uint64_t ino, const struct stream_con
 	return s;
 }
 
-static int open_reader(struct fs *fs, uint64_t ino, const struct stream_conf *c, bool nonblock,
+static int open_reader(struct fs *fs, uint64_t ino, const struct fs_stream_conf *c, bool nonblock,
 		       struct reader **out)
 {
 	int rc = -EAGAIN;
@@ -733,7 +599,7 @@ static struct stream_file *file_of(const struct fuse_file_info *fi)
 	return (struct stream_file *)(uintptr_t)(fi->fh & ~(uint64_t)FH_STREAM);
 }
 
-static int open_writer(struct fs *fs, const struct meta_attr *a, const struct stream_conf *c,
+static int open_writer(struct fs *fs, const struct meta_attr *a, const struct fs_stream_conf *c,
 		       struct lease **out)
 {
 	struct known *k = known_of(fs->streams, a->ino);
@@ -745,7 +611,7 @@ static int open_writer(struct fs *fs, const struct meta_attr *a, const struct st
 	struct store_stream *h;
 	uint8_t id[16];
 
-	stream_id(a->ino, id);
+	fs_stream_id(a->ino, id);
 	int rc = store_stream_open(fs->store, id, &o, &h, NULL, NULL);
 	if (rc)
 		return rc;
@@ -758,10 +624,10 @@ int fs_stream_open(struct fs *fs, const struct meta_attr *a, struct fuse_file_in
 {
 	struct stream_file *sf = g_new0(struct stream_file, 1);
 	int acc = fi->flags & O_ACCMODE, rc = 0;
-	struct stream_conf c;
+	struct fs_stream_conf c;
 	struct meta *m = fs_meta_take(fs);
 
-	conf_load(m, a->ino, &c);
+	fs_stream_conf_load(m, a->ino, &c);
 	fs_meta_give(fs, m);
 	sf->ino = a->ino;
 	if (acc != O_RDONLY)
@@ -890,7 +756,7 @@ uint64_t fs_stream_size(struct fs *fs, uint64_t ino, uint64_t stored)
 	struct store_stream_stat st;
 	uint8_t id[16];
 
-	stream_id(ino, id);
+	fs_stream_id(ino, id);
 	if (store_stream_stat(fs->store, id, &st))
 		return stored;
 	return MAX(stored, st.head);
@@ -909,7 +775,7 @@ int fs_stream_stat_xattr(struct fs *fs, uint64_t ino, const char *name, char *bu
 		return rc;
 	if (!META_S_ISSTREAM(a->mode))
 		return -ENODATA;
-	stream_id(a->ino, id);
+	fs_stream_id(a->ino, id);
 	rc = store_stream_stat(fs->store, id, &st);
 	if (rc && rc != -ENOENT)
 		return -EIO;
@@ -917,7 +783,7 @@ int fs_stream_stat_xattr(struct fs *fs, uint64_t ino, const char *name, char *bu
 	struct known *k = g_hash_table_lookup(fs->streams->known, &a->ino);
 	uint64_t mine = k ? __atomic_load_n(&k->dropped, __ATOMIC_RELAXED) : 0;
 	g_mutex_unlock(&fs->streams->lock);
-	const char *stat = name + strlen(XATTR_PREFIX);
+	const char *stat = name + strlen(FS_XATTR_PREFIX);
 	uint64_t v = !strcmp(stat, "readers")	      ? st.readers
 		     : !strcmp(stat, "writers")	      ? st.writers
 		     : !strcmp(stat, "subscriptions") ? st.subscriptions
@@ -941,31 +807,6 @@ uint64_t fs_streams_moved(struct fs *fs)
 
 /* ---- the mount's stream directories and lifetime ---- */
 
-/* dir, relative to the root, made a stream directory (created if missing). */
-static int mark_stream_dir(struct meta *m, const char *path)
-{
-	char **names = g_strsplit(path, "/", -1);
-	uint64_t ino = META_ROOT_INO;
-	int rc = 0;
-
-	for (char **n = names; rc == 0 && *n; n++) {
-		struct meta_attr a;
-
-		if (!**n || !strcmp(*n, "."))
-			continue;
-		rc = meta_lookup(m, ino, *n, &a);
-		if (rc == -ENOENT)
-			rc = meta_mkdir(m, ino, *n, 0755, getuid(), getgid(), &a);
-		if (rc == 0 && !S_ISDIR(a.mode))
-			rc = -ENOTDIR;
-		ino = a.ino;
-	}
-	g_strfreev(names);
-	if (rc == 0)
-		rc = meta_setxattr(m, ino, XATTR_STREAM, "1", 1, 0);
-	return rc;
-}
-
 int fs_streams_init(struct fs *fs, const char *dirs)
 {
 	struct fs_streams *ss = g_new0(struct fs_streams, 1);
@@ -984,7 +825,7 @@ int fs_streams_init(struct fs *fs, const char *dirs)
 	char **list = g_strsplit(dirs ? dirs : "", ":", -1);
 	struct meta *m = fs_meta_take(fs);
 	for (char **d = list; rc == 0 && *d; d++)
-		if (**d && (rc = mark_stream_dir(m, *d)))
+		if (**d && (rc = fs_stream_mark_dir(m, *d)))
 			g_printerr("shardfs: streams=%s: %s\n", *d, g_strerror(-rc));
 	fs_meta_give(fs, m);
 	g_strfreev(list);
