@@ -4,6 +4,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench.h"
 #include "shardfs.h"
 
 #include <stdio.h>

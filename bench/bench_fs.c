@@ -72,8 +72,10 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench_cluster.h"
+#include "bench.h"
+#include "kit.h"
 #include "shardfs.h"
+#include "tools/local_cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,16 +161,11 @@ struct bench {
 	const char *self; /* the shardfs binary */
 	char *root, *src, *mnt, *local, *back;
 	uint8_t *pool; /* POOL_BLOCKS random blocks */
-	struct bench_cluster cl;
+	struct local_cluster cl;
 	pid_t mount; /* 0: not mounted */
 	struct rss_watch watch;
 	struct results r;
 };
-
-static double now_s(void)
-{
-	return (double)g_get_monotonic_time() / 1e6;
-}
 
 static double gib(const struct bench *b)
 {
@@ -248,12 +245,6 @@ static void rss_watch_stop(struct rss_watch *w)
 	w->thread = NULL;
 }
 
-static double cpu_of(const struct rusage *ru)
-{
-	return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 +
-	       (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
-}
-
 /*
  * Runs argv (stdout to /dev/null) and waits for it. Returns its wall-clock
  * seconds, or -1 if it could not start or did not exit 0 (said on stderr);
@@ -265,9 +256,8 @@ static double run_timed(char **argv, double *cpu_s, double *rss_mib)
 	    G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL;
 	GError *err = NULL;
 	struct rusage ru;
-	int status = 0;
 	GPid pid;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	if (interrupted)
 		return -1;
@@ -276,17 +266,16 @@ static double run_timed(char **argv, double *cpu_s, double *rss_mib)
 		g_error_free(err);
 		return -1;
 	}
-	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
-		;
-	double secs = now_s() - t0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+	int failed = bench_reap(pid, &ru);
+	double secs = bench_now_s() - t0;
+	if (failed) {
 		g_autofree char *cmd = g_strjoinv(" ", argv);
 
 		fprintf(stderr, "shardfs: bench fs: `%s` failed\n", cmd);
 		return -1;
 	}
 	if (cpu_s)
-		*cpu_s = cpu_of(&ru);
+		*cpu_s = bench_rusage_cpu_s(&ru);
 	if (rss_mib)
 		*rss_mib = ru.ru_maxrss / 1024.0;
 	return secs;
@@ -318,14 +307,14 @@ static double sync_latency_us(const struct bench *b)
 	g_autofree char *path = g_build_filename(b->root, "sync-probe", NULL);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	uint8_t buf[8192] = {1};
-	double t0 = now_s(), us = -1;
+	double t0 = bench_now_s(), us = -1;
 	int i = 0;
 
 	while (fd >= 0 && i < SYNC_PROBES && pwrite(fd, buf, sizeof(buf), (off_t)i * 8192) ==
 						       (ssize_t)sizeof(buf) && fdatasync(fd) == 0)
 		i++;
 	if (i == SYNC_PROBES)
-		us = (now_s() - t0) * 1e6 / SYNC_PROBES;
+		us = (bench_now_s() - t0) * 1e6 / SYNC_PROBES;
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
@@ -357,41 +346,16 @@ static double idle_sync_latency_us(const struct bench *b)
  */
 static void disk_calm(struct bench *b, struct side *s)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	settle(b);
 	s->sync_us = sync_latency_us(b);
 	while (b->r.idle_sync_us > 0 && s->sync_us > b->r.idle_sync_us * SYNC_CALM &&
-	       now_s() - t0 < SYNC_WAIT_MAX_S && !interrupted) {
+	       bench_now_s() - t0 < SYNC_WAIT_MAX_S && !interrupted) {
 		g_usleep(G_USEC_PER_SEC);
 		s->sync_us = sync_latency_us(b);
 	}
-	s->sync_wait_s = now_s() - t0;
-}
-
-static void drop_file_cache(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fdatasync(fd);
-		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		close(fd);
-	}
-}
-
-/* Drops the kernel's dentries and inodes (not the page cache): root only. */
-static gboolean drop_dentries(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-	gboolean ok;
-
-	if (fd < 0)
-		return FALSE;
-	sync();
-	ok = write(fd, "2\n", 2) == 2;
-	close(fd);
-	return ok;
+	s->sync_wait_s = bench_now_s() - t0;
 }
 
 static ssize_t read_full(int fd, uint8_t *p, size_t n)
@@ -515,7 +479,7 @@ static int dd_read(struct bench *b, const char *dir, struct side *s, gboolean dr
 	char *dd[] = {"dd", ifa, "of=/dev/null", "bs=1M", "status=none", NULL};
 
 	if (drop)
-		drop_file_cache(big);
+		bench_drop_file_cache(big);
 	settle(b);
 	double secs = run_timed(dd, cpu_s, NULL);
 	if (secs < 0)
@@ -532,7 +496,7 @@ static int cp_read(struct bench *b, const char *dir, struct side *s, gboolean dr
 	char *cp[] = {"cp", big2, b->back, NULL};
 
 	if (drop)
-		drop_file_cache(big2);
+		bench_drop_file_cache(big2);
 	settle(b);
 	double secs = run_timed(cp, NULL, NULL);
 	if (secs < 0)
@@ -566,10 +530,10 @@ static int read_files(struct bench *b, const char *dir, struct side *s, gboolean
 
 	for (int i = 0; drop && i < b->o->files; i++) {
 		small_path(path, sizeof(path), dir, i);
-		drop_file_cache(path);
+		bench_drop_file_cache(path);
 	}
 	settle(b);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < b->o->files && !bad; i++) {
 		small_path(path, sizeof(path), dir, i);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -582,7 +546,7 @@ static int read_files(struct bench *b, const char *dir, struct side *s, gboolean
 		if (bad)
 			fprintf(stderr, "shardfs: bench fs: %s read back wrong\n", path);
 	}
-	s->read_files_per_s = b->o->files / (now_s() - t0);
+	s->read_files_per_s = b->o->files / (bench_now_s() - t0);
 	return bad ? -1 : 0;
 }
 
@@ -604,10 +568,10 @@ static int list_entries(struct bench *b, const char *dir, struct side *s)
 	int lines = 0;
 
 	settle(b);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	if (bench_run(ls, &out))
 		return -1;
-	s->ls_s = now_s() - t0;
+	s->ls_s = bench_now_s() - t0;
 	for (const char *p = out; p && *p; p++)
 		lines += *p == '\n';
 	if (lines == b->o->entries + 1) /* and "total N" */
@@ -638,7 +602,7 @@ static int bench_local(struct bench *b)
 		return -1;
 	if (make_entries(b, b->local))
 		return -1;
-	b->r.local_ls_cold = drop_dentries();
+	b->r.local_ls_cold = bench_drop_dentries();
 	return list_entries(b, b->local, s);
 }
 
@@ -646,9 +610,10 @@ static int start_cluster(struct bench *b)
 {
 	g_autofree char *dir = g_build_filename(b->root, "cluster", NULL);
 
-	if (bench_cluster_init(&b->cl, b->self, dir, NODES, 2, 1))
+	local_cluster_init(&b->cl, b->self, dir, NODES, LOCAL_PROC_TIED);
+	if (local_cluster_create(&b->cl, "2+1"))
 		return -1;
-	return bench_cluster_start(&b->cl);
+	return local_cluster_start(&b->cl, 10);
 }
 
 /* CPU seconds of the mount and of the nodes so far. */
@@ -711,20 +676,14 @@ static struct cpu reference_cpu(const struct reference *ref)
 			    .nodes = (ref->cpu[0].nodes + ref->cpu[1].nodes) / 2};
 }
 
-static gboolean is_mounted(const struct bench *b)
-{
-	return bench_mounted(b->mnt);
-}
-
 /* Unmounts, after reading the mount's VmHWM; 0 if it went cleanly. */
 static int mount_stop(struct bench *b)
 {
 	if (!b->mount)
 		return 0;
-	long hwm = bench_proc_status_kib(b->mount, "VmHWM:");
-	b->r.peak_rss_mib = MAX(b->r.peak_rss_mib, hwm / 1024.0);
+	b->r.peak_rss_mib = MAX(b->r.peak_rss_mib, bench_proc_peak_rss_mib(b->mount));
 	rss_watch_follow(&b->watch, 0); /* before the pid can be reused */
-	int rc = bench_mount_stop(b->mnt, b->mount);
+	int rc = local_mount_stop(b->mnt, b->mount);
 	b->mount = 0;
 	if (rc)
 		fprintf(stderr, "shardfs: bench fs: the unmount failed (log: %s/mount.log)\n",
@@ -736,18 +695,15 @@ static int mount_stop(struct bench *b)
 static int mount_start(struct bench *b)
 {
 	g_autofree char *log = g_build_filename(b->root, "mount.log", NULL);
-	pid_t pid = bench_mount_start(b->self, b->cl.conf, b->mnt, NULL, log);
+	pid_t pid = local_mount_start(&b->cl, b->mnt, NULL, log, 30);
 
-	if (pid < 0)
+	if (pid < 0) {
+		fprintf(stderr, "shardfs: bench fs: no mount on %s (log: %s)\n", b->mnt, log);
 		return -1;
+	}
 	b->mount = pid;
 	rss_watch_follow(&b->watch, pid);
 	return 0;
-}
-
-static double vm_rss_mib(pid_t pid)
-{
-	return bench_proc_status_kib(pid, "VmRSS:") / 1024.0;
 }
 
 /* A first mount: the big writes (RSS watched), the small files, the entries. */
@@ -759,7 +715,7 @@ static int mount_writes(struct bench *b)
 	if (mount_start(b))
 		return -1;
 	g_usleep(500000); /* let its threads and pools settle */
-	b->r.idle_rss_mib = vm_rss_mib(b->mount);
+	b->r.idle_rss_mib = bench_proc_rss_mib(b->mount);
 	if (run_reference(b, TRUE, 0, &b->r.put))
 		return -1;
 	rss_watch_take(&b->watch);
@@ -771,7 +727,7 @@ static int mount_writes(struct bench *b)
 		return -1;
 	b->r.copy_rss_mib = rss_watch_take(&b->watch);
 	g_usleep(AFTER_S * G_USEC_PER_SEC);
-	b->r.after_rss_mib = vm_rss_mib(b->mount);
+	b->r.after_rss_mib = bench_proc_rss_mib(b->mount);
 	if (run_reference(b, TRUE, 1, &b->r.put))
 		return -1;
 	if (create_files(b, b->mnt, s) || make_entries(b, b->mnt))
@@ -827,7 +783,7 @@ static int mount_reads(struct bench *b)
 	}
 	unlink(b->back);
 	g_usleep(AFTER_S * G_USEC_PER_SEC);
-	b->r.after_read_rss_mib = vm_rss_mib(b->mount);
+	b->r.after_read_rss_mib = bench_proc_rss_mib(b->mount);
 	if (run_reference(b, FALSE, 1, &b->r.get))
 		return -1;
 	if (read_files(b, b->mnt, s, FALSE) || list_entries(b, b->mnt, s))
@@ -838,7 +794,7 @@ static int mount_reads(struct bench *b)
 static void node_peaks(struct bench *b)
 {
 	for (unsigned i = 0; i < b->cl.nodes && i < NODES; i++)
-		b->r.node_rss_mib[i] = bench_proc_status_kib(b->cl.pids[i], "VmHWM:") / 1024.0;
+		b->r.node_rss_mib[i] = bench_proc_peak_rss_mib(b->cl.pids[i]);
 }
 
 /* clang-format off: one phase a line */
@@ -876,18 +832,47 @@ static double ratio(double a, double b)
 	return b > 0 ? a / b : 0;
 }
 
+static const struct bench_col table_cols[] = {
+	BENCH_COL("", -36, 0),
+	BENCH_COL("", -7, 0),
+	BENCH_COL("mount", 10, 1),
+	BENCH_COL("local", 10, 1),
+	BENCH_COL("vs local", 9, 2),
+};
+
+static const struct bench_col goal_cols[] = {
+	BENCH_COL("goals", -48, 0),
+	BENCH_COL("figure", 10, 0),
+	BENCH_COL("goal", 12, 0),
+	BENCH_COL_GAP(1),
+};
+
+/* Seconds get 3 digits, rates 1. */
 static void print_row(const char *label, const char *unit, double mnt, double local,
 		      double vs_local)
 {
 	int digits = strcmp(unit, "s") ? 1 : 3;
+	struct bench_row row;
 
-	printf("%-36s %-7s %10.*f %10.*f %9.2f\n", label, unit, digits, mnt, digits, local,
-	       vs_local);
+	bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+	bench_row_text(&row, label);
+	bench_row_text(&row, unit);
+	bench_row_num_digits(&row, mnt, digits);
+	bench_row_num_digits(&row, local, digits);
+	bench_row_num(&row, vs_local);
+	bench_row_end(&row);
 }
 
 static void print_goal(const char *label, const char *figure, const char *goal, gboolean met)
 {
-	printf("%-48s %10s %12s  %s\n", label, figure, goal, met ? "met" : "missed");
+	struct bench_row row;
+
+	bench_row_start(&row, goal_cols, G_N_ELEMENTS(goal_cols));
+	bench_row_text(&row, label);
+	bench_row_text(&row, figure);
+	bench_row_text(&row, goal);
+	bench_row_text(&row, met ? "met" : "missed");
+	bench_row_end(&row);
 }
 
 static void print_goals(const struct bench *b)
@@ -899,7 +884,7 @@ static void print_goals(const struct bench *b)
 	double after_goal = r->idle_rss_mib + GOAL_AFTER_MIB;
 	char label[64], fig[32], goal[32];
 
-	printf("%-48s %10s %12s\n", "goals", "figure", "goal");
+	bench_table_head(goal_cols, G_N_ELEMENTS(goal_cols));
 	g_snprintf(label, sizeof(label), "write: mount dd / shardfs put (%.1f MiB/s)", put_mibs);
 	g_snprintf(fig, sizeof(fig), "%.3f", write_ratio);
 	print_goal(label, fig, ">= 0.80", write_ratio >= GOAL_RATIO);
@@ -934,7 +919,7 @@ static void print_table(const struct bench *b)
 	printf("shardfs bench fs: %d MiB file, %d files of 4 KiB, %d entries\n", b->o->size_mib,
 	       b->o->files, b->o->entries);
 	printf("3 nodes 2+1 on 127.0.0.1, mount and local directory in %s\n\n", b->root);
-	printf("%-36s %-7s %10s %10s %9s\n", "", "", "mount", "local", "vs local");
+	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
 	print_row("write  dd bs=1M conv=fsync", "MiB/s", m->write_mibs, l->write_mibs,
 		  ratio(m->write_mibs, l->write_mibs));
 	print_row("write  cp, then sync FILE", "MiB/s", m->cp_write_mibs, l->cp_write_mibs,
@@ -971,61 +956,104 @@ static void print_table(const struct bench *b)
 	       get.client, get.nodes, r->read_cpu.client, r->read_cpu.mount, r->read_cpu.nodes);
 }
 
-static void json_cpu(GString *j, const char *name, const struct cpu *c)
+static void json_cpu(struct bench_json *j, const char *name, const struct cpu *c)
 {
-	g_string_append_printf(j,
-			       ",\"%s_client_cpu_s_per_gib\":%.3f,\"%s_mount_cpu_s_per_gib\":%.3f,"
-			       "\"%s_nodes_cpu_s_per_gib\":%.3f",
-			       name, c->client, name, c->mount, name, c->nodes);
+	const char *what[] = {"client", "mount", "nodes"};
+	const double v[] = {c->client, c->mount, c->nodes};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(what); i++) {
+		g_autofree char *key = g_strdup_printf("%s_%s_cpu_s_per_gib", name, what[i]);
+
+		bench_json_num(j, key, v[i], 3);
+	}
+}
+
+static void json_list(struct bench_json *j, const char *key, const double *v, size_t n)
+{
+	bench_json_array(j, key);
+	for (size_t i = 0; i < n; i++)
+		bench_json_num(j, NULL, v[i], 1);
+	bench_json_end(j);
+}
+
+/* Rates and ratios of the big file, both sides. */
+static void json_big(struct bench_json *j, const struct bench *b)
+{
+	const struct results *r = &b->r;
+	const struct side *m = &r->mnt, *l = &r->local;
+	double put_mibs = reference_mibs(&r->put), get_mibs = reference_mibs(&r->get);
+
+	bench_json_int(j, "size_mib", b->o->size_mib);
+	bench_json_num(j, "write_mib_s", m->write_mibs, 1);
+	bench_json_num(j, "cp_write_mib_s", m->cp_write_mibs, 1);
+	bench_json_num(j, "read_mib_s", m->read_mibs, 1);
+	bench_json_num(j, "cp_read_mib_s", m->cp_read_mibs, 1);
+	bench_json_num(j, "put_mib_s", put_mibs, 1);
+	bench_json_num(j, "get_mib_s", get_mibs, 1);
+	bench_json_num(j, "write_ratio", ratio(m->write_mibs, put_mibs), 3);
+	bench_json_num(j, "read_ratio", ratio(m->read_mibs, get_mibs), 3);
+	bench_json_num(j, "local_write_mib_s", l->write_mibs, 1);
+	bench_json_num(j, "local_cp_write_mib_s", l->cp_write_mibs, 1);
+	bench_json_num(j, "local_read_mib_s", l->read_mibs, 1);
+	bench_json_num(j, "local_cp_read_mib_s", l->cp_read_mibs, 1);
+}
+
+/* The small files, the listing, the disk's flush latency. */
+static void json_small(struct bench_json *j, const struct bench *b)
+{
+	const struct results *r = &b->r;
+	const struct side *m = &r->mnt, *l = &r->local;
+
+	bench_json_int(j, "files", b->o->files);
+	bench_json_num(j, "files_per_s", m->files_per_s, 0);
+	bench_json_num(j, "local_files_per_s", l->files_per_s, 0);
+	bench_json_num(j, "read_files_per_s", m->read_files_per_s, 0);
+	bench_json_num(j, "local_read_files_per_s", l->read_files_per_s, 0);
+	bench_json_int(j, "ls_entries", b->o->entries);
+	bench_json_num(j, "ls_s", m->ls_s, 3);
+	bench_json_num(j, "local_ls_s", l->ls_s, 3);
+	bench_json_bool(j, "local_ls_cold", r->local_ls_cold);
+	bench_json_num(j, "idle_fdatasync_us", r->idle_sync_us, 0);
+	bench_json_num(j, "tar_fdatasync_us", m->sync_us, 0);
+	bench_json_num(j, "local_tar_fdatasync_us", l->sync_us, 0);
+	bench_json_num(j, "tar_calm_wait_s", m->sync_wait_s, 1);
+	bench_json_num(j, "local_tar_calm_wait_s", l->sync_wait_s, 1);
+}
+
+static void json_rss(struct bench_json *j, const struct results *r)
+{
+	bench_json_num(j, "mount_peak_rss_mib", r->peak_rss_mib, 1);
+	bench_json_num(j, "mount_copy_rss_mib", r->copy_rss_mib, 1);
+	bench_json_num(j, "mount_idle_rss_mib", r->idle_rss_mib, 1);
+	bench_json_num(j, "mount_after_rss_mib", r->after_rss_mib, 1);
+	bench_json_num(j, "mount_after_read_rss_mib", r->after_read_rss_mib, 1);
+	bench_json_num(j, "put_rss_mib", r->put.rss_mib, 1);
+	bench_json_num(j, "get_rss_mib", r->get.rss_mib, 1);
+	json_list(j, "node_peak_rss_mib", r->node_rss_mib, NODES);
+	json_list(j, "put_runs_mib_s", r->put.mibs, 2);
+	json_list(j, "get_runs_mib_s", r->get.mibs, 2);
 }
 
 static void print_json(const struct bench *b)
 {
 	const struct results *r = &b->r;
-	const struct side *m = &r->mnt, *l = &r->local;
-	double put_mibs = reference_mibs(&r->put), get_mibs = reference_mibs(&r->get);
 	struct cpu put = reference_cpu(&r->put), get = reference_cpu(&r->get);
-	GString *j = g_string_new(NULL);
+	struct bench_json j;
 
-	g_string_append_printf(
-	    j,
-	    "{\"bench\":\"fs\",\"size_mib\":%d,\"write_mib_s\":%.1f,\"cp_write_mib_s\":%.1f,"
-	    "\"read_mib_s\":%.1f,\"cp_read_mib_s\":%.1f,\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
-	    "\"write_ratio\":%.3f,\"read_ratio\":%.3f,\"local_write_mib_s\":%.1f,"
-	    "\"local_cp_write_mib_s\":%.1f,\"local_read_mib_s\":%.1f,\"local_cp_read_mib_s\":%.1f,",
-	    b->o->size_mib, m->write_mibs, m->cp_write_mibs, m->read_mibs, m->cp_read_mibs,
-	    put_mibs, get_mibs, ratio(m->write_mibs, put_mibs), ratio(m->read_mibs, get_mibs),
-	    l->write_mibs, l->cp_write_mibs, l->read_mibs, l->cp_read_mibs);
-	g_string_append_printf(
-	    j,
-	    "\"files\":%d,\"files_per_s\":%.0f,\"local_files_per_s\":%.0f,"
-	    "\"read_files_per_s\":%.0f,\"local_read_files_per_s\":%.0f,\"ls_entries\":%d,"
-	    "\"ls_s\":%.3f,\"local_ls_s\":%.3f,\"local_ls_cold\":%s,"
-	    "\"idle_fdatasync_us\":%.0f,\"tar_fdatasync_us\":%.0f,\"local_tar_fdatasync_us\":%.0f,"
-	    "\"tar_calm_wait_s\":%.1f,\"local_tar_calm_wait_s\":%.1f,",
-	    b->o->files, m->files_per_s, l->files_per_s, m->read_files_per_s, l->read_files_per_s,
-	    b->o->entries, m->ls_s, l->ls_s, r->local_ls_cold ? "true" : "false", r->idle_sync_us,
-	    m->sync_us, l->sync_us, m->sync_wait_s, l->sync_wait_s);
-	g_string_append_printf(
-	    j,
-	    "\"mount_peak_rss_mib\":%.1f,\"mount_copy_rss_mib\":%.1f,\"mount_idle_rss_mib\":%.1f,"
-	    "\"mount_after_rss_mib\":%.1f,\"mount_after_read_rss_mib\":%.1f,"
-	    "\"put_rss_mib\":%.1f,\"get_rss_mib\":%.1f,\"node_peak_rss_mib\":[%.1f,%.1f,%.1f],"
-	    "\"put_runs_mib_s\":[%.1f,%.1f],\"get_runs_mib_s\":[%.1f,%.1f]",
-	    r->peak_rss_mib, r->copy_rss_mib, r->idle_rss_mib, r->after_rss_mib,
-	    r->after_read_rss_mib, r->put.rss_mib, r->get.rss_mib, r->node_rss_mib[0],
-	    r->node_rss_mib[1], r->node_rss_mib[2], r->put.mibs[0], r->put.mibs[1], r->get.mibs[0],
-	    r->get.mibs[1]);
-	json_cpu(j, "put", &put);
-	json_cpu(j, "write", &r->write_cpu);
-	json_cpu(j, "get", &get);
-	json_cpu(j, "read", &r->read_cpu);
-	g_string_append_printf(j,
-			       ",\"goal_ratio\":%.2f,\"goal_files_per_s\":%d,"
-			       "\"goal_copy_rss_mib\":%d,\"goal_after_above_idle_mib\":%d}",
-			       GOAL_RATIO, GOAL_FILES_PER_S, GOAL_COPY_RSS_MIB, GOAL_AFTER_MIB);
-	printf("%s\n", j->str);
-	g_string_free(j, TRUE);
+	bench_json_init(&j, FALSE);
+	bench_json_str(&j, "bench", "fs");
+	json_big(&j, b);
+	json_small(&j, b);
+	json_rss(&j, r);
+	json_cpu(&j, "put", &put);
+	json_cpu(&j, "write", &r->write_cpu);
+	json_cpu(&j, "get", &get);
+	json_cpu(&j, "read", &r->read_cpu);
+	bench_json_num(&j, "goal_ratio", GOAL_RATIO, 2);
+	bench_json_int(&j, "goal_files_per_s", GOAL_FILES_PER_S);
+	bench_json_int(&j, "goal_copy_rss_mib", GOAL_COPY_RSS_MIB);
+	bench_json_int(&j, "goal_after_above_idle_mib", GOAL_AFTER_MIB);
+	bench_json_print(&j);
 }
 
 /* The source, the local copies (3 at once), the cluster's 4 files of
@@ -1083,16 +1111,15 @@ static void restore_signals(const struct sigaction *old)
 /* Everything started is stopped, whatever happened; ROOT goes unless kept. */
 static int cleanup(struct bench *b)
 {
-	char *rm[] = {"rm", "-rf", b->root, NULL};
 	int rc = mount_stop(b);
 
 	rss_watch_stop(&b->watch);
-	bench_cluster_stop(&b->cl);
-	bench_cluster_fini(&b->cl);
+	local_cluster_stop(&b->cl);
+	local_cluster_fini(&b->cl);
 	if (b->o->keep)
 		fprintf(stderr, "shardfs: bench fs: kept %s\n", b->root);
-	else if (!is_mounted(b))
-		bench_run(rm, NULL);
+	else if (!local_mount_is_mounted(b->mnt))
+		bench_remove_tree(b->root);
 	else
 		fprintf(stderr, "shardfs: bench fs: %s is still mounted; not removed\n", b->mnt);
 	return rc;

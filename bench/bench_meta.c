@@ -26,6 +26,8 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench.h"
+#include "kit.h"
 #include "shardfs.h"
 #include "store/meta/meta.h"
 
@@ -226,15 +228,6 @@ static gint64 gate_open(struct gate *g, unsigned n, double seconds)
 	return t0;
 }
 
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
 /* Runs fn on every worker at once; 0 with *out, or a negative errno. */
 static int run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds, struct figure *out)
 {
@@ -251,7 +244,7 @@ static int run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds,
 		ws[i].ops = 0;
 		threads[i] = g_thread_new("bench-meta", worker_main, &ws[i]);
 	}
-	double cpu0 = cpu_seconds();
+	double cpu0 = bench_cpu_self_s();
 	gint64 t0 = gate_open(&gate, n, seconds);
 
 	for (unsigned i = 0; i < n; i++) {
@@ -262,7 +255,7 @@ static int run_phase(struct worker *ws, unsigned n, phase_fn fn, double seconds,
 	double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
 
 	out->per_s = (double)ops / secs;
-	out->cpu_us = ops ? (cpu_seconds() - cpu0) * 1e6 / (double)ops : 0;
+	out->cpu_us = ops ? (bench_cpu_self_s() - cpu0) * 1e6 / (double)ops : 0;
 	g_free(threads);
 	g_mutex_clear(&gate.lock);
 	g_cond_clear(&gate.cond);
@@ -343,49 +336,83 @@ static const struct figure *figure_of(const struct rates *r, const struct row *r
 static void print_table(const struct bench_opts *o, const char *scratch, const struct rates *one,
 			const struct rates *many)
 {
+	static const struct bench_col groups[] = {
+		BENCH_COL("", -30, 0),
+		BENCH_COL("", 20, 0),
+		BENCH_COL("", 20, 0),
+		BENCH_COL("", 16, 0),
+	};
+	static const struct bench_col cols[] = {
+		BENCH_COL("", -30, 0),
+		BENCH_COL("per s", 11, 0),
+		BENCH_COL("CPU us", 8, 2),
+		BENCH_COL("per s", 11, 0),
+		BENCH_COL("CPU us", 8, 2),
+		BENCH_COL("1 thread, per s", 16, 0),
+	};
+	struct bench_row row;
+	char label[32];
+
 	printf("shardfs bench meta: %d files, SQLite in %s, one connection per thread\n\n",
 	       o->count, scratch);
-	char many_label[32];
-
-	g_snprintf(many_label, sizeof(many_label), "%d threads", o->threads);
-	printf("%-30s %20s %20s %16s\n", "", "1 thread", many_label, "goal");
-	printf("%-30s %11s %8s %11s %8s %16s\n", "", "per s", "CPU us", "per s", "CPU us",
-	       "1 thread, per s");
+	g_snprintf(label, sizeof(label), "%d threads", o->threads);
+	bench_row_start(&row, groups, G_N_ELEMENTS(groups));
+	bench_row_text(&row, "");
+	bench_row_text(&row, "1 thread");
+	bench_row_text(&row, label);
+	bench_row_text(&row, "goal");
+	bench_row_end(&row);
+	bench_table_head(cols, G_N_ELEMENTS(cols));
 	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
 		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
+		char goal[32] = "-";
 
-		printf("%-30s %11.0f %8.2f %11.0f %8.2f", rows[i].label, a->per_s, a->cpu_us,
-		       b->per_s, b->cpu_us);
 		if (rows[i].goal)
-			printf(" %11d (%s)\n", rows[i].goal,
-			       a->per_s >= rows[i].goal ? "met" : "missed");
-		else
-			printf(" %16s\n", "-");
+			g_snprintf(goal, sizeof(goal), "%11d (%s)", rows[i].goal,
+				   a->per_s >= rows[i].goal ? "met" : "missed");
+		bench_row_start(&row, cols, G_N_ELEMENTS(cols));
+		bench_row_text(&row, rows[i].label);
+		bench_row_num(&row, a->per_s);
+		bench_row_num(&row, a->cpu_us);
+		bench_row_num(&row, b->per_s);
+		bench_row_num(&row, b->cpu_us);
+		bench_row_text(&row, goal);
+		bench_row_end(&row);
 	}
 	printf("\nCPU us: CPU time of the whole process per operation (per entry for readdir)\n");
+}
+
+/* NAME_per_s and NAME_cpu_us; with _N after each for n threads (n > 1). */
+static void json_figure(struct bench_json *j, const char *name, const struct figure *f, int n)
+{
+	g_autofree char *suffix = n > 1 ? g_strdup_printf("_%d", n) : g_strdup("");
+	g_autofree char *per_s = g_strconcat(name, "_per_s", suffix, NULL);
+	g_autofree char *cpu_us = g_strconcat(name, "_cpu_us", suffix, NULL);
+
+	bench_json_num(j, per_s, f->per_s, 0);
+	bench_json_num(j, cpu_us, f->cpu_us, 3);
 }
 
 static void print_json(const struct bench_opts *o, const struct rates *one,
 		       const struct rates *many)
 {
-	GString *j = g_string_new(NULL);
+	struct bench_json j;
 
-	g_string_append_printf(j,
-			       "{\"bench\":\"meta\",\"count\":%d,\"threads\":%d,\"seconds\":%.2f",
-			       o->count, o->threads, o->seconds);
+	bench_json_init(&j, FALSE);
+	bench_json_str(&j, "bench", "meta");
+	bench_json_int(&j, "count", o->count);
+	bench_json_int(&j, "threads", o->threads);
+	bench_json_num(&j, "seconds", o->seconds, 2);
 	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
-		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
-		const char *name = rows[i].json;
+		json_figure(&j, rows[i].json, figure_of(one, &rows[i]), 1);
+		json_figure(&j, rows[i].json, figure_of(many, &rows[i]), o->threads);
+		if (rows[i].goal) {
+			g_autofree char *goal = g_strconcat(rows[i].json, "_goal_per_s", NULL);
 
-		g_string_append_printf(j, ",\"%s_per_s\":%.0f,\"%s_cpu_us\":%.3f", name, a->per_s,
-				       name, a->cpu_us);
-		g_string_append_printf(j, ",\"%s_per_s_%d\":%.0f,\"%s_cpu_us_%d\":%.3f", name,
-				       o->threads, b->per_s, name, o->threads, b->cpu_us);
-		if (rows[i].goal)
-			g_string_append_printf(j, ",\"%s_goal_per_s\":%d", name, rows[i].goal);
+			bench_json_int(&j, goal, rows[i].goal);
+		}
 	}
-	printf("%s}\n", j->str);
-	g_string_free(j, TRUE);
+	bench_json_print(&j);
 }
 
 /* A new directory for the databases: under --dir, else under /var/tmp. */
@@ -406,13 +433,6 @@ static char *make_scratch(const char *parent)
 	return scratch;
 }
 
-static void remove_scratch(char *scratch)
-{
-	char *argv_rm[] = {"rm", "-rf", scratch, NULL};
-
-	g_spawn_sync(NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-}
-
 static int run(const struct bench_opts *o)
 {
 	struct rates one = {0}, many = {0};
@@ -430,7 +450,7 @@ static int run(const struct bench_opts *o)
 		print_json(o, &one, &many);
 	else
 		print_table(o, scratch, &one, &many);
-	remove_scratch(scratch);
+	bench_remove_tree(scratch);
 	g_free(scratch);
 	return rc;
 }

@@ -13,9 +13,11 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench_cluster.h"
+#include "bench.h"
+#include "kit.h"
 #include "net/net.h"
 #include "shardfs.h"
+#include "tools/local_cluster.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -36,22 +38,12 @@ struct phase {
 
 struct bench {
 	int size_mib, depth;
-	char *dir, *conf;
-	pid_t node;
+	struct local_cluster cl; /* one node, 1+0 */
 	struct net_cluster *c;
 	struct net_tls *tls;
 	struct net_pool *pool;
 	uint8_t *data;
 };
-
-static double cpu_self(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
 
 /* Calls in flight, each in a slot of its own until it completes. */
 struct window {
@@ -80,7 +72,7 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 	int n = b->size_mib, slot;
 	uint8_t *bufs = put ? NULL : g_malloc((size_t)depth * SHARD);
 	struct window w = {.calls = g_new0(struct net_call, depth), .free_slots = g_new(int, depth)};
-	double c0 = cpu_self(), n0 = bench_proc_cpu_s(b->node);
+	double c0 = bench_cpu_self_s(), n0 = bench_proc_cpu_s(b->cl.pids[0]);
 	gint64 t0 = g_get_monotonic_time();
 
 	g_mutex_init(&w.m);
@@ -115,8 +107,8 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 	double secs = (double)(g_get_monotonic_time() - t0) / 1e6, gib = n / 1024.0;
 
 	out->mibs = n / secs;
-	out->client_cpu_per_gib = (cpu_self() - c0) / gib;
-	out->node_cpu_per_gib = (bench_proc_cpu_s(b->node) - n0) / gib;
+	out->client_cpu_per_gib = (bench_cpu_self_s() - c0) / gib;
+	out->node_cpu_per_gib = (bench_proc_cpu_s(b->cl.pids[0]) - n0) / gib;
 	g_free(bufs);
 	g_free(w.calls);
 	g_free(w.free_slots);
@@ -171,26 +163,19 @@ static double tcp_mibs(struct bench *b)
 	return b->size_mib / secs;
 }
 
-static int start_cluster(struct bench *b, const char *self)
+/* One node (a cluster of its own, 1+0), and a pool connected to it. */
+static int start_cluster(struct bench *b)
 {
-	char *spec = g_strdup_printf("1=127.0.0.1:%u", bench_free_udp_port());
-	char *args[] = {(char *)self, "init", "--dir", b->dir, "--node", spec, "--ec", "1+0", NULL};
 	GError *err = NULL;
 	struct net_pool_options po;
-	gint status = 1;
 
-	g_spawn_sync(NULL, args, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL);
-	g_free(spec);
-	if (status != 0 || net_cluster_load(b->conf, &b->c, &err) < 0 ||
+	if (local_cluster_create(&b->cl, "1+0") || local_cluster_start(&b->cl, 10))
+		return -EIO;
+	if (net_cluster_load(b->cl.conf, &b->c, &err) < 0 ||
 	    net_tls_new(b->c->ca, b->c->cert, b->c->key, &b->tls, &err) < 0) {
-		fprintf(stderr, "shardfs: cannot make the bench cluster: %s\n", err ? err->message : "init failed");
+		fprintf(stderr, "shardfs: cannot make the bench cluster: %s\n", err->message);
 		g_clear_error(&err);
 		return -EIO;
-	}
-	b->node = fork();
-	if (b->node == 0) {
-		execl(self, self, "node", "--config", b->conf, "--id", "1", (char *)NULL);
-		_exit(127);
 	}
 	net_pool_options_default(&po);
 	net_pool_new(b->c, b->tls, &po, &b->pool);
@@ -205,44 +190,91 @@ static int start_cluster(struct bench *b, const char *self)
 	return -EIO;
 }
 
-static void print_results(struct bench *b, const struct phase p[4], double tcp, gboolean json)
+static const struct bench_col table_cols[] = {
+	BENCH_COL("", -28, 0),
+	BENCH_COL("MiB/s", 10, 1),
+	BENCH_COL("vs tcp", 8, 2),
+	BENCH_COL("client CPU s/GiB", 14, 2),
+	BENCH_COL("node CPU s/GiB", 14, 2),
+};
+
+static void print_table(const struct bench *b, const struct phase p[4], double tcp)
 {
 	char deep_put[32], deep_get[32];
 	const char *names[4] = {"put, 1 in flight", "get, 1 in flight", deep_put, deep_get};
+	struct bench_row row;
 
 	g_snprintf(deep_put, sizeof(deep_put), "put, %d in flight", b->depth);
 	g_snprintf(deep_get, sizeof(deep_get), "get, %d in flight", b->depth);
-
-	if (json) {
-		printf("{\"bench\":\"net\",\"size_mib\":%d,\"depth\":%d,\"shard_kib\":1024,\"tcp_mib_s\":%.1f,"
-		       "\"put1_mib_s\":%.1f,\"get1_mib_s\":%.1f,\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
-		       "\"put_ratio\":%.3f,\"get_ratio\":%.3f,"
-		       "\"put_client_cpu_s_per_gib\":%.2f,\"put_node_cpu_s_per_gib\":%.2f,"
-		       "\"get_client_cpu_s_per_gib\":%.2f,\"get_node_cpu_s_per_gib\":%.2f}\n",
-		       b->size_mib, b->depth, tcp, p[0].mibs, p[1].mibs, p[2].mibs, p[3].mibs, p[2].mibs / tcp,
-		       p[3].mibs / tcp, p[2].client_cpu_per_gib, p[2].node_cpu_per_gib,
-		       p[3].client_cpu_per_gib, p[3].node_cpu_per_gib);
-		return;
-	}
 	printf("shardfs bench net: %d MiB of 1 MiB shards, one node on 127.0.0.1, one QUIC connection\n\n",
 	       b->size_mib);
-	printf("%-28s %10s %8s %14s %14s\n", "", "MiB/s", "vs tcp", "client CPU s/GiB", "node CPU s/GiB");
-	printf("%-28s %10.1f %8s\n", "raw TCP on loopback", tcp, "1.00");
-	for (int i = 0; i < 4; i++)
-		printf("%-28s %10.1f %8.2f %14.2f %14.2f\n", names[i], p[i].mibs, p[i].mibs / tcp,
-		       p[i].client_cpu_per_gib, p[i].node_cpu_per_gib);
+	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
+	bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+	bench_row_text(&row, "raw TCP on loopback");
+	bench_row_num(&row, tcp);
+	bench_row_num(&row, 1);
+	bench_row_end(&row);
+	for (int i = 0; i < 4; i++) {
+		bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+		bench_row_text(&row, names[i]);
+		bench_row_num(&row, p[i].mibs);
+		bench_row_num(&row, p[i].mibs / tcp);
+		bench_row_num(&row, p[i].client_cpu_per_gib);
+		bench_row_num(&row, p[i].node_cpu_per_gib);
+		bench_row_end(&row);
+	}
 	printf("\nputs are acknowledged only once durable on the node's disk\n");
+}
+
+/* The head of both JSON objects. */
+static void json_start(struct bench_json *j, const struct bench *b)
+{
+	bench_json_init(j, FALSE);
+	bench_json_str(j, "bench", "net");
+	bench_json_int(j, "size_mib", b->size_mib);
+	bench_json_int(j, "depth", b->depth);
+	bench_json_int(j, "shard_kib", 1024);
+}
+
+static void json_cpu(struct bench_json *j, const char *name, const struct phase *p)
+{
+	g_autofree char *client = g_strdup_printf("%s_client_cpu_s_per_gib", name);
+	g_autofree char *node = g_strdup_printf("%s_node_cpu_s_per_gib", name);
+
+	bench_json_num(j, client, p->client_cpu_per_gib, 2);
+	bench_json_num(j, node, p->node_cpu_per_gib, 2);
+}
+
+static void print_json(const struct bench *b, const struct phase p[4], double tcp)
+{
+	struct bench_json j;
+
+	json_start(&j, b);
+	bench_json_num(&j, "tcp_mib_s", tcp, 1);
+	bench_json_num(&j, "put1_mib_s", p[0].mibs, 1);
+	bench_json_num(&j, "get1_mib_s", p[1].mibs, 1);
+	bench_json_num(&j, "put_mib_s", p[2].mibs, 1);
+	bench_json_num(&j, "get_mib_s", p[3].mibs, 1);
+	bench_json_num(&j, "put_ratio", p[2].mibs / tcp, 3);
+	bench_json_num(&j, "get_ratio", p[3].mibs / tcp, 3);
+	json_cpu(&j, "put", &p[2]);
+	json_cpu(&j, "get", &p[3]);
+	bench_json_print(&j);
 }
 
 static void print_put_only(const struct bench *b, const struct phase *p, gboolean json)
 {
-	if (json)
-		printf("{\"bench\":\"net\",\"size_mib\":%d,\"depth\":%d,\"shard_kib\":1024,"
-		       "\"put_mib_s\":%.1f,\"put_client_cpu_s_per_gib\":%.2f,\"put_node_cpu_s_per_gib\":%.2f}\n",
-		       b->size_mib, b->depth, p->mibs, p->client_cpu_per_gib, p->node_cpu_per_gib);
-	else
+	struct bench_json j;
+
+	if (!json) {
 		printf("put, %d in flight: %.1f MiB/s, client CPU %.2f s/GiB, node CPU %.2f s/GiB\n",
 		       b->depth, p->mibs, p->client_cpu_per_gib, p->node_cpu_per_gib);
+		return;
+	}
+	json_start(&j, b);
+	bench_json_num(&j, "put_mib_s", p->mibs, 1);
+	json_cpu(&j, "put", p);
+	bench_json_print(&j);
 }
 
 int cmd_bench_net(int argc, char **argv)
@@ -266,34 +298,32 @@ int cmd_bench_net(int argc, char **argv)
 		fprintf(stderr, "shardfs: --size must be at least 16, --depth 1..256\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	b.dir = g_dir_make_tmp("shardfs-bench-net-XXXXXX", NULL);
-	b.conf = g_build_filename(b.dir, "cluster.conf", NULL);
+	g_autofree char *dir = g_dir_make_tmp("shardfs-bench-net-XXXXXX", NULL);
+
+	local_cluster_init(&b.cl, self, dir, 1, LOCAL_PROC_TIED);
 	b.data = g_malloc(SHARD);
 	for (size_t i = 0; i < SHARD / 4; i++)
 		((uint32_t *)b.data)[i] = g_random_int();
-	rc = start_cluster(&b, self);
+	rc = dir ? start_cluster(&b) : -EIO;
 	for (int i = put_only ? 2 : 0; rc == 0 && i < (put_only ? 3 : 4); i++)
 		rc = run_phase(&b, i % 2 == 0, i < 2 ? 1 : b.depth, &p[i]);
 	double tcp = rc == 0 && !put_only ? tcp_mibs(&b) : 0;
 
 	if (rc == 0 && put_only)
 		print_put_only(&b, &p[2], json);
+	else if (rc == 0 && json)
+		print_json(&b, p, tcp);
 	else if (rc == 0)
-		print_results(&b, p, tcp, json);
+		print_table(&b, p, tcp);
 	else
 		fprintf(stderr, "shardfs: bench net failed: %s\n", net_strerror(rc));
 	net_pool_free(b.pool);
-	if (b.node > 0) {
-		kill(b.node, SIGTERM);
-		waitpid(b.node, NULL, 0);
-	}
+	local_cluster_stop(&b.cl);
+	local_cluster_fini(&b.cl);
 	net_tls_free(b.tls);
 	net_cluster_free(b.c);
-	char *rm[] = {"rm", "-rf", b.dir, NULL};
-
-	g_spawn_sync(NULL, rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
-	g_free(b.dir);
-	g_free(b.conf);
+	if (dir)
+		bench_remove_tree(dir);
 	g_free(b.data);
 	g_free(self);
 	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;

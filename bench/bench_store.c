@@ -15,8 +15,10 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench_cluster.h"
+#include "bench.h"
+#include "kit.h"
 #include "shardfs.h"
+#include "tools/local_cluster.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -74,11 +76,8 @@ static pid_t spawn_piped(const char *self, const char *conf, char **args, int *t
 static double reap(pid_t pid)
 {
 	struct rusage ru;
-	int status;
 
-	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
-	return ru.ru_maxrss / 1024.0;
+	return bench_reap(pid, &ru) ? -1 : ru.ru_maxrss / 1024.0;
 }
 
 static int put_object(struct bench *b, const char *conf, struct config *c)
@@ -142,20 +141,23 @@ static int get_object(struct bench *b, const char *conf, struct config *c)
 static int run_config(struct bench *b, struct config *c)
 {
 	g_autofree char *dir = g_dir_make_tmp("shardfs-bench-store-XXXXXX", NULL);
-	struct bench_cluster cl = {0};
-	int rc = dir ? bench_cluster_init(&cl, b->self, dir, c->nodes, c->k, c->m) : -1;
+	g_autofree char *ec = g_strdup_printf("%u+%u", c->k, c->m);
+	struct local_cluster cl;
+	int rc = dir ? 0 : -1;
 
+	local_cluster_init(&cl, b->self, dir ? dir : ".", c->nodes, LOCAL_PROC_TIED);
 	if (rc == 0)
-		rc = bench_cluster_start(&cl);
+		rc = local_cluster_create(&cl, ec);
+	if (rc == 0)
+		rc = local_cluster_start(&cl, 10);
 	if (rc == 0)
 		rc = put_object(b, cl.conf, c);
 	if (rc == 0)
 		rc = get_object(b, cl.conf, c);
-	bench_cluster_stop(&cl);
-	bench_cluster_fini(&cl);
-	char *rm[] = {"rm", "-rf", dir, NULL};
+	local_cluster_stop(&cl);
+	local_cluster_fini(&cl);
 	if (dir)
-		bench_run(rm, NULL);
+		bench_remove_tree(dir);
 	return rc;
 }
 
@@ -192,19 +194,46 @@ static double rss_bound(const struct config *c)
 
 static void print_json(const struct bench *b, const struct config *c, int n)
 {
-	printf("{\"bench\":\"store\",\"size_mib\":%d,\"net_put_mib_s\":%.1f,\"net_get_mib_s\":%.1f,"
-	       "\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,\"peak_rss_mib\":%.1f,\"configs\":[",
-	       b->size_mib, b->net_put, b->net_get, c[0].put_mibs, c[0].get_mibs,
-	       MAX(c[0].put_rss_mib, c[0].get_rss_mib));
-	for (int i = 0; i < n; i++)
-		printf("%s{\"nodes\":%u,\"ec\":\"%u+%u\",\"put_mib_s\":%.1f,\"get_mib_s\":%.1f,"
-		       "\"put_ratio\":%.3f,\"get_ratio\":%.3f,\"put_rss_mib\":%.1f,\"get_rss_mib\":%.1f,"
-		       "\"peak_rss_mib\":%.1f,\"rss_bound_mib\":%.0f}",
-		       i ? "," : "", c[i].nodes, c[i].k, c[i].m, c[i].put_mibs, c[i].get_mibs,
-		       put_ratio(b, &c[i]), c[i].get_mibs / b->net_get, c[i].put_rss_mib,
-		       c[i].get_rss_mib, MAX(c[i].put_rss_mib, c[i].get_rss_mib), rss_bound(&c[i]));
-	printf("]}\n");
+	struct bench_json j;
+
+	bench_json_init(&j, FALSE);
+	bench_json_str(&j, "bench", "store");
+	bench_json_int(&j, "size_mib", b->size_mib);
+	bench_json_num(&j, "net_put_mib_s", b->net_put, 1);
+	bench_json_num(&j, "net_get_mib_s", b->net_get, 1);
+	bench_json_num(&j, "put_mib_s", c[0].put_mibs, 1);
+	bench_json_num(&j, "get_mib_s", c[0].get_mibs, 1);
+	bench_json_num(&j, "peak_rss_mib", MAX(c[0].put_rss_mib, c[0].get_rss_mib), 1);
+	bench_json_array(&j, "configs");
+	for (int i = 0; i < n; i++) {
+		g_autofree char *ec = g_strdup_printf("%u+%u", c[i].k, c[i].m);
+
+		bench_json_object(&j, NULL);
+		bench_json_int(&j, "nodes", c[i].nodes);
+		bench_json_str(&j, "ec", ec);
+		bench_json_num(&j, "put_mib_s", c[i].put_mibs, 1);
+		bench_json_num(&j, "get_mib_s", c[i].get_mibs, 1);
+		bench_json_num(&j, "put_ratio", put_ratio(b, &c[i]), 3);
+		bench_json_num(&j, "get_ratio", c[i].get_mibs / b->net_get, 3);
+		bench_json_num(&j, "put_rss_mib", c[i].put_rss_mib, 1);
+		bench_json_num(&j, "get_rss_mib", c[i].get_rss_mib, 1);
+		bench_json_num(&j, "peak_rss_mib", MAX(c[i].put_rss_mib, c[i].get_rss_mib), 1);
+		bench_json_num(&j, "rss_bound_mib", rss_bound(&c[i]), 0);
+		bench_json_end(&j);
+	}
+	bench_json_print(&j);
 }
+
+static const struct bench_col table_cols[] = {
+	BENCH_COL("cluster", -14, 0),
+	BENCH_COL("put MiB/s", 9, 1),
+	BENCH_COL("get MiB/s", 9, 1),
+	BENCH_COL("put ratio", 10, 2),
+	BENCH_COL("get ratio", 10, 2),
+	BENCH_COL_UNIT("put RSS", 9, 0, "M"),
+	BENCH_COL_UNIT("get RSS", 9, 0, "M"),
+	BENCH_COL_UNIT("RSS bound", 9, 0, "M"),
+};
 
 static void print_table(const struct bench *b, const struct config *c, int n)
 {
@@ -212,15 +241,22 @@ static void print_table(const struct bench *b, const struct config *c, int n)
 	       b->size_mib);
 	printf("transport (bench net, one connection): put %.1f MiB/s, get %.1f MiB/s\n\n",
 	       b->net_put, b->net_get);
-	printf("%-14s %9s %9s %10s %10s %9s %9s %9s\n", "cluster", "put MiB/s", "get MiB/s",
-	       "put ratio", "get ratio", "put RSS", "get RSS", "RSS bound");
+	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
 	for (int i = 0; i < n; i++) {
+		struct bench_row row;
 		char name[32];
 
 		g_snprintf(name, sizeof(name), "%u nodes %u+%u", c[i].nodes, c[i].k, c[i].m);
-		printf("%-14s %9.1f %9.1f %10.2f %10.2f %8.0fM %8.0fM %8.0fM\n", name, c[i].put_mibs,
-		       c[i].get_mibs, put_ratio(b, &c[i]), c[i].get_mibs / b->net_get,
-		       c[i].put_rss_mib, c[i].get_rss_mib, rss_bound(&c[i]));
+		bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+		bench_row_text(&row, name);
+		bench_row_num(&row, c[i].put_mibs);
+		bench_row_num(&row, c[i].get_mibs);
+		bench_row_num(&row, put_ratio(b, &c[i]));
+		bench_row_num(&row, c[i].get_mibs / b->net_get);
+		bench_row_num(&row, c[i].put_rss_mib);
+		bench_row_num(&row, c[i].get_rss_mib);
+		bench_row_num(&row, rss_bound(&c[i]));
+		bench_row_end(&row);
 	}
 	printf("\nput ratio = put / (net put x k/(k+m)); get ratio = get / net get; goals 0.80 each\n"
 	       "RSS bound = 64 MiB + max_inflight x part size x (k+m)/k\n");

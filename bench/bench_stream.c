@@ -32,8 +32,10 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench_cluster.h"
+#include "bench.h"
+#include "kit.h"
 #include "shardfs.h"
+#include "tools/local_cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,14 +89,9 @@ struct bench {
 	const char *self;
 	char *root, *mnt[2];
 	pid_t mount[2];
-	struct bench_cluster cl;
+	struct local_cluster cl;
 	GArray *results; /* struct result */
 };
-
-static double now_s(void)
-{
-	return (double)g_get_monotonic_time() / 1e6;
-}
 
 static uint64_t mono_ns(void)
 {
@@ -138,7 +135,7 @@ static gpointer reader_main(gpointer arg)
 	}
 	if (n < 0)
 		r->err = errno;
-	r->eof_at = now_s();
+	r->eof_at = bench_now_s();
 	close(r->fd);
 	g_free(buf);
 	return NULL;
@@ -228,7 +225,7 @@ static struct reader *stream_readers(const struct bench *b, const char *name, un
 
 static bool wait_readers(const char *path, unsigned n)
 {
-	for (double deadline = now_s() + 10; now_s() < deadline; g_usleep(20000))
+	for (double deadline = bench_now_s() + 10; bench_now_s() < deadline; g_usleep(20000))
 		if (xattr_u64(path, "readers") == n)
 			return true;
 	fprintf(stderr, "shardfs: bench stream: the home node never saw %u readers\n", n);
@@ -240,15 +237,15 @@ static bool wait_readers(const char *path, unsigned n)
 static int64_t write_stream(int fd, size_t chunk, double secs, double mib_s)
 {
 	uint8_t *buf = g_malloc(chunk);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	uint64_t done = 0;
 
 	memset(buf, 0x5a, chunk);
-	while (now_s() - t0 < secs && done < MAX_BYTES) {
+	while (bench_now_s() - t0 < secs && done < MAX_BYTES) {
 		if (mib_s > 0) {
 			double due = t0 + (double)done / (mib_s * 1048576.0);
-			if (due > now_s())
-				g_usleep((gulong)((due - now_s()) * 1e6));
+			if (due > bench_now_s())
+				g_usleep((gulong)((due - bench_now_s()) * 1e6));
 		}
 		uint64_t stamp[2] = {STAMP_MAGIC, mono_ns()};
 		memcpy(buf, stamp, sizeof(stamp));
@@ -274,11 +271,11 @@ static int stream_run(struct bench *b, struct result *res, const char *name, boo
 			close(fd);
 		fd = -1;
 	}
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int64_t bytes = fd < 0 ? -1
 			       : write_stream(fd, paced ? STAMP_CHUNK : BIG_CHUNK,
 					      paced ? PACED_S : b->o->seconds, paced ? PACED_MIB_S : 0);
-	double wrote_s = now_s() - t0;
+	double wrote_s = bench_now_s() - t0;
 	if (fd >= 0)
 		close(fd); /* the end of the stream: readers get EOF */
 	uint64_t got = readers_join(rs, n, &last_eof, &res->errors);
@@ -293,8 +290,7 @@ static int stream_run(struct bench *b, struct result *res, const char *name, boo
 						    xattr_u64(rs[0].path, "dropped")) / 1048576.0;
 			uint64_t home = xattr_u64(wpath, "home");
 			if (home >= 1 && home <= NODES)
-				res->home_rss_mib =
-					bench_proc_status_kib(b->cl.pids[home - 1], "VmHWM:") / 1024.0;
+				res->home_rss_mib = bench_proc_peak_rss_mib(b->cl.pids[home - 1]);
 		}
 	}
 	readers_free(rs, n);
@@ -321,8 +317,8 @@ static double pipes_run(unsigned n, double secs)
 		wfd[i] = p[1];
 	}
 	readers_start(rs, n);
-	t0 = now_s();
-	while (now_s() - t0 < secs && done < MAX_BYTES) {
+	t0 = bench_now_s();
+	while (bench_now_s() - t0 < secs && done < MAX_BYTES) {
 		for (unsigned i = 0; i < n; i++)
 			bench_write_all(wfd[i], buf, BIG_CHUNK);
 		done += BIG_CHUNK;
@@ -342,55 +338,79 @@ static int setup(struct bench *b)
 {
 	g_autofree char *cdir = g_build_filename(b->root, "cluster", NULL);
 
-	if (bench_cluster_init(&b->cl, b->self, cdir, NODES, 2, 1) || bench_cluster_start(&b->cl))
+	local_cluster_init(&b->cl, b->self, cdir, NODES, LOCAL_PROC_TIED);
+	if (local_cluster_create(&b->cl, "2+1") || local_cluster_start(&b->cl, 10))
 		return -1;
 	for (int i = 0; i < 2; i++) {
 		b->mnt[i] = g_build_filename(b->root, i ? "mnt-b" : "mnt-a", NULL);
 		g_autofree char *log = g_strconcat(b->mnt[i], ".log", NULL);
 
 		g_mkdir_with_parents(b->mnt[i], 0755);
-		if ((b->mount[i] = bench_mount_start(b->self, b->cl.conf, b->mnt[i], "streams=s",
-						     log)) < 0)
+		if ((b->mount[i] = local_mount_start(&b->cl, b->mnt[i], "streams=s", log, 30)) < 0) {
+			fprintf(stderr, "shardfs: bench stream: no mount on %s (log: %s)\n", b->mnt[i],
+				log);
+			b->mount[i] = 0;
 			return -1;
+		}
 	}
 	return 0;
 }
 
 static void teardown(struct bench *b)
 {
-	char *rm[] = {"rm", "-rf", b->root, NULL};
 	bool mounted = false;
 
 	for (int i = 0; i < 2; i++) {
 		if (b->mount[i] > 0)
-			bench_mount_stop(b->mnt[i], b->mount[i]);
-		mounted |= b->mnt[i] && bench_mounted(b->mnt[i]);
+			local_mount_stop(b->mnt[i], b->mount[i]);
+		mounted |= b->mnt[i] && local_mount_is_mounted(b->mnt[i]);
 		g_free(b->mnt[i]);
 	}
-	bench_cluster_stop(&b->cl);
-	bench_cluster_fini(&b->cl);
+	local_cluster_stop(&b->cl);
+	local_cluster_fini(&b->cl);
 	if (b->o->keep)
 		fprintf(stderr, "shardfs: bench stream: kept %s\n", b->root);
 	else if (mounted)
 		fprintf(stderr, "shardfs: bench stream: a mount in %s remains; not removed\n", b->root);
 	else
-		bench_run(rm, NULL);
+		bench_remove_tree(b->root);
+}
+
+static const struct bench_col table_cols[] = {
+	BENCH_COL("readers", 7, 0),
+	BENCH_COL("written MiB/s", 13, 0),
+	BENCH_COL("delivered MiB/s", 15, 0),
+	BENCH_COL("pipes MiB/s", 11, 0),
+	BENCH_COL("ratio", 6, 2),
+	BENCH_COL("p50 ms", 10, 2),
+	BENCH_COL("p99 ms", 10, 2),
+	BENCH_COL("dropped MiB", 11, 1),
+	BENCH_COL("home RSS MiB", 13, 1),
+};
+
+static void print_row(const struct result *r)
+{
+	struct bench_row row;
+
+	bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+	bench_row_num(&row, r->readers);
+	bench_row_num(&row, r->written_mib_s);
+	bench_row_num(&row, r->delivered_mib_s);
+	bench_row_num(&row, r->pipes_mib_s);
+	bench_row_num(&row, r->pipes_mib_s > 0 ? r->delivered_mib_s / r->pipes_mib_s : 0);
+	bench_row_num(&row, r->p50_ms);
+	bench_row_num(&row, r->p99_ms);
+	bench_row_num(&row, r->dropped_mib);
+	bench_row_num(&row, r->home_rss_mib);
+	bench_row_end(&row);
 }
 
 static void print_table(const struct bench *b)
 {
 	printf("stream fan-out: 1 writer on mount A, readers on mounts A and B; 3 nodes 2+1\n");
-	printf("%7s %13s %15s %11s %6s %10s %10s %11s %13s\n", "readers", "written MiB/s",
-	       "delivered MiB/s", "pipes MiB/s", "ratio", "p50 ms", "p99 ms", "dropped MiB",
-	       "home RSS MiB");
-	for (guint i = 0; i < b->results->len; i++) {
-		const struct result *r = &g_array_index(b->results, struct result, i);
-
-		printf("%7u %13.0f %15.0f %11.0f %6.2f %10.2f %10.2f %11.1f %13.1f\n", r->readers,
-		       r->written_mib_s, r->delivered_mib_s, r->pipes_mib_s,
-		       r->pipes_mib_s > 0 ? r->delivered_mib_s / r->pipes_mib_s : 0, r->p50_ms,
-		       r->p99_ms, r->dropped_mib, r->home_rss_mib);
-	}
+	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
+	for (guint i = 0; i < b->results->len; i++)
+		print_row(&g_array_index(b->results, struct result, i));
 	printf("(latency: %u KiB chunks written at %d MiB/s for %d s; full speed: 1 MiB chunks)\n",
 	       STAMP_CHUNK >> 10, PACED_MIB_S, PACED_S);
 	for (guint i = 0; i < b->results->len; i++) {
@@ -408,23 +428,25 @@ static void print_table(const struct bench *b)
 
 static void print_json(const struct bench *b)
 {
-	GString *j = g_string_new("{\"runs\": [");
+	struct bench_json j;
 
+	bench_json_init(&j, TRUE);
+	bench_json_array(&j, "runs");
 	for (guint i = 0; i < b->results->len; i++) {
 		const struct result *r = &g_array_index(b->results, struct result, i);
 
-		g_string_append_printf(j,
-				       "%s{\"readers\": %u, \"written_mib_s\": %.1f, "
-				       "\"delivered_mib_s\": %.1f, \"pipes_mib_s\": %.1f, "
-				       "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"dropped_mib\": %.1f, "
-				       "\"home_rss_mib\": %.1f}",
-				       i ? ", " : "", r->readers, r->written_mib_s, r->delivered_mib_s,
-				       r->pipes_mib_s, r->p50_ms, r->p99_ms, r->dropped_mib,
-				       r->home_rss_mib);
+		bench_json_object(&j, NULL);
+		bench_json_int(&j, "readers", r->readers);
+		bench_json_num(&j, "written_mib_s", r->written_mib_s, 1);
+		bench_json_num(&j, "delivered_mib_s", r->delivered_mib_s, 1);
+		bench_json_num(&j, "pipes_mib_s", r->pipes_mib_s, 1);
+		bench_json_num(&j, "p50_ms", r->p50_ms, 3);
+		bench_json_num(&j, "p99_ms", r->p99_ms, 3);
+		bench_json_num(&j, "dropped_mib", r->dropped_mib, 1);
+		bench_json_num(&j, "home_rss_mib", r->home_rss_mib, 1);
+		bench_json_end(&j);
 	}
-	g_string_append(j, "]}\n");
-	fputs(j->str, stdout);
-	g_string_free(j, TRUE);
+	bench_json_print(&j);
 }
 
 static int run_all(struct bench *b, char **counts)

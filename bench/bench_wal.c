@@ -15,6 +15,8 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench.h"
+#include "kit.h"
 #include "shardfs.h"
 #include "wal/wal.h"
 
@@ -39,49 +41,8 @@ struct bench_opts {
 struct results {
 	double dd_write, dd_direct, append, read, dd_read, concurrent; /* MiB/s */
 	double append_per_sync, concurrent_per_sync;
-	long peak_rss_kib;
+	double peak_rss_mib;
 };
-
-static double now_s(void)
-{
-	return (double)g_get_monotonic_time() / 1e6;
-}
-
-static long peak_rss_kib(void)
-{
-	char *status = NULL;
-	long kib = -1;
-
-	if (g_file_get_contents("/proc/self/status", &status, NULL, NULL)) {
-		char *line = strstr(status, "VmHWM:");
-
-		if (line)
-			kib = strtol(line + 6, NULL, 10);
-	}
-	g_free(status);
-	return kib;
-}
-
-/* Drops the page cache of every file under dir, so reads hit the disk. */
-static void drop_cache(const char *dir)
-{
-	GDir *d = g_dir_open(dir, 0, NULL);
-	const char *name;
-
-	while (d && (name = g_dir_read_name(d))) {
-		char *path = g_build_filename(dir, name, NULL);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-		if (fd >= 0) {
-			fdatasync(fd);
-			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-			close(fd);
-		}
-		g_free(path);
-	}
-	if (d)
-		g_dir_close(d);
-}
 
 /* Runs dd with one extra operand (or none) and returns its MiB/s, or a
  * negative value. */
@@ -92,7 +53,7 @@ static double run_dd(const char *in, const char *out, int mib, const char *extra
 	char *argv[] = {"dd", ifarg, ofarg, "bs=1M", count, "status=none", (char *)extra, NULL};
 	GError *err = NULL;
 	gint status = 0;
-	double t0 = now_s(), rate = -1;
+	double t0 = bench_now_s(), rate = -1;
 
 	if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
 			  &err))
@@ -100,7 +61,7 @@ static double run_dd(const char *in, const char *out, int mib, const char *extra
 	else if (!g_spawn_check_wait_status(status, &err))
 		fprintf(stderr, "shardfs: dd failed: %s\n", err->message);
 	else
-		rate = mib / (now_s() - t0);
+		rate = mib / (bench_now_s() - t0);
 	g_clear_error(&err);
 	g_free(ifarg);
 	g_free(ofarg);
@@ -169,7 +130,7 @@ static int bench_append(struct wal *w, const uint8_t *data, int count, int windo
 			struct results *res)
 {
 	struct window win = {.in_flight = 0};
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int rc = 0;
 
 	g_mutex_init(&win.m);
@@ -187,7 +148,7 @@ static int bench_append(struct wal *w, const uint8_t *data, int count, int windo
 	}
 	window_wait_below(&win, 1);
 	rc = rc ? rc : win.error;
-	res->append = count / (now_s() - t0);
+	res->append = count / (bench_now_s() - t0);
 	res->append_per_sync = syncs_per_record(w);
 	g_mutex_clear(&win.m);
 	g_cond_clear(&win.c);
@@ -197,7 +158,7 @@ static int bench_append(struct wal *w, const uint8_t *data, int count, int windo
 static int bench_read(struct wal *w, const uint8_t *data, int count, struct results *res)
 {
 	uint8_t *buf = g_malloc(1u << 20);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int rc = 0;
 
 	for (int i = 0; i < count && rc == 0; i++) {
@@ -207,7 +168,7 @@ static int bench_read(struct wal *w, const uint8_t *data, int count, struct resu
 		if (n != 1 << 20 || memcmp(buf, data, 1u << 20) != 0)
 			rc = n < 0 ? (int)n : -EIO;
 	}
-	res->read = count / (now_s() - t0);
+	res->read = count / (bench_now_s() - t0);
 	g_free(buf);
 	return rc;
 }
@@ -240,7 +201,7 @@ static int bench_concurrent(struct wal *w, const uint8_t *data, const struct ben
 	int records = (int)(((uint64_t)o->size_mib << 20) / record / (uint64_t)o->writers);
 	struct writer_arg *args = g_new0(struct writer_arg, o->writers);
 	GThread **threads = g_new0(GThread *, o->writers);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int rc = 0;
 
 	for (int i = 0; i < o->writers; i++) {
@@ -252,46 +213,70 @@ static int bench_concurrent(struct wal *w, const uint8_t *data, const struct ben
 		rc = rc ? rc : args[i].rc;
 	}
 	res->concurrent = (double)records * (double)o->writers * (double)record / (1 << 20) /
-			  (now_s() - t0);
+			  (bench_now_s() - t0);
 	res->concurrent_per_sync = syncs_per_record(w);
 	g_free(threads);
 	g_free(args);
 	return rc;
 }
 
+static const struct bench_col table_cols[] = {
+	BENCH_COL("", -40, 0),
+	BENCH_COL("MiB/s", 10, 1),
+	BENCH_COL("vs dd", 8, 2),
+};
+
+static void table_row(const char *label, double mibs, double vs_dd)
+{
+	struct bench_row row;
+
+	bench_row_start(&row, table_cols, G_N_ELEMENTS(table_cols));
+	bench_row_text(&row, label);
+	bench_row_num(&row, mibs);
+	bench_row_num(&row, vs_dd);
+	bench_row_end(&row);
+}
+
 static void print_table(const struct bench_opts *o, const struct results *r)
 {
-	printf("shardfs bench wal: %d MiB in %s\n\n", o->size_mib, o->dir);
-	printf("%-40s %10s %8s\n", "", "MiB/s", "vs dd");
-	printf("%-40s %10.1f %8s\n", "dd bs=1M conv=fsync", r->dd_write, "1.00");
-	printf("%-40s %10.1f %8.2f\n", "dd bs=1M oflag=direct (reference)", r->dd_direct,
-	       r->dd_direct / r->dd_write);
-	printf("%-40s %10.1f %8.2f\n", "wal append 1 MiB, acked after fsync", r->append,
-	       r->append / r->dd_write);
-	printf("%-40s %10.1f %8s\n", "dd read bs=1M (cache dropped)", r->dd_read, "1.00");
-	printf("%-40s %10.1f %8.2f\n", "wal read 1 MiB (cache dropped)", r->read,
-	       r->read / r->dd_read);
 	char label[64];
 
+	printf("shardfs bench wal: %d MiB in %s\n\n", o->size_mib, o->dir);
+	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
+	table_row("dd bs=1M conv=fsync", r->dd_write, 1);
+	table_row("dd bs=1M oflag=direct (reference)", r->dd_direct, r->dd_direct / r->dd_write);
+	table_row("wal append 1 MiB, acked after fsync", r->append, r->append / r->dd_write);
+	table_row("dd read bs=1M (cache dropped)", r->dd_read, 1);
+	table_row("wal read 1 MiB (cache dropped)", r->read, r->read / r->dd_read);
 	g_snprintf(label, sizeof(label), "wal %d writers x %d KiB, each acked", o->writers,
 		   o->record_kib);
-	printf("%-40s %10.1f %8.2f\n", label, r->concurrent, r->concurrent / r->dd_write);
+	table_row(label, r->concurrent, r->concurrent / r->dd_write);
 	printf("\nrecords per fsync: %.1f (append), %.1f (concurrent); peak RSS %.1f MiB\n",
-	       r->append_per_sync, r->concurrent_per_sync, r->peak_rss_kib / 1024.0);
+	       r->append_per_sync, r->concurrent_per_sync, r->peak_rss_mib);
 }
 
 static void print_json(const struct bench_opts *o, const struct results *r)
 {
-	printf("{\"bench\":\"wal\",\"size_mib\":%d,\"dd_write_mibs\":%.1f,\"dd_direct_mibs\":%.1f,"
-	       "\"append_mibs\":%.1f,"
-	       "\"append_ratio\":%.3f,\"dd_read_mibs\":%.1f,\"read_mibs\":%.1f,\"read_ratio\":%.3f,"
-	       "\"concurrent_writers\":%d,\"concurrent_record_kib\":%d,\"concurrent_mibs\":%.1f,"
-	       "\"concurrent_ratio\":%.3f,\"append_records_per_sync\":%.2f,"
-	       "\"concurrent_records_per_sync\":%.2f,\"peak_rss_mib\":%.1f}\n",
-	       o->size_mib, r->dd_write, r->dd_direct, r->append, r->append / r->dd_write, r->dd_read, r->read,
-	       r->read / r->dd_read, o->writers, o->record_kib, r->concurrent,
-	       r->concurrent / r->dd_write, r->append_per_sync, r->concurrent_per_sync,
-	       r->peak_rss_kib / 1024.0);
+	struct bench_json j;
+
+	bench_json_init(&j, FALSE);
+	bench_json_str(&j, "bench", "wal");
+	bench_json_int(&j, "size_mib", o->size_mib);
+	bench_json_num(&j, "dd_write_mibs", r->dd_write, 1);
+	bench_json_num(&j, "dd_direct_mibs", r->dd_direct, 1);
+	bench_json_num(&j, "append_mibs", r->append, 1);
+	bench_json_num(&j, "append_ratio", r->append / r->dd_write, 3);
+	bench_json_num(&j, "dd_read_mibs", r->dd_read, 1);
+	bench_json_num(&j, "read_mibs", r->read, 1);
+	bench_json_num(&j, "read_ratio", r->read / r->dd_read, 3);
+	bench_json_int(&j, "concurrent_writers", o->writers);
+	bench_json_int(&j, "concurrent_record_kib", o->record_kib);
+	bench_json_num(&j, "concurrent_mibs", r->concurrent, 1);
+	bench_json_num(&j, "concurrent_ratio", r->concurrent / r->dd_write, 3);
+	bench_json_num(&j, "append_records_per_sync", r->append_per_sync, 2);
+	bench_json_num(&j, "concurrent_records_per_sync", r->concurrent_per_sync, 2);
+	bench_json_num(&j, "peak_rss_mib", r->peak_rss_mib, 1);
+	bench_json_print(&j);
 }
 
 static gboolean enough_space(const struct bench_opts *o)
@@ -320,7 +305,7 @@ static int run(struct bench_opts *o)
 	for (size_t i = 0; i < (1u << 20) / 4; i++)
 		((uint32_t *)data)[i] = g_random_int();
 	res.dd_write = run_dd("/dev/zero", dd_file, o->size_mib, "conv=fsync");
-	drop_cache(o->dir);
+	bench_drop_dir_cache(o->dir);
 	res.dd_read = run_dd(dd_file, "/dev/null", o->size_mib, NULL);
 	unlink(dd_file);
 	res.dd_direct = run_dd("/dev/zero", dd_file, o->size_mib, "oflag=direct");
@@ -331,7 +316,7 @@ static int run(struct bench_opts *o)
 	if (rc == 0)
 		rc = bench_append(w, data, o->size_mib, o->window, &res);
 	if (rc == 0) {
-		drop_cache(seq_dir);
+		bench_drop_dir_cache(seq_dir);
 		rc = bench_read(w, data, o->size_mib, &res);
 	}
 	wal_close(w);
@@ -341,7 +326,7 @@ static int run(struct bench_opts *o)
 	if (rc == 0)
 		rc = bench_concurrent(w, data, o, &res);
 	wal_close(w);
-	res.peak_rss_kib = peak_rss_kib();
+	res.peak_rss_mib = bench_proc_peak_rss_mib(getpid());
 	if (rc < 0)
 		fprintf(stderr, "shardfs: bench wal failed: %s\n", wal_strerror(rc));
 	else if (o->json)
@@ -391,14 +376,12 @@ int cmd_bench_wal(int argc, char **argv)
 	}
 	rc = enough_space(&o) ? run(&o) : -ENOSPC;
 	if (!o.keep) {
-		char *argv_rm[] = {"rm", "-rf", NULL, NULL};
 		char *sub[] = {"append", "concurrent", NULL};
 
 		for (int i = 0; sub[i]; i++) {
-			argv_rm[2] = g_build_filename(o.dir, sub[i], NULL);
-			g_spawn_sync(NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-				     NULL, NULL);
-			g_free(argv_rm[2]);
+			g_autofree char *path = g_build_filename(o.dir, sub[i], NULL);
+
+			bench_remove_tree(path);
 		}
 		if (made_dir)
 			rmdir(o.dir);

@@ -3,6 +3,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "bench/bench.h"
 #include "shardfs.h"
 
 #include <stdio.h>

@@ -13,13 +13,6 @@
 #include <glib.h>
 #include <stdint.h>
 
-int cmd_bench(int argc, char **argv);
-int cmd_bench_wal(int argc, char **argv);
-int cmd_bench_net(int argc, char **argv);
-int cmd_bench_store(int argc, char **argv);
-int cmd_bench_meta(int argc, char **argv);
-int cmd_bench_fs(int argc, char **argv);
-int cmd_bench_stream(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -16,7 +16,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
-#include "bench/bench_cluster.h"
+#include "local_cluster.h"
 #include "net/net.h"
 #include "store/meta/meta.h"
 #include "shardfs.h"
@@ -32,16 +32,14 @@
 
 #define DEFAULT_DIR "shardfs-local"
 #define LOCAL_NODES 3
-#define LOCAL_K 2
-#define LOCAL_M 1
 #define LOCAL_EC "2+1"
 #define START_TIMEOUT_S 20
 #define STOP_TIMEOUT_S 60
 
+/* The processes outlive up: not tied to it, known by their pid files. */
 struct local {
-	char *self;  /* this binary */
-	char *dir;   /* absolute */
-	char *conf;  /* DIR/cluster.conf */
+	struct local_cluster lc; /* self, dir (absolute), conf */
+	char *self, *dir, *conf; /* borrowed from lc */
 	char *mnt;   /* DIR/mnt */
 	struct net_cluster *cluster; /* DIR/cluster.conf, once loaded */
 };
@@ -50,9 +48,7 @@ static void local_clear(struct local *l)
 {
 	if (l->cluster)
 		net_cluster_free(l->cluster);
-	g_free(l->self);
-	g_free(l->dir);
-	g_free(l->conf);
+	local_cluster_fini(&l->lc);
 	g_free(l->mnt);
 }
 
@@ -61,93 +57,12 @@ static char *in_dir(const struct local *l, const char *name)
 	return g_build_filename(l->dir, name, NULL);
 }
 
-/* ---- processes recorded in DIR/NAME.pid ---- */
-
-/* Gone, or a zombie: an orphan is reaped by whatever init runs, which may
- * take its time. */
-static gboolean process_gone(pid_t pid)
-{
-	g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
-	g_autofree char *stat = NULL;
-
-	if (waitpid(pid, NULL, WNOHANG) == pid || kill(pid, 0) < 0 ||
-	    !g_file_get_contents(path, &stat, NULL, NULL))
-		return TRUE;
-	const char *paren = strrchr(stat, ')'); /* pid (comm) STATE ... */
-	return paren && paren[1] == ' ' && paren[2] == 'Z';
-}
-
-/* The pid in DIR/NAME.pid if that process is still this cluster's `shardfs
- * ROLE` (a pid may have been reused since), else 0. */
+/* The pid in DIR/NAME.pid if it is still this cluster's `shardfs ROLE`. */
 static pid_t recorded_pid(const struct local *l, const char *name, const char *role)
 {
 	g_autofree char *path = g_strconcat(l->dir, "/", name, ".pid", NULL);
-	g_autofree char *text = NULL, *cmdline_path = NULL, *cmdline = NULL;
-	gsize len = 0;
 
-	if (!g_file_get_contents(path, &text, NULL, NULL))
-		return 0;
-	pid_t pid = (pid_t)g_ascii_strtoll(text, NULL, 10);
-	if (pid <= 0 || process_gone(pid))
-		return 0;
-	cmdline_path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
-	if (!g_file_get_contents(cmdline_path, &cmdline, &len, NULL))
-		return 0;
-	/* NUL-separated: shardfs ROLE ... CONF ... */
-	gboolean has_role = FALSE, has_conf = FALSE;
-	for (const char *a = cmdline; a < cmdline + len; a += strlen(a) + 1) {
-		has_role |= !strcmp(a, role);
-		has_conf |= !strcmp(a, l->conf);
-	}
-	return has_role && has_conf ? pid : 0;
-}
-
-static void child_own_session(gpointer unused)
-{
-	(void)unused;
-	setsid();
-}
-
-/* Starts `shardfs ARGV...` in its own session, output appended to
- * DIR/NAME.log, pid written to DIR/NAME.pid. */
-static pid_t start_process(const struct local *l, const char *name, char **args)
-{
-	g_autofree char *log = g_strconcat(l->dir, "/", name, ".log", NULL);
-	g_autofree char *pidfile = g_strconcat(l->dir, "/", name, ".pid", NULL);
-	g_autofree char *pidtext = NULL;
-	GError *err = NULL;
-	GPid pid = 0;
-	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-	if (fd < 0) {
-		fprintf(stderr, "shardfs up: %s: %s\n", log, g_strerror(errno));
-		return -1;
-	}
-	gboolean ok = g_spawn_async_with_fds(NULL, args, NULL,
-					     G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDIN_FROM_DEV_NULL,
-					     child_own_session, NULL, &pid, -1, fd, fd, &err);
-	close(fd);
-	if (!ok) {
-		fprintf(stderr, "shardfs up: cannot start %s: %s\n", name, err->message);
-		g_error_free(err);
-		return -1;
-	}
-	pidtext = g_strdup_printf("%d\n", (int)pid);
-	if (!g_file_set_contents(pidfile, pidtext, -1, &err)) {
-		fprintf(stderr, "shardfs up: %s\n", err->message);
-		g_error_free(err);
-	}
-	return pid;
-}
-
-static gboolean wait_exit(pid_t pid, int seconds)
-{
-	for (int i = 0; i < seconds * 10; i++) {
-		if (process_gone(pid))
-			return TRUE;
-		g_usleep(100000);
-	}
-	return FALSE;
+	return local_proc_recorded(path, role, l->conf);
 }
 
 static void print_log_tail(const struct local *l, const char *name)
@@ -164,22 +79,10 @@ static void print_log_tail(const struct local *l, const char *name)
 
 /* ---- the cluster ---- */
 
-static int quiet_run(char **argv)
-{
-	gint status = 1;
-
-	if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-			  NULL, NULL, NULL, NULL, &status, NULL))
-		return -1;
-	return g_spawn_check_wait_status(status, NULL) ? 0 : -1;
-}
-
 static int create_cluster(const struct local *l)
 {
-	struct bench_cluster c;
-	int rc = bench_cluster_init(&c, l->self, l->dir, LOCAL_NODES, LOCAL_K, LOCAL_M);
+	int rc = local_cluster_create(&l->lc, LOCAL_EC);
 
-	bench_cluster_fini(&c);
 	if (rc == 0)
 		printf("created a %u-node cluster (erasure code %s) in %s\n", LOCAL_NODES, LOCAL_EC,
 		       l->dir);
@@ -187,28 +90,22 @@ static int create_cluster(const struct local *l)
 }
 
 /* Starts every node of the cluster file not running already. */
-static int start_nodes(const struct local *l, const struct net_cluster *c)
+static int start_nodes(struct local *l, const struct net_cluster *c)
 {
 	for (guint i = 0; i < c->nodes->len; i++) {
 		const struct net_node_conf *n = &g_array_index(c->nodes, struct net_node_conf, i);
 		g_autofree char *name = g_strdup_printf("node-%u", n->id);
-		g_autofree char *id = g_strdup_printf("%u", n->id);
-		char *args[] = {l->self, "node", "--config", l->conf, "--id", id, NULL};
 
 		if (recorded_pid(l, name, "node")) {
 			printf("node %u is running (%s:%u)\n", n->id, n->host, n->port);
 			continue;
 		}
-		if (start_process(l, name, args) < 0)
+		if (local_cluster_node_start(&l->lc, n->id) < 0)
 			return -1;
 		printf("node %u started on %s:%u, log %s/%s.log\n", n->id, n->host, n->port, l->dir, name);
 	}
-	char *status[] = {l->self, "status", l->conf, NULL};
-	for (int t = 0; t < START_TIMEOUT_S * 5; t++) {
-		if (quiet_run(status) == 0)
-			return 0;
-		g_usleep(200000);
-	}
+	if (local_cluster_wait_up(&l->lc, START_TIMEOUT_S) == 0)
+		return 0;
 	fprintf(stderr, "shardfs up: the nodes did not all answer within %d s\n", START_TIMEOUT_S);
 	for (guint i = 0; i < c->nodes->len; i++) {
 		g_autofree char *name =
@@ -237,44 +134,14 @@ static int ensure_meta_db(const struct net_cluster *c)
 
 /* ---- the mount ---- */
 
-static gboolean is_mounted(const char *path)
-{
-	g_autofree char *text = NULL;
-	gboolean found = FALSE;
-
-	if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
-		return FALSE;
-	char **lines = g_strsplit(text, "\n", -1);
-	for (char **line = lines; *line && !found; line++) {
-		char **f = g_strsplit(*line, " ", 6);
-
-		if (g_strv_length(f) >= 5) {
-			/* mountinfo escapes blanks and backslashes in octal */
-			g_autofree char *mp = g_strcompress(f[4]);
-			found = !strcmp(mp, path);
-		}
-		g_strfreev(f);
-	}
-	g_strfreev(lines);
-	return found;
-}
-
 static int unmount(const struct local *l)
 {
-	char *fusermount[] = {"fusermount3", "-u", l->mnt, NULL};
-	gchar *errout = NULL;
-	gint status = 1;
+	g_autofree char *why = NULL;
 
-	if (!g_spawn_sync(NULL, fusermount, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-			  NULL, NULL, NULL, &errout, &status, NULL) ||
-	    !g_spawn_check_wait_status(status, NULL)) {
-		fprintf(stderr, "shardfs: cannot unmount %s%s%s", l->mnt, errout ? ": " : "\n",
-			errout ? errout : "");
-		g_free(errout);
-		return -1;
-	}
-	g_free(errout);
-	return 0;
+	if (local_mount_unmount(l->mnt, &why) == 0)
+		return 0;
+	fprintf(stderr, "shardfs: cannot unmount %s%s%s", l->mnt, why ? ": " : "\n", why ? why : "");
+	return -1;
 }
 
 /* A mount whose process is gone (the kernel answers ENOTCONN) is
@@ -283,7 +150,7 @@ static int clear_dead_mount(const struct local *l)
 {
 	struct stat st;
 
-	if (!is_mounted(l->mnt) || stat(l->mnt, &st) == 0 || errno != ENOTCONN)
+	if (!local_mount_is_mounted(l->mnt) || stat(l->mnt, &st) == 0 || errno != ENOTCONN)
 		return 0;
 	printf("the mount on %s had lost its process; unmounting it\n", l->mnt);
 	return unmount(l);
@@ -291,11 +158,11 @@ static int clear_dead_mount(const struct local *l)
 
 static int start_mount(const struct local *l)
 {
-	char *args[] = {l->self, "mount", "-f", l->conf, l->mnt, NULL};
+	g_autofree char *log = g_build_filename(l->dir, "mount.log", NULL);
 
 	if (clear_dead_mount(l) < 0)
 		return -1;
-	if (is_mounted(l->mnt)) {
+	if (local_mount_is_mounted(l->mnt)) {
 		printf("%s is mounted already\n", l->mnt);
 		return 0;
 	}
@@ -303,20 +170,11 @@ static int start_mount(const struct local *l)
 		fprintf(stderr, "shardfs up: cannot create %s: %s\n", l->mnt, g_strerror(errno));
 		return -1;
 	}
-	pid_t pid = start_process(l, "mount", args);
-	if (pid < 0)
-		return -1;
-	for (int t = 0; t < START_TIMEOUT_S * 10; t++) {
-		if (is_mounted(l->mnt)) {
-			printf("mounted on %s, log %s/mount.log\n", l->mnt, l->dir);
-			return 0;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		g_usleep(100000);
+	if (local_mount_start(&l->lc, l->mnt, NULL, log, START_TIMEOUT_S) > 0) {
+		printf("mounted on %s, log %s\n", l->mnt, log);
+		return 0;
 	}
 	fprintf(stderr, "shardfs up: the mount on %s did not come up\n", l->mnt);
-	kill(pid, SIGTERM);
 	print_log_tail(l, "mount");
 	return -1;
 }
@@ -342,11 +200,16 @@ static gboolean local_init(struct local *l, int argc, char **argv, const char *w
 		fprintf(stderr, "usage: shardfs %s [DIR]\n", what);
 		return FALSE;
 	}
-	l->self = g_file_read_link("/proc/self/exe", NULL);
-	l->dir = g_canonicalize_filename(argc == 2 ? argv[1] : DEFAULT_DIR, NULL);
-	l->conf = in_dir(l, "cluster.conf");
+	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+	g_autofree char *dir = g_canonicalize_filename(argc == 2 ? argv[1] : DEFAULT_DIR, NULL);
+
+	local_cluster_init(&l->lc, self, dir, LOCAL_NODES, 0);
+	l->lc.pidfiles = TRUE;
+	l->self = l->lc.self;
+	l->dir = l->lc.dir;
+	l->conf = l->lc.conf;
 	l->mnt = in_dir(l, "mnt");
-	return l->self != NULL;
+	return self != NULL;
 }
 
 static int local_load(struct local *l, const char *what)
@@ -396,7 +259,7 @@ static int stop_mount(const struct local *l)
 {
 	pid_t pid = recorded_pid(l, "mount", "mount");
 
-	if (is_mounted(l->mnt)) {
+	if (local_mount_is_mounted(l->mnt)) {
 		if (unmount(l) < 0) {
 			fprintf(stderr, "shardfs down: close the files open in %s and run it again; "
 					"nothing was stopped\n", l->mnt);
@@ -404,7 +267,7 @@ static int stop_mount(const struct local *l)
 		}
 		printf("unmounted %s\n", l->mnt);
 	}
-	if (pid && !wait_exit(pid, STOP_TIMEOUT_S)) {
+	if (pid && !local_proc_wait_gone(pid, STOP_TIMEOUT_S, NULL)) {
 		fprintf(stderr, "shardfs down: the mount process %d has not finished flushing after "
 				"%d s; the nodes stay up\n", (int)pid, STOP_TIMEOUT_S);
 		return -1;
@@ -430,7 +293,7 @@ static void stop_nodes(const struct local *l, const struct net_cluster *c)
 
 		if (!pids[i])
 			continue;
-		if (!wait_exit(pids[i], STOP_TIMEOUT_S)) {
+		if (!local_proc_wait_gone(pids[i], STOP_TIMEOUT_S, NULL)) {
 			fprintf(stderr, "shardfs down: node %u did not stop; killing it\n", id);
 			kill(pids[i], SIGKILL);
 		}

@@ -3,6 +3,7 @@
 `shardfs mount -f` processes on them, unmounted by fusermount3."""
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -89,12 +90,24 @@ class Cluster:
                 p.wait()
 
 
+MOUNT_TYPE = "fuse.shardfs"
+
+
 def is_mounted(path):
-    """Whether path is a mount point, also when its FUSE process is dead
+    """Whether a shardfs mount is on path, by the rule the C side uses
+    (tools/local_cluster.c): /proc/self/mountinfo lists a fuse.shardfs file
+    system at that mount point. True also when its FUSE process is dead
     (os.path.ismount says False then: stat fails with ENOTCONN)."""
     path = os.path.realpath(path)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == path for line in f)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            # blanks and backslashes come escaped in octal
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                           fields.split(" ")[4])
+            if point == path and rest.split(" ")[0] == MOUNT_TYPE:
+                return True
+    return False
 
 
 class Mount:

@@ -1,24 +1,25 @@
 /*
  * node_procs.h - real `shardfs node` processes for C integration tests:
- * `shardfs init` on free loopback ports, start and stop by pid.
+ * a cluster in a temporary directory on free loopback ports, nodes started
+ * and stopped by pid, through the local cluster manager
+ * (tools/local_cluster.h) that `shardfs up` and the benches use too.
  */
 #ifndef SHARDFS_TESTS_NODE_PROCS_H
 #define SHARDFS_TESTS_NODE_PROCS_H
+
+#include "tools/local_cluster.h"
 
 #include <glib.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define NODE_PROCS_MAX 8
+#define NODE_PROCS_MAX LOCAL_CLUSTER_MAX_NODES
 
 struct node_procs {
-	const char *bin; /* the shardfs binary */
-	char *dir, *conf;
-	unsigned n;
-	pid_t pids[NODE_PROCS_MAX + 1]; /* by node id, 0 when stopped */
+	struct local_cluster lc; /* nodes with --drain-seconds 5, tied to the test */
+	char *dir, *conf;	 /* borrowed from lc */
 };
 
-uint16_t node_procs_free_udp_port(void);
 /* Runs `shardfs ARGS...` (NULL-terminated); its exit status, stdout in *out. */
 int node_procs_run(const char *bin, char **args, char **out);
 /* A new cluster of n nodes in a temporary directory (not started). */
