@@ -2,7 +2,7 @@
  * node_procs.c - see node_procs.h. Failures abort the test (cmocka).
  */
 #include "node_procs.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <setjmp.h>
 #include <signal.h>

@@ -24,7 +24,7 @@
  * children's choices (not the interleaving of the two processes).
  */
 #include "store/meta/meta.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -10,7 +10,7 @@
 #include "net/net.h"
 #include "net/quic.h"
 #include "node_procs.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -9,7 +9,7 @@
  */
 #include "node_procs.h"
 #include "store/stream.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

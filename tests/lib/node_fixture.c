@@ -8,7 +8,7 @@
  */
 #include "node_fixture.h"
 #include "store/node/node.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -25,7 +25,7 @@
  * SHARDFS_MODEL_TRACE=1 prints every operation.
  */
 #include "store/meta/meta.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <inttypes.h>

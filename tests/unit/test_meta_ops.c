@@ -3,7 +3,7 @@
  * promises, on a real SQLite database in a scratch directory.
  */
 #include "store/meta/meta.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -7,7 +7,7 @@
  * writers that never pause.
  */
 #include "store/meta/meta.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

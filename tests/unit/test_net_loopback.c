@@ -5,7 +5,7 @@
  * same code `shardfs init` uses.
  */
 #include "net/net.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

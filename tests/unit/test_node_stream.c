@@ -7,7 +7,7 @@
  */
 #include "node_fixture.h"
 #include "store/node/stream_home.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -5,7 +5,7 @@
  */
 #include "node_fixture.h"
 #include "store/store.h"
-#include "wal_test.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -10,7 +10,7 @@
  * byte. The same store goes through every round.
  */
 #include "wal/wal.h"
-#include "wal_test.h"
+#include "crash_model.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -10,7 +10,8 @@
  * goes through every round, so recovery also recovers its own repairs.
  */
 #include "wal/wal.h"
-#include "wal_test.h"
+#include "crash_model.h"
+#include "faultio.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -2,7 +2,7 @@
  * test_wal_record.c - record and segment header codecs, and the scanner.
  */
 #include "wal/wal_record.h"
-#include "wal_test.h"
+#include "wal_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -5,7 +5,8 @@
  * at every point), scrub, full disks and failing fsyncs.
  */
 #include "wal/wal.h"
-#include "wal_test.h"
+#include "faultio.h"
+#include "wal_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
