@@ -412,11 +412,6 @@ void quic_stream_set_user(struct quic_stream *s, void *user)
 	s->user = user;
 }
 
-int64_t quic_stream_id(const struct quic_stream *s)
-{
-	return s->id;
-}
-
 void quic_stream_send(struct quic_stream *s, const void *data, size_t len,
 		      void (*free_fn)(void *), void *free_arg, bool fin)
 {
@@ -834,11 +829,6 @@ void *quic_conn_user(const struct quic_conn *c)
 	return c->user;
 }
 
-void quic_conn_set_user(struct quic_conn *c, void *user)
-{
-	c->user = user;
-}
-
 bool quic_conn_is_ready(const struct quic_conn *c)
 {
 	return c->ready && !c->closing;
@@ -1199,11 +1189,6 @@ uint16_t quic_listener_port(const struct quic_listener *ls)
 
 	return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
 					      : ((const struct sockaddr_in *)a)->sin_port);
-}
-
-void *quic_listener_user(const struct quic_listener *ls)
-{
-	return ls->user;
 }
 
 void quic_listener_close(struct quic_listener *ls)

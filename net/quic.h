@@ -82,7 +82,6 @@ int quic_listen(struct quic_loop *l, const char *host, uint16_t port, struct net
 		const struct quic_settings *set, const struct quic_conn_ops *ops, void *user,
 		struct quic_listener **out);
 uint16_t quic_listener_port(const struct quic_listener *ls);
-void *quic_listener_user(const struct quic_listener *ls);
 /* Closes every connection of the listener and its socket. */
 void quic_listener_close(struct quic_listener *ls);
 
@@ -91,7 +90,6 @@ int quic_connect(struct quic_loop *l, const char *host, uint16_t port, struct ne
 		 const struct quic_settings *set, const struct quic_conn_ops *ops, void *user,
 		 struct quic_conn **out);
 void *quic_conn_user(const struct quic_conn *c);
-void quic_conn_set_user(struct quic_conn *c, void *user);
 bool quic_conn_is_ready(const struct quic_conn *c);
 /* Closes gracefully (CONNECTION_CLOSE with app_error); on_conn_close follows. */
 void quic_conn_close(struct quic_conn *c, uint64_t app_error);
@@ -102,7 +100,6 @@ uint64_t quic_conn_rtt_us(const struct quic_conn *c);
 int quic_stream_open(struct quic_conn *c, struct quic_stream **out);
 void *quic_stream_user(const struct quic_stream *s);
 void quic_stream_set_user(struct quic_stream *s, void *user);
-int64_t quic_stream_id(const struct quic_stream *s);
 /* Queues len bytes (borrowed until free_fn(free_arg), which may be NULL);
  * fin ends the stream's sending side. */
 void quic_stream_send(struct quic_stream *s, const void *data, size_t len,

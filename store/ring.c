@@ -28,7 +28,6 @@ struct ring {
 	size_t nmembers;
 	uint32_t *ids;	 /* member index -> node id */
 	uint32_t *zones; /* member index -> zone number */
-	size_t nactive;	 /* members with points */
 };
 
 static int point_cmp(const void *a, const void *b)
@@ -104,7 +103,6 @@ int ring_new(const struct ring_member *members, size_t n, struct ring **out)
 	number_zones(r, members);
 	for (size_t i = 0; i < n; i++) {
 		r->ids[i] = members[i].id;
-		r->nactive += members[i].weight > 0;
 		for (uint32_t v = 0; v < members[i].weight * RING_VNODES_PER_WEIGHT; v++)
 			r->points[p++] = (struct ring_point){point_hash(members[i].id, v), (uint32_t)i};
 	}
@@ -121,11 +119,6 @@ void ring_free(struct ring *r)
 	g_free(r->ids);
 	g_free(r->zones);
 	g_free(r);
-}
-
-size_t ring_size(const struct ring *r)
-{
-	return r->nactive;
 }
 
 static size_t first_point_at(const struct ring *r, uint64_t key)

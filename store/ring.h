@@ -35,8 +35,6 @@ struct ring;
  * 0, -ENOMEM. */
 int ring_new(const struct ring_member *members, size_t n, struct ring **out);
 void ring_free(struct ring *r);
-/* Members with a weight above 0. */
-size_t ring_size(const struct ring *r);
 
 /* The placement hash of shard set (object id, part number). */
 uint64_t ring_key_hash(const uint8_t object_id[16], uint32_t part);
