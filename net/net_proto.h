@@ -170,6 +170,15 @@ void net_key_unpack(const uint8_t in[NET_KEY_PACKED_SIZE], struct net_key *k);
 /* Total order of packed keys (memcmp of the packed form). */
 int net_key_cmp(const struct net_key *a, const struct net_key *b);
 
+/*
+ * The number after "key=" in a STATUS or STREAM_STAT body (text, NUL-
+ * terminated by the caller, "key=value\n" lines; the last line may lack
+ * its newline). Only a whole key at the start of a line matches, so
+ * "free" never reads "free_bytes". false if the key is missing or its
+ * value is not a decimal number that fits in 64 bits (*out untouched).
+ */
+bool net_kv_u64(const char *text, const char *key, uint64_t *out);
+
 /* common_strerror under the name older callers use. */
 const char *net_strerror(int err);
 

@@ -1,5 +1,6 @@
 /*
- * proto.c - request and response header codecs (formats in net_proto.h).
+ * proto.c - request and response header codecs, and the reader of
+ * key=value bodies (formats in net_proto.h).
  *
  * These decoders read bytes from the network: they check every field
  * before any of it is used, and the limits before the caller allocates.
@@ -161,6 +162,30 @@ int net_resp_decode(const uint8_t in[NET_RESP_HEADER_SIZE], uint64_t max_body,
 
 /* A node sends its store's code as is: the two must never drift apart. */
 G_STATIC_ASSERT(NET_ECORRUPT == WAL_ECORRUPT);
+
+bool net_kv_u64(const char *text, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key);
+
+	for (const char *line = text; *line; line = strchrnul(line, '\n')) {
+		if (*line == '\n')
+			line++;
+		if (strncmp(line, key, klen) || line[klen] != '=')
+			continue;
+		const char *v = line + klen + 1;
+		char *end;
+
+		if (!g_ascii_isdigit(*v))
+			return false;
+		errno = 0;
+		guint64 n = g_ascii_strtoull(v, &end, 10);
+		if (errno || (*end && *end != '\n'))
+			return false;
+		*out = n;
+		return true;
+	}
+	return false;
+}
 
 const char *net_strerror(int err)
 {

@@ -306,13 +306,13 @@ static void batch_done(void *arg, struct net_call *call)
 #define CAPACITY_TTL_US (5 * G_USEC_PER_SEC)
 #define STATUS_TEXT_MAX 4096
 
+/* A node that leaves a field out counts it as 0. */
 static uint64_t status_value(const char *text, const char *key)
 {
-	g_autofree char *pat = g_strconcat("\n", key, "=", NULL);
-	g_autofree char *padded = g_strconcat("\n", text, NULL);
-	const char *at = strstr(padded, pat);
+	uint64_t v = 0;
 
-	return at ? g_ascii_strtoull(at + strlen(pat), NULL, 10) : 0;
+	net_kv_u64(text, key, &v);
+	return v;
 }
 
 static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)

@@ -207,13 +207,13 @@ int store_stream_keep(struct store_stream *h)
 	return call(h->s, h->node, &c);
 }
 
+/* A node that leaves a field out counts it as 0. */
 static uint64_t stat_field(const char *text, const char *key)
 {
-	g_autofree char *pat = g_strconcat("\n", key, "=", NULL);
-	g_autofree char *with_nl = g_strconcat("\n", text, NULL);
-	const char *p = strstr(with_nl, pat);
+	uint64_t v = 0;
 
-	return p ? g_ascii_strtoull(p + strlen(pat), NULL, 10) : 0;
+	net_kv_u64(text, key, &v);
+	return v;
 }
 
 int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream_stat *st)

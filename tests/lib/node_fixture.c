@@ -237,14 +237,9 @@ void node_fixture_stream_read_call(struct net_call *c, const uint8_t sid[16], ui
 
 uint64_t node_fixture_kv(const char *body, const char *name)
 {
-	char *key = g_strdup_printf("\n%s=", name), *text = g_strconcat("\n", body, NULL);
-	const char *at = strstr(text, key);
-	uint64_t v;
+	uint64_t v = 0;
 
-	assert_non_null(at);
-	v = g_ascii_strtoull(at + strlen(key), NULL, 10);
-	g_free(key);
-	g_free(text);
+	assert_true(net_kv_u64(body, name, &v));
 	return v;
 }
 
