@@ -10,6 +10,7 @@
 #include "net/net.h"
 #include "net/quic.h"
 #include "node_procs.h"
+#include "call_waiter.h"
 #include "fixture.h"
 
 #include <errno.h>
@@ -191,47 +192,28 @@ static void test_round_trips(void **state)
 	g_free(back);
 }
 
-struct batch {
-	GMutex m;
-	GCond c;
-	int left, failed;
-};
-
-static void batch_done(void *arg, struct net_call *call)
-{
-	struct batch *b = arg;
-
-	g_mutex_lock(&b->m);
-	b->failed += call->status != 0;
-	if (--b->left == 0)
-		g_cond_signal(&b->c);
-	g_mutex_unlock(&b->m);
-}
-
 /* 10,000 requests on one pooled connection, then 256 at once. */
 static void test_many_and_concurrent(void **state)
 {
 	struct cluster *cl = *state;
 	struct net_call *calls = g_new0(struct net_call, 256);
 	uint8_t *data = g_malloc(256 * 16384);
-	struct batch b = {.left = 256};
+	struct common_waiter w;
 
 	for (int i = 0; i < 10000; i++)
 		assert_int_equal(ping(cl->pool, 1, 0), 0);
-	g_mutex_init(&b.m);
-	g_cond_init(&b.c);
+	common_waiter_init(&w, 256);
 	for (int i = 0; i < 256; i++) {
 		test_payload(data + i * 16384, 16384, 500 + (uint64_t)i, 1);
 		calls[i] = (struct net_call){.req = {.op = NET_OP_PUT, .key = key_of(500 + (uint64_t)i),
 						     .body_len = 16384},
 					     .body = data + i * 16384};
-		net_pool_call_async(cl->pool, 1, &calls[i], batch_done, &b);
+		net_pool_call_async(cl->pool, 1, &calls[i], test_call_done, &w);
 	}
-	g_mutex_lock(&b.m);
-	while (b.left > 0)
-		g_cond_wait(&b.c, &b.m);
-	g_mutex_unlock(&b.m);
-	assert_int_equal(b.failed, 0);
+	assert_int_equal(common_waiter_wait(&w), 0);
+	common_waiter_fini(&w);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(calls[i].status, 0);
 	for (int i = 0; i < 256; i++) {
 		uint8_t back[16384];
 

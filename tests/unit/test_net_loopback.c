@@ -5,6 +5,7 @@
  * same code `shardfs init` uses.
  */
 #include "net/net.h"
+#include "call_waiter.h"
 #include "fixture.h"
 
 #include <errno.h>
@@ -209,23 +210,6 @@ static void test_ten_thousand_requests(void **state)
 	assert_true(f->handled >= 10000);
 }
 
-struct batch {
-	GMutex m;
-	GCond c;
-	int left, failed;
-};
-
-static void batch_done(void *arg, struct net_call *call)
-{
-	struct batch *b = arg;
-
-	g_mutex_lock(&b->m);
-	b->failed += call->status != 0;
-	if (--b->left == 0)
-		g_cond_signal(&b->c);
-	g_mutex_unlock(&b->m);
-}
-
 /* 256 requests in flight at once on one connection all complete, and the
  * shards they wrote read back exact. */
 static void test_256_concurrent(void **state)
@@ -233,22 +217,20 @@ static void test_256_concurrent(void **state)
 	struct fixture *f = *state;
 	struct net_call *calls = g_new0(struct net_call, 256);
 	uint8_t *data = g_malloc(256 * 4096);
-	struct batch b = {.left = 256};
+	struct common_waiter w;
 
-	g_mutex_init(&b.m);
-	g_cond_init(&b.c);
+	common_waiter_init(&w, 256);
 	for (int i = 0; i < 256; i++) {
 		test_payload(data + i * 4096, 4096, 1000 + (uint64_t)i, 1);
 		calls[i] = (struct net_call){.req = {.op = NET_OP_PUT, .key = key_of(1000 + (uint32_t)i),
 						     .body_len = 4096},
 					     .body = data + i * 4096};
-		net_pool_call_async(f->pool, 1, &calls[i], batch_done, &b);
+		net_pool_call_async(f->pool, 1, &calls[i], test_call_done, &w);
 	}
-	g_mutex_lock(&b.m);
-	while (b.left > 0)
-		g_cond_wait(&b.c, &b.m);
-	g_mutex_unlock(&b.m);
-	assert_int_equal(b.failed, 0);
+	assert_int_equal(common_waiter_wait(&w), 0);
+	common_waiter_fini(&w);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(calls[i].status, 0);
 	for (int i = 0; i < 256; i++) {
 		uint8_t back[4096];
 
