@@ -25,6 +25,7 @@
  */
 #include "store/meta/meta.h"
 #include "fixture.h"
+#include "meta_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -141,22 +142,6 @@ static int teardown(void **state)
 	g_free(f->url);
 	g_free(f);
 	return 0;
-}
-
-static uint64_t mkdir_ok(struct meta *m, uint64_t parent, const char *name)
-{
-	struct meta_attr a;
-
-	assert_int_equal(meta_mkdir(m, parent, name, 0755, 1, 2, &a), 0);
-	return a.ino;
-}
-
-static uint64_t create_ok(struct meta *m, uint64_t parent, const char *name)
-{
-	struct meta_attr a;
-
-	assert_int_equal(meta_create(m, parent, name, 0644, 1, 2, true, &a), 0);
-	return a.ino;
 }
 
 static void link_ok(struct meta *m, uint64_t ino, uint64_t parent, const char *name)
@@ -501,15 +486,15 @@ static void tree_build(const char *url)
 	struct meta *m;
 
 	assert_int_equal(meta_open(url, &m), 0);
-	uint64_t a = mkdir_ok(m, ROOT, "a"), b = mkdir_ok(m, ROOT, "b");
-	uint64_t ab = mkdir_ok(m, a, "b"), abc = mkdir_ok(m, ab, "c");
-	uint64_t c = create_ok(m, ROOT, "c");
+	uint64_t a = test_mkdir_ok(m, ROOT, "a"), b = test_mkdir_ok(m, ROOT, "b");
+	uint64_t ab = test_mkdir_ok(m, a, "b"), abc = test_mkdir_ok(m, ab, "c");
+	uint64_t c = test_create_ok(m, ROOT, "c");
 
-	mkdir_ok(m, b, "a");
-	mkdir_ok(m, ROOT, "d");
-	mkdir_ok(m, abc, "a");
-	create_ok(m, a, "d");
-	create_ok(m, b, "e");
+	test_mkdir_ok(m, b, "a");
+	test_mkdir_ok(m, ROOT, "d");
+	test_mkdir_ok(m, abc, "a");
+	test_create_ok(m, a, "d");
+	test_create_ok(m, b, "e");
 	link_ok(m, c, ab, "f");
 	link_ok(m, c, abc, "e");
 	meta_close(m); /* no connection may be open across fork() */
@@ -879,10 +864,10 @@ static void assert_check_names(struct meta *m, const char *problem)
 static void test_check_sound(void **state)
 {
 	struct fx *f = *state;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d"), file = create_ok(f->m, d, "f");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d"), file = test_create_ok(f->m, d, "f");
 	char *report = NULL;
 
-	mkdir_ok(f->m, d, "sub");
+	test_mkdir_ok(f->m, d, "sub");
 	link_ok(f->m, file, ROOT, "g");
 	assert_int_equal(meta_check(f->m, &report), 0);
 	assert_string_equal(report, "");
@@ -893,7 +878,7 @@ static void test_check_sound(void **state)
 static void test_check_dangling_entry(void **state)
 {
 	struct fx *f = *state;
-	uint64_t file = create_ok(f->m, ROOT, "f");
+	uint64_t file = test_create_ok(f->m, ROOT, "f");
 
 	raw_execf(f, "DELETE FROM inodes WHERE ino = %" G_GUINT64_FORMAT, file);
 	assert_check_names(f->m, "entries pointing to no inode");
@@ -903,7 +888,7 @@ static void test_check_dangling_entry(void **state)
 static void test_check_file_nlink(void **state)
 {
 	struct fx *f = *state;
-	uint64_t file = create_ok(f->m, ROOT, "f");
+	uint64_t file = test_create_ok(f->m, ROOT, "f");
 
 	link_ok(f->m, file, ROOT, "g");
 	raw_execf(f, "UPDATE inodes SET nlink = 3 WHERE ino = %" G_GUINT64_FORMAT, file);
@@ -914,9 +899,9 @@ static void test_check_file_nlink(void **state)
 static void test_check_dir_nlink(void **state)
 {
 	struct fx *f = *state;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d");
 
-	mkdir_ok(f->m, d, "sub");
+	test_mkdir_ok(f->m, d, "sub");
 	raw_execf(f, "UPDATE inodes SET nlink = 2 WHERE ino = %" G_GUINT64_FORMAT, d);
 	assert_check_names(f->m, "directories whose link count is not 2 + subdirectories");
 }
@@ -925,7 +910,7 @@ static void test_check_dir_nlink(void **state)
 static void test_check_dir_two_entries(void **state)
 {
 	struct fx *f = *state;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d");
 
 	raw_execf(f,
 		  "INSERT INTO dentries (parent, name, ino) VALUES (1, CAST('again' AS BLOB), "
@@ -952,7 +937,7 @@ static void raw_detach_cycle(const struct fx *f, uint64_t a, uint64_t b)
 static void test_check_detached_cycle(void **state)
 {
 	struct fx *f = *state;
-	uint64_t a = mkdir_ok(f->m, ROOT, "a"), b = mkdir_ok(f->m, a, "b");
+	uint64_t a = test_mkdir_ok(f->m, ROOT, "a"), b = test_mkdir_ok(f->m, a, "b");
 
 	raw_detach_cycle(f, a, b);
 	assert_check_names(f->m, "inodes neither reachable from the root nor open");
@@ -963,7 +948,7 @@ static void test_check_detached_cycle(void **state)
 static void test_check_inline_data(void **state)
 {
 	struct fx *f = *state;
-	uint64_t a = create_ok(f->m, ROOT, "a"), b = create_ok(f->m, ROOT, "b");
+	uint64_t a = test_create_ok(f->m, ROOT, "a"), b = test_create_ok(f->m, ROOT, "b");
 
 	assert_int_equal(meta_commit_inline(f->m, a, "abc", 3, NULL, false), 0);
 	raw_exec(f, "INSERT INTO inline_data (ino, data) VALUES (9999, x'00')");
@@ -991,7 +976,7 @@ static void test_check_broken_index(void **state)
 
 	for (int i = 0; i < 20; i++) {
 		g_snprintf(name, sizeof(name), "file%02d", i);
-		create_ok(f->m, ROOT, name);
+		test_create_ok(f->m, ROOT, name);
 	}
 	meta_close(f->m); /* the engine re-reads the schema on open */
 	f->m = NULL;
@@ -1009,7 +994,7 @@ static void test_check_broken_index(void **state)
 static void test_check_query_that_cannot_run(void **state)
 {
 	struct fx *f = *state;
-	uint64_t a = mkdir_ok(f->m, ROOT, "a"), b = mkdir_ok(f->m, a, "b");
+	uint64_t a = test_mkdir_ok(f->m, ROOT, "a"), b = test_mkdir_ok(f->m, a, "b");
 	char *report = NULL;
 	int rc;
 
@@ -1027,7 +1012,7 @@ static void test_check_entry_naming_root(void **state)
 {
 	struct fx *f = *state;
 
-	mkdir_ok(f->m, ROOT, "d");
+	test_mkdir_ok(f->m, ROOT, "d");
 	raw_exec(f, "INSERT INTO dentries (parent, name, ino) VALUES (1, CAST('loop' AS BLOB), 1);"
 		    " UPDATE inodes SET nlink = nlink + 1 WHERE ino = 1");
 	assert_check_names(f->m, "directories with other than one entry");
@@ -1038,11 +1023,11 @@ static void test_check_entry_naming_root(void **state)
 static void test_walk_finds_damage(void **state)
 {
 	struct fx *f = *state;
-	uint64_t file = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
-	uint64_t x = mkdir_ok(f->m, ROOT, "x");
+	uint64_t file = test_create_ok(f->m, ROOT, "f"), d = test_mkdir_ok(f->m, ROOT, "d");
+	uint64_t x = test_mkdir_ok(f->m, ROOT, "x");
 	char *problems;
 
-	mkdir_ok(f->m, x, "y");
+	test_mkdir_ok(f->m, x, "y");
 	raw_execf(f, "UPDATE inodes SET nlink = 5 WHERE ino = %" G_GUINT64_FORMAT, file);
 	raw_execf(f,
 		  "INSERT INTO dentries (parent, name, ino) VALUES (1, CAST('again' AS BLOB), "

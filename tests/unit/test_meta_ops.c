@@ -4,6 +4,7 @@
  */
 #include "store/meta/meta.h"
 #include "fixture.h"
+#include "meta_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -49,22 +50,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static uint64_t mkdir_ok(struct meta *m, uint64_t parent, const char *name)
-{
-	struct meta_attr a;
-
-	assert_int_equal(meta_mkdir(m, parent, name, 0755, 1, 2, &a), 0);
-	return a.ino;
-}
-
-static uint64_t create_ok(struct meta *m, uint64_t parent, const char *name)
-{
-	struct meta_attr a;
-
-	assert_int_equal(meta_create(m, parent, name, 0644, 1, 2, true, &a), 0);
-	return a.ino;
-}
-
 static uint32_t nlink_of(struct meta *m, uint64_t ino)
 {
 	struct meta_attr a;
@@ -98,7 +83,7 @@ static void test_create_and_lookup(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a, b;
-	uint64_t ino = create_ok(f->m, ROOT, "file");
+	uint64_t ino = test_create_ok(f->m, ROOT, "file");
 
 	assert_int_equal(meta_lookup(f->m, ROOT, "file", &a), 0);
 	assert_int_equal(a.ino, ino);
@@ -114,7 +99,7 @@ static void test_create_and_lookup(void **state)
 	assert_int_equal(meta_lookup(f->m, ino, "x", &a), -ENOTDIR);
 	assert_int_equal(meta_create(f->m, ino, "x", 0644, 0, 0, true, &a), -ENOTDIR);
 	assert_int_equal(meta_create(f->m, 999, "x", 0644, 0, 0, true, &a), -ENOENT);
-	mkdir_ok(f->m, ROOT, "d");
+	test_mkdir_ok(f->m, ROOT, "d");
 	assert_int_equal(meta_create(f->m, ROOT, "d", 0644, 0, 0, false, &a), -EISDIR);
 	/* O_CREAT on "." or "..": a directory is there, as open(2) says */
 	assert_int_equal(meta_create(f->m, ROOT, ".", 0644, 0, 0, false, &a), -EISDIR);
@@ -128,7 +113,7 @@ static void test_names(void **state)
 	struct fx *f = *state;
 	char longname[300];
 	struct meta_attr a;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d");
 
 	memset(longname, 'x', sizeof(longname));
 	longname[256] = '\0';
@@ -157,11 +142,11 @@ static void test_names(void **state)
 static void test_directories(void **state)
 {
 	struct fx *f = *state;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d");
 
 	assert_int_equal(nlink_of(f->m, ROOT), 3);
-	mkdir_ok(f->m, d, "sub");
-	create_ok(f->m, d, "file");
+	test_mkdir_ok(f->m, d, "sub");
+	test_create_ok(f->m, d, "file");
 	assert_int_equal(nlink_of(f->m, d), 3);
 	assert_int_equal(meta_rmdir(f->m, ROOT, "d"), -ENOTEMPTY);
 	assert_int_equal(meta_rmdir(f->m, d, "file"), -ENOTDIR);
@@ -181,7 +166,7 @@ static void test_links(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a;
-	uint64_t ino = create_ok(f->m, ROOT, "a"), d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t ino = test_create_ok(f->m, ROOT, "a"), d = test_mkdir_ok(f->m, ROOT, "d");
 
 	assert_int_equal(meta_link(f->m, ino, d, "b", &a), 0);
 	assert_int_equal(a.nlink, 2);
@@ -201,7 +186,7 @@ static void test_link_directory_order(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d"), file = create_ok(f->m, ROOT, "f");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d"), file = test_create_ok(f->m, ROOT, "f");
 
 	assert_int_equal(meta_link(f->m, d, ROOT, "f", &a), -EEXIST);
 	assert_int_equal(meta_link(f->m, d, ROOT, ".", &a), -EEXIST);
@@ -217,7 +202,7 @@ static void test_parent_before_name(void **state)
 	struct fx *f = *state;
 	char longname[300];
 	struct meta_attr a;
-	uint64_t file = create_ok(f->m, ROOT, "f");
+	uint64_t file = test_create_ok(f->m, ROOT, "f");
 
 	memset(longname, 'x', sizeof(longname));
 	longname[256] = '\0';
@@ -244,7 +229,7 @@ static void test_symlinks(void **state)
 	struct fx *f = *state;
 	struct meta_attr a;
 	char *target = NULL, big[5000];
-	uint64_t file = create_ok(f->m, ROOT, "f");
+	uint64_t file = test_create_ok(f->m, ROOT, "f");
 
 	assert_int_equal(meta_symlink(f->m, ROOT, "l", "../some/where", 3, 4, &a), 0);
 	assert_true(S_ISLNK(a.mode));
@@ -276,9 +261,9 @@ static void test_rename(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a;
-	uint64_t d1 = mkdir_ok(f->m, ROOT, "d1"), d2 = mkdir_ok(f->m, ROOT, "d2");
-	uint64_t sub = mkdir_ok(f->m, d1, "sub");
-	uint64_t x = create_ok(f->m, d1, "x"), y = create_ok(f->m, d2, "y");
+	uint64_t d1 = test_mkdir_ok(f->m, ROOT, "d1"), d2 = test_mkdir_ok(f->m, ROOT, "d2");
+	uint64_t sub = test_mkdir_ok(f->m, d1, "sub");
+	uint64_t x = test_create_ok(f->m, d1, "x"), y = test_create_ok(f->m, d2, "y");
 
 	assert_int_equal(meta_rename(f->m, d1, "x", d2, "x2", 0), 0);
 	assert_int_equal(meta_lookup(f->m, d2, "x2", &a), 0);
@@ -288,17 +273,17 @@ static void test_rename(void **state)
 	assert_int_equal(meta_rename(f->m, d2, "x2", d2, "y", 0), 0);
 	assert_int_equal(meta_getattr(f->m, y, &a), -ENOENT);
 	/* a directory over a file, a file over a directory */
-	create_ok(f->m, ROOT, "file");
+	test_create_ok(f->m, ROOT, "file");
 	assert_int_equal(meta_rename(f->m, d1, "sub", ROOT, "file", 0), -ENOTDIR);
 	assert_int_equal(meta_rename(f->m, ROOT, "file", ROOT, "d1", 0), -EISDIR);
 	/* over a non-empty directory, then over an empty one */
 	assert_int_equal(meta_rename(f->m, ROOT, "d2", ROOT, "d1", 0), -ENOTEMPTY);
-	mkdir_ok(f->m, ROOT, "empty");
+	test_mkdir_ok(f->m, ROOT, "empty");
 	assert_int_equal(meta_rename(f->m, d1, "sub", ROOT, "empty", 0), 0);
 	assert_int_equal(nlink_of(f->m, d1), 2);
 	assert_int_equal(nlink_of(f->m, ROOT), 5); /* d1, d2, empty(=sub) */
 	/* into its own subtree */
-	uint64_t deep = mkdir_ok(f->m, sub, "deep");
+	uint64_t deep = test_mkdir_ok(f->m, sub, "deep");
 
 	assert_int_equal(meta_rename(f->m, ROOT, "empty", deep, "loop", 0), -EINVAL);
 	assert_int_equal(meta_rename(f->m, ROOT, "empty", sub, "self", 0), -EINVAL);
@@ -318,7 +303,7 @@ static void test_rename(void **state)
 	assert_int_equal(meta_rename(f->m, ROOT, "d1", ROOT, "d2",
 				     META_RENAME_EXCHANGE | META_RENAME_NOREPLACE), -EINVAL);
 	/* two links of one file: rename does nothing */
-	uint64_t h = create_ok(f->m, ROOT, "h");
+	uint64_t h = test_create_ok(f->m, ROOT, "h");
 
 	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
 	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", 0), 0);
@@ -332,15 +317,15 @@ static void test_rename_rule_order(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a;
-	uint64_t d = mkdir_ok(f->m, ROOT, "d"), sub = mkdir_ok(f->m, d, "sub");
-	uint64_t h = create_ok(f->m, ROOT, "h");
+	uint64_t d = test_mkdir_ok(f->m, ROOT, "d"), sub = test_mkdir_ok(f->m, d, "sub");
+	uint64_t h = test_create_ok(f->m, ROOT, "h");
 
 	assert_int_equal(meta_link(f->m, h, ROOT, "h2", &a), 0);
 	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_NOREPLACE), -EEXIST);
 	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h", META_RENAME_NOREPLACE), -EEXIST);
 	assert_int_equal(meta_rename(f->m, ROOT, "h", ROOT, "h2", META_RENAME_EXCHANGE), 0);
 	/* a directory into its own subtree, over a file there */
-	create_ok(f->m, sub, "file");
+	test_create_ok(f->m, sub, "file");
 	assert_int_equal(meta_rename(f->m, ROOT, "d", sub, "file", 0), -EINVAL);
 	/* a file over a directory that holds it */
 	assert_int_equal(meta_rename(f->m, sub, "file", ROOT, "d", 0), -ENOTEMPTY);
@@ -375,7 +360,7 @@ static void test_readdir_paging(void **state)
 
 	for (int i = 0; i < 100; i++) {
 		g_snprintf(name, sizeof(name), "f%03d", i);
-		create_ok(f->m, ROOT, name);
+		test_create_ok(f->m, ROOT, name);
 	}
 	for (int page = 0;; page++) {
 		guint before = l.names->len;
@@ -389,7 +374,7 @@ static void test_readdir_paging(void **state)
 			meta_unlink(f->m, ROOT, name);
 		g_snprintf(name, sizeof(name), "new%03d", page);
 		if (page < 10)
-			create_ok(f->m, ROOT, name);
+			test_create_ok(f->m, ROOT, name);
 	}
 	for (guint i = 0; i < l.names->len; i++) {
 		const char *n = g_ptr_array_index(l.names, i);
@@ -411,7 +396,7 @@ static void test_setattr(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a;
-	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), d = test_mkdir_ok(f->m, ROOT, "d");
 	struct meta_setattr set = {.mask = META_SET_MODE | META_SET_UID | META_SET_SIZE | META_SET_MTIME,
 				   .mode = 0600, .uid = 77, .size = 12345, .mtime_ns = 42};
 
@@ -435,7 +420,7 @@ static void test_setattr_kill_suidgid(void **state)
 {
 	struct fx *f = *state;
 	struct meta_attr a, b;
-	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), d = test_mkdir_ok(f->m, ROOT, "d");
 	struct meta_setattr kill = {.mask = META_SET_KILL_SUIDGID};
 	struct meta_setattr mode = {.mask = META_SET_MODE, .mode = 06755};
 
@@ -465,7 +450,7 @@ static void test_setattr_kill_suidgid(void **state)
 static void test_xattrs(void **state)
 {
 	struct fx *f = *state;
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 	char buf[64];
 
 	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "one", 3, 0), 0);
@@ -492,7 +477,7 @@ static void test_xattrs(void **state)
 static void test_empty_xattrs(void **state)
 {
 	struct fx *f = *state;
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 	char buf[16];
 
 	assert_int_equal(meta_listxattr(f->m, ino, buf, sizeof(buf)), 0);
@@ -521,7 +506,7 @@ static void test_manifests_and_garbage(void **state)
 	struct meta_garbage *g;
 	struct meta_attr a;
 	unsigned n;
-	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), d = test_mkdir_ok(f->m, ROOT, "d");
 
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 217, parts, 3, NULL, true), 0);
 	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
@@ -559,7 +544,7 @@ static void test_manifest_part_ids_and_holes(void **state)
 	struct meta_part *back;
 	struct meta_garbage *g;
 	unsigned n;
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 
 	memset(parts[0].object_id, 0xa0, 16);
 	memset(parts[2].object_id, 0xa2, 16);
@@ -595,7 +580,7 @@ static void test_reads_see_later_commits(void **state)
 	struct meta_attr a;
 	unsigned n;
 	char buf[8];
-	uint64_t ino = create_ok(f->m, ROOT, "f"), ino2 = create_ok(f->m, ROOT, "g");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), ino2 = test_create_ok(f->m, ROOT, "g");
 
 	assert_int_equal(meta_open(f->url, &other), 0);
 	assert_int_equal(meta_setxattr(f->m, ino, "user.a", "v", 1, 0), 0);
@@ -618,7 +603,7 @@ static void test_open_unlinked_files(void **state)
 	uint64_t s1, s2, unused;
 	struct meta_attr a;
 	unsigned ended;
-	uint64_t ino = create_ok(f->m, ROOT, "f"), ino2 = create_ok(f->m, ROOT, "g");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), ino2 = test_create_ok(f->m, ROOT, "g");
 
 	assert_int_equal(meta_session_start(f->m, "host-a", &s1), 0);
 	assert_int_equal(meta_session_start(f->m, "host-b", &s2), 0);
@@ -696,7 +681,7 @@ static void test_inline_commit_and_read(void **state)
 	unsigned n;
 	void *got = NULL;
 	size_t len = 0;
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7 + 3);
@@ -737,7 +722,7 @@ static void test_commit_with_attributes(void **state)
 	uint8_t oid[16] = "object-0123456!";
 	struct meta_part p = part(0, 10, 1);
 	struct meta_attr a;
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 	struct meta_setattr attrs = {.mask = META_SET_MODE | META_SET_UID | META_SET_MTIME |
 					     META_SET_ATIME,
 				     .mode = 04644, .uid = 7, .mtime_ns = 1000, .atime_ns = 2000};
@@ -779,7 +764,7 @@ static void test_inline_limits_truncate_unlink(void **state)
 	struct meta_attr a;
 	void *got = NULL;
 	size_t len = 0;
-	uint64_t ino = create_ok(f->m, ROOT, "f"), d = mkdir_ok(f->m, ROOT, "d");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f"), d = test_mkdir_ok(f->m, ROOT, "d");
 
 	memcpy(data, "abcdef", 6);
 	assert_int_equal(meta_commit_inline(f->m, ino, data, sizeof(data), NULL, true), -EFBIG);
@@ -831,7 +816,7 @@ static void test_schema_migration(void **state)
 	void *got = NULL;
 	size_t len = 0;
 	unsigned n;
-	uint64_t ino = create_ok(f->m, ROOT, "old");
+	uint64_t ino = test_create_ok(f->m, ROOT, "old");
 
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
@@ -859,7 +844,7 @@ static void test_statfs(void **state)
 	struct fx *f = *state;
 	struct meta_statfs sf;
 	struct meta_setattr set = {.mask = META_SET_SIZE, .size = 1000};
-	uint64_t ino = create_ok(f->m, ROOT, "f");
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
 
 	assert_int_equal(meta_setattr(f->m, ino, &set, NULL), 0);
 	assert_int_equal(meta_statfs(f->m, &sf), 0);
