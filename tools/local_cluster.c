@@ -110,11 +110,17 @@ static gboolean proc_gone(pid_t pid, int *status)
 	g_autofree char *stat = NULL;
 	int st = 0;
 
-	if (waitpid(pid, &st, WNOHANG) == pid) {
+	pid_t r = waitpid(pid, &st, WNOHANG);
+
+	if (r == pid) {
 		if (status)
 			*status = st;
 		return TRUE;
 	}
+	/* A child of ours is reaped only by waitpid: judged by /proc, one that
+	 * just became a zombie would count as gone with its status unread. */
+	if (r == 0)
+		return FALSE;
 	if (kill(pid, 0) < 0 || !g_file_get_contents(path, &stat, NULL, NULL))
 		return TRUE;
 	const char *paren = strrchr(stat, ')'); /* pid (comm) STATE ... */
