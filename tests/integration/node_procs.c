@@ -60,3 +60,15 @@ void node_procs_destroy(struct node_procs *np)
 	test_rmdir(np->dir);
 	local_cluster_fini(&np->lc);
 }
+
+int node_procs_run_tests(int argc, char **argv, const char **bin, const struct CMUnitTest *tests,
+			 size_t n)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s PATH-TO-SHARDFS\n", argv[0]);
+		return 2;
+	}
+	*bin = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+}

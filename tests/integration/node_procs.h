@@ -30,4 +30,15 @@ int node_procs_stop(struct node_procs *np, unsigned id, int sig);
 /* Kills what runs and removes the directory. */
 void node_procs_destroy(struct node_procs *np);
 
+/*
+ * The main of a test binary whose argv[1] is the shardfs binary: sets
+ * *bin to it (usage error, exit status 2, without it), ignores SIGPIPE
+ * (a killed node must not kill the test) and runs the n tests.
+ */
+struct CMUnitTest;
+int node_procs_run_tests(int argc, char **argv, const char **bin, const struct CMUnitTest *tests,
+			 size_t n);
+#define node_procs_main(argc, argv, bin, tests)                                                 \
+	node_procs_run_tests(argc, argv, bin, tests, sizeof(tests) / sizeof((tests)[0]))
+
 #endif

@@ -284,11 +284,5 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_home_node_killed, setup, teardown),
 	};
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH-TO-SHARDFS\n", argv[0]);
-		return 2;
-	}
-	shardfs_bin = argv[1];
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return node_procs_main(argc, argv, &shardfs_bin, tests);
 }
