@@ -68,6 +68,40 @@ static const char *const sql[META_Q_COUNT] = {
 			   " mtime = ?7, ctime = ?8 WHERE ino = ?1",
 	[META_Q_READDIR] = "SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
 		      " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+	[META_Q_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_Q_XATTR_SET] = "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
+	[META_Q_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_Q_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+	[META_Q_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+	[META_Q_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
+				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[META_Q_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
+				  " ctime = ?4 WHERE ino = ?1",
+	[META_Q_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
+	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
+			   " WHERE ino = ?1 ORDER BY idx",
+	[META_Q_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
+				" WHERE ino = ?1 AND k > 0",
+	[META_Q_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
+				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[META_Q_INLINE_SET] = "INSERT OR REPLACE INTO inline_data (ino, data) VALUES (?1, ?2)",
+	[META_Q_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?1",
+	/* the object id stays: inline content has no shards */
+	[META_Q_SET_INLINE_SIZE] = "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
+	[META_Q_GARBAGE_LIST] = "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
+				  " ORDER BY id LIMIT ?1",
+	[META_Q_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
+	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)",
+	[META_Q_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
+	[META_Q_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
+			       " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1",
+	[META_Q_CLOSE_FILE] = "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
+	/* only the row just decremented can have reached 0: no table scan */
+	[META_Q_FORGET_CLOSED] = "DELETE FROM open_files WHERE sid = ?1 AND ino = ?2 AND count <= 0",
+	[META_Q_SESSION_FILES] = "SELECT ino FROM open_files WHERE sid = ?1",
+	[META_Q_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
+	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
+	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
 };
 
 
@@ -112,11 +146,18 @@ static int sql_errno(struct meta *m, int rc)
 	}
 }
 
-static sqlite3_stmt *st(struct meta *m, enum meta_q q)
+/*
+ * Statement q of this connection, prepared on its first use and then kept,
+ * reset and unbound; caller holds m->lock. The SQL is ours: one that does
+ * not prepare is a program bug. Callers reset the statement when done with
+ * it, because one left between rows keeps its read snapshot open and the
+ * connection's next call would not see newer commits.
+ */
+sqlite3_stmt *meta_stmt(struct meta *m, enum meta_q q)
 {
-	if (!m->stmt[q] &&
-	    sqlite3_prepare_v3(m->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &m->stmt[q], NULL) != SQLITE_OK)
-		g_error("metadata statement %d does not prepare: %s", q, sqlite3_errmsg(m->db));
+	if (!m->stmt[q] && sqlite3_prepare_v3(m->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+						 &m->stmt[q], NULL) != SQLITE_OK)
+		g_error("metadata statement %s does not prepare: %s", sql[q], sqlite3_errmsg(m->db));
 	sqlite3_reset(m->stmt[q]);
 	sqlite3_clear_bindings(m->stmt[q]);
 	return m->stmt[q];
@@ -185,7 +226,7 @@ static void read_attr(sqlite3_stmt *s, struct meta_attr *a)
 
 int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out)
 {
-	sqlite3_stmt *s = st(m, META_Q_GETATTR);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_GETATTR);
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
@@ -237,7 +278,7 @@ static int entry_check(struct meta *m, uint64_t parent, const char *name, int do
 /* The entry parent/name: 0 with *d, -ENOENT, or an SQL error. */
 static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct dentry *d)
 {
-	sqlite3_stmt *s = st(m, META_Q_DENTRY);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_DENTRY);
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
@@ -255,7 +296,7 @@ static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct
 
 static int touch_dir(struct meta *m, uint64_t dir, int64_t now)
 {
-	sqlite3_stmt *s = st(m, META_Q_TOUCH_DIR);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_TOUCH_DIR);
 
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	sqlite3_bind_int64(s, 2, now);
@@ -264,7 +305,7 @@ static int touch_dir(struct meta *m, uint64_t dir, int64_t now)
 
 static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
 {
-	sqlite3_stmt *s = st(m, META_Q_ADD_NLINK);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_ADD_NLINK);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, delta);
@@ -274,7 +315,7 @@ static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
 
 int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 {
-	sqlite3_stmt *s = st(m, q);
+	sqlite3_stmt *s = meta_stmt(m, q);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	return run(m, s);
@@ -282,7 +323,7 @@ int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 
 int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 {
-	sqlite3_stmt *s = st(m, q);
+	sqlite3_stmt *s = meta_stmt(m, q);
 	int64_t n = -1;
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
@@ -294,7 +335,7 @@ int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 
 static bool has_children(struct meta *m, uint64_t dir)
 {
-	sqlite3_stmt *s = st(m, META_Q_HAS_CHILDREN);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_HAS_CHILDREN);
 	bool yes;
 
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
@@ -338,7 +379,7 @@ static int drop_link(struct meta *m, uint64_t ino, int64_t now)
 static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
 		     uint32_t uid, uint32_t gid, const char *target, struct meta_attr *out)
 {
-	sqlite3_stmt *s = st(m, META_Q_INSERT_INODE);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_INSERT_INODE);
 	int64_t now = meta_now_ns();
 	bool dir = S_ISDIR(mode);
 	uint8_t object_id[16];
@@ -364,7 +405,7 @@ static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t
 	if (rc < 0)
 		return rc;
 	ino = (uint64_t)sqlite3_last_insert_rowid(m->db);
-	s = st(m, META_Q_INSERT_DENTRY);
+	s = meta_stmt(m, META_Q_INSERT_DENTRY);
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
 	bind_name(s, 2, name);
 	sqlite3_bind_int64(s, 3, (int64_t)ino);
@@ -512,7 +553,7 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 	if (rc == 0 && a.nlink == 0)
 		rc = -ENOENT;
 	if (rc == 0) {
-		sqlite3_stmt *s = st(m, META_Q_INSERT_DENTRY);
+		sqlite3_stmt *s = meta_stmt(m, META_Q_INSERT_DENTRY);
 		int64_t now = meta_now_ns();
 
 		sqlite3_bind_int64(s, 1, (int64_t)newparent);
@@ -531,7 +572,7 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 
 static int delete_dentry(struct meta *m, int64_t id)
 {
-	sqlite3_stmt *s = st(m, META_Q_DELETE_DENTRY);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_DELETE_DENTRY);
 
 	sqlite3_bind_int64(s, 1, id);
 	return run(m, s);
@@ -599,7 +640,7 @@ static int subtree_check(struct meta *m, uint64_t dir, uint64_t node)
 			return -EINVAL;
 		if (cur == META_ROOT_INO)
 			return 0;
-		sqlite3_stmt *s = st(m, META_Q_PARENT_OF);
+		sqlite3_stmt *s = meta_stmt(m, META_Q_PARENT_OF);
 
 		sqlite3_bind_int64(s, 1, (int64_t)cur);
 		if (sqlite3_step(s) != SQLITE_ROW) {
@@ -613,7 +654,7 @@ static int subtree_check(struct meta *m, uint64_t dir, uint64_t node)
 
 static int set_parent(struct meta *m, uint64_t dir, uint64_t parent)
 {
-	sqlite3_stmt *s = st(m, META_Q_SET_PARENT);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_PARENT);
 
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	sqlite3_bind_int64(s, 2, (int64_t)parent);
@@ -638,7 +679,7 @@ static int reparent_dir(struct meta *m, uint64_t dir, uint64_t from, uint64_t to
 
 int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now)
 {
-	sqlite3_stmt *s = st(m, META_Q_SET_CTIME);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_CTIME);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, now);
@@ -652,7 +693,7 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 	sqlite3_stmt *s;
 
 	for (int i = 0; rc == 0 && i < 2; i++) {
-		s = st(m, META_Q_SET_DENTRY_INO);
+		s = meta_stmt(m, META_Q_SET_DENTRY_INO);
 		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
 		sqlite3_bind_int64(s, 2, (int64_t)(i ? a->ino : b->ino));
 		rc = run(m, s);
@@ -716,7 +757,7 @@ static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint6
 	int rc = dst ? remove_entry(m, newparent, dst, now) : 0;
 
 	if (rc == 0) {
-		sqlite3_stmt *s = st(m, META_Q_MOVE_DENTRY);
+		sqlite3_stmt *s = meta_stmt(m, META_Q_MOVE_DENTRY);
 
 		sqlite3_bind_int64(s, 1, src->id);
 		sqlite3_bind_int64(s, 2, (int64_t)newparent);
@@ -778,7 +819,7 @@ static int lookup_dot(struct meta *m, uint64_t parent, const char *name, struct 
 	int rc = dir_check(m, parent);
 
 	if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
-		s = st(m, META_Q_PARENT_OF);
+		s = meta_stmt(m, META_Q_PARENT_OF);
 		sqlite3_bind_int64(s, 1, (int64_t)parent);
 		rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
 		target = (uint64_t)sqlite3_column_int64(s, 0);
@@ -789,7 +830,7 @@ static int lookup_dot(struct meta *m, uint64_t parent, const char *name, struct 
 
 static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
-	sqlite3_stmt *s = st(m, META_Q_LOOKUP);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_LOOKUP);
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
@@ -837,7 +878,7 @@ int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
  * nothing, since bytes past the content read as zeros. */
 static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
 {
-	sqlite3_stmt *s = st(m, META_Q_CUT_INLINE);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_CUT_INLINE);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, (int64_t)MIN(size, (uint64_t)INT64_MAX));
@@ -887,7 +928,7 @@ int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr 
 	if (rc)
 		return rc;
 	int64_t now = meta_now_ns();
-	sqlite3_stmt *s = st(m, META_Q_SETATTR);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SETATTR);
 	uint32_t mode = a.mode;
 
 	meta_setattr_apply(set, now, &a);
@@ -934,7 +975,7 @@ int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, me
 	rc = dir_check(m, ino);
 	if (rc < 0)
 		goto out;
-	s = st(m, META_Q_READDIR);
+	s = meta_stmt(m, META_Q_READDIR);
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, (int64_t)cookie);
 	sqlite3_bind_int64(s, 3, max);

@@ -237,8 +237,6 @@ void meta_close(struct meta *m)
 		return;
 	for (int i = 0; i < META_Q_COUNT; i++)
 		sqlite3_finalize(m->stmt[i]);
-	for (int i = 0; i < META_DBQ_COUNT; i++)
-		sqlite3_finalize(m->db_stmt[i]);
 	sqlite3_close(m->db);
 	g_mutex_clear(&m->lock);
 	g_free(m);
@@ -255,59 +253,6 @@ int meta_schema_version(struct meta *m)
 
 /* ---- cached statements ---- */
 
-static const char *const db_sql[META_DBQ_COUNT] = {
-	[META_DBQ_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_DBQ_XATTR_SET] = "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
-	[META_DBQ_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_DBQ_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
-	[META_DBQ_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_DBQ_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[META_DBQ_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
-				  " ctime = ?4 WHERE ino = ?1",
-	[META_DBQ_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
-	[META_DBQ_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
-			   " WHERE ino = ?1 ORDER BY idx",
-	[META_DBQ_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
-				" WHERE ino = ?1 AND k > 0",
-	[META_DBQ_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[META_DBQ_INLINE_SET] = "INSERT OR REPLACE INTO inline_data (ino, data) VALUES (?1, ?2)",
-	[META_DBQ_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?1",
-	/* the object id stays: inline content has no shards */
-	[META_DBQ_SET_INLINE_SIZE] = "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
-	[META_DBQ_GARBAGE_LIST] = "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
-				  " ORDER BY id LIMIT ?1",
-	[META_DBQ_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
-	[META_DBQ_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)",
-	[META_DBQ_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
-	[META_DBQ_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
-			       " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1",
-	[META_DBQ_CLOSE_FILE] = "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
-	/* only the row just decremented can have reached 0: no table scan */
-	[META_DBQ_FORGET_CLOSED] = "DELETE FROM open_files WHERE sid = ?1 AND ino = ?2 AND count <= 0",
-	[META_DBQ_SESSION_FILES] = "SELECT ino FROM open_files WHERE sid = ?1",
-	[META_DBQ_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
-	[META_DBQ_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
-	[META_DBQ_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
-};
-
-/*
- * Statement q of this connection, prepared on its first use and then kept,
- * reset and unbound; caller holds m->lock. The SQL is ours: one that does
- * not prepare is a program bug. Callers reset the statement when done with
- * it, because one left between rows keeps its read snapshot open and the
- * connection's next call would not see newer commits.
- */
-static sqlite3_stmt *dbst(struct meta *m, enum meta_dbq q)
-{
-	if (!m->db_stmt[q] && sqlite3_prepare_v3(m->db, db_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-						 &m->db_stmt[q], NULL) != SQLITE_OK)
-		g_error("metadata statement %s does not prepare: %s", db_sql[q], sqlite3_errmsg(m->db));
-	sqlite3_reset(m->db_stmt[q]);
-	sqlite3_clear_bindings(m->db_stmt[q]);
-	return m->db_stmt[q];
-}
 
 /* Runs a statement without rows and resets it; 0 or -EIO. */
 static int run_done(sqlite3_stmt *s)
@@ -340,7 +285,7 @@ static int exists(struct meta *m, uint64_t ino)
 
 static bool xattr_exists(struct meta *m, uint64_t ino, const char *name)
 {
-	sqlite3_stmt *s = dbst(m, META_DBQ_XATTR_EXISTS);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_XATTR_EXISTS);
 	bool there;
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
@@ -373,7 +318,7 @@ int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *va
 			rc = -ENODATA;
 	}
 	if (rc == 0) {
-		s = dbst(m, META_DBQ_XATTR_SET);
+		s = meta_stmt(m, META_Q_XATTR_SET);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		bind_text_blob(s, 2, name);
 		sqlite3_bind_blob(s, 3, len ? value : "", (int)len, SQLITE_STATIC);
@@ -406,7 +351,7 @@ int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, s
 	g_mutex_lock(&m->lock);
 	rc = exists(m, ino);
 	if (rc == 0) {
-		s = dbst(m, META_DBQ_XATTR_GET);
+		s = meta_stmt(m, META_Q_XATTR_GET);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		bind_text_blob(s, 2, name);
 		if (sqlite3_step(s) == SQLITE_ROW)
@@ -428,7 +373,7 @@ int meta_listxattr(struct meta *m, uint64_t ino, char *list, size_t size)
 	g_mutex_lock(&m->lock);
 	rc = exists(m, ino);
 	if (rc == 0) {
-		s = dbst(m, META_DBQ_XATTR_LIST);
+		s = meta_stmt(m, META_Q_XATTR_LIST);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			g_byte_array_append(names, sqlite3_column_blob(s, 0), (guint)sqlite3_column_bytes(s, 0));
@@ -454,7 +399,7 @@ int meta_removexattr(struct meta *m, uint64_t ino, const char *name)
 		return rc;
 	rc = exists(m, ino);
 	if (rc == 0) {
-		s = dbst(m, META_DBQ_XATTR_REMOVE);
+		s = meta_stmt(m, META_Q_XATTR_REMOVE);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		bind_text_blob(s, 2, name);
 		rc = run_done(s);
@@ -513,7 +458,7 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64)
 		return -EINVAL;
 	nodes_pack(p, nodes);
-	s = dbst(m, META_DBQ_INSERT_PART);
+	s = meta_stmt(m, META_Q_INSERT_PART);
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, p->index);
 	sqlite3_bind_int64(s, 3, (int64_t)p->length);
@@ -545,7 +490,7 @@ static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oi
 static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 				     const struct meta_part *parts, unsigned nparts)
 {
-	sqlite3_stmt *sel = dbst(m, META_DBQ_LIVE_PARTS), *ins = dbst(m, META_DBQ_GARBAGE_ADD);
+	sqlite3_stmt *sel = meta_stmt(m, META_Q_LIVE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
 	int rc = 0;
 
 	sqlite3_bind_int64(sel, 1, (int64_t)ino);
@@ -603,7 +548,7 @@ static int durable_tx_end(struct meta *m, int rc)
 
 static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16], uint64_t size)
 {
-	sqlite3_stmt *s = dbst(m, META_DBQ_SET_MANIFEST);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_MANIFEST);
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, (int64_t)size);
@@ -657,7 +602,7 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 
 static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
 {
-	sqlite3_stmt *s = dbst(m, META_DBQ_INLINE_SET);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_INLINE_SET);
 	int rc;
 
 	if (len == 0) { /* an empty file keeps no row */
@@ -668,7 +613,7 @@ static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len
 		rc = run_done(s);
 	}
 	if (rc == 0) {
-		s = dbst(m, META_DBQ_SET_INLINE_SIZE);
+		s = meta_stmt(m, META_Q_SET_INLINE_SIZE);
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		sqlite3_bind_int64(s, 2, (int64_t)len);
 		sqlite3_bind_int64(s, 3, meta_now_ns());
@@ -700,7 +645,7 @@ int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
 	int rc, n;
 
 	g_mutex_lock(&m->lock);
-	s = dbst(m, META_DBQ_INLINE_GET);
+	s = meta_stmt(m, META_Q_INLINE_GET);
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		n = sqlite3_column_bytes(s, 0);
@@ -721,7 +666,7 @@ int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
 /* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
 static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
 {
-	sqlite3_stmt *s = dbst(m, META_DBQ_OBJECT_ID);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_OBJECT_ID);
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
@@ -736,7 +681,7 @@ static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
 
 static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 {
-	sqlite3_stmt *s = dbst(m, META_DBQ_PARTS);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_PARTS);
 	int rc = 0;
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
@@ -782,7 +727,7 @@ int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items,
 	sqlite3_stmt *s;
 
 	g_mutex_lock(&m->lock);
-	s = dbst(m, META_DBQ_GARBAGE_LIST);
+	s = meta_stmt(m, META_Q_GARBAGE_LIST);
 	sqlite3_bind_int64(s, 1, max);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct meta_garbage g = {0};
@@ -803,9 +748,9 @@ int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items,
 }
 
 /* Runs statement q with up to two integer parameters and resets it. */
-static int run_ints(struct meta *m, enum meta_dbq q, int64_t a, int64_t b)
+static int run_ints(struct meta *m, enum meta_q q, int64_t a, int64_t b)
 {
-	sqlite3_stmt *s = dbst(m, q);
+	sqlite3_stmt *s = meta_stmt(m, q);
 
 	sqlite3_bind_int64(s, 1, a);
 	sqlite3_bind_int64(s, 2, b);
@@ -818,7 +763,7 @@ int meta_garbage_done(struct meta *m, uint64_t id)
 
 	if (rc < 0)
 		return rc;
-	return meta_tx_end(m, run_ints(m, META_DBQ_GARBAGE_DONE, (int64_t)id, 0));
+	return meta_tx_end(m, run_ints(m, META_Q_GARBAGE_DONE, (int64_t)id, 0));
 }
 
 /* ---- sessions and open files ---- */
@@ -835,7 +780,7 @@ int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
 
 	if (rc < 0)
 		return rc;
-	s = dbst(m, META_DBQ_SESSION_START);
+	s = meta_stmt(m, META_Q_SESSION_START);
 	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now_s());
 	rc = run_done(s);
@@ -850,7 +795,7 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid)
 
 	if (rc < 0)
 		return rc;
-	rc = run_ints(m, META_DBQ_HEARTBEAT, (int64_t)sid, now_s());
+	rc = run_ints(m, META_Q_HEARTBEAT, (int64_t)sid, now_s());
 	if (rc == 0 && sqlite3_changes(m->db) == 0)
 		rc = -ENOENT;
 	return meta_tx_end(m, rc);
@@ -858,7 +803,7 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid)
 
 int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	return run_ints(m, META_DBQ_OPEN_FILE, (int64_t)sid, (int64_t)ino);
+	return run_ints(m, META_Q_OPEN_FILE, (int64_t)sid, (int64_t)ino);
 }
 
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino)
@@ -886,12 +831,12 @@ static int release_if_orphan(struct meta *m, uint64_t ino)
 
 static int close_locked(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	int rc = run_ints(m, META_DBQ_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
+	int rc = run_ints(m, META_Q_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
 
 	if (rc == 0 && sqlite3_changes(m->db) == 0)
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = run_ints(m, META_DBQ_FORGET_CLOSED, (int64_t)sid, (int64_t)ino);
+		rc = run_ints(m, META_Q_FORGET_CLOSED, (int64_t)sid, (int64_t)ino);
 	if (rc == 0)
 		rc = release_if_orphan(m, ino);
 	return rc;
@@ -919,10 +864,10 @@ int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigne
 }
 
 /* Column 0 (an id) of every row of statement q run with parameter a. */
-static GArray *collect_ids(struct meta *m, enum meta_dbq q, int64_t a)
+static GArray *collect_ids(struct meta *m, enum meta_q q, int64_t a)
 {
 	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	sqlite3_stmt *s = dbst(m, q);
+	sqlite3_stmt *s = meta_stmt(m, q);
 
 	sqlite3_bind_int64(s, 1, a);
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -937,13 +882,13 @@ static GArray *collect_ids(struct meta *m, enum meta_dbq q, int64_t a)
 /* Releases every file session sid had open and removes the session. */
 static int end_session_locked(struct meta *m, uint64_t sid)
 {
-	GArray *inos = collect_ids(m, META_DBQ_SESSION_FILES, (int64_t)sid);
-	int rc = run_ints(m, META_DBQ_FORGET_SESSION_FILES, (int64_t)sid, 0);
+	GArray *inos = collect_ids(m, META_Q_SESSION_FILES, (int64_t)sid);
+	int rc = run_ints(m, META_Q_FORGET_SESSION_FILES, (int64_t)sid, 0);
 
 	for (guint i = 0; rc == 0 && i < inos->len; i++)
 		rc = release_if_orphan(m, g_array_index(inos, uint64_t, i));
 	if (rc == 0)
-		rc = run_ints(m, META_DBQ_END_SESSION, (int64_t)sid, 0);
+		rc = run_ints(m, META_Q_END_SESSION, (int64_t)sid, 0);
 	g_array_free(inos, TRUE);
 	return rc;
 }
@@ -965,7 +910,7 @@ int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
 	*ended = 0;
 	if (rc < 0)
 		return rc;
-	dead = collect_ids(m, META_DBQ_DEAD_SESSIONS, now_s() - timeout_s);
+	dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s() - timeout_s);
 	for (guint i = 0; rc == 0 && i < dead->len; i++)
 		rc = end_session_locked(m, g_array_index(dead, uint64_t, i));
 	if (rc == 0)

@@ -34,44 +34,39 @@ enum meta_q {
 	META_Q_PARENT_OF,
 	META_Q_READDIR,
 	META_Q_SETATTR,
+	META_Q_XATTR_EXISTS,
+	META_Q_XATTR_SET,
+	META_Q_XATTR_GET,
+	META_Q_XATTR_LIST,
+	META_Q_XATTR_REMOVE,
+	META_Q_INSERT_PART,
+	META_Q_SET_MANIFEST,
+	META_Q_OBJECT_ID,
+	META_Q_PARTS,
+	META_Q_LIVE_PARTS,
+	META_Q_GARBAGE_ADD,
+	META_Q_INLINE_SET,
+	META_Q_INLINE_GET,
+	META_Q_SET_INLINE_SIZE,
+	META_Q_GARBAGE_LIST,
+	META_Q_GARBAGE_DONE,
+	META_Q_SESSION_START,
+	META_Q_HEARTBEAT,
+	META_Q_OPEN_FILE,
+	META_Q_CLOSE_FILE,
+	META_Q_FORGET_CLOSED,
+	META_Q_SESSION_FILES,
+	META_Q_FORGET_SESSION_FILES,
+	META_Q_END_SESSION,
+	META_Q_DEAD_SESSIONS,
 	META_Q_COUNT,
 };
 
-/* The statements of meta_db.c (its SQL text is there). */
-enum meta_dbq {
-	META_DBQ_XATTR_EXISTS,
-	META_DBQ_XATTR_SET,
-	META_DBQ_XATTR_GET,
-	META_DBQ_XATTR_LIST,
-	META_DBQ_XATTR_REMOVE,
-	META_DBQ_INSERT_PART,
-	META_DBQ_SET_MANIFEST,
-	META_DBQ_OBJECT_ID,
-	META_DBQ_PARTS,
-	META_DBQ_LIVE_PARTS,
-	META_DBQ_GARBAGE_ADD,
-	META_DBQ_INLINE_SET,
-	META_DBQ_INLINE_GET,
-	META_DBQ_SET_INLINE_SIZE,
-	META_DBQ_GARBAGE_LIST,
-	META_DBQ_GARBAGE_DONE,
-	META_DBQ_SESSION_START,
-	META_DBQ_HEARTBEAT,
-	META_DBQ_OPEN_FILE,
-	META_DBQ_CLOSE_FILE,
-	META_DBQ_FORGET_CLOSED,
-	META_DBQ_SESSION_FILES,
-	META_DBQ_FORGET_SESSION_FILES,
-	META_DBQ_END_SESSION,
-	META_DBQ_DEAD_SESSIONS,
-	META_DBQ_COUNT,
-};
 
 struct meta {
 	sqlite3 *db;
 	GMutex lock;			       /* one thread at a time on db */
 	sqlite3_stmt *stmt[META_Q_COUNT];      /* prepared on first use, lock */
-	sqlite3_stmt *db_stmt[META_DBQ_COUNT]; /* the same, for meta_db.c */
 	int checkpoint_frames;		       /* WAL size that calls for one */
 	int checkpoint_failed_at;	       /* WAL size at a failed one; lock */
 };
@@ -81,6 +76,11 @@ struct meta {
 #define META_VFS_NAME "shardfs-meta"
 const char *meta_vfs_name(void);
 
+/*
+ * Statement q of this connection, prepared on its first use and then kept,
+ * reset and unbound; caller holds m->lock.
+ */
+sqlite3_stmt *meta_stmt(struct meta *m, enum meta_q q);
 int64_t meta_now_ns(void);
 /* Runs SQL text without rows; 0 or -errno. Caller holds m->lock. */
 int meta_exec(struct meta *m, const char *text);
