@@ -9,7 +9,9 @@
  * a file has inline data or parts, never both. Attribute changes made
  * while the content was written are applied in the same transaction
  * (meta_setattr_locked, meta_namespace.c). Lengths and node lists read
- * from the database are checked, never trusted (-EUCLEAN).
+ * from the database are checked, never trusted: a manifest or inline row
+ * that does not parse is -EUCLEAN, a garbage entry that does not is
+ * skipped. Calls meta_namespace.c and the core; nothing calls back.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
