@@ -39,9 +39,10 @@
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
-#include "meta_internal.h"
+#include "meta_sqlite.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <glib.h>
 #include <sqlite3.h>
 #include <string.h>

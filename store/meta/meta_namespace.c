@@ -1,16 +1,19 @@
 /*
- * meta.c - the SQLite engine of the metadata interface (meta.h).
+ * meta_namespace.c - the namespace of the metadata engine (meta.h):
+ * lookup, create (and create-and-open), mkdir, mknod, symlink, readlink,
+ * link, unlink, rmdir, rename, getattr and setattr, readdir, statfs.
  *
- * Every write is one BEGIN IMMEDIATE transaction: the database write lock
- * is taken up front, so two processes never deadlock upgrading a read
- * lock, and a busy database is waited for (busy_timeout) rather than
- * failed. WAL mode lets readers go on meanwhile. synchronous=NORMAL: a
- * commit survives a crash of the process at once and a power loss from
- * the next WAL sync on; commits that must survive power loss (a file's
- * fsync) run with synchronous=FULL.
+ * Each write is one transaction of the core (meta_tx_begin), so link
+ * counts, directory emptiness and the rename rules hold under concurrent
+ * processes. The checks run in the order the kernel makes them, so that
+ * the error reported when several apply is the one POSIX callers expect.
+ * Invariants kept: a file's nlink is its number of entries, a directory's
+ * 2 + its subdirectories; a directory's parent pointer matches its entry;
+ * an inode whose last link goes stays while a session has it open
+ * (meta_session.c releases it at the last close).
  *
- * Statements are prepared once per connection and kept. A struct meta is
- * guarded by one mutex: one thread at a time per connection.
+ * Calls down to the core (meta_sql.c) and, for create-and-open, to
+ * meta_session.c; meta_manifest.c calls meta_setattr_locked here.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
@@ -21,90 +24,9 @@
 #include <glib.h>
 #include <sqlite3.h>
 #include <string.h>
-#include <time.h>
 
 #define S_TYPE(mode) ((mode) & S_IFMT)
 #define TARGET_MAX 4096u
-#define XATTR_NAME_MAX_LEN 255u
-#define XATTR_VALUE_MAX (64u << 10)
-
-
-
-static const char *const sql[META_Q_COUNT] = {
-	/* The parent's mode too: a missing name is told from a parent that is
-	 * no directory in the same read. */
-	[META_Q_LOOKUP] = "SELECT i.ino, i.mode, i.uid, i.gid, i.nlink, i.size, i.atime, i.mtime, i.ctime,"
-		     " i.generation, p.mode FROM inodes p"
-		     " LEFT JOIN dentries d ON d.parent = p.ino AND d.name = ?2"
-		     " LEFT JOIN inodes i ON i.ino = d.ino WHERE p.ino = ?1",
-	[META_Q_GETATTR] = "SELECT ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation"
-		      " FROM inodes WHERE ino = ?1",
-	[META_Q_DENTRY] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
-		     " WHERE d.parent = ?1 AND d.name = ?2",
-	[META_Q_INSERT_INODE] = "INSERT INTO inodes (mode, uid, gid, nlink, size, atime, mtime, ctime,"
-			   " generation, parent, target, object_id)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9)",
-	[META_Q_INSERT_DENTRY] = "INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)",
-	[META_Q_TOUCH_DIR] = "UPDATE inodes SET mtime = ?2, ctime = ?2 WHERE ino = ?1",
-	[META_Q_ADD_NLINK] = "UPDATE inodes SET nlink = nlink + ?2, ctime = ?3 WHERE ino = ?1",
-	[META_Q_SET_CTIME] = "UPDATE inodes SET ctime = ?2 WHERE ino = ?1",
-	[META_Q_DELETE_DENTRY] = "DELETE FROM dentries WHERE id = ?1",
-	[META_Q_HAS_CHILDREN] = "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
-	[META_Q_OPEN_COUNT] = "SELECT count(*) FROM open_files WHERE ino = ?1",
-	[META_Q_PARTS_TO_GARBAGE] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
-			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1 AND k > 0",
-	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
-	[META_Q_DELETE_XATTRS] = "DELETE FROM xattrs WHERE ino = ?1",
-	[META_Q_DELETE_INLINE] = "DELETE FROM inline_data WHERE ino = ?1",
-	/* substr of a blob counts bytes and gives a blob */
-	[META_Q_CUT_INLINE] = "UPDATE inline_data SET data = substr(data, 1, ?2)"
-			      " WHERE ino = ?1 AND length(data) > ?2",
-	[META_Q_DELETE_INODE] = "DELETE FROM inodes WHERE ino = ?1",
-	[META_Q_MOVE_DENTRY] = "UPDATE dentries SET parent = ?2, name = ?3 WHERE id = ?1",
-	[META_Q_SET_DENTRY_INO] = "UPDATE dentries SET ino = ?2 WHERE id = ?1",
-	[META_Q_SET_PARENT] = "UPDATE inodes SET parent = ?2 WHERE ino = ?1",
-	[META_Q_PARENT_OF] = "SELECT parent FROM inodes WHERE ino = ?1",
-	[META_Q_SETATTR] = "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, atime = ?6,"
-			   " mtime = ?7, ctime = ?8 WHERE ino = ?1",
-	[META_Q_READDIR] = "SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
-		      " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
-	[META_Q_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_Q_XATTR_SET] = "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
-	[META_Q_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_Q_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
-	[META_Q_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_Q_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[META_Q_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
-				  " ctime = ?4 WHERE ino = ?1",
-	[META_Q_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
-	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
-			   " WHERE ino = ?1 ORDER BY idx",
-	[META_Q_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
-				" WHERE ino = ?1 AND k > 0",
-	[META_Q_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[META_Q_INLINE_SET] = "INSERT OR REPLACE INTO inline_data (ino, data) VALUES (?1, ?2)",
-	[META_Q_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?1",
-	/* the object id stays: inline content has no shards */
-	[META_Q_SET_INLINE_SIZE] = "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
-	[META_Q_GARBAGE_LIST] = "SELECT id, object_id, idx, length, k, m, nodes FROM garbage"
-				  " ORDER BY id LIMIT ?1",
-	[META_Q_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
-	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)",
-	[META_Q_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
-	[META_Q_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
-			       " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1",
-	[META_Q_CLOSE_FILE] = "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
-	/* only the row just decremented can have reached 0: no table scan */
-	[META_Q_FORGET_CLOSED] = "DELETE FROM open_files WHERE sid = ?1 AND ino = ?2 AND count <= 0",
-	[META_Q_SESSION_FILES] = "SELECT ino FROM open_files WHERE sid = ?1",
-	[META_Q_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
-	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
-	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
-};
-
-
 
 /* A directory entry as the write paths see it. */
 struct dentry {
@@ -112,131 +34,6 @@ struct dentry {
 	uint64_t ino;
 	uint32_t mode;
 };
-
-int64_t meta_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int sql_errno(struct meta *m, int rc)
-{
-	switch (rc) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EUCLEAN;
-	default:
-		g_warning("metadata database: %s", sqlite3_errmsg(m->db));
-		return -EIO;
-	}
-}
-
-/*
- * Statement q of this connection, prepared on its first use and then kept,
- * reset and unbound; caller holds m->lock. The SQL is ours: one that does
- * not prepare is a program bug. Callers reset the statement when done with
- * it, because one left between rows keeps its read snapshot open and the
- * connection's next call would not see newer commits.
- */
-sqlite3_stmt *meta_stmt(struct meta *m, enum meta_q q)
-{
-	if (!m->stmt[q] && sqlite3_prepare_v3(m->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-						 &m->stmt[q], NULL) != SQLITE_OK)
-		g_error("metadata statement %s does not prepare: %s", sql[q], sqlite3_errmsg(m->db));
-	sqlite3_reset(m->stmt[q]);
-	sqlite3_clear_bindings(m->stmt[q]);
-	return m->stmt[q];
-}
-
-/* Runs a statement without rows; 0 or -errno. */
-static int run(struct meta *m, sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : sql_errno(m, rc);
-}
-
-int meta_exec(struct meta *m, const char *text)
-{
-	char *err = NULL;
-	int rc = sqlite3_exec(m->db, text, NULL, NULL, &err);
-
-	if (rc != SQLITE_OK)
-		g_warning("metadata: %s: %s", text, err ? err : "?");
-	sqlite3_free(err);
-	return sql_errno(m, rc);
-}
-
-int meta_tx_begin(struct meta *m)
-{
-	g_mutex_lock(&m->lock);
-	int rc = meta_exec(m, "BEGIN IMMEDIATE");
-
-	if (rc < 0)
-		g_mutex_unlock(&m->lock);
-	return rc;
-}
-
-int meta_tx_end(struct meta *m, int rc)
-{
-	int crc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK");
-
-	if (rc == 0 && crc < 0) {
-		meta_exec(m, "ROLLBACK");
-		rc = crc;
-	}
-	g_mutex_unlock(&m->lock);
-	return rc;
-}
-
-static void bind_name(sqlite3_stmt *s, int i, const char *name)
-{
-	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
-}
-
-static void read_attr(sqlite3_stmt *s, struct meta_attr *a)
-{
-	a->ino = (uint64_t)sqlite3_column_int64(s, 0);
-	a->mode = (uint32_t)sqlite3_column_int64(s, 1);
-	a->uid = (uint32_t)sqlite3_column_int64(s, 2);
-	a->gid = (uint32_t)sqlite3_column_int64(s, 3);
-	a->nlink = (uint32_t)sqlite3_column_int64(s, 4);
-	a->size = (uint64_t)sqlite3_column_int64(s, 5);
-	a->atime_ns = sqlite3_column_int64(s, 6);
-	a->mtime_ns = sqlite3_column_int64(s, 7);
-	a->ctime_ns = sqlite3_column_int64(s, 8);
-	a->generation = (uint64_t)sqlite3_column_int64(s, 9);
-}
-
-int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out)
-{
-	sqlite3_stmt *s = meta_stmt(m, META_Q_GETATTR);
-	int rc;
-
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && out)
-		read_attr(s, out);
-	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
-	sqlite3_reset(s);
-	return rc;
-}
 
 /* 0 if ino is a directory; -ENOENT, -ENOTDIR. */
 static int dir_check(struct meta *m, uint64_t ino)
@@ -282,14 +79,14 @@ static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
-	bind_name(s, 2, name);
+	meta_bind_name(s, 2, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		d->id = sqlite3_column_int64(s, 0);
 		d->ino = (uint64_t)sqlite3_column_int64(s, 1);
 		d->mode = (uint32_t)sqlite3_column_int64(s, 2);
 	}
-	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	sqlite3_reset(s);
 	return rc;
 }
@@ -300,7 +97,7 @@ static int touch_dir(struct meta *m, uint64_t dir, int64_t now)
 
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	sqlite3_bind_int64(s, 2, now);
-	return run(m, s);
+	return meta_run(m, s);
 }
 
 static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
@@ -310,27 +107,7 @@ static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, delta);
 	sqlite3_bind_int64(s, 3, now);
-	return run(m, s);
-}
-
-int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
-{
-	sqlite3_stmt *s = meta_stmt(m, q);
-
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	return run(m, s);
-}
-
-int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
-{
-	sqlite3_stmt *s = meta_stmt(m, q);
-	int64_t n = -1;
-
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return n;
+	return meta_run(m, s);
 }
 
 static bool has_children(struct meta *m, uint64_t dir)
@@ -342,23 +119,6 @@ static bool has_children(struct meta *m, uint64_t dir)
 	yes = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_reset(s);
 	return yes;
-}
-
-/* Removes an inode with everything hanging from it; its parts become
- * garbage for the nodes. */
-int meta_destroy_inode(struct meta *m, uint64_t ino)
-{
-	int rc = meta_by_ino(m, META_Q_PARTS_TO_GARBAGE, ino);
-
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_PARTS, ino);
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_XATTRS, ino);
-	if (rc == 0)
-		rc = meta_by_ino(m, META_Q_DELETE_INODE, ino);
-	return rc;
 }
 
 /* One link of a non-directory went away; the inode goes with its last
@@ -401,15 +161,15 @@ static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t
 			((uint32_t *)object_id)[i] = g_random_int();
 		sqlite3_bind_blob(s, 9, object_id, 16, SQLITE_STATIC);
 	}
-	rc = run(m, s);
+	rc = meta_run(m, s);
 	if (rc < 0)
 		return rc;
 	ino = (uint64_t)sqlite3_last_insert_rowid(m->db);
 	s = meta_stmt(m, META_Q_INSERT_DENTRY);
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
-	bind_name(s, 2, name);
+	meta_bind_name(s, 2, name);
 	sqlite3_bind_int64(s, 3, (int64_t)ino);
-	rc = run(m, s);
+	rc = meta_run(m, s);
 	if (rc == 0 && dir)
 		rc = add_nlink(m, parent, 1, now);
 	if (rc == 0)
@@ -528,7 +288,7 @@ int meta_readlink(struct meta *m, uint64_t ino, char **target)
 		*target = g_strndup(sqlite3_column_blob(s, 1), (gsize)sqlite3_column_bytes(s, 1));
 		rc = 0;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+		rc = rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	}
 	sqlite3_finalize(s);
 	g_mutex_unlock(&m->lock);
@@ -557,9 +317,9 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 		int64_t now = meta_now_ns();
 
 		sqlite3_bind_int64(s, 1, (int64_t)newparent);
-		bind_name(s, 2, newname);
+		meta_bind_name(s, 2, newname);
 		sqlite3_bind_int64(s, 3, (int64_t)ino);
-		rc = run(m, s);
+		rc = meta_run(m, s);
 		if (rc == 0)
 			rc = add_nlink(m, ino, 1, now);
 		if (rc == 0)
@@ -575,7 +335,7 @@ static int delete_dentry(struct meta *m, int64_t id)
 	sqlite3_stmt *s = meta_stmt(m, META_Q_DELETE_DENTRY);
 
 	sqlite3_bind_int64(s, 1, id);
-	return run(m, s);
+	return meta_run(m, s);
 }
 
 /* Removes entry d of parent (a file or an empty directory). */
@@ -658,7 +418,7 @@ static int set_parent(struct meta *m, uint64_t dir, uint64_t parent)
 
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	sqlite3_bind_int64(s, 2, (int64_t)parent);
-	return run(m, s);
+	return meta_run(m, s);
 }
 
 /* A directory moves from one parent to another: parent pointer and the
@@ -677,15 +437,6 @@ static int reparent_dir(struct meta *m, uint64_t dir, uint64_t from, uint64_t to
 	return rc;
 }
 
-int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now)
-{
-	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_CTIME);
-
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, now);
-	return run(m, s);
-}
-
 static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uint64_t newparent,
 		    const struct dentry *b, int64_t now)
 {
@@ -696,7 +447,7 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 		s = meta_stmt(m, META_Q_SET_DENTRY_INO);
 		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
 		sqlite3_bind_int64(s, 2, (int64_t)(i ? a->ino : b->ino));
-		rc = run(m, s);
+		rc = meta_run(m, s);
 	}
 	if (rc == 0 && S_ISDIR(a->mode))
 		rc = reparent_dir(m, a->ino, parent, newparent, now);
@@ -761,8 +512,8 @@ static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint6
 
 		sqlite3_bind_int64(s, 1, src->id);
 		sqlite3_bind_int64(s, 2, (int64_t)newparent);
-		bind_name(s, 3, newname);
-		rc = run(m, s);
+		meta_bind_name(s, 3, newname);
+		rc = meta_run(m, s);
 	}
 	if (rc == 0 && S_ISDIR(src->mode))
 		rc = reparent_dir(m, src->ino, parent, newparent, now);
@@ -834,15 +585,15 @@ static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struc
 	int rc;
 
 	sqlite3_bind_int64(s, 1, (int64_t)parent);
-	bind_name(s, 2, name);
+	meta_bind_name(s, 2, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-		read_attr(s, out);
+		meta_attr_read(s, out);
 		rc = 0;
 	} else if (rc == SQLITE_ROW) { /* the parent, without the name */
 		rc = S_ISDIR((uint32_t)sqlite3_column_int64(s, 10)) ? -ENOENT : -ENOTDIR;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(m, rc);
+		rc = rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	}
 	sqlite3_reset(s);
 	return rc;
@@ -882,7 +633,7 @@ static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_int64(s, 2, (int64_t)MIN(size, (uint64_t)INT64_MAX));
-	return run(m, s);
+	return meta_run(m, s);
 }
 
 /* Whether field f of set applies to what a holds (its guard). */
@@ -946,7 +697,7 @@ int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr 
 	sqlite3_bind_int64(s, 6, a.atime_ns);
 	sqlite3_bind_int64(s, 7, a.mtime_ns);
 	sqlite3_bind_int64(s, 8, a.ctime_ns);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_errno(m, sqlite3_errcode(m->db));
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : meta_sql_errno(m, sqlite3_errcode(m->db));
 	sqlite3_reset(s);
 	if (rc == 0 && (set->mask & META_SET_SIZE))
 		rc = cut_inline(m, ino, a.size);
@@ -988,7 +739,7 @@ int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, me
 		if (stop)
 			break;
 	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_errno(m, rc);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_sql_errno(m, rc);
 	sqlite3_reset(s);
 out:
 	g_mutex_unlock(&m->lock);
@@ -1007,7 +758,7 @@ int meta_statfs(struct meta *m, struct meta_statfs *out)
 		out->inodes = (uint64_t)sqlite3_column_int64(s, 0);
 		out->bytes = (uint64_t)sqlite3_column_int64(s, 1);
 	}
-	rc = rc == SQLITE_ROW ? 0 : sql_errno(m, rc);
+	rc = rc == SQLITE_ROW ? 0 : meta_sql_errno(m, rc);
 	sqlite3_finalize(s);
 	g_mutex_unlock(&m->lock);
 	return rc;

@@ -1,0 +1,330 @@
+/*
+ * meta_manifest.c - a regular file's content in the metadata engine
+ * (meta.h): its manifest (parts on the nodes) or its inline data (in the
+ * database), and the garbage table of shards to delete from the nodes.
+ *
+ * A content commit is one transaction (durable: fsynced before it
+ * returns): the file's parts that the new content does not keep go to
+ * the garbage table, then the new parts or the inline row are written;
+ * a file has inline data or parts, never both. Attribute changes made
+ * while the content was written are applied in the same transaction
+ * (meta_setattr_locked, meta_namespace.c). Lengths and node lists read
+ * from the database are checked, never trusted: a manifest or inline row
+ * that does not parse is -EUCLEAN, a garbage entry that does not is
+ * skipped. Calls meta_namespace.c and the core; nothing calls back.
+ */
+#define G_LOG_DOMAIN "shardfs-meta"
+
+#include "meta.h"
+#include "meta_internal.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include <string.h>
+
+static void nodes_pack(const struct meta_part *p, uint8_t *out)
+{
+	for (unsigned i = 0; i < (unsigned)p->k + p->m; i++) {
+		out[2 * i] = (uint8_t)p->nodes[i];
+		out[2 * i + 1] = (uint8_t)(p->nodes[i] >> 8);
+	}
+}
+
+/* Fills p's code and nodes from columns k, m, nodes; false if inconsistent. */
+static bool nodes_unpack(sqlite3_stmt *s, int col_k, struct meta_part *p)
+{
+	int k = sqlite3_column_int(s, col_k), mm = sqlite3_column_int(s, col_k + 1);
+	int n = sqlite3_column_bytes(s, col_k + 2);
+	const uint8_t *b = sqlite3_column_blob(s, col_k + 2);
+
+	if (k == 0 && mm == 0 && n == 0) /* a hole */
+		return p->k = p->m = 0, true;
+	if (k < 1 || mm < 0 || k + mm > 64 || n != 2 * (k + mm))
+		return false;
+	p->k = (uint8_t)k;
+	p->m = (uint8_t)mm;
+	for (int i = 0; i < k + mm; i++)
+		p->nodes[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+	return true;
+}
+
+static bool oid_zero(const uint8_t oid[16])
+{
+	static const uint8_t zero[16];
+
+	return memcmp(oid, zero, 16) == 0;
+}
+
+/* A part keeps its own object id; a part without one takes the file's. */
+static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
+		       const struct meta_part *p)
+{
+	const uint8_t *object_id = oid_zero(p->object_id) ? file_oid : p->object_id;
+	uint8_t nodes[128];
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64)
+		return -EINVAL;
+	nodes_pack(p, nodes);
+	s = meta_stmt(m, META_Q_INSERT_PART);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, p->index);
+	sqlite3_bind_int64(s, 3, (int64_t)p->length);
+	sqlite3_bind_blob(s, 4, p->checksum, 16, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, p->k);
+	sqlite3_bind_int(s, 6, p->m);
+	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC); /* empty for a hole */
+	sqlite3_bind_blob(s, 8, object_id, 16, SQLITE_STATIC);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite3_errcode(m->db) == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
+	sqlite3_reset(s);
+	return rc;
+}
+
+static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oid[16],
+		      const struct meta_part *parts, unsigned nparts)
+{
+	for (unsigned i = 0; i < nparts; i++) {
+		const uint8_t *kept = oid_zero(parts[i].object_id) ? file_oid : parts[i].object_id;
+
+		if (parts[i].index == idx && parts[i].k && !memcmp(kept, oid, 16))
+			return true;
+	}
+	return false;
+}
+
+/* The stored parts of ino that the new list does not keep go to the
+ * garbage table; parts kept (same object id and index) stay where they
+ * are. Holes have nothing to collect. */
+static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
+				     const struct meta_part *parts, unsigned nparts)
+{
+	sqlite3_stmt *sel = meta_stmt(m, META_Q_LIVE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
+	int rc = 0;
+
+	sqlite3_bind_int64(sel, 1, (int64_t)ino);
+	while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(sel, 0) == 16 &&
+		    part_kept(sqlite3_column_blob(sel, 0), (uint32_t)sqlite3_column_int64(sel, 1),
+			      file_oid, parts, nparts))
+			continue;
+		sqlite3_reset(ins);
+		for (int c = 0; c < 6; c++)
+			sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
+		rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : -EIO;
+	}
+	sqlite3_reset(sel);
+	sqlite3_reset(ins);
+	return rc;
+}
+
+static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16], uint64_t size)
+{
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_MANIFEST);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	sqlite3_bind_blob(s, 3, object_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, meta_now_ns());
+	return meta_run_done(s);
+}
+
+/* The common start of a content commit, in its transaction: ino is a
+ * regular file, and its parts that the new content (parts) does not name
+ * go to the garbage table. */
+static int content_replaced(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			    const struct meta_part *parts, unsigned nparts)
+{
+	struct meta_attr a;
+	int rc = meta_getattr_locked(m, ino, &a);
+
+	if (rc == 0 && !S_ISREG(a.mode))
+		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0)
+		rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
+	return rc ? rc : meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+}
+
+/* The common end of a content commit: the attributes, then the commit. */
+static int content_committed(struct meta *m, uint64_t ino, const struct meta_setattr *attrs,
+			     bool durable, int rc)
+{
+	if (rc == 0 && attrs && attrs->mask)
+		rc = meta_setattr_locked(m, ino, attrs, NULL);
+	return durable ? meta_tx_end_durable(m, rc) : meta_tx_end(m, rc);
+}
+
+int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			 uint64_t size, const struct meta_part *parts, unsigned nparts,
+			 const struct meta_setattr *attrs, bool durable)
+{
+	int rc = durable ? meta_tx_begin_durable(m) : meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	rc = content_replaced(m, ino, object_id, parts, nparts);
+	for (unsigned i = 0; rc == 0 && i < nparts; i++)
+		rc = insert_part(m, ino, object_id, &parts[i]);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
+	if (rc == 0)
+		rc = set_manifest(m, ino, object_id, size);
+	return content_committed(m, ino, attrs, durable, rc);
+}
+
+static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
+{
+	sqlite3_stmt *s = meta_stmt(m, META_Q_INLINE_SET);
+	int rc;
+
+	if (len == 0) { /* an empty file keeps no row */
+		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
+	} else {
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_blob(s, 2, data, (int)len, SQLITE_STATIC);
+		rc = meta_run_done(s);
+	}
+	if (rc == 0) {
+		s = meta_stmt(m, META_Q_SET_INLINE_SIZE);
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_int64(s, 2, (int64_t)len);
+		sqlite3_bind_int64(s, 3, meta_now_ns());
+		rc = meta_run_done(s);
+	}
+	return rc;
+}
+
+int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
+		       const struct meta_setattr *attrs, bool durable)
+{
+	static const uint8_t no_oid[16];
+	int rc;
+
+	if (len > META_INLINE_MAX)
+		return -EFBIG;
+	rc = durable ? meta_tx_begin_durable(m) : meta_tx_begin(m);
+	if (rc < 0)
+		return rc;
+	rc = content_replaced(m, ino, no_oid, NULL, 0);
+	if (rc == 0)
+		rc = set_inline(m, ino, data, len);
+	return content_committed(m, ino, attrs, durable, rc);
+}
+
+int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
+{
+	sqlite3_stmt *s;
+	int rc, n;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt(m, META_Q_INLINE_GET);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		n = sqlite3_column_bytes(s, 0);
+		/* a length read from disk: never trusted past the limit */
+		rc = n < 0 || (unsigned)n > META_INLINE_MAX ? -EUCLEAN : 0;
+		if (rc == 0) {
+			*data = n ? g_memdup2(sqlite3_column_blob(s, 0), (gsize)n) : NULL;
+			*len = (size_t)n;
+		}
+	} else {
+		rc = meta_getattr_locked(m, ino, NULL) ?: -ENODATA;
+	}
+	sqlite3_reset(s);
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
+static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
+{
+	sqlite3_stmt *s = meta_stmt(m, META_Q_OBJECT_ID);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
+	if (rc == 0 && sqlite3_column_bytes(s, 0) == 16)
+		memcpy(object_id, sqlite3_column_blob(s, 0), 16);
+	else if (rc == 0)
+		rc = -EINVAL; /* not a regular file */
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int parts_of(struct meta *m, uint64_t ino, GArray *list)
+{
+	sqlite3_stmt *s = meta_stmt(m, META_Q_PARTS);
+	int rc = 0;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		struct meta_part p = {0};
+
+		p.index = (uint32_t)sqlite3_column_int64(s, 0);
+		p.length = (uint64_t)sqlite3_column_int64(s, 1);
+		if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p) ||
+		    sqlite3_column_bytes(s, 6) != 16) {
+			rc = -EUCLEAN;
+		} else {
+			memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
+			memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
+		}
+		g_array_append_val(list, p);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
+		      struct meta_part **parts, unsigned *nparts)
+{
+	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_part));
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	rc = object_id_of(m, ino, object_id);
+	if (rc == 0)
+		rc = parts_of(m, ino, list);
+	g_mutex_unlock(&m->lock);
+	*nparts = rc == 0 ? list->len : 0;
+	*parts = rc == 0 ? (struct meta_part *)g_array_free(list, FALSE) : NULL;
+	if (rc < 0)
+		g_array_free(list, TRUE);
+	return rc;
+}
+
+int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items, unsigned *n)
+{
+	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_garbage));
+	sqlite3_stmt *s;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt(m, META_Q_GARBAGE_LIST);
+	sqlite3_bind_int64(s, 1, max);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct meta_garbage g = {0};
+
+		g.id = (uint64_t)sqlite3_column_int64(s, 0);
+		if (sqlite3_column_bytes(s, 1) == 16)
+			memcpy(g.object_id, sqlite3_column_blob(s, 1), 16);
+		g.part.index = (uint32_t)sqlite3_column_int64(s, 2);
+		g.part.length = (uint64_t)sqlite3_column_int64(s, 3);
+		if (nodes_unpack(s, 4, &g.part))
+			g_array_append_val(list, g);
+	}
+	sqlite3_reset(s);
+	g_mutex_unlock(&m->lock);
+	*n = list->len;
+	*items = (struct meta_garbage *)g_array_free(list, FALSE);
+	return 0;
+}
+
+int meta_garbage_done(struct meta *m, uint64_t id)
+{
+	int rc = meta_tx_begin(m);
+
+	if (rc < 0)
+		return rc;
+	return meta_tx_end(m, meta_run_ints(m, META_Q_GARBAGE_DONE, (int64_t)id, 0));
+}
