@@ -59,7 +59,7 @@ static void call_done(void *arg, struct net_call *call)
 	g_mutex_lock(&w->m);
 	w->free_slots[w->nfree++] = (int)(call - w->calls);
 	if (call->status != 0 && w->failed++ == 0)
-		g_warning("request failed: %s", net_strerror(call->status));
+		g_warning("request failed: %s", common_strerror(call->status));
 	g_cond_signal(&w->c);
 	g_mutex_unlock(&w->m);
 }
@@ -314,7 +314,7 @@ int cmd_bench_net(int argc, char **argv)
 	else if (rc == 0)
 		print_table(&b, p, tcp);
 	else
-		fprintf(stderr, "shardfs: bench net failed: %s\n", net_strerror(rc));
+		fprintf(stderr, "shardfs: bench net failed: %s\n", common_strerror(rc));
 	net_pool_free(b.pool);
 	local_cluster_stop(&b.cl);
 	local_cluster_fini(&b.cl);

@@ -113,7 +113,7 @@ static int open_store(const char *dir, struct wal **w)
 	o.background_compaction = FALSE;
 	rc = wal_open(&o, w);
 	if (rc < 0)
-		fprintf(stderr, "shardfs: cannot open store %s: %s\n", dir, wal_strerror(rc));
+		fprintf(stderr, "shardfs: cannot open store %s: %s\n", dir, common_strerror(rc));
 	return rc;
 }
 
@@ -327,7 +327,7 @@ static int run(struct bench_opts *o)
 	wal_close(w);
 	res.peak_rss_mib = bench_proc_peak_rss_mib(getpid());
 	if (rc < 0)
-		fprintf(stderr, "shardfs: bench wal failed: %s\n", wal_strerror(rc));
+		fprintf(stderr, "shardfs: bench wal failed: %s\n", common_strerror(rc));
 	else if (o->json)
 		print_json(o, &res);
 	else

@@ -179,7 +179,4 @@ int net_key_cmp(const struct net_key *a, const struct net_key *b);
  */
 bool net_kv_u64(const char *text, const char *key, uint64_t *out);
 
-/* common_strerror under the name older callers use. */
-const char *net_strerror(int err);
-
 #endif

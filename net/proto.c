@@ -186,8 +186,3 @@ bool net_kv_u64(const char *text, const char *key, uint64_t *out)
 	}
 	return false;
 }
-
-const char *net_strerror(int err)
-{
-	return common_strerror(err);
-}

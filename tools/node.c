@@ -81,7 +81,7 @@ static int open_service(struct node *n, const struct net_cluster *c, const struc
 	rc = node_service_new(&sc, &n->svc);
 	if (rc < 0)
 		fprintf(stderr, "shardfs: cannot open the store in %s: %s\n", sc.data_dir,
-			wal_strerror(rc));
+			common_strerror(rc));
 	return rc;
 }
 

@@ -160,7 +160,7 @@ int wal_checkpoint_load(struct wal *w, struct wal_ckpt_info *info)
 		w->max_seq = 0;
 		if (rc != -ENOENT)
 			g_warning("checkpoint %s unusable (%s): scanning every segment", path,
-				  wal_strerror(rc));
+				  common_strerror(rc));
 	}
 	g_free(buf);
 	g_free(path);

@@ -62,12 +62,7 @@ int wal_sticky_error(struct wal *w)
 void wal_set_sticky_error(struct wal *w, int err)
 {
 	if (g_atomic_int_compare_and_exchange(&w->stats.sticky_error, 0, err))
-		g_warning("store %s is now read-only: %s", w->dir, wal_strerror(err));
-}
-
-const char *wal_strerror(int err)
-{
-	return common_strerror(err);
+		g_warning("store %s is now read-only: %s", w->dir, common_strerror(err));
 }
 
 static void queue_push(struct wal_queue *q, struct wal_req *r)
@@ -112,7 +107,7 @@ static int rotate(struct wal *w)
 	}
 	rc = wal_seg_create(w, w->next_seg_id, &seg);
 	if (rc < 0) {
-		g_warning("cannot create segment %s: %s", w->dir, wal_strerror(rc));
+		g_warning("cannot create segment %s: %s", w->dir, common_strerror(rc));
 		return rc;
 	}
 	w->next_seg_id++;
@@ -715,7 +710,7 @@ void wal_close(struct wal *w)
 		int rc = wal_checkpoint(w);
 
 		if (rc < 0)
-			g_warning("checkpoint of %s on close failed: %s", w->dir, wal_strerror(rc));
+			g_warning("checkpoint of %s on close failed: %s", w->dir, common_strerror(rc));
 	}
 	wal_free(w);
 }

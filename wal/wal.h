@@ -233,7 +233,4 @@ int wal_scrub(struct wal *w, wal_scrub_fn fn, void *arg, struct wal_scrub_report
 
 void wal_get_stats(struct wal *w, struct wal_stats *st);
 
-/* common_strerror under the name older callers use. */
-const char *wal_strerror(int err);
-
 #endif

@@ -49,7 +49,7 @@ struct node_service_config {
 void node_service_config_default(struct node_service_config *c);
 /*
  * Opens the store in c->data_dir (the strings of c are copied, tls is
- * borrowed). Returns 0 or the store's error (wal_strerror() names it);
+ * borrowed). Returns 0 or the store's error (common_strerror() names it);
  * *out untouched on failure.
  */
 int node_service_new(const struct node_service_config *c, struct node_service **out);
