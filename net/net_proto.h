@@ -43,25 +43,22 @@
  * Stream opcodes (live byte streams kept in a ring on their home node).
  * The object id names the stream; part and shard are 0. A handle is a
  * non-zero 64-bit token chosen by the client for one open reader or writer.
- *   STREAM_OPEN    offset = token; body = NET_STREAM_OPEN_SIZE bytes:
- *                  u64 base (the stream's length known to the metadata, so
- *                  that offsets continue across node restarts), u64 ring
- *                  bytes (0: the default), u32 mode (NET_STREAM_WRITER,
- *                  NET_STREAM_LOSSLESS), u32 0. Response aux = head (bytes
- *                  ever written); body = u64 head, u64 oldest byte held.
+ *   STREAM_OPEN    offset = token; body = struct net_stream_open (table
+ *                  below). Response aux = head (bytes ever written); body
+ *                  = struct net_stream_opened.
  *   STREAM_CLOSE   offset = token. aux = head.
  *   STREAM_APPEND  offset = token; body = one chunk, kept whole. aux = the
  *                  chunk's first byte. -EAGAIN: a lossless stream is full,
  *                  try again (nothing was appended).
  *   STREAM_READ    offset = the reader's position; length = bytes wanted;
- *                  body = NET_STREAM_READ_SIZE bytes: u64 token, u32 local
- *                  readers behind this handle (for stats), u32 0. Answered
+ *                  body = struct net_stream_read (table below). Answered
  *                  once data exists at or after the position, or after the
  *                  node's long-poll wait with no body. aux = the position
  *                  of the first byte of the body (beyond the asked one if
  *                  the reader fell out of the ring). NET_EEOF: every
  *                  writer closed and the reader has everything.
- *   STREAM_STAT    response body = "key=value\n" lines.
+ *   STREAM_STAT    response body = "key=value\n" lines (struct
+ *                  net_stream_stat).
  *   STREAM_KEEP    offset = token: the handle is still in use (handles
  *                  idle for NET_STREAM_LEASE_S are dropped).
  */
@@ -70,6 +67,7 @@
 
 #include "common/error.h"
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +84,7 @@
 
 /* Streams. */
 #define NET_STREAM_OPEN_SIZE 24u
+#define NET_STREAM_OPENED_SIZE 16u
 #define NET_STREAM_READ_SIZE 16u
 #define NET_MAX_STREAM_CHUNK (4u << 20) /* APPEND body */
 #define NET_MAX_STREAM_READ (4u << 20)	/* READ length */
@@ -171,12 +170,101 @@ void net_key_unpack(const uint8_t in[NET_KEY_PACKED_SIZE], struct net_key *k);
 int net_key_cmp(const struct net_key *a, const struct net_key *b);
 
 /*
- * The number after "key=" in a STATUS or STREAM_STAT body (text, NUL-
- * terminated by the caller, "key=value\n" lines; the last line may lack
- * its newline). Only a whole key at the start of a line matches, so
- * "free" never reads "free_bytes". false if the key is missing or its
- * value is not a decimal number that fits in 64 bits (*out untouched).
+ * Stream bodies. Decoders take the body as received and its length, and
+ * return 0 or NET_EPROTO (a body of the wrong length); they never read
+ * past len. Reserved fields are written as 0 and not checked on decode,
+ * so that a later version may use them. Values are not judged here (the
+ * node decides what a mode or a ring size it cannot serve gets).
+ *
+ * STREAM_OPEN request body, NET_STREAM_OPEN_SIZE bytes:
+ *   OFFSET SIZE MEANING
+ *        0    8 base: the stream's length as the metadata knows it, so
+ *               that offsets continue across node restarts
+ *        8    8 ring bytes (0: the node's default)
+ *       16    4 mode: NET_STREAM_WRITER | NET_STREAM_LOSSLESS
+ *       20    4 reserved, 0
  */
-bool net_kv_u64(const char *text, const char *key, uint64_t *out);
+struct net_stream_open {
+	uint64_t base, ring_bytes;
+	uint32_t mode;
+};
+
+void net_stream_open_encode(const struct net_stream_open *o, uint8_t out[NET_STREAM_OPEN_SIZE]);
+int net_stream_open_decode(const void *body, size_t len, struct net_stream_open *o);
+
+/*
+ * STREAM_OPEN response body, NET_STREAM_OPENED_SIZE bytes:
+ *   OFFSET SIZE MEANING
+ *        0    8 head: bytes ever written to the stream
+ *        8    8 oldest: the oldest byte the ring still holds
+ */
+struct net_stream_opened {
+	uint64_t head, oldest;
+};
+
+void net_stream_opened_encode(const struct net_stream_opened *o,
+			      uint8_t out[NET_STREAM_OPENED_SIZE]);
+int net_stream_opened_decode(const void *body, size_t len, struct net_stream_opened *o);
+
+/*
+ * STREAM_READ request body, NET_STREAM_READ_SIZE bytes:
+ *   OFFSET SIZE MEANING
+ *        0    8 token of the reader's handle
+ *        8    4 local readers behind this handle (only for statistics)
+ *       12    4 reserved, 0
+ */
+struct net_stream_read {
+	uint64_t token;
+	uint32_t local_readers;
+};
+
+void net_stream_read_encode(const struct net_stream_read *r, uint8_t out[NET_STREAM_READ_SIZE]);
+int net_stream_read_decode(const void *body, size_t len, struct net_stream_read *r);
+
+/*
+ * STATUS and STREAM_STAT response bodies: text, one "key=value\n" line per
+ * field, in any order; a reader ignores keys it does not know and reads a
+ * key it does not find as 0, so either side may add keys. Values are
+ * decimal unsigned integers, or words (policy=live|lossless). Readers take
+ * the body and its length: it need not end in a NUL byte.
+ */
+void net_kv_append_u64(GString *out, const char *key, uint64_t value);
+void net_kv_append_str(GString *out, const char *key, const char *value);
+/* The number of the first line "key=<digits>" of body[0..len) (only a
+ * whole key at the start of a line matches, so "free" never reads
+ * "free_bytes"). false if the key is missing or its value is not a decimal
+ * number that fits in 64 bits (*out untouched). body may be NULL when len
+ * is 0. */
+bool net_kv_u64(const void *body, size_t len, const char *key, uint64_t *out);
+/* Whether the first line of body[0..len) for key is "key=value". */
+bool net_kv_is(const void *body, size_t len, const char *key, const char *value);
+
+/* The STATUS response, as the keys node, version, shards, live_bytes,
+ * disk_bytes, free_bytes, total_bytes, uptime_s and store_error (the
+ * store's sticky error negated, so that it reads as a number: 0 when the
+ * store takes writes). */
+#define NET_VERSION_MAX 32
+struct net_node_status {
+	uint32_t node;
+	char version[NET_VERSION_MAX];
+	uint64_t shards, live_bytes, disk_bytes, free_bytes, total_bytes, uptime_s;
+	int32_t store_error;
+};
+
+void net_node_status_encode(const struct net_node_status *st, GString *out);
+/* 0, or NET_EPROTO when a key is missing or garbled (every field is then
+ * still filled, the unreadable ones with 0 and version with "?"). */
+int net_node_status_decode(const void *body, size_t len, struct net_node_status *st);
+
+/* The STREAM_STAT response, as the keys head, oldest, ring_bytes, policy,
+ * writers, readers, subscriptions, dropped, chunks. */
+struct net_stream_stat {
+	uint64_t head, oldest, ring_bytes, dropped, chunks;
+	uint32_t writers, readers, subscriptions;
+	bool lossless;
+};
+
+void net_stream_stat_encode(const struct net_stream_stat *st, GString *out);
+void net_stream_stat_decode(const void *body, size_t len, struct net_stream_stat *st);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * proto.c - request and response header codecs, and the reader of
- * key=value bodies (formats in net_proto.h).
+ * proto.c - the codecs of the wire: request and response headers, stream
+ * bodies, key=value text (formats in net_proto.h).
  *
  * These decoders read bytes from the network: they check every field
  * before any of it is used, and the limits before the caller allocates.
@@ -163,26 +163,207 @@ int net_resp_decode(const uint8_t in[NET_RESP_HEADER_SIZE], uint64_t max_body,
 /* A node sends its store's code as is: the two must never drift apart. */
 G_STATIC_ASSERT(NET_ECORRUPT == WAL_ECORRUPT);
 
-bool net_kv_u64(const char *text, const char *key, uint64_t *out)
+/* ---- stream bodies ---- */
+
+void net_stream_open_encode(const struct net_stream_open *o, uint8_t out[NET_STREAM_OPEN_SIZE])
+{
+	memset(out, 0, NET_STREAM_OPEN_SIZE);
+	put_le(out, o->base, 8);
+	put_le(out + 8, o->ring_bytes, 8);
+	put_le(out + 16, o->mode, 4);
+}
+
+int net_stream_open_decode(const void *body, size_t len, struct net_stream_open *o)
+{
+	const uint8_t *in = body;
+
+	if (len != NET_STREAM_OPEN_SIZE)
+		return NET_EPROTO;
+	o->base = get_le(in, 8);
+	o->ring_bytes = get_le(in + 8, 8);
+	o->mode = (uint32_t)get_le(in + 16, 4);
+	return 0;
+}
+
+void net_stream_opened_encode(const struct net_stream_opened *o,
+			      uint8_t out[NET_STREAM_OPENED_SIZE])
+{
+	put_le(out, o->head, 8);
+	put_le(out + 8, o->oldest, 8);
+}
+
+int net_stream_opened_decode(const void *body, size_t len, struct net_stream_opened *o)
+{
+	const uint8_t *in = body;
+
+	if (len != NET_STREAM_OPENED_SIZE)
+		return NET_EPROTO;
+	o->head = get_le(in, 8);
+	o->oldest = get_le(in + 8, 8);
+	return 0;
+}
+
+void net_stream_read_encode(const struct net_stream_read *r, uint8_t out[NET_STREAM_READ_SIZE])
+{
+	memset(out, 0, NET_STREAM_READ_SIZE);
+	put_le(out, r->token, 8);
+	put_le(out + 8, r->local_readers, 4);
+}
+
+int net_stream_read_decode(const void *body, size_t len, struct net_stream_read *r)
+{
+	const uint8_t *in = body;
+
+	if (len != NET_STREAM_READ_SIZE)
+		return NET_EPROTO;
+	r->token = get_le(in, 8);
+	r->local_readers = (uint32_t)get_le(in + 8, 4);
+	return 0;
+}
+
+/* ---- key=value text ---- */
+
+void net_kv_append_u64(GString *out, const char *key, uint64_t value)
+{
+	g_string_append_printf(out, "%s=%" G_GUINT64_FORMAT "\n", key, value);
+}
+
+void net_kv_append_str(GString *out, const char *key, const char *value)
+{
+	g_string_append_printf(out, "%s=%s\n", key, value);
+}
+
+/* The value of the first line "key=...", as [*val, *val + *val_len). */
+static bool kv_find(const char *p, size_t len, const char *key, const char **val,
+		    size_t *val_len)
 {
 	size_t klen = strlen(key);
 
-	for (const char *line = text; *line; line = strchrnul(line, '\n')) {
-		if (*line == '\n')
-			line++;
-		if (strncmp(line, key, klen) || line[klen] != '=')
-			continue;
-		const char *v = line + klen + 1;
-		char *end;
+	for (const char *end = p + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl ? nl : end;
+		size_t line_len = (size_t)(line_end - p);
 
-		if (!g_ascii_isdigit(*v))
-			return false;
-		errno = 0;
-		guint64 n = g_ascii_strtoull(v, &end, 10);
-		if (errno || (*end && *end != '\n'))
-			return false;
-		*out = n;
-		return true;
+		if (line_len > klen && memcmp(p, key, klen) == 0 && p[klen] == '=') {
+			*val = p + klen + 1;
+			*val_len = line_len - klen - 1;
+			return true;
+		}
+		p = nl ? nl + 1 : end;
 	}
 	return false;
+}
+
+bool net_kv_u64(const void *body, size_t len, const char *key, uint64_t *out)
+{
+	const char *val;
+	size_t n;
+	uint64_t v = 0;
+
+	if (!len || !kv_find(body, len, key, &val, &n) || !n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!g_ascii_isdigit(val[i]))
+			return false;
+		unsigned d = (unsigned)(val[i] - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* A field the sender leaves out, or one it sends garbled, counts as 0. */
+static uint64_t kv_or_zero(const void *body, size_t len, const char *key)
+{
+	uint64_t v = 0;
+
+	net_kv_u64(body, len, key, &v);
+	return v;
+}
+
+bool net_kv_is(const void *body, size_t len, const char *key, const char *value)
+{
+	const char *val;
+	size_t n;
+
+	return kv_find(body, len, key, &val, &n) && n == strlen(value) && memcmp(val, value, n) == 0;
+}
+
+void net_stream_stat_encode(const struct net_stream_stat *st, GString *out)
+{
+	net_kv_append_u64(out, "head", st->head);
+	net_kv_append_u64(out, "oldest", st->oldest);
+	net_kv_append_u64(out, "ring_bytes", st->ring_bytes);
+	net_kv_append_str(out, "policy", st->lossless ? "lossless" : "live");
+	net_kv_append_u64(out, "writers", st->writers);
+	net_kv_append_u64(out, "readers", st->readers);
+	net_kv_append_u64(out, "subscriptions", st->subscriptions);
+	net_kv_append_u64(out, "dropped", st->dropped);
+	net_kv_append_u64(out, "chunks", st->chunks);
+}
+
+void net_stream_stat_decode(const void *body, size_t len, struct net_stream_stat *st)
+{
+	*st = (struct net_stream_stat){
+		.head = kv_or_zero(body, len, "head"),
+		.oldest = kv_or_zero(body, len, "oldest"),
+		.ring_bytes = kv_or_zero(body, len, "ring_bytes"),
+		.dropped = kv_or_zero(body, len, "dropped"),
+		.chunks = kv_or_zero(body, len, "chunks"),
+		.writers = (uint32_t)kv_or_zero(body, len, "writers"),
+		.readers = (uint32_t)kv_or_zero(body, len, "readers"),
+		.subscriptions = (uint32_t)kv_or_zero(body, len, "subscriptions"),
+		.lossless = net_kv_is(body, len, "policy", "lossless"),
+	};
+}
+
+void net_node_status_encode(const struct net_node_status *st, GString *out)
+{
+	net_kv_append_u64(out, "node", st->node);
+	net_kv_append_str(out, "version", st->version);
+	net_kv_append_u64(out, "shards", st->shards);
+	net_kv_append_u64(out, "live_bytes", st->live_bytes);
+	net_kv_append_u64(out, "disk_bytes", st->disk_bytes);
+	net_kv_append_u64(out, "free_bytes", st->free_bytes);
+	net_kv_append_u64(out, "total_bytes", st->total_bytes);
+	net_kv_append_u64(out, "uptime_s", st->uptime_s);
+	net_kv_append_u64(out, "store_error", (uint64_t)-(int64_t)st->store_error);
+}
+
+/* The word after "key=", cut to cap - 1 bytes; false if the key is missing. */
+static bool kv_word(const void *body, size_t len, const char *key, char *out, size_t cap)
+{
+	const char *val;
+	size_t n;
+
+	if (!len || !kv_find(body, len, key, &val, &n))
+		return false;
+	n = MIN(n, cap - 1);
+	memcpy(out, val, n);
+	out[n] = '\0';
+	return true;
+}
+
+int net_node_status_decode(const void *body, size_t len, struct net_node_status *st)
+{
+	uint64_t node = 0, err = 0;
+	bool ok = net_kv_u64(body, len, "node", &node) && node <= UINT32_MAX;
+
+	*st = (struct net_node_status){.version = "?"};
+	ok &= kv_word(body, len, "version", st->version, sizeof(st->version));
+	ok &= net_kv_u64(body, len, "shards", &st->shards);
+	ok &= net_kv_u64(body, len, "live_bytes", &st->live_bytes);
+	ok &= net_kv_u64(body, len, "disk_bytes", &st->disk_bytes);
+	ok &= net_kv_u64(body, len, "free_bytes", &st->free_bytes);
+	ok &= net_kv_u64(body, len, "total_bytes", &st->total_bytes);
+	ok &= net_kv_u64(body, len, "uptime_s", &st->uptime_s);
+	ok &= net_kv_u64(body, len, "store_error", &err) && err <= INT32_MAX;
+	if (ok) {
+		st->node = (uint32_t)node;
+		st->store_error = -(int32_t)err;
+	}
+	return ok ? 0 : NET_EPROTO;
 }

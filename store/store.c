@@ -306,27 +306,18 @@ static void batch_done(void *arg, struct net_call *call)
 #define CAPACITY_TTL_US (5 * G_USEC_PER_SEC)
 #define STATUS_TEXT_MAX 4096
 
-/* A node that leaves a field out counts it as 0. */
-static uint64_t status_value(const char *text, const char *key)
-{
-	uint64_t v = 0;
-
-	net_kv_u64(text, key, &v);
-	return v;
-}
-
 static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 {
 	GArray *nodes = s->cluster->nodes;
 	struct net_call *calls = g_new0(struct net_call, nodes->len);
-	char *texts = g_malloc0((size_t)nodes->len * (STATUS_TEXT_MAX + 1));
+	char *texts = g_malloc((size_t)nodes->len * STATUS_TEXT_MAX);
 	struct common_waiter b;
 	unsigned up = 0;
 
 	common_waiter_init(&b, nodes->len);
 	for (guint i = 0; i < nodes->len; i++) {
 		calls[i].req.op = NET_OP_STATUS;
-		calls[i].resp_buf = texts + i * (STATUS_TEXT_MAX + 1);
+		calls[i].resp_buf = texts + i * STATUS_TEXT_MAX;
 		calls[i].resp_cap = STATUS_TEXT_MAX;
 		calls[i].timeout_ms = 2000;
 		net_pool_call_async(s->pool, g_array_index(nodes, struct net_node_conf, i).id, &calls[i],
@@ -339,8 +330,13 @@ static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 		if (calls[i].status)
 			continue;
 		up++;
-		*total += status_value(calls[i].resp_buf, "total_bytes");
-		*avail += status_value(calls[i].resp_buf, "free_bytes");
+		size_t len = (size_t)calls[i].resp.body_len;
+		uint64_t node_total = 0, node_free = 0; /* a node that leaves one out has 0 */
+
+		net_kv_u64(calls[i].resp_buf, len, "total_bytes", &node_total);
+		net_kv_u64(calls[i].resp_buf, len, "free_bytes", &node_free);
+		*total += node_total;
+		*avail += node_free;
 	}
 	g_free(calls);
 	g_free(texts);

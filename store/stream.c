@@ -83,43 +83,31 @@ static uint64_t new_token(void)
 	return t;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	v = GUINT64_TO_LE(v);
-	memcpy(p, &v, 8);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return GUINT64_FROM_LE(v);
-}
-
 static int open_on(struct store_stream *h, uint32_t node, const struct store_stream_options *o,
 		   uint64_t *head, uint64_t *oldest)
 {
-	uint8_t body[NET_STREAM_OPEN_SIZE] = {0}, resp[16];
-	uint32_t mode = (o->writer ? NET_STREAM_WRITER : 0) | (o->lossless ? NET_STREAM_LOSSLESS : 0);
+	struct net_stream_open req = {
+		.base = o->base,
+		.ring_bytes = o->ring_bytes,
+		.mode = (o->writer ? NET_STREAM_WRITER : 0) | (o->lossless ? NET_STREAM_LOSSLESS : 0),
+	};
+	uint8_t body[NET_STREAM_OPEN_SIZE], resp[NET_STREAM_OPENED_SIZE];
+	struct net_stream_opened opened;
 	struct net_call c = stream_call(h, NET_OP_STREAM_OPEN);
 
-	put_u64(body, o->base);
-	put_u64(body + 8, o->ring_bytes);
-	mode = GUINT32_TO_LE(mode);
-	memcpy(body + 16, &mode, 4);
+	net_stream_open_encode(&req, body);
 	c.req.body_len = sizeof(body);
 	c.body = body;
 	c.resp_buf = resp;
 	c.resp_cap = sizeof(resp);
 	int rc = call(h->s, node, &c);
-	if (rc == 0 && c.resp.body_len != sizeof(resp))
-		rc = NET_EPROTO;
+	if (rc == 0)
+		rc = net_stream_opened_decode(resp, (size_t)c.resp.body_len, &opened);
 	if (rc == 0) {
 		if (head)
-			*head = get_u64(resp);
+			*head = opened.head;
 		if (oldest)
-			*oldest = get_u64(resp + 8);
+			*oldest = opened.oldest;
 	}
 	return rc;
 }
@@ -177,12 +165,11 @@ int store_stream_append(struct store_stream *h, const void *buf, size_t n, uint6
 int store_stream_read(struct store_stream *h, uint64_t pos, void *buf, size_t cap,
 		      uint32_t local_readers, uint64_t *first, size_t *got)
 {
-	uint8_t body[NET_STREAM_READ_SIZE] = {0};
+	struct net_stream_read req = {.token = h->token, .local_readers = local_readers};
+	uint8_t body[NET_STREAM_READ_SIZE];
 	struct net_call c = stream_call(h, NET_OP_STREAM_READ);
 
-	put_u64(body, h->token);
-	local_readers = GUINT32_TO_LE(local_readers);
-	memcpy(body + 8, &local_readers, 4);
+	net_stream_read_encode(&req, body);
 	c.req.offset = pos;
 	c.req.length = MIN(cap, NET_MAX_STREAM_READ);
 	c.req.body_len = sizeof(body);
@@ -207,20 +194,12 @@ int store_stream_keep(struct store_stream *h)
 	return call(h->s, h->node, &c);
 }
 
-/* A node that leaves a field out counts it as 0. */
-static uint64_t stat_field(const char *text, const char *key)
-{
-	uint64_t v = 0;
-
-	net_kv_u64(text, key, &v);
-	return v;
-}
-
 int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream_stat *st)
 {
 	uint32_t nodes[64];
 	size_t n = home_candidates(s, id, nodes, G_N_ELEMENTS(nodes));
-	char text[STAT_MAX + 1];
+	char text[STAT_MAX];
+	size_t text_len = 0;
 	uint32_t answered = 0;
 	int rc = STORE_EUNAVAIL;
 
@@ -232,23 +211,26 @@ int store_stream_stat(struct store *s, const uint8_t id[16], struct store_stream
 		answered = nodes[i];
 		rc = call(s, nodes[i], &c);
 		if (rc == 0)
-			text[c.resp.body_len] = 0;
+			text_len = (size_t)c.resp.body_len;
 		if (!transport_error(rc))
 			break;
 	}
 	if (rc < 0)
 		return transport_error(rc) ? STORE_EUNAVAIL : rc;
+	struct net_stream_stat ns;
+
+	net_stream_stat_decode(text, text_len, &ns);
 	*st = (struct store_stream_stat){
-		.head = stat_field(text, "head"),
-		.oldest = stat_field(text, "oldest"),
-		.ring_bytes = stat_field(text, "ring_bytes"),
-		.dropped = stat_field(text, "dropped"),
-		.chunks = stat_field(text, "chunks"),
-		.writers = (unsigned)stat_field(text, "writers"),
-		.readers = (unsigned)stat_field(text, "readers"),
-		.subscriptions = (unsigned)stat_field(text, "subscriptions"),
-		.lossless = strstr(text, "policy=lossless") != NULL,
+		.head = ns.head,
+		.oldest = ns.oldest,
+		.ring_bytes = ns.ring_bytes,
+		.dropped = ns.dropped,
+		.chunks = ns.chunks,
+		.writers = ns.writers,
+		.readers = ns.readers,
+		.subscriptions = ns.subscriptions,
+		.lossless = ns.lossless,
+		.node = answered,
 	};
-	st->node = answered;
 	return 0;
 }

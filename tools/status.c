@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "net/net.h"
+#include "net/net_proto.h"
 #include "shardfs.h"
 
 #include <stdio.h>
@@ -16,28 +17,10 @@
 #define STATUS_TIMEOUT_MS 3000
 #define STATUS_MAX 4096
 
-static char *field(const char *text, const char *key)
-{
-	g_autofree char *pat = g_strconcat(key, "=", NULL);
-	char **lines = g_strsplit(text, "\n", -1);
-	char *v = NULL;
-
-	for (char **l = lines; *l && !v; l++)
-		if (g_str_has_prefix(*l, pat))
-			v = g_strdup(*l + strlen(pat));
-	g_strfreev(lines);
-	return v ? v : g_strdup("?");
-}
-
-static char *human(const char *bytes)
-{
-	return strcmp(bytes, "?") ? g_format_size(g_ascii_strtoull(bytes, NULL, 10)) : g_strdup("?");
-}
-
 /* Prints the node's row; returns TRUE if it is up and healthy. */
 static gboolean show_node(struct net_pool *pool, const struct net_node_conf *n)
 {
-	char *text = g_malloc0(STATUS_MAX + 1);
+	char *text = g_malloc0(STATUS_MAX);
 	struct net_call ping = {.req = {.op = NET_OP_PING}, .timeout_ms = STATUS_TIMEOUT_MS};
 	struct net_call st = {.req = {.op = NET_OP_STATUS}, .resp_buf = text, .resp_cap = STATUS_MAX,
 			      .timeout_ms = STATUS_TIMEOUT_MS};
@@ -58,20 +41,20 @@ static gboolean show_node(struct net_pool *pool, const struct net_node_conf *n)
 		g_free(text);
 		return FALSE;
 	}
-	char *shards = field(text, "shards"), *live = field(text, "live_bytes");
-	char *fr = field(text, "free_bytes"), *ver = field(text, "version"), *err = field(text, "store_error");
-	char *live_h = human(live), *free_h = human(fr);
+	struct net_node_status ns;
 
-	ok = !strcmp(err, "0");
-	printf("%-5u %-22s %-8s %8.2f %10s %10s %10s %s\n", n->id, addr, ok ? "up" : "failed", rtt_ms,
-	       shards, live_h, free_h, ver);
+	rc = net_node_status_decode(text, (size_t)st.resp.body_len, &ns);
+	ok = rc == 0 && ns.store_error == 0;
+	char *live_h = g_format_size(ns.live_bytes), *free_h = g_format_size(ns.free_bytes);
+
+	printf("%-5u %-22s %-8s %8.2f %10" G_GUINT64_FORMAT " %10s %10s %s\n", n->id, addr,
+	       ok ? "up" : "failed", rtt_ms, ns.shards, live_h, free_h, ns.version);
+	if (rc)
+		printf("      node %u: %s\n", n->id, common_strerror(rc));
+	else if (ns.store_error)
+		printf("      node %u: store read-only: %s\n", n->id, common_strerror(ns.store_error));
 	g_free(live_h);
 	g_free(free_h);
-	g_free(shards);
-	g_free(live);
-	g_free(fr);
-	g_free(ver);
-	g_free(err);
 	g_free(text);
 	return ok;
 }

@@ -145,21 +145,22 @@ static void do_list(struct node_service *n, struct net_request *r)
 
 static void do_status(struct node_service *n, struct net_request *r)
 {
-	struct wal_stats st;
+	struct wal_stats ws;
 	struct statvfs sv = {0};
 	GString *s = g_string_new(NULL);
 	gsize len;
 
-	wal_get_stats(n->wal, &st);
+	wal_get_stats(n->wal, &ws);
 	statvfs(n->data_dir, &sv);
-	g_string_append_printf(s, "node=%u\nversion=%s\nshards=%" G_GUINT64_FORMAT "\n", n->id,
-			       SHARDFS_VERSION, st.keys);
-	g_string_append_printf(s, "live_bytes=%" G_GUINT64_FORMAT "\ndisk_bytes=%" G_GUINT64_FORMAT "\n",
-			       st.live_bytes, st.disk_bytes);
-	g_string_append_printf(s, "free_bytes=%" G_GUINT64_FORMAT "\ntotal_bytes=%" G_GUINT64_FORMAT "\n",
-			       (guint64)sv.f_bavail * sv.f_frsize, (guint64)sv.f_blocks * sv.f_frsize);
-	g_string_append_printf(s, "uptime_s=%" G_GINT64_FORMAT "\nstore_error=%d\n",
-			       (g_get_monotonic_time() - n->started_us) / 1000000, st.sticky_error);
+	struct net_node_status st = {
+		.node = n->id, .shards = ws.keys, .live_bytes = ws.live_bytes,
+		.disk_bytes = ws.disk_bytes, .free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize,
+		.total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize,
+		.uptime_s = (uint64_t)((g_get_monotonic_time() - n->started_us) / G_USEC_PER_SEC),
+		.store_error = ws.sticky_error,
+	};
+	g_strlcpy(st.version, SHARDFS_VERSION, sizeof(st.version));
+	net_node_status_encode(&st, s);
 	len = s->len;
 	net_request_reply(r, 0, 0, g_string_free(s, FALSE), len, g_free);
 }

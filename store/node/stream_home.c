@@ -173,11 +173,11 @@ static struct handle *handle_of(struct stream *st, uint64_t token)
 static bool try_read(struct node_streams *s, struct stream *st, struct net_request *r)
 {
 	const struct net_req_header *h = net_request_header(r);
-	uint64_t token;
+	struct net_stream_read req;
 
-	memcpy(&token, net_request_body(r), sizeof(token));
-	token = GUINT64_FROM_LE(token);
-	struct handle *hd = handle_of(st, token);
+	/* the header's decoder checked the length */
+	(void)net_stream_read_decode(net_request_body(r), h->body_len, &req);
+	struct handle *hd = handle_of(st, req.token);
 	if (!hd) {
 		reply(s, r, -EBADF, 0, NULL, 0);
 		return true;
@@ -258,16 +258,13 @@ static void wake_appends(struct node_streams *s, struct stream *st)
 static void on_read(struct node_streams *s, struct stream *st, struct net_request *r)
 {
 	const struct net_req_header *h = net_request_header(r);
-	const uint8_t *b = net_request_body(r);
-	uint64_t token;
-	uint32_t local;
+	struct net_stream_read req;
 
-	memcpy(&token, b, 8);
-	memcpy(&local, b + 8, 4);
-	struct handle *hd = handle_of(st, GUINT64_FROM_LE(token));
+	(void)net_stream_read_decode(net_request_body(r), h->body_len, &req);
+	struct handle *hd = handle_of(st, req.token);
 	if (hd && !hd->writer) {
 		hd->pos = h->offset;
-		hd->local_readers = GUINT32_FROM_LE(local);
+		hd->local_readers = req.local_readers;
 		hd->seen_us = g_get_monotonic_time();
 	}
 	if (!try_read(s, st, r))
@@ -334,16 +331,15 @@ static void configure(struct stream *st, uint64_t cap, bool lossless)
 static void on_open(struct node_streams *s, struct stream *st, struct net_request *r)
 {
 	const struct net_req_header *h = net_request_header(r);
-	const uint8_t *b = net_request_body(r);
-	uint64_t base, cap;
-	uint32_t mode;
+	struct net_stream_open req;
 
-	memcpy(&base, b, 8);
-	memcpy(&cap, b + 8, 8);
-	memcpy(&mode, b + 16, 4);
-	base = GUINT64_FROM_LE(base);
-	cap = GUINT64_FROM_LE(cap);
-	mode = GUINT32_FROM_LE(mode);
+	if (net_stream_open_decode(net_request_body(r), h->body_len, &req)) {
+		reply(s, r, NET_EPROTO, 0, NULL, 0);
+		return;
+	}
+	uint64_t base = req.base, cap = req.ring_bytes;
+	uint32_t mode = req.mode;
+
 	if (cap == 0)
 		cap = NET_STREAM_DEFAULT_RING;
 	if (cap > NET_MAX_STREAM_RING || (mode & ~(NET_STREAM_WRITER | NET_STREAM_LOSSLESS))) {
@@ -372,10 +368,10 @@ static void on_open(struct node_streams *s, struct stream *st, struct net_reques
 		arm_readers(st);
 	}
 	hd->armed = st->writers > 0;
-	uint64_t *body = g_new(uint64_t, 2);
-	body[0] = GUINT64_TO_LE(st->ring.head);
-	body[1] = GUINT64_TO_LE(st->ring.oldest);
-	reply(s, r, 0, st->ring.head, body, 2 * sizeof(uint64_t));
+	uint8_t *body = g_malloc(NET_STREAM_OPENED_SIZE);
+
+	net_stream_opened_encode(&(struct net_stream_opened){st->ring.head, st->ring.oldest}, body);
+	reply(s, r, 0, st->ring.head, body, NET_STREAM_OPENED_SIZE);
 }
 
 static void drop_handle(struct node_streams *s, struct stream *st, struct handle *hd)
@@ -429,15 +425,14 @@ static void on_stat(struct node_streams *s, struct stream *st, struct net_reques
 			readers += h->local_readers ? h->local_readers : 1;
 		}
 	}
+	struct net_stream_stat ns = {
+		.head = st->ring.head, .oldest = st->ring.oldest, .ring_bytes = st->ring.cap,
+		.lossless = st->lossless, .writers = st->writers, .readers = readers,
+		.subscriptions = handles, .dropped = st->dropped, .chunks = st->chunks,
+	};
 	GString *t = g_string_new(NULL);
-	g_string_append_printf(t, "head=%" G_GUINT64_FORMAT "\noldest=%" G_GUINT64_FORMAT "\n",
-			       st->ring.head, st->ring.oldest);
-	g_string_append_printf(t, "ring_bytes=%" G_GUINT64_FORMAT "\npolicy=%s\n", st->ring.cap,
-			       st->lossless ? "lossless" : "live");
-	g_string_append_printf(t, "writers=%u\nreaders=%u\nsubscriptions=%u\n", st->writers, readers,
-			       handles);
-	g_string_append_printf(t, "dropped=%" G_GUINT64_FORMAT "\nchunks=%" G_GUINT64_FORMAT "\n",
-			       st->dropped, st->chunks);
+
+	net_stream_stat_encode(&ns, t);
 	size_t len = t->len;
 	reply(s, r, 0, st->ring.head, g_string_free(t, FALSE), len);
 }

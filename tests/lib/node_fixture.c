@@ -198,19 +198,22 @@ int node_fixture_stream_open(struct node_fixture *f, unsigned id, const uint8_t 
 			     uint64_t token, uint64_t ring, uint32_t mode, uint64_t *head,
 			     uint64_t *oldest)
 {
-	uint64_t body[3] = {0, GUINT64_TO_LE(ring), GUINT64_TO_LE((uint64_t)mode)};
-	uint64_t resp[2] = {0, 0};
+	uint8_t body[NET_STREAM_OPEN_SIZE], resp[NET_STREAM_OPENED_SIZE];
+	struct net_stream_opened opened = {0, 0};
 	struct net_call c = {.req = {.op = NET_OP_STREAM_OPEN, .offset = token,
 				     .body_len = NET_STREAM_OPEN_SIZE},
 			     .body = body, .resp_buf = resp, .resp_cap = sizeof(resp)};
 	int rc;
 
+	net_stream_open_encode(&(struct net_stream_open){.ring_bytes = ring, .mode = mode}, body);
 	memcpy(c.req.key.object_id, sid, 16);
 	rc = net_pool_call(f->pool, id, &c);
+	if (rc == 0)
+		rc = net_stream_opened_decode(resp, (size_t)c.resp.body_len, &opened);
 	if (rc == 0 && head)
-		*head = GUINT64_FROM_LE(resp[0]);
+		*head = opened.head;
 	if (rc == 0 && oldest)
-		*oldest = GUINT64_FROM_LE(resp[1]);
+		*oldest = opened.oldest;
 	return rc;
 }
 
@@ -225,10 +228,7 @@ void node_fixture_stream_append_call(struct net_call *c, const uint8_t sid[16], 
 void node_fixture_stream_read_call(struct net_call *c, const uint8_t sid[16], uint64_t token,
 				   uint64_t pos, void *buf, size_t cap, uint8_t *body)
 {
-	uint64_t t = GUINT64_TO_LE(token);
-
-	memset(body, 0, NET_STREAM_READ_SIZE);
-	memcpy(body, &t, sizeof(t));
+	net_stream_read_encode(&(struct net_stream_read){.token = token}, body);
 	*c = (struct net_call){.req = {.op = NET_OP_STREAM_READ, .offset = pos, .length = cap,
 				       .body_len = NET_STREAM_READ_SIZE},
 			       .body = body, .resp_buf = buf, .resp_cap = cap};
@@ -239,7 +239,7 @@ uint64_t node_fixture_kv(const char *body, const char *name)
 {
 	uint64_t v = 0;
 
-	assert_true(net_kv_u64(body, name, &v));
+	assert_true(net_kv_u64(body, strlen(body), name, &v));
 	return v;
 }
 

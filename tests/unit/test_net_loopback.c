@@ -318,32 +318,6 @@ static void test_unknown_node(void **state)
 	assert_int_equal(net_pool_call(f->pool, 42, &c), -ENOENT);
 }
 
-/* A key=value body gives the number of a whole key only, and refuses
- * what is not a decimal number. */
-static void test_kv_body_fields(void **state)
-{
-	const char *body = "free_bytes=7\nfree=3\ntotal_bytes=18446744073709551615\nbad=12x\nlast=9";
-	uint64_t v = 42;
-
-	(void)state;
-	assert_true(net_kv_u64(body, "free", &v));
-	assert_int_equal(v, 3);
-	assert_true(net_kv_u64(body, "free_bytes", &v));
-	assert_int_equal(v, 7);
-	assert_true(net_kv_u64(body, "total_bytes", &v));
-	assert_true(v == UINT64_MAX);
-	assert_true(net_kv_u64(body, "last", &v));
-	assert_int_equal(v, 9);
-	v = 42;
-	assert_false(net_kv_u64(body, "bad", &v));
-	assert_false(net_kv_u64(body, "bytes", &v));
-	assert_false(net_kv_u64(body, "fre", &v));
-	assert_false(net_kv_u64("big=18446744073709551616\n", "big", &v));
-	assert_false(net_kv_u64("neg=-1\n", "neg", &v));
-	assert_false(net_kv_u64("", "free", &v));
-	assert_int_equal(v, 42);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,7 +327,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreign_clients_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_with_wrong_name_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_node, setup, teardown),
-		cmocka_unit_test(test_kv_body_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

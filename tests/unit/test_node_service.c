@@ -177,23 +177,25 @@ static void test_list_pages_in_key_order(void **state)
 static void test_status_body(void **state)
 {
 	struct node_fixture *f = *state;
-	uint8_t data[5000];
-	char body[2048] = {0};
+	uint8_t data[5000] = {0};
+	char body[2048];
 	struct net_call c = {.req = {.op = NET_OP_STATUS}, .resp_buf = body,
-			     .resp_cap = sizeof(body) - 1};
+			     .resp_cap = sizeof(body)};
+	struct net_node_status st;
 
 	assert_int_equal(put(f, 1, data, sizeof(data)), 0);
 	assert_int_equal(put(f, 2, data, 100), 0);
 	assert_int_equal(node_fixture_call(f, 1, &c), 0);
-	assert_int_equal(node_fixture_kv(body, "node"), 1);
-	assert_non_null(strstr(body, "version=" SHARDFS_VERSION "\n"));
-	assert_int_equal(node_fixture_kv(body, "shards"), 2);
-	assert_true(node_fixture_kv(body, "live_bytes") >= 5100);
-	assert_true(node_fixture_kv(body, "disk_bytes") >= node_fixture_kv(body, "live_bytes"));
-	assert_true(node_fixture_kv(body, "total_bytes") >= node_fixture_kv(body, "free_bytes"));
-	assert_true(node_fixture_kv(body, "total_bytes") > 0);
-	assert_true(node_fixture_kv(body, "uptime_s") < 3600);
-	assert_int_equal(node_fixture_kv(body, "store_error"), 0);
+	assert_int_equal(net_node_status_decode(body, (size_t)c.resp.body_len, &st), 0);
+	assert_int_equal(st.node, 1);
+	assert_string_equal(st.version, SHARDFS_VERSION);
+	assert_int_equal(st.shards, 2);
+	assert_true(st.live_bytes >= 5100);
+	assert_true(st.disk_bytes >= st.live_bytes);
+	assert_true(st.total_bytes >= st.free_bytes);
+	assert_true(st.total_bytes > 0);
+	assert_true(st.uptime_s < 3600);
+	assert_int_equal(st.store_error, 0);
 	assert_int_equal(node_service_store_error(f->svc[1]), 0);
 }
 
