@@ -4,8 +4,12 @@
 #include "crash_model.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <cmocka.h>
 
 struct outcome {
 	bool present;
@@ -151,6 +155,42 @@ int crash_model_verify(struct crash_model *m, struct wal *w, uint64_t max_id)
 	g_mutex_unlock(&m->lock);
 	return bad;
 }
+
+/* ---- the rounds of a crash test ---- */
+
+void crash_run_init(struct crash_run *r)
+{
+	r->dir = test_mkdtemp();
+	r->m = crash_model_new();
+	r->seed = (guint32)g_get_real_time();
+	r->rng = g_rand_new_with_seed(r->seed);
+	printf("seed %u\n", r->seed);
+}
+
+int crash_run_verify(struct crash_run *r, const struct wal_options *o, uint64_t keys)
+{
+	struct wal *w = NULL;
+	int bad;
+
+	assert_int_equal(wal_open(o, &w), 0);
+	bad = crash_model_verify(r->m, w, keys);
+	wal_close(w);
+	return bad;
+}
+
+uint64_t crash_run_finish(struct crash_run *r, int rounds, const char *what)
+{
+	uint64_t acks = crash_model_acks(r->m);
+
+	printf("%llu operations acknowledged over %d %s\n", (unsigned long long)acks, rounds, what);
+	g_rand_free(r->rng);
+	crash_model_free(r->m);
+	test_rmdir(r->dir);
+	g_free(r->dir);
+	return acks;
+}
+
+/* ---- workload ---- */
 
 gpointer workload_main(gpointer p)
 {

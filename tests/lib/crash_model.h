@@ -49,4 +49,23 @@ struct workload {
 
 gpointer workload_main(gpointer workload);
 
+/* ---- the rounds of a crash test ----
+ * One store through every round: its scratch directory, the model, and a
+ * seed taken from the clock (printed at init, so that a failure can be
+ * replayed in thought) with the rng it seeds. */
+struct crash_run {
+	char *dir;
+	struct crash_model *m;
+	guint32 seed;
+	GRand *rng;
+};
+
+void crash_run_init(struct crash_run *r);
+/* Opens the store after a crash (the open must succeed) and returns
+ * crash_model_verify() of its keys below keys. */
+int crash_run_verify(struct crash_run *r, const struct wal_options *o, uint64_t keys);
+/* Prints how many operations were acknowledged over rounds of what
+ * ("kills"), frees everything and returns that count. */
+uint64_t crash_run_finish(struct crash_run *r, int rounds, const char *what);
+
 #endif

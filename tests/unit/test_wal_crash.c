@@ -143,15 +143,12 @@ static void follow_child(pid_t pid, int fd, gint64 deadline, struct crash_model 
 /* Every acknowledged write survives kill -9, byte-exact, at any moment. */
 static void test_kill9_loses_nothing_acknowledged(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct crash_model *m = crash_model_new();
-	guint32 seed = (guint32)g_get_real_time();
-	GRand *rng = g_rand_new_with_seed(seed);
+	struct crash_run r;
 	struct wal_options o;
 
 	(void)state;
-	printf("seed %u\n", seed);
-	crash_options(&o, dir);
+	crash_run_init(&r);
+	crash_options(&o, r.dir);
 	for (int round = 0; round < ROUNDS; round++) {
 		int p[2];
 		pid_t pid;
@@ -161,25 +158,15 @@ static void test_kill9_loses_nothing_acknowledged(void **state)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(p[0]);
-			child_main(dir, p[1], seed + (guint32)round * 16, (uint64_t)(round + 1) << 32);
+			child_main(r.dir, p[1], r.seed + (guint32)round * 16, (uint64_t)(round + 1) << 32);
 		}
 		close(p[1]);
-		follow_child(pid, p[0], g_get_monotonic_time() + g_rand_int_range(rng, 20, 400) * 1000, m);
+		follow_child(pid, p[0], g_get_monotonic_time() + g_rand_int_range(r.rng, 20, 400) * 1000,
+			     r.m);
 		close(p[0]);
-
-		struct wal *w = NULL;
-
-		assert_int_equal(wal_open(&o, &w), 0);
-		assert_int_equal(crash_model_verify(m, w, KEYS), 0);
-		wal_close(w);
+		assert_int_equal(crash_run_verify(&r, &o, KEYS), 0);
 	}
-	printf("%llu operations acknowledged over %d kills\n",
-	       (unsigned long long)crash_model_acks(m), ROUNDS);
-	assert_true(crash_model_acks(m) > 200);
-	g_rand_free(rng);
-	crash_model_free(m);
-	test_rmdir(dir);
-	g_free(dir);
+	assert_true(crash_run_finish(&r, ROUNDS, "kills") > 200);
 }
 
 int main(void)

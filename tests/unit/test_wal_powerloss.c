@@ -78,33 +78,21 @@ static void run_until_crash(const char *dir, struct crash_model *m, long crash_a
  * torn writes are never returned. */
 static void test_power_loss_keeps_acknowledged(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct crash_model *m = crash_model_new();
-	guint32 seed = (guint32)g_get_real_time();
-	GRand *rng = g_rand_new_with_seed(seed);
+	struct crash_run r;
 	struct wal_options o;
 
 	(void)state;
-	printf("seed %u\n", seed);
+	crash_run_init(&r);
 	for (int round = 0; round < ROUNDS; round++) {
-		long crash_after = g_rand_int_range(rng, 1, 400);
-		struct wal *w = NULL;
+		long crash_after = g_rand_int_range(r.rng, 1, 400);
 
-		run_until_crash(dir, m, crash_after, seed + (guint32)round * 16,
+		run_until_crash(r.dir, r.m, crash_after, r.seed + (guint32)round * 16,
 				(uint64_t)(round + 1) << 32);
-		faultio_power_loss(rng);
-		loss_options(&o, dir);
-		assert_int_equal(wal_open(&o, &w), 0);
-		assert_int_equal(crash_model_verify(m, w, KEYS), 0);
-		wal_close(w);
+		faultio_power_loss(r.rng);
+		loss_options(&o, r.dir);
+		assert_int_equal(crash_run_verify(&r, &o, KEYS), 0);
 	}
-	printf("%llu operations acknowledged over %d power losses\n",
-	       (unsigned long long)crash_model_acks(m), ROUNDS);
-	assert_true(crash_model_acks(m) > 200);
-	g_rand_free(rng);
-	crash_model_free(m);
-	test_rmdir(dir);
-	g_free(dir);
+	assert_true(crash_run_finish(&r, ROUNDS, "power losses") > 200);
 }
 
 int main(void)
