@@ -51,14 +51,6 @@ static void model_free(struct model *m)
 	g_hash_table_destroy(m->keys);
 }
 
-static struct wal *open_store(const struct wal_options *o)
-{
-	struct wal *w = NULL;
-
-	assert_int_equal(wal_open(o, &w), 0);
-	return w;
-}
-
 static int put_version(struct wal *w, uint64_t id, uint64_t version, uint32_t len)
 {
 	uint8_t *buf = g_malloc(len ? len : 1);
@@ -171,25 +163,20 @@ static void remove_checkpoint(const char *dir)
 /* Shards of many sizes read back byte-exact, before and after reopening. */
 static void test_put_read_round_trip(void **state)
 {
+	struct test_wal *f = *state;
 	uint32_t lens[] = {0, 1, 15, 16, 4096, 65535, 65536, 65537, 200000, 256u << 10};
-	char *dir = test_mkdtemp();
-	struct wal_options o;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (size_t i = 0; i < G_N_ELEMENTS(lens); i++)
 		put_ok(w, NULL, i, 1, lens[i]);
 	for (size_t i = 0; i < G_N_ELEMENTS(lens); i++)
 		expect_version(w, i, 1, lens[i]);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (size_t i = 0; i < G_N_ELEMENTS(lens); i++)
 		expect_version(w, i, 1, lens[i]);
 	wal_close(w);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* Range reads return exactly the requested bytes, short at the end, 0 at the
@@ -217,7 +204,7 @@ static void test_range_reads(void **state)
 	test_wal_options(&o, dir);
 	o.io = &faultio;
 	faultio_start(NULL);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	assert_int_equal(wal_put(w, &k, full, len), 0);
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		ssize_t n = wal_read(w, &k, cases[i].off, buf, cases[i].len);
@@ -242,22 +229,17 @@ static void test_range_reads(void **state)
 /* A key never written is reported missing by read, stat and delete. */
 static void test_missing_key(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct wal_key k = test_key(99);
 	struct wal_shard_info info;
-	struct wal_options o;
 	struct wal *w;
 	uint8_t b;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	assert_int_equal(wal_read(w, &k, 0, &b, 1), -ENOENT);
 	assert_int_equal(wal_stat(w, &k, &info), -ENOENT);
 	assert_int_equal(wal_delete(w, &k), -ENOENT);
 	wal_close(w);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* Shards of one object and part that differ only in shard index are
@@ -273,7 +255,7 @@ static void test_shard_index_is_part_of_key(void **state)
 	(void)state;
 	b.shard = a.shard + 1;
 	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	assert_int_equal(wal_put(w, &a, "shard-a", 7), 0);
 	assert_int_equal(wal_put(w, &b, "shard-b", 7), 0);
 	assert_int_equal(wal_read(w, &a, 0, buf, 8), 7);
@@ -288,104 +270,86 @@ static void test_shard_index_is_part_of_key(void **state)
 /* The newest version of a key wins, across segments and reopens. */
 static void test_overwrite_newest_wins(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct wal_options o;
+	struct test_wal *f = *state;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t v = 1; v <= 12; v++)
 		put_ok(w, NULL, 7, v, 200000); /* 12 x 200 KB spans several 1 MiB segments */
 	expect_version(w, 7, 12, 200000);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_version(w, 7, 12, 200000);
 	put_ok(w, NULL, 7, 13, 100);
 	wal_close(w);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_version(w, 7, 13, 100);
 	wal_close(w);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* A deleted key stays deleted after reopening, and can be written again. */
 static void test_delete(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	put_ok(w, &m, 1, 1, 5000);
 	put_ok(w, &m, 2, 1, 5000);
 	delete_ok(w, &m, 1);
 	expect_model(w, &m, 2);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 2);
 	put_ok(w, &m, 1, 2, 77);
 	wal_close(w);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 2);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* Oversized shards and impossible options are refused with clear errors. */
 static void test_limits(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct wal_options o;
+	struct test_wal *f = *state;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
-	assert_int_equal(put_version(w, 1, 1, o.max_payload + 1), -EMSGSIZE);
+	w = test_wal_open(&f->o);
+	assert_int_equal(put_version(w, 1, 1, f->o.max_payload + 1), -EMSGSIZE);
 	wal_close(w);
-	o.segment_size = o.max_payload; /* a largest record would not fit */
-	assert_int_equal(wal_open(&o, &w), -EINVAL);
-	test_wal_options(&o, dir);
-	o.dir = NULL;
-	assert_int_equal(wal_open(&o, &w), -EINVAL);
-	test_rmdir(dir);
-	g_free(dir);
+	f->o.segment_size = f->o.max_payload; /* a largest record would not fit */
+	assert_int_equal(wal_open(&f->o, &w), -EINVAL);
+	test_wal_options(&f->o, f->dir);
+	f->o.dir = NULL;
+	assert_int_equal(wal_open(&f->o, &w), -EINVAL);
 }
 
 /* A torn tail (garbage, or a record cut short) is truncated on open;
  * everything before it survives and appends go on. */
 static void test_torn_tail_truncated(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal_stats st;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 5; id++)
 		put_ok(w, &m, id, 1, 30000);
 	wal_close(w);
 
-	char *seg = last_segment(dir);
-	FILE *f = fopen(seg, "ab");
+	char *seg = last_segment(f->dir);
+	FILE *tail = fopen(seg, "ab");
 
-	assert_non_null(f);
+	assert_non_null(tail);
 	for (int i = 0; i < 777; i++)
-		fputc(i * 13, f);
-	fclose(f);
-	w = open_store(&o);
+		fputc(i * 13, tail);
+	fclose(tail);
+	w = test_wal_open(&f->o);
 	wal_get_stats(w, &st);
 	assert_int_equal(st.torn_bytes, 777);
 	expect_model(w, &m, 5);
@@ -399,20 +363,18 @@ static void test_torn_tail_truncated(void **state)
 	assert_int_equal(stat(seg, &sb), 0);
 	assert_int_equal(truncate(seg, sb.st_size - 600), 0);
 	g_hash_table_remove(m.keys, &(uint64_t){5});
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	wal_get_stats(w, &st);
 	assert_true(st.torn_bytes > 0);
 	expect_model(w, &m, 5);
 	put_ok(w, &m, 6, 1, 2000);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 6);
 	wal_close(w);
 	g_free(seg);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* A payload byte flipped in a sealed segment makes reads of that shard
@@ -420,25 +382,22 @@ static void test_torn_tail_truncated(void **state)
  * shards are unaffected and scrub names the bad one. */
 static void test_corrupt_payload_reported(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal_shard_info info;
 	struct wal_scrub_report rep;
 	struct wal_key k0 = test_key(0);
 	struct wal *w;
 	uint8_t *buf = g_malloc(100000);
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 20; id++)
 		put_ok(w, &m, id, 1, 100000); /* key 0 is the first record of segment 1 */
 	wal_close(w);
-	char *seg1 = segment_path(dir, 1);
+	char *seg1 = segment_path(f->dir, 1);
 
 	flip_byte(seg1, WAL_SEG_HEADER_SIZE + 48 + 8 + 70000);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	assert_int_equal(wal_read(w, &k0, 0, buf, 100000), WAL_ECORRUPT);
 	assert_int_equal(wal_read(w, &k0, 0, buf, 1000), 1000); /* block 0 is intact */
 	g_hash_table_remove(m.keys, &(uint64_t){0});
@@ -449,8 +408,8 @@ static void test_corrupt_payload_reported(void **state)
 	assert_true(rep.records_checked >= 20);
 	wal_close(w);
 
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	assert_int_equal(wal_stat(w, &k0, &info), 0);
 	assert_true(info.corrupt);
 	assert_int_equal(wal_read(w, &k0, 0, buf, 10), WAL_ECORRUPT);
@@ -460,8 +419,6 @@ static void test_corrupt_payload_reported(void **state)
 	g_free(seg1);
 	g_free(buf);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 struct scrub_seen {
@@ -485,26 +442,23 @@ static void on_scrub(void *arg, const struct wal_scrub_item *item)
  * the damaged region and a clean store scrubs clean. */
 static void test_corrupt_header_mid_segment(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct wal_options o;
+	struct test_wal *f = *state;
 	struct wal_scrub_report rep;
 	struct scrub_seen seen = {0};
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 20; id++)
 		put_ok(w, NULL, id, 1, 100000);
 	assert_int_equal(wal_scrub(w, on_scrub, &seen, &rep), 0);
 	assert_int_equal(rep.bad_records, 0);
 	assert_int_equal(seen.items, 0);
 	wal_close(w);
-	char *seg1 = segment_path(dir, 1);
+	char *seg1 = segment_path(f->dir, 1);
 
 	flip_byte(seg1, WAL_SEG_HEADER_SIZE + 10); /* inside key 0's object id */
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_missing(w, 0);
 	for (uint64_t id = 1; id < 20; id++)
 		expect_version(w, id, 1, 100000);
@@ -514,31 +468,26 @@ static void test_corrupt_header_mid_segment(void **state)
 	assert_false(seen.key0); /* the header is unreadable: no key to name */
 	wal_close(w);
 	g_free(seg1);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* Files named like segments that are not ours (wrong magic, garbage) are
  * set aside as *.bad, not deleted, and the store opens with its data. */
 static void test_foreign_segments_set_aside(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal_stats st;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 8; id++)
 		put_ok(w, &m, id, 1, 200000);
 	wal_close(w);
-	char *garbage = segment_path(dir, 0), *wrong = segment_path(dir, 0x100);
+	char *garbage = segment_path(f->dir, 0), *wrong = segment_path(f->dir, 0x100);
 
 	assert_true(g_file_set_contents(garbage, "this is not a segment at all, just text", -1, NULL));
 	assert_true(g_file_set_contents(wrong, "SHRDSEG2 with a wrong version and more", -1, NULL));
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	wal_get_stats(w, &st);
 	assert_int_equal(st.bad_segments, 2);
 	expect_model(w, &m, 8);
@@ -547,15 +496,13 @@ static void test_foreign_segments_set_aside(void **state)
 	char *kept = g_strconcat(garbage, ".bad", NULL);
 
 	assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 8);
 	wal_close(w);
 	g_free(kept);
 	g_free(garbage);
 	g_free(wrong);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 static uint64_t bytes_read_by_open(const struct wal_options *base)
@@ -566,7 +513,7 @@ static uint64_t bytes_read_by_open(const struct wal_options *base)
 
 	o.io = &faultio;
 	faultio_start(NULL);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	n = faultio_bytes_read();
 	wal_close(w);
 	return n;
@@ -576,34 +523,29 @@ static uint64_t bytes_read_by_open(const struct wal_options *base)
  * reads; a damaged checkpoint is ignored and everything is still found. */
 static void test_checkpoint_makes_restart_fast(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 200; id++)
 		put_ok(w, &m, id, 1, 200000); /* 40 MB in 1 MiB segments */
 	wal_close(w);
-	uint64_t with_ckpt = bytes_read_by_open(&o);
+	uint64_t with_ckpt = bytes_read_by_open(&f->o);
 
-	remove_checkpoint(dir);
-	uint64_t full = bytes_read_by_open(&o);
+	remove_checkpoint(f->dir);
+	uint64_t full = bytes_read_by_open(&f->o);
 
 	assert_true(full >= 40000000);
 	assert_true(with_ckpt * 10 < full);
-	char *ckpt = g_build_filename(dir, "index.ckpt", NULL);
+	char *ckpt = g_build_filename(f->dir, "index.ckpt", NULL);
 
 	flip_byte(ckpt, 100);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 200);
 	wal_close(w);
 	g_free(ckpt);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 static void churn(struct wal *w, struct model *m, uint64_t keys, uint32_t len)
@@ -621,16 +563,13 @@ static void churn(struct wal *w, struct model *m, uint64_t keys, uint32_t len)
  * reopen from the checkpoint and after a full scan. */
 static void test_compaction_reclaims_space(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal_stats before, after;
 	unsigned compacted = 0;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	churn(w, &m, 200, 20000);
 	wal_get_stats(w, &before);
 	assert_int_equal(wal_compact(w, 0.9, &compacted), 0);
@@ -647,16 +586,14 @@ static void test_compaction_reclaims_space(void **state)
 	assert_int_equal(wal_compact(w, 1.0, NULL), 0);
 	expect_model(w, &m, 1100);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 1100);
 	wal_close(w);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 1100);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* A tombstone whose older put still sits in a segment that is not
@@ -664,15 +601,12 @@ static void test_compaction_reclaims_space(void **state)
  * does not come back, even after a full scan. */
 static void test_compaction_keeps_needed_tombstones(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	unsigned compacted = 0;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 45; id++)
 		put_ok(w, &m, id, 1, 20000); /* fills segment 1, which stays dense */
 	delete_ok(w, &m, 0);		     /* tombstone in segment 2 */
@@ -686,13 +620,11 @@ static void test_compaction_keeps_needed_tombstones(void **state)
 	assert_true(compacted >= 1);
 	expect_model(w, &m, 260);
 	wal_close(w);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 260);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 struct async_put {
@@ -737,23 +669,20 @@ static gpointer compactor_main(gpointer p)
  * put survives, also after reopening. */
 static void test_compaction_skips_unapplied_segments(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct faultio_plan plan = {.crash_after = -1, .sync_delay_us = 20000};
 	struct async_put a = {.pending = 0};
 	struct compactor comp;
 	volatile gint stop = 0;
-	struct wal_options o;
 	uint8_t *bufs = g_malloc(300 * 8192);
 	struct wal *w;
 	GThread *th;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	o.segment_size = 64u << 10;
-	o.max_payload = 16u << 10;
-	o.io = &faultio;
+	f->o.segment_size = 64u << 10;
+	f->o.max_payload = 16u << 10;
+	f->o.io = &faultio;
 	faultio_start(&plan);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	g_mutex_init(&a.m);
 	g_cond_init(&a.c);
 	comp = (struct compactor){w, &stop, 0};
@@ -777,68 +706,58 @@ static void test_compaction_skips_unapplied_segments(void **state)
 	for (uint64_t id = 0; id < 300; id++)
 		expect_version(w, id, 1, 8192);
 	wal_close(w);
-	test_wal_options(&o, dir);
-	o.segment_size = 64u << 10;
-	o.max_payload = 16u << 10;
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	test_wal_options(&f->o, f->dir);
+	f->o.segment_size = 64u << 10;
+	f->o.max_payload = 16u << 10;
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 300; id++)
 		expect_version(w, id, 1, 8192);
 	wal_close(w);
 	g_free(bufs);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* Shards larger than a lowered max_payload stay readable: the limit is for
  * new puts only. */
 static void test_lowered_max_payload_keeps_data(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	put_ok(w, &m, 1, 1, 40000);
 	for (uint64_t id = 2; id < 10; id++)
 		put_ok(w, &m, id, 1, 1000);
 	wal_close(w);
-	o.max_payload = 16u << 10;
-	w = open_store(&o);
+	f->o.max_payload = 16u << 10;
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 10);
 	assert_int_equal(put_version(w, 11, 1, 40000), -EMSGSIZE);
 	wal_close(w);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 10);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* A segment whose live record cannot be read back fails its compaction
  * (WAL_ECORRUPT) but does not stop the others from being compacted. */
 static void test_compaction_goes_past_a_bad_segment(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct wal_options o;
+	struct test_wal *f = *state;
 	unsigned compacted = 0;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 200; id++)
 		put_ok(w, NULL, id, 1, 20000);
 	wal_close(w);
-	char *seg1 = segment_path(dir, 1);
+	char *seg1 = segment_path(f->dir, 1);
 
 	flip_byte(seg1, WAL_SEG_HEADER_SIZE + 10); /* key 0's header, still indexed */
-	w = open_store(&o); /* from the checkpoint: segment 1 is not rescanned */
+	w = test_wal_open(&f->o); /* from the checkpoint: segment 1 is not rescanned */
 	for (uint64_t id = 1; id < 200; id++) {
 		struct wal_key k = test_key(id);
 
@@ -851,8 +770,6 @@ static void test_compaction_goes_past_a_bad_segment(void **state)
 		expect_version(w, id, 1, 20000);
 	wal_close(w);
 	g_free(seg1);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 static uint64_t live_put_bytes(struct wal *w, uint64_t max_id)
@@ -874,19 +791,16 @@ static uint64_t live_put_bytes(struct wal *w, uint64_t max_id)
  * shadowed put is gone is dropped by compaction after a restart as before. */
 static void test_restart_keeps_tombstone_accounting(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct wal_stats st;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	put_ok(w, &m, 0, 1, 20000);
 	delete_ok(w, &m, 0);
 	wal_close(w); /* the put and the tombstone are behind the checkpoint */
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 1; id < 120; id++)
 		put_ok(w, &m, id, 1, 20000); /* seal the segment holding both */
 	assert_int_equal(wal_compact(w, 1.0, NULL), 0);
@@ -895,8 +809,6 @@ static void test_restart_keeps_tombstone_accounting(void **state)
 	expect_model(w, &m, 120);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 struct io_thread {
@@ -932,18 +844,15 @@ static gpointer io_thread_main(gpointer p)
  * bytes, no write fails, and the final state is exact. */
 static void test_compaction_concurrent_with_io(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	struct io_thread t[3];
 	GThread *th[3];
 	volatile gint stop = 0;
 	struct wal_stats st;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	churn(w, &m, 150, 20000);
 	for (int i = 0; i < 3; i++) {
 		t[i] = (struct io_thread){w, 10000 + 100 * (uint64_t)i, &stop, 0, 0};
@@ -962,15 +871,13 @@ static void test_compaction_concurrent_with_io(void **state)
 	wal_get_stats(w, &st);
 	assert_true(st.compactions > 0);
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 150);
 	for (int i = 0; i < 3; i++)
 		for (uint64_t id = t[i].first_id; id < t[i].first_id + 20; id++)
 			expect_version(w, id, 10 + (uint64_t)t[i].rounds - 1, 30000);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 static void copy_dir(const char *from, const char *to)
@@ -1006,7 +913,7 @@ static void test_compaction_crash_at_every_point(void **state)
 
 	(void)state;
 	test_wal_options(&o, template);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	churn(w, &m, 120, 20000);
 	wal_close(w);
 	{ /* count the mutating calls of one whole compaction */
@@ -1016,7 +923,7 @@ static void test_compaction_crash_at_every_point(void **state)
 		test_wal_options(&o, dir);
 		o.io = &faultio;
 		faultio_start(NULL);
-		w = open_store(&o);
+		w = test_wal_open(&o);
 		assert_int_equal(wal_compact(w, 0.9, NULL), 0);
 		total = faultio_mutations();
 		wal_close(w);
@@ -1043,11 +950,11 @@ static void test_compaction_crash_at_every_point(void **state)
 			if (power_loss)
 				faultio_power_loss(rng);
 			test_wal_options(&o, dir);
-			w = open_store(&o);
+			w = test_wal_open(&o);
 			expect_model(w, &m, 120);
 			wal_close(w);
 			remove_checkpoint(dir);
-			w = open_store(&o);
+			w = test_wal_open(&o);
 			expect_model(w, &m, 120);
 			wal_close(w);
 			test_rmdir(dir);
@@ -1078,7 +985,7 @@ static void test_disk_full(void **state)
 		skip();
 	}
 	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	for (id = 0; id < 1000 && rc == 0; id++) {
 		rc = put_version(w, id, 1, 100000);
 		if (rc == 0)
@@ -1090,7 +997,7 @@ static void test_disk_full(void **state)
 	/* The store stays usable: deleting frees nothing yet, but small
 	 * records may still fit, and reads go on. */
 	wal_close(w);
-	w = open_store(&o);
+	w = test_wal_open(&o);
 	expect_model(w, &m, id);
 	wal_close(w);
 	umount2(dir, MNT_DETACH);
@@ -1103,19 +1010,16 @@ static void test_disk_full(void **state)
  * back and later puts succeed. */
 static void test_injected_enospc_is_not_sticky(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
 	struct faultio_plan plan = {.fail_op = FIO_PWRITEV, .fail_errno = ENOSPC, .fail_from = 5,
 				    .fail_count = 3, .crash_after = -1};
-	struct wal_options o;
 	struct wal *w;
 	int failures = 0;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	o.io = &faultio;
+	f->o.io = &faultio;
 	faultio_start(&plan);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 20; id++) {
 		int rc = put_version(w, id, 1, 50000);
 
@@ -1127,35 +1031,30 @@ static void test_injected_enospc_is_not_sticky(void **state)
 	assert_int_equal(failures, 3);
 	expect_model(w, &m, 20);
 	wal_close(w);
-	test_wal_options(&o, dir);
-	remove_checkpoint(dir);
-	w = open_store(&o);
+	test_wal_options(&f->o, f->dir);
+	remove_checkpoint(f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, 20);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 /* A failed fsync is never retried: the put fails with EIO, the store turns
  * read-only (EROFS) but still serves reads, and reopening recovers. */
 static void test_failed_fsync_makes_read_only(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
 	struct faultio_plan plan = {.fail_op = FIO_FDATASYNC, .fail_errno = EIO, .fail_from = 3,
 				    .fail_count = -1, .crash_after = -1};
-	struct wal_options o;
 	struct wal_stats st;
 	struct wal *w;
 	int rc = 0;
 	uint64_t id;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	o.io = &faultio;
+	f->o.io = &faultio;
 	faultio_start(&plan);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (id = 0; rc == 0; id++) {
 		rc = put_version(w, id, 1, 1000);
 		if (rc == 0)
@@ -1167,14 +1066,12 @@ static void test_failed_fsync_makes_read_only(void **state)
 	assert_int_equal(st.sticky_error, -EIO);
 	expect_model(w, &m, id - 2);
 	wal_close(w);
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	test_wal_options(&f->o, f->dir);
+	w = test_wal_open(&f->o);
 	expect_model(w, &m, id - 2);
 	put_ok(w, &m, id, 1, 10);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 struct gc_thread {
@@ -1195,16 +1092,13 @@ static gpointer gc_thread_main(gpointer p)
 /* 32 threads that each wait for every put share fsyncs (group commit). */
 static void test_group_commit_shares_fsyncs(void **state)
 {
-	char *dir = test_mkdtemp();
-	struct wal_options o;
+	struct test_wal *f = *state;
 	struct gc_thread t[32];
 	GThread *th[32];
 	struct wal_stats st;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (int i = 0; i < 32; i++) {
 		t[i] = (struct gc_thread){w, (uint64_t)i * 100, 0};
 		th[i] = g_thread_new("gc", gc_thread_main, &t[i]);
@@ -1220,8 +1114,6 @@ static void test_group_commit_shares_fsyncs(void **state)
 		for (uint64_t id = (uint64_t)i * 100; id < (uint64_t)i * 100 + 50; id++)
 			expect_version(w, id, 1, 4096);
 	wal_close(w);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 static int count_listed(void *arg, const struct wal_key *key, uint32_t length)
@@ -1234,15 +1126,12 @@ static int count_listed(void *arg, const struct wal_key *key, uint32_t length)
 /* wal_list walks exactly the live shards. */
 static void test_list(void **state)
 {
-	char *dir = test_mkdtemp();
+	struct test_wal *f = *state;
 	struct model m = model_new();
-	struct wal_options o;
 	uint64_t total = 0;
 	struct wal *w;
 
-	(void)state;
-	test_wal_options(&o, dir);
-	w = open_store(&o);
+	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 10; id++)
 		put_ok(w, &m, id, 1, 100 + (uint32_t)id);
 	delete_ok(w, &m, 3);
@@ -1250,38 +1139,36 @@ static void test_list(void **state)
 	assert_int_equal(total, 10 * 100 + 45 - 103);
 	wal_close(w);
 	model_free(&m);
-	test_rmdir(dir);
-	g_free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_read_round_trip),
+		test_wal_unit_test(test_put_read_round_trip),
 		cmocka_unit_test(test_range_reads),
-		cmocka_unit_test(test_missing_key),
+		test_wal_unit_test(test_missing_key),
 		cmocka_unit_test(test_shard_index_is_part_of_key),
-		cmocka_unit_test(test_overwrite_newest_wins),
-		cmocka_unit_test(test_delete),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_torn_tail_truncated),
-		cmocka_unit_test(test_corrupt_payload_reported),
-		cmocka_unit_test(test_corrupt_header_mid_segment),
-		cmocka_unit_test(test_foreign_segments_set_aside),
-		cmocka_unit_test(test_checkpoint_makes_restart_fast),
-		cmocka_unit_test(test_compaction_reclaims_space),
-		cmocka_unit_test(test_compaction_keeps_needed_tombstones),
-		cmocka_unit_test(test_compaction_concurrent_with_io),
-		cmocka_unit_test(test_compaction_skips_unapplied_segments),
-		cmocka_unit_test(test_lowered_max_payload_keeps_data),
-		cmocka_unit_test(test_compaction_goes_past_a_bad_segment),
-		cmocka_unit_test(test_restart_keeps_tombstone_accounting),
+		test_wal_unit_test(test_overwrite_newest_wins),
+		test_wal_unit_test(test_delete),
+		test_wal_unit_test(test_limits),
+		test_wal_unit_test(test_torn_tail_truncated),
+		test_wal_unit_test(test_corrupt_payload_reported),
+		test_wal_unit_test(test_corrupt_header_mid_segment),
+		test_wal_unit_test(test_foreign_segments_set_aside),
+		test_wal_unit_test(test_checkpoint_makes_restart_fast),
+		test_wal_unit_test(test_compaction_reclaims_space),
+		test_wal_unit_test(test_compaction_keeps_needed_tombstones),
+		test_wal_unit_test(test_compaction_concurrent_with_io),
+		test_wal_unit_test(test_compaction_skips_unapplied_segments),
+		test_wal_unit_test(test_lowered_max_payload_keeps_data),
+		test_wal_unit_test(test_compaction_goes_past_a_bad_segment),
+		test_wal_unit_test(test_restart_keeps_tombstone_accounting),
 		cmocka_unit_test(test_compaction_crash_at_every_point),
 		cmocka_unit_test(test_disk_full),
-		cmocka_unit_test(test_injected_enospc_is_not_sticky),
-		cmocka_unit_test(test_failed_fsync_makes_read_only),
-		cmocka_unit_test(test_group_commit_shares_fsyncs),
-		cmocka_unit_test(test_list),
+		test_wal_unit_test(test_injected_enospc_is_not_sticky),
+		test_wal_unit_test(test_failed_fsync_makes_read_only),
+		test_wal_unit_test(test_group_commit_shares_fsyncs),
+		test_wal_unit_test(test_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
