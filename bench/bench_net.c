@@ -16,7 +16,7 @@
 #include "bench.h"
 #include "kit.h"
 #include "net/net.h"
-#include "shardfs.h"
+#include "tools/cli_args.h"
 #include "tools/local_cluster.h"
 
 #include <errno.h>
@@ -43,46 +43,43 @@ struct bench {
 	uint8_t *data;
 };
 
-/* Calls in flight, each in a slot of its own until it completes. */
+/* Calls in flight, each in a slot of its own until it completes: a
+ * completion gives its slot back on the queue of free ones, and the sender
+ * blocks on that queue while every slot is in use. Slots are stored + 1,
+ * since a queue holds no NULL. */
 struct window {
-	GMutex m;
-	GCond c;
 	struct net_call *calls;
-	int *free_slots, nfree;
-	int failed;
+	GAsyncQueue *free_slots;
+	gint failed;
 };
 
 static void call_done(void *arg, struct net_call *call)
 {
 	struct window *w = arg;
 
-	g_mutex_lock(&w->m);
-	w->free_slots[w->nfree++] = (int)(call - w->calls);
-	if (call->status != 0 && w->failed++ == 0)
+	if (call->status != 0 && g_atomic_int_add(&w->failed, 1) == 0)
 		g_warning("request failed: %s", common_strerror(call->status));
-	g_cond_signal(&w->c);
-	g_mutex_unlock(&w->m);
+	g_async_queue_push(w->free_slots, GINT_TO_POINTER((int)(call - w->calls) + 1));
+}
+
+static int take_slot(struct window *w)
+{
+	return GPOINTER_TO_INT(g_async_queue_pop(w->free_slots)) - 1;
 }
 
 /* Moves size_mib shards with `depth` calls in flight; put or get. */
 static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 {
-	int n = b->size_mib, slot;
+	int n = b->size_mib;
 	uint8_t *bufs = put ? NULL : g_malloc((size_t)depth * SHARD);
-	struct window w = {.calls = g_new0(struct net_call, depth), .free_slots = g_new(int, depth)};
+	struct window w = {.calls = g_new0(struct net_call, depth), .free_slots = g_async_queue_new()};
 	double c0 = bench_cpu_self_s(), n0 = bench_proc_cpu_s(b->cl.pids[0]);
 	gint64 t0 = g_get_monotonic_time();
 
-	g_mutex_init(&w.m);
-	g_cond_init(&w.c);
-	for (w.nfree = 0; w.nfree < depth; w.nfree++)
-		w.free_slots[w.nfree] = w.nfree;
+	for (int slot = 0; slot < depth; slot++)
+		g_async_queue_push(w.free_slots, GINT_TO_POINTER(slot + 1));
 	for (int i = 0; i < n; i++) {
-		g_mutex_lock(&w.m);
-		while (w.nfree == 0)
-			g_cond_wait(&w.c, &w.m);
-		slot = w.free_slots[--w.nfree];
-		g_mutex_unlock(&w.m);
+		int slot = take_slot(&w);
 		struct net_call *call = &w.calls[slot];
 		struct net_key k = {.part = (uint32_t)i};
 
@@ -98,10 +95,8 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 		}
 		net_pool_call_async(b->pool, 1, call, call_done, &w);
 	}
-	g_mutex_lock(&w.m);
-	while (w.nfree < depth)
-		g_cond_wait(&w.c, &w.m);
-	g_mutex_unlock(&w.m);
+	for (int slot = 0; slot < depth; slot++) /* every call is in */
+		take_slot(&w);
 	double secs = (double)(g_get_monotonic_time() - t0) / 1e6, gib = n / 1024.0;
 
 	out->mibs = n / secs;
@@ -109,10 +104,8 @@ static int run_phase(struct bench *b, bool put, int depth, struct phase *out)
 	out->node_cpu_per_gib = (bench_proc_cpu_s(b->cl.pids[0]) - n0) / gib;
 	g_free(bufs);
 	g_free(w.calls);
-	g_free(w.free_slots);
-	g_mutex_clear(&w.m);
-	g_cond_clear(&w.c);
-	return w.failed ? -EIO : 0;
+	g_async_queue_unref(w.free_slots);
+	return g_atomic_int_get(&w.failed) ? -EIO : 0;
 }
 
 static gpointer tcp_sink(gpointer arg)

@@ -16,8 +16,9 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "bench.h"
+#include "common/waiter.h"
 #include "kit.h"
-#include "shardfs.h"
+#include "tools/cli_args.h"
 #include "wal/wal.h"
 
 #include <errno.h>
@@ -76,33 +77,6 @@ static struct wal_key bench_key(uint32_t object, uint32_t part)
 	return k;
 }
 
-struct window {
-	GMutex m;
-	GCond c;
-	int in_flight;
-	int error;
-};
-
-static void window_done(void *arg, int status)
-{
-	struct window *win = arg;
-
-	g_mutex_lock(&win->m);
-	win->in_flight--;
-	if (status < 0 && !win->error)
-		win->error = status;
-	g_cond_signal(&win->c);
-	g_mutex_unlock(&win->m);
-}
-
-static void window_wait_below(struct window *win, int limit)
-{
-	g_mutex_lock(&win->m);
-	while (win->in_flight >= limit)
-		g_cond_wait(&win->c, &win->m);
-	g_mutex_unlock(&win->m);
-}
-
 static int open_store(const char *dir, struct wal **w)
 {
 	struct wal_options o;
@@ -128,29 +102,28 @@ static double syncs_per_record(struct wal *w)
 static int bench_append(struct wal *w, const uint8_t *data, int count, int window,
 			struct results *res)
 {
-	struct window win = {.in_flight = 0};
+	struct common_waiter in_flight;
 	double t0 = bench_now_s();
 	int rc = 0;
 
-	g_mutex_init(&win.m);
-	g_cond_init(&win.c);
+	common_waiter_init(&in_flight, 0);
 	for (int i = 0; i < count && rc == 0; i++) {
 		struct wal_key k = bench_key(1, (uint32_t)i);
 
-		window_wait_below(&win, window);
-		g_mutex_lock(&win.m);
-		win.in_flight++;
-		g_mutex_unlock(&win.m);
-		rc = wal_put_async(w, &k, data, 1u << 20, window_done, &win);
+		rc = common_waiter_wait_below(&in_flight, (unsigned)window);
+		if (rc)
+			break;
+		common_waiter_add(&in_flight, 1);
+		rc = wal_put_async(w, &k, data, 1u << 20, common_waiter_done_cb, &in_flight);
 		if (rc < 0)
-			window_done(&win, rc);
+			common_waiter_done(&in_flight, rc);
 	}
-	window_wait_below(&win, 1);
-	rc = rc ? rc : win.error;
+	int failed = common_waiter_wait(&in_flight);
+
+	rc = rc ? rc : failed;
 	res->append = count / (bench_now_s() - t0);
 	res->append_per_sync = syncs_per_record(w);
-	g_mutex_clear(&win.m);
-	g_cond_clear(&win.c);
+	common_waiter_fini(&in_flight);
 	return rc;
 }
 

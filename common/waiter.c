@@ -45,8 +45,13 @@ void common_waiter_done_cb(void *arg, int status)
 
 int common_waiter_wait(struct common_waiter *w)
 {
+	return common_waiter_wait_below(w, 1);
+}
+
+int common_waiter_wait_below(struct common_waiter *w, unsigned limit)
+{
 	g_mutex_lock(&w->lock);
-	while (w->pending)
+	while (w->pending >= limit)
 		g_cond_wait(&w->cond, &w->lock);
 	int error = w->error;
 	g_mutex_unlock(&w->lock);

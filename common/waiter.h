@@ -44,6 +44,11 @@ void common_waiter_done_cb(void *arg, int status);
  * May be called again after more adds (the first failure stays). */
 int common_waiter_wait(struct common_waiter *w);
 
+/* Blocks until fewer than limit completions are pending (limit >= 1),
+ * so that a caller keeps a window of operations in flight; returns the
+ * first failure so far, or 0. */
+int common_waiter_wait_below(struct common_waiter *w, unsigned limit);
+
 /* Blocks until need completions succeeded, none is pending, or the
  * monotonic time until_us; returns how many succeeded so far. */
 unsigned common_waiter_wait_ok(struct common_waiter *w, unsigned need, gint64 until_us);
