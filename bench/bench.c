@@ -5,7 +5,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "bench.h"
-#include "shardfs.h"
+#include "tools/cli_args.h"
 
 #include <stdio.h>
 #include <string.h>

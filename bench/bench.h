@@ -4,9 +4,9 @@
  * Each mode measures one layer against this machine's own limit (dd, raw
  * TCP, local pipes, a local directory), prints a table or, with --json,
  * one JSON object of its figures (bench/kit.h prints both), and returns
- * the process exit status as the other subcommands do (tools/shardfs.h:
- * 0, 1 on failure, 2 on a usage error). Modes parse their options with the
- * tools' tools_parse; the clusters they need come from
+ * the process exit status as the other subcommands do (tools/cli_args.h:
+ * 0, 1 on failure, 2 on a usage error). Modes parse their options with
+ * tools_parse of the same header; the clusters they need come from
  * tools/local_cluster.h.
  */
 #ifndef SHARDFS_BENCH_H

@@ -28,7 +28,7 @@
 
 #include "bench.h"
 #include "kit.h"
-#include "shardfs.h"
+#include "tools/cli_args.h"
 #include "store/meta/meta.h"
 
 #include <errno.h>

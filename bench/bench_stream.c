@@ -34,7 +34,7 @@
 
 #include "bench.h"
 #include "kit.h"
-#include "shardfs.h"
+#include "tools/cli_args.h"
 #include "tools/local_cluster.h"
 
 #include <errno.h>

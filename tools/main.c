@@ -47,23 +47,6 @@ static void usage(FILE *out)
 	fprintf(out, "\n'shardfs COMMAND --help' tells more.\n");
 }
 
-gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
-			  const char *summary)
-{
-	GOptionContext *ctx = g_option_context_new(summary);
-	GError *err = NULL;
-	gboolean ok;
-
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	ok = g_option_context_parse(ctx, argc, argv, &err);
-	if (!ok) {
-		fprintf(stderr, "shardfs: %s\n", err->message);
-		g_error_free(err);
-	}
-	g_option_context_free(ctx);
-	return ok;
-}
-
 int main(int argc, char **argv)
 {
 	g_autofree char *self = g_path_get_basename(argv[0]);

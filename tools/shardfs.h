@@ -1,14 +1,13 @@
 /*
  * shardfs.h - the subcommands of the shardfs binary.
  *
- * Each subcommand parses its own options with GOptionContext and returns the
- * process exit status: 0 on success, 1 on failure, 2 on a usage error.
+ * Each returns the process exit status (cli_args.h) and parses its options
+ * with tools_parse.
  */
 #ifndef SHARDFS_TOOLS_H
 #define SHARDFS_TOOLS_H
 
-#define SHARDFS_EXIT_FAIL 1
-#define SHARDFS_EXIT_USAGE 2
+#include "cli_args.h"
 
 #include <glib.h>
 #include <stdint.h>
@@ -24,15 +23,5 @@ int cmd_get(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
-
-/*
- * Parses a subcommand's options (argv[0] is the subcommand's name); what is
- * not an option stays in argv, and argc is updated through the pointer
- * passed as argc_io when given. Prints the error and returns FALSE on a
- * usage error (--help prints and exits).
- */
-gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
-			  const char *summary);
-#define tools_parse(argc, argv, entries, summary) tools_parse_args(&(argc), &(argv), entries, summary)
 
 #endif

@@ -1,0 +1,26 @@
+/*
+ * cli_args.h - what every subcommand of the shardfs binary shares, the
+ * benches' modes included: the exit statuses and the option parser.
+ *
+ * A subcommand parses its own options with GOptionContext and returns the
+ * process exit status: 0 on success, 1 on failure, 2 on a usage error.
+ */
+#ifndef SHARDFS_TOOLS_CLI_ARGS_H
+#define SHARDFS_TOOLS_CLI_ARGS_H
+
+#include <glib.h>
+
+#define SHARDFS_EXIT_FAIL 1
+#define SHARDFS_EXIT_USAGE 2
+
+/*
+ * Parses a subcommand's options (argv[0] is the subcommand's name); what is
+ * not an option stays in argv, and argc is updated through the pointer
+ * passed as argc_io when given. Prints the error and returns FALSE on a
+ * usage error (--help prints and exits).
+ */
+gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
+			  const char *summary);
+#define tools_parse(argc, argv, entries, summary) tools_parse_args(&(argc), &(argv), entries, summary)
+
+#endif
