@@ -7,6 +7,8 @@
  *   cert=client.crt      this host's client identity
  *   key=client.key
  *   ec=4+2               k data + m parity shards
+ *   min_shards=5         durable shards a part needs to commit (k..k+m;
+ *                        default k+1, at most k+m-1)
  *   part_size=8388608
  *   meta=sqlite:///abs/path/meta.db
  *
@@ -101,6 +103,29 @@ static gboolean load_node(struct net_cluster *c, const char *group, GError **err
 	return TRUE;
 }
 
+/* Ceph's min_size: by default k + 1, so that a part written with one shard
+ * missing survives one more loss, but at most k + m - 1, so that one node
+ * down never stops writes. */
+static gboolean load_min_shards(struct net_cluster *c, GError **err)
+{
+	unsigned k = c->ec_k, m = c->ec_m;
+	GError *e = NULL;
+
+	c->min_shards = m == 0 ? k : MIN(k + 1, k + m - 1);
+	if (!g_key_file_has_key(c->kf, "cluster", "min_shards", NULL))
+		return TRUE;
+	gint64 v = g_key_file_get_int64(c->kf, "cluster", "min_shards", &e);
+	if (e || v < k || v > k + m) {
+		g_clear_error(&e);
+		g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+			    "%s: [cluster] min_shards must be %u..%u for ec %u+%u", c->path, k, k + m,
+			    k, m);
+		return FALSE;
+	}
+	c->min_shards = (unsigned)v;
+	return TRUE;
+}
+
 static gboolean load_cluster_group(struct net_cluster *c, GError **err)
 {
 	char *ec;
@@ -118,6 +143,8 @@ static gboolean load_cluster_group(struct net_cluster *c, GError **err)
 		return bad(err, c->path, "cluster", "ec must be K+M, e.g. 4+2");
 	}
 	g_free(ec);
+	if (!load_min_shards(c, err))
+		return FALSE;
 	c->part_size = 8u << 20;
 	if (g_key_file_has_key(c->kf, "cluster", "part_size", NULL))
 		c->part_size = (uint64_t)g_key_file_get_int64(c->kf, "cluster", "part_size", NULL);

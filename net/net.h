@@ -35,6 +35,7 @@ struct net_cluster {
 	char *ca;	 /* absolute paths */
 	char *cert, *key; /* this host's client identity (may be NULL) */
 	unsigned ec_k, ec_m;
+	unsigned min_shards; /* durable shards a part needs to commit, k..k+m */
 	uint64_t part_size;
 	char *meta_url;
 	GArray *nodes;	 /* struct net_node_conf */

@@ -6,6 +6,8 @@
  * by each call in flight: a caller that stops waiting at a deadline leaves
  * the late answers to land in the gather, which the last one frees.
  *
+ * Shards the manifest records as missing are never asked for.
+ *
  * fetch_part: ask k shards (data shards first, nodes under suspicion
  * last); if one fails or misses the hedge deadline, ask all the others;
  * rebuild from what came (plain concatenation when the k data shards came,
@@ -147,14 +149,20 @@ static unsigned gather_wait(struct gather *g, unsigned need, gint64 until)
 	return common_waiter_wait_ok(&g->answers, need, until);
 }
 
-/* Shards in the order to ask them: data first, nodes under suspicion last. */
+static bool shard_missing(const struct meta_part *p, unsigned i)
+{
+	return p->missing >> i & 1;
+}
+
+/* The shards there are, in the order to ask them: data first, nodes under
+ * suspicion last. */
 static unsigned ask_order(struct store *s, const struct meta_part *p, unsigned *order)
 {
 	unsigned n = p->k + p->m, o = 0;
 
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < n; i++)
-			if (store_is_suspect(s, p->nodes[i]) == (pass == 1))
+			if (!shard_missing(p, i) && store_is_suspect(s, p->nodes[i]) == (pass == 1))
 				order[o++] = i;
 	return o;
 }
@@ -284,7 +292,7 @@ static int fetch_part(struct store *s, const struct meta_part *p, uint8_t *out)
 	size_t flen = erasure_fragment_size(code, p->length);
 	struct gather *g = gather_new(s, p);
 	n = ask_order(s, p, order);
-	for (unsigned i = 0; i < p->k; i++)
+	for (unsigned i = 0; i < MIN(p->k, n); i++)
 		gather_send(g, order[i], 0, flen);
 	unsigned ok = gather_wait(g, p->k, hedge);
 	rc = ok == p->k ? rebuild(g, code, out) : STORE_EUNAVAIL;
@@ -317,7 +325,7 @@ static int fetch_range_fast(struct store *s, const struct meta_part *p, uint64_t
 	size_t c = erasure_chunk_size(code, p->length);
 	unsigned first = (unsigned)(a / c), last = (unsigned)((b - 1) / c);
 	for (unsigned i = first; i <= last; i++)
-		if (store_is_suspect(s, p->nodes[i]))
+		if (shard_missing(p, i) || store_is_suspect(s, p->nodes[i]))
 			return -EAGAIN;
 	struct gather *g = gather_new(s, p);
 	for (unsigned i = first; i <= last; i++) {

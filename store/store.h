@@ -54,6 +54,8 @@ struct store_options {
 /* What the store has seen, since store_open. */
 struct store_stats {
 	uint64_t parts_written, shards_handed_off;
+	uint64_t shards_missing; /* shards a write could place nowhere (recorded in the manifest) */
+	uint64_t parts_degraded; /* parts written with shards missing */
 	uint64_t parts_read, ranges_read, degraded_reads, hedged_reads;
 	uint64_t corrupt_shards; /* shards a node reported corrupt or that failed the checksum */
 	uint64_t bytes_written, bytes_read; /* plain bytes of objects */

@@ -9,8 +9,11 @@
  * most max_inflight parts.
  *
  * A failed shard put is handed off to the next node of the ring that
- * holds no shard of the part; when none is left the part fails, and the
- * writer with it (sticky error).
+ * holds no shard of the part; when none is left the shard is recorded as
+ * missing in the part's manifest entry (nodes[i] then names the last node
+ * tried), for repair to rebuild. A part commits with at least the
+ * cluster's min_shards shards durable; with fewer it fails, and the writer
+ * with it (sticky error), so that fsync and close report it.
  *
  * Locking: w->lock guards the fields marked so, and every part's pending
  * count, error and node list.
@@ -110,6 +113,23 @@ static void plain_release(struct store_writer *w, uint8_t *b)
 	g_mutex_unlock(&w->lock);
 }
 
+/* A part short of shards fails as a whole; lock held. */
+static void check_durable_shards(struct wpart *p)
+{
+	unsigned n = p->meta.k + p->meta.m;
+	unsigned written = n - (unsigned)__builtin_popcountll(p->meta.missing);
+	unsigned need = p->w->s->cluster->min_shards;
+
+	if (p->error || written >= need)
+		return;
+	char hex[33];
+
+	store_oid_hex(p->w->oid, hex);
+	g_warning("object %s part %u: only %u of %u shards durable, %u needed", hex, p->meta.index,
+		  written, n, need);
+	p->error = STORE_EUNAVAIL;
+}
+
 static void part_done(struct wpart *p)
 {
 	struct store_writer *w = p->w;
@@ -121,23 +141,29 @@ static void part_done(struct wpart *p)
 	}
 	/* Once inflight drops, finish() may return and w be freed. */
 	g_mutex_lock(&w->lock);
+	check_durable_shards(p);
 	if (p->error && !w->error)
 		w->error = p->error;
 	if (!p->error)
 		g_array_append_val(w->parts, p->meta);
+	if (!p->error && p->meta.missing)
+		STORE_COUNT(w->s, parts_degraded, 1);
 	w->inflight--;
 	g_cond_broadcast(&w->cond);
 	g_mutex_unlock(&w->lock);
 	g_free(p);
 }
 
-static void shard_finished(struct wpart *p, int rc)
+/* Shard i is in (rc 0), was written nowhere (missing), or failed the part. */
+static void shard_finished(struct wpart *p, unsigned i, int rc, bool missing)
 {
 	struct store_writer *w = p->w;
 
 	g_mutex_lock(&w->lock);
 	if (rc && !p->error)
 		p->error = rc;
+	if (missing)
+		p->meta.missing |= UINT64_C(1) << i;
 	bool last = --p->pending == 0;
 	g_mutex_unlock(&w->lock);
 	if (last)
@@ -188,7 +214,7 @@ static void put_done(void *arg, struct net_call *call)
 	char hex[33];
 
 	if (call->status == 0) {
-		shard_finished(p, 0);
+		shard_finished(p, sh->index, 0, false);
 		return;
 	}
 	store_suspect(p->w->s, failed);
@@ -202,9 +228,11 @@ static void put_done(void *arg, struct net_call *call)
 		shard_send(p, sh->index);
 		return;
 	}
-	g_warning("object %s part %u shard %u: node %u failed (%s) and no other node can take it",
-		  hex, p->meta.index, sh->index, failed, common_strerror(call->status));
-	shard_finished(p, STORE_EUNAVAIL);
+	g_warning("object %s part %u shard %u: node %u failed (%s) and no other node can take it:"
+		  " recorded as missing", hex, p->meta.index, sh->index, failed,
+		  common_strerror(call->status));
+	STORE_COUNT(p->w->s, shards_missing, 1);
+	shard_finished(p, sh->index, 0, true);
 }
 
 /* Chooses the k+m nodes of a part, around nodes under suspicion while

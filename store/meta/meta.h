@@ -31,7 +31,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 2
+#define META_SCHEMA_VERSION 3
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -99,6 +99,8 @@ struct meta_part {
 	uint8_t checksum[16]; /* xxh3-128 of the plain part */
 	uint8_t k, m;	      /* erasure code */
 	uint16_t nodes[64];   /* node id of shard i, k + m of them */
+	uint64_t missing;     /* bit i: shard i was written nowhere (nodes[i]
+			       * names the node meant for it); repair's work */
 };
 
 struct meta_statfs {

@@ -56,6 +56,15 @@ static bool oid_zero(const uint8_t oid[16])
 	return memcmp(oid, zero, 16) == 0;
 }
 
+/* Missing shards are shards of the part, and fewer than all of them. */
+static bool missing_fits(const struct meta_part *p)
+{
+	unsigned n = p->k + p->m;
+	uint64_t all = n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1;
+
+	return (p->missing & ~all) == 0 && (n == 0 || p->missing != all);
+}
+
 /* A part keeps its own object id; a part without one takes the file's. */
 static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 		       const struct meta_part *p)
@@ -65,7 +74,7 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64)
+	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64 || !missing_fits(p))
 		return -EINVAL;
 	nodes_pack(p, nodes);
 	s = meta_stmt(m, META_Q_INSERT_PART);
@@ -77,6 +86,7 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 	sqlite3_bind_int(s, 6, p->m);
 	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC); /* empty for a hole */
 	sqlite3_bind_blob(s, 8, object_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 9, (int64_t)p->missing);
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite3_errcode(m->db) == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
 	sqlite3_reset(s);
 	return rc;
@@ -269,6 +279,7 @@ static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 		} else {
 			memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
 			memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
+			p.missing = (uint64_t)sqlite3_column_int64(s, 7);
 		}
 		g_array_append_val(list, p);
 	}

@@ -21,6 +21,9 @@
  *            parts on the nodes: such a file has a row here or parts,
  *            never both; bytes past the row's length up to the file's
  *            size read as zeros
+ * parts.missing (version 3) the shards of a part that a write could not
+ *            place (bit i: shard i), recorded with the manifest so that
+ *            repair finds them through a partial index without a scan
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -60,6 +63,9 @@ static const char *const meta_migrations[] = {
 	 * column of inodes, so that rows of inodes stay a few dozen bytes and
 	 * lookups, getattr and readdir read no page of file data. */
 	"CREATE TABLE inline_data (ino INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+	/* 2 -> 3: parts written with shards missing (a node was down). */
+	("ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;"
+	 "CREATE INDEX parts_missing ON parts (ino, idx) WHERE missing <> 0;"),
 };
 
 #endif

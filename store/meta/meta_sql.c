@@ -85,12 +85,12 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
 	[META_Q_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
 	/* manifests, inline data, garbage */
-	[META_Q_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[META_Q_INSERT_PART] = "INSERT INTO parts (ino, idx, length, checksum, k, m, nodes, object_id,"
+				 " missing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[META_Q_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
 				  " ctime = ?4 WHERE ino = ?1",
 	[META_Q_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
-	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id FROM parts"
+	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id, missing FROM parts"
 			   " WHERE ino = ?1 ORDER BY idx",
 	[META_Q_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
 				" WHERE ino = ?1 AND k > 0",

@@ -495,6 +495,33 @@ static struct meta_part part(uint32_t index, uint64_t len, uint16_t first_node)
 	return p;
 }
 
+/* The shards a write could not place are kept with their part, and a
+ * set that names a shard the part has not, or every shard, is refused. */
+static void test_missing_shards_kept(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-missing!";
+	struct meta_part parts[2] = {part(0, 100, 1), part(1, 50, 1)}, *back;
+	unsigned n;
+	uint64_t ino = test_create_ok(f->m, ROOT, "degraded");
+
+	parts[1].missing = 1u << 2;
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, NULL, true), 0);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(back[0].missing, 0);
+	assert_int_equal(back[1].missing, 1u << 2);
+	assert_int_equal(back[1].nodes[2], 3);
+	g_free(back);
+	parts[1].missing = 1u << 3; /* a 2+1 part has shards 0..2 */
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, NULL, true), -EINVAL);
+	parts[1].missing = 7; /* nothing written at all */
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 150, parts, 2, NULL, true), -EINVAL);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(back[1].missing, 1u << 2); /* the refused commits changed nothing */
+	g_free(back);
+}
+
 /* A committed manifest reads back; a new commit replaces it atomically and
  * sends the old parts to the garbage table, as does unlinking the file. */
 static void test_manifests_and_garbage(void **state)
@@ -820,21 +847,23 @@ static void test_schema_migration(void **state)
 
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
-	raw_exec(path, "DROP TABLE inline_data; UPDATE schema_version SET version = 1");
+	raw_exec(path, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
+		       "DROP TABLE inline_data; UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
-	assert_int_equal(meta_schema_version(f->m), 2);
+	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
 	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
 	assert_int_equal(a.size, 10);
 	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
 	assert_int_equal(n, 1);
+	assert_int_equal(back[0].missing, 0);
 	g_free(back);
 	assert_int_equal(meta_commit_inline(f->m, ino, "0123456789", 10, NULL, true), 0);
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	raw_exec(path, "UPDATE schema_version SET version = 3");
+	raw_exec(path, "UPDATE schema_version SET version = 4");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	raw_exec(path, "UPDATE schema_version SET version = 2");
+	raw_exec(path, "UPDATE schema_version SET version = 3");
 	g_free(path);
 }
 
@@ -864,7 +893,7 @@ int main(void)
 		T(test_parent_before_name), T(test_symlinks), T(test_mknod), T(test_rename),
 		T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr),
 		T(test_setattr_kill_suidgid), T(test_commit_with_attributes), T(test_xattrs),
-		T(test_empty_xattrs), T(test_manifests_and_garbage),
+		T(test_empty_xattrs), T(test_manifests_and_garbage), T(test_missing_shards_kept),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
 	};
