@@ -214,6 +214,24 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
  */
 int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len);
 
+/* Repair's work: parts that hold fewer than k + m shards. */
+struct meta_degraded {
+	uint64_t ino;
+	struct meta_part part; /* object_id always set */
+};
+/* Up to max parts with shards missing that come after (after_ino,
+ * after_index) in (ino, index) order, from the index of such parts (no
+ * scan); *items freed with g_free. Start at (0, 0); go on from the last. */
+int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
+		       struct meta_degraded **items, unsigned *n);
+/* Compare-and-set of where a part's shards are: the part (ino, old->index)
+ * gets now's nodes and missing set if its row is still old (same object
+ * id, nodes and missing set), in one durable transaction. -ESTALE if not
+ * (the file was rewritten or removed, or the part repaired meanwhile):
+ * nothing changed. */
+int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
+		       const struct meta_part *now);
+
 /* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
 struct meta_garbage {
 	uint64_t id;

@@ -262,6 +262,22 @@ static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
 	return rc;
 }
 
+/* A part from the columns idx, length, checksum, k, m, nodes, object_id,
+ * missing starting at column c; -EUCLEAN if the row is inconsistent. */
+static int part_from_row(sqlite3_stmt *s, int c, struct meta_part *p)
+{
+	*p = (struct meta_part){0};
+	p->index = (uint32_t)sqlite3_column_int64(s, c);
+	p->length = (uint64_t)sqlite3_column_int64(s, c + 1);
+	if (sqlite3_column_bytes(s, c + 2) != 16 || !nodes_unpack(s, c + 3, p) ||
+	    sqlite3_column_bytes(s, c + 6) != 16)
+		return -EUCLEAN;
+	memcpy(p->checksum, sqlite3_column_blob(s, c + 2), 16);
+	memcpy(p->object_id, sqlite3_column_blob(s, c + 6), 16);
+	p->missing = (uint64_t)sqlite3_column_int64(s, c + 7);
+	return 0;
+}
+
 static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 {
 	sqlite3_stmt *s = meta_stmt(m, META_Q_PARTS);
@@ -269,22 +285,65 @@ static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
-		struct meta_part p = {0};
+		struct meta_part p;
 
-		p.index = (uint32_t)sqlite3_column_int64(s, 0);
-		p.length = (uint64_t)sqlite3_column_int64(s, 1);
-		if (sqlite3_column_bytes(s, 2) != 16 || !nodes_unpack(s, 3, &p) ||
-		    sqlite3_column_bytes(s, 6) != 16) {
-			rc = -EUCLEAN;
-		} else {
-			memcpy(p.checksum, sqlite3_column_blob(s, 2), 16);
-			memcpy(p.object_id, sqlite3_column_blob(s, 6), 16);
-			p.missing = (uint64_t)sqlite3_column_int64(s, 7);
-		}
+		rc = part_from_row(s, 0, &p);
 		g_array_append_val(list, p);
 	}
 	sqlite3_reset(s);
 	return rc;
+}
+
+int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
+		       struct meta_degraded **items, unsigned *n)
+{
+	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_degraded));
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt(m, META_Q_DEGRADED_PARTS);
+	sqlite3_bind_int64(s, 1, (int64_t)after_ino);
+	sqlite3_bind_int64(s, 2, after_index);
+	sqlite3_bind_int64(s, 3, max);
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		struct meta_degraded d = {.ino = (uint64_t)sqlite3_column_int64(s, 0)};
+
+		rc = part_from_row(s, 1, &d.part);
+		g_array_append_val(list, d);
+	}
+	sqlite3_reset(s);
+	g_mutex_unlock(&m->lock);
+	*n = rc == 0 ? list->len : 0;
+	*items = (struct meta_degraded *)g_array_free(list, rc != 0);
+	return rc;
+}
+
+int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
+		       const struct meta_part *now)
+{
+	uint8_t old_nodes[128], new_nodes[128];
+	int n = 2 * (old->k + old->m);
+	int rc;
+
+	if (now->k != old->k || now->m != old->m || now->index != old->index || !missing_fits(now))
+		return -EINVAL;
+	nodes_pack(old, old_nodes);
+	nodes_pack(now, new_nodes);
+	if ((rc = meta_tx_begin_durable(m)) < 0)
+		return rc;
+	sqlite3_stmt *s = meta_stmt(m, META_Q_RELOCATE_PART);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, old->index);
+	sqlite3_bind_blob(s, 3, old->object_id, 16, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, old_nodes, n, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, new_nodes, n, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, (int64_t)now->missing);
+	sqlite3_bind_int64(s, 7, (int64_t)old->missing);
+	rc = meta_run_done(s);
+	if (rc == 0 && sqlite3_changes(m->db) != 1)
+		rc = -ESTALE;
+	return meta_tx_end_durable(m, rc);
 }
 
 int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],

@@ -90,6 +90,12 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_SET_MANIFEST] = "UPDATE inodes SET size = ?2, object_id = ?3, mtime = ?4,"
 				  " ctime = ?4 WHERE ino = ?1",
 	[META_Q_OBJECT_ID] = "SELECT object_id FROM inodes WHERE ino = ?1",
+	/* the partial index parts_missing serves this */
+	[META_Q_DEGRADED_PARTS] = "SELECT ino, idx, length, checksum, k, m, nodes, object_id, missing"
+				  " FROM parts WHERE missing <> 0 AND (ino > ?1 OR (ino = ?1 AND"
+				  " idx > ?2)) ORDER BY ino, idx LIMIT ?3",
+	[META_Q_RELOCATE_PART] = "UPDATE parts SET nodes = ?5, missing = ?6 WHERE ino = ?1 AND"
+				 " idx = ?2 AND object_id = ?3 AND nodes = ?4 AND missing = ?7",
 	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id, missing FROM parts"
 			   " WHERE ino = ?1 ORDER BY idx",
 	[META_Q_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"

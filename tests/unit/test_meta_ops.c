@@ -522,6 +522,54 @@ static void test_missing_shards_kept(void **state)
 	g_free(back);
 }
 
+/* Parts with shards missing are listed in (ino, index) order, page by
+ * page; a relocation takes only while the row is as the repair read it. */
+static void test_degraded_parts_and_relocation(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-degraded";
+	struct meta_part parts[3] = {part(0, 100, 1), part(1, 100, 1), part(2, 50, 1)};
+	struct meta_degraded *d;
+	unsigned n;
+	uint64_t a = test_create_ok(f->m, ROOT, "a"), b = test_create_ok(f->m, ROOT, "b");
+
+	parts[0].missing = 1;
+	parts[2].missing = 4;
+	assert_int_equal(meta_commit_manifest(f->m, a, oid, 250, parts, 3, NULL, true), 0);
+	assert_int_equal(meta_commit_manifest(f->m, b, oid, 250, parts, 3, NULL, true), 0);
+	assert_int_equal(meta_degraded_list(f->m, 0, 0, 3, &d, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(d[0].ino == a && d[0].part.index == 0 && d[0].part.missing == 1);
+	assert_true(d[1].ino == a && d[1].part.index == 2 && d[1].part.missing == 4);
+	assert_true(d[2].ino == b && d[2].part.index == 0);
+	assert_memory_equal(d[2].part.object_id, oid, 16);
+	struct meta_part old = d[1].part, now = old;
+	g_free(d);
+	assert_int_equal(meta_degraded_list(f->m, b, 0, 10, &d, &n), 0);
+	assert_true(n == 1 && d[0].ino == b && d[0].part.index == 2);
+	g_free(d);
+
+	now.nodes[2] = 9;
+	now.missing = 0;
+	assert_int_equal(meta_part_relocate(f->m, a, &old, &now), 0);
+	assert_int_equal(meta_part_relocate(f->m, a, &old, &now), -ESTALE); /* done already */
+	struct meta_part *back;
+	assert_int_equal(meta_get_manifest(f->m, a, oid, &back, &n), 0);
+	assert_true(back[2].missing == 0 && back[2].nodes[2] == 9 && back[2].nodes[0] == 1);
+	g_free(back);
+	/* a rewrite meanwhile: the relocation of b's part does not take */
+	old = parts[2];
+	memcpy(old.object_id, oid, 16);
+	now = old;
+	now.missing = 0;
+	assert_int_equal(meta_commit_manifest(f->m, b, oid, 100, parts, 1, NULL, true), 0);
+	assert_int_equal(meta_part_relocate(f->m, b, &old, &now), -ESTALE);
+	assert_int_equal(meta_degraded_list(f->m, 0, 0, 10, &d, &n), 0);
+	assert_true(n == 2 && d[0].ino == a && d[0].part.index == 0);
+	assert_true(d[1].ino == b && d[1].part.index == 0);
+	g_free(d);
+}
+
 /* A committed manifest reads back; a new commit replaces it atomically and
  * sends the old parts to the garbage table, as does unlinking the file. */
 static void test_manifests_and_garbage(void **state)
@@ -894,6 +942,7 @@ int main(void)
 		T(test_rename_rule_order), T(test_readdir_paging), T(test_setattr),
 		T(test_setattr_kill_suidgid), T(test_commit_with_attributes), T(test_xattrs),
 		T(test_empty_xattrs), T(test_manifests_and_garbage), T(test_missing_shards_kept),
+		T(test_degraded_parts_and_relocation),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
 	};
