@@ -312,6 +312,11 @@ static int fetch_part(struct store *s, const struct meta_part *p, uint8_t *out)
 	return rc;
 }
 
+int store_part_fetch(struct store *s, const struct meta_part *p, uint8_t *out)
+{
+	return fetch_part(s, p, out);
+}
+
 /* Reads [a, b) of part p from the data shards that hold it; 0 or -EAGAIN
  * when fetch_part must do it. */
 static int fetch_range_fast(struct store *s, const struct meta_part *p, uint64_t a, uint64_t b,

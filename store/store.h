@@ -56,6 +56,7 @@ struct store_stats {
 	uint64_t parts_written, shards_handed_off;
 	uint64_t shards_missing; /* shards a write could place nowhere (recorded in the manifest) */
 	uint64_t parts_degraded; /* parts written with shards missing */
+	uint64_t shards_rebuilt; /* missing shards repair put back */
 	uint64_t parts_read, ranges_read, degraded_reads, hedged_reads;
 	uint64_t corrupt_shards; /* shards a node reported corrupt or that failed the checksum */
 	uint64_t bytes_written, bytes_read; /* plain bytes of objects */
@@ -127,6 +128,21 @@ int store_part_read(struct store *s, const struct meta_part *p, uint64_t a, uint
 /* Deletes the shards of parts (holes have none); returns 0 or the first
  * error (best effort: every shard is tried). */
 int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned nparts);
+
+/* What one repair pass did. */
+struct store_repair_stats {
+	uint64_t parts_repaired; /* every missing shard of them rebuilt */
+	uint64_t parts_failed;	 /* unreadable, or some shard found no node */
+	uint64_t parts_changed;	 /* rewritten or removed meanwhile: left alone */
+	uint64_t shards_rebuilt;
+};
+
+/* One pass over the parts that writes recorded with shards missing
+ * (meta_degraded_list): each is read and checked, its missing shards are
+ * rebuilt onto nodes that hold none of the part, and their places are
+ * committed with a compare-and-set of the manifest (repair.c). One pass at
+ * a time per cluster. 0, or the metadata's error. */
+int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st);
 
 /* The cluster's capacity as its nodes report it, in bytes of user data
  * (raw space x k/(k+m)); nodes that do not answer count as empty.

@@ -45,6 +45,9 @@ bool store_is_suspect(struct store *s, uint32_t node);
 /* Jobs of the encoder pool (writer.c) and the fetcher pool (reader.c). */
 void store_encode_job(gpointer job, gpointer user);
 void store_fetch_job(gpointer job, gpointer user);
+/* Reads part p whole into out (p->length bytes), checked against its
+ * checksum, from any k of its shards; 0, STORE_EUNAVAIL, STORE_ECORRUPT. */
+int store_part_fetch(struct store *s, const struct meta_part *p, uint8_t *out);
 /* Big buffers (parts, fragments) come from a small cache of freed ones,
  * so that the heap is not fragmented by buffers of changing sizes and the
  * memory of a reader or writer stays what it holds. NULL if out of memory. */

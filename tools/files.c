@@ -15,6 +15,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
+#include "client.h"
 #include "shardfs.h"
 #include "store/meta/meta.h"
 #include "store/store.h"
@@ -31,11 +32,6 @@
 #define IO_CHUNK (1u << 20)
 #define GC_BATCH 256u
 
-struct client {
-	struct store *store;
-	struct meta *meta;
-};
-
 static char *opt_config;
 
 static const GOptionEntry config_entry = {
@@ -47,35 +43,6 @@ static int fail(const char *what, const char *path, int err)
 	fprintf(stderr, "shardfs: %s%s%s: %s\n", what, path ? " " : "", path ? path : "",
 		common_strerror(err));
 	return SHARDFS_EXIT_FAIL;
-}
-
-static int client_open(struct client *c)
-{
-	const char *conf = opt_config ? opt_config : g_getenv("SHARDFS_CONF");
-	GError *err = NULL;
-	int rc;
-
-	if (!conf) {
-		fprintf(stderr, "shardfs: no cluster file: give -c CLUSTER.conf or set SHARDFS_CONF\n");
-		return SHARDFS_EXIT_USAGE;
-	}
-	if ((rc = store_open(conf, NULL, &c->store, &err))) {
-		fprintf(stderr, "shardfs: %s\n", err ? err->message : common_strerror(rc));
-		g_clear_error(&err);
-		return SHARDFS_EXIT_FAIL;
-	}
-	const char *url = store_cluster(c->store)->meta_url;
-	if ((rc = meta_open(url, &c->meta))) {
-		store_close(c->store);
-		return fail("metadata", url, rc);
-	}
-	return 0;
-}
-
-static void client_close(struct client *c)
-{
-	meta_close(c->meta);
-	store_close(c->store);
 }
 
 /* Deletes the shards of what was replaced or removed; what a down node
@@ -271,7 +238,7 @@ int cmd_put(int argc, char **argv)
 	int fd = strcmp(local, "-") ? open(local, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 	if (fd < 0)
 		return fail("cannot open", local, -errno);
-	int rc = client_open(&c);
+	int rc = client_open(&c, opt_config);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -416,7 +383,7 @@ int cmd_get(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs get [-c CLUSTER.conf] REMOTE LOCAL|-\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	int rc = client_open(&c);
+	int rc = client_open(&c, opt_config);
 	if (rc)
 		return rc;
 	bool to_stdout = !strcmp(argv[2], "-");
@@ -467,7 +434,7 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs cat [-c CLUSTER.conf] [-o OFFSET] [-n LENGTH] REMOTE...\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	if ((rc = client_open(&c)))
+	if ((rc = client_open(&c, opt_config)))
 		return rc;
 	bool ranged = range.offset || range.length;
 	for (int i = 1; i < argc && rc == 0; i++)
@@ -563,7 +530,7 @@ int cmd_ls(int argc, char **argv)
 	if (!tools_parse(argc, argv, entries, "[PATH] - list a directory of the cluster"))
 		return SHARDFS_EXIT_USAGE;
 	const char *path = argc > 1 ? argv[1] : "/";
-	int rc = client_open(&c);
+	int rc = client_open(&c, opt_config);
 	if (rc)
 		return rc;
 	rc = resolve(c.meta, path, &a);
@@ -593,7 +560,7 @@ int cmd_rm(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs rm [-c CLUSTER.conf] [-d] PATH...\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	if ((rc = client_open(&c)))
+	if ((rc = client_open(&c, opt_config)))
 		return rc;
 	for (int i = 1; i < argc; i++) {
 		uint64_t parent;

@@ -23,5 +23,6 @@ int cmd_get(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
 
 #endif

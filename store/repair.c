@@ -1,0 +1,209 @@
+/*
+ * repair.c - rebuilding the shards that writes recorded as missing
+ * (store.h: store_repair_pass).
+ *
+ * A part is read whole and checked against its checksum before anything is
+ * written, then encoded again, and only its missing fragments are sent.
+ * Encoding the whole part again instead of reconstructing single fragments
+ * (liberasurecode_reconstruct_fragment) is deliberate: the part checksum
+ * covers the plain bytes only, so a fragment rebuilt from a damaged shard
+ * could not be told from a good one, whereas a part that decodes to its
+ * checksum encodes to fragments that are right; and encoding costs far
+ * less than moving the k shards it was read from (ISA-L encodes at
+ * several GB/s a core).
+ *
+ * A rebuilt shard goes to the node meant for it when that node is up and
+ * holds no other shard of the part, else to the next node of the ring
+ * that holds none. Its new place is committed with a compare-and-set of
+ * the part's row (meta_part_relocate): if the file was rewritten or
+ * removed meanwhile the shard is deleted again, so repair never brings a
+ * replaced part back.
+ */
+#define G_LOG_DOMAIN "shardfs-store"
+
+#include "store_internal.h"
+
+#include "common/error.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define REPAIR_BATCH 64u
+
+static bool holds_shard(const struct meta_part *p, uint32_t node)
+{
+	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++)
+		if (!(p->missing >> i & 1) && p->nodes[i] == node)
+			return true;
+	return false;
+}
+
+/* The nodes to try for shard i of p, best first; how many. */
+static size_t repair_targets(struct store *s, const struct meta_part *p, unsigned i,
+			     uint32_t *out, size_t max)
+{
+	uint32_t skip[ERASURE_MAX_FRAGMENTS];
+	size_t nskip = 0, n = 0;
+
+	if (!holds_shard(p, p->nodes[i]) && !store_is_suspect(s, p->nodes[i]))
+		out[n++] = p->nodes[i];
+	for (unsigned j = 0; j < (unsigned)(p->k + p->m); j++)
+		if (!(p->missing >> j & 1))
+			skip[nskip++] = p->nodes[j];
+	if (n)
+		skip[nskip++] = out[0];
+	uint64_t key = ring_key_hash(p->object_id, p->index);
+	return n + ring_closest(s->ring, key, max - n, out + n, skip, nskip);
+}
+
+static int put_shard(struct store *s, const struct meta_part *p, unsigned i, uint32_t node,
+		     const struct erasure_fragments *f)
+{
+	struct net_call c = {.req = {.op = NET_OP_PUT, .body_len = f->frag_len},
+			     .body = f->frag[i], .timeout_ms = s->opt.put_timeout_ms};
+
+	memcpy(c.req.key.object_id, p->object_id, 16);
+	c.req.key.part = p->index;
+	c.req.key.shard = (uint16_t)i;
+	int rc = net_pool_call(s->pool, node, &c);
+	if (rc)
+		store_suspect(s, node);
+	return rc;
+}
+
+/* Sends the missing fragments of p to nodes that take them; now gets the
+ * new places. How many were placed. */
+static unsigned place_missing(struct store *s, const struct meta_part *p,
+			      const struct erasure_fragments *f, struct meta_part *now)
+{
+	unsigned placed = 0;
+
+	*now = *p;
+	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++) {
+		uint32_t targets[8];
+
+		if (!(p->missing >> i & 1))
+			continue;
+		size_t n = repair_targets(s, now, i, targets, G_N_ELEMENTS(targets));
+		for (size_t t = 0; t < n; t++) {
+			if (put_shard(s, p, i, targets[t], f) == 0) {
+				now->nodes[i] = (uint16_t)targets[t];
+				now->missing &= ~(UINT64_C(1) << i);
+				placed++;
+				break;
+			}
+		}
+	}
+	return placed;
+}
+
+/* Reads p whole (checked against its checksum) and puts the fragments it
+ * misses; 0 with *now (placed counts them), or the read's error. */
+static int rebuild_part(struct store *s, const struct meta_part *p, struct meta_part *now,
+			unsigned *placed)
+{
+	const struct erasure *code;
+	struct erasure_fragments f;
+	int rc = store_code(s, p->k, p->m, &code);
+	uint8_t *plain = rc ? NULL : store_buf_alloc(s, p->length);
+
+	if (rc)
+		return rc;
+	if (!plain)
+		return -ENOMEM;
+	rc = store_part_fetch(s, p, plain);
+	if (rc == 0)
+		rc = erasure_encode(code, plain, p->length, &f);
+	store_buf_free(s, plain, p->length);
+	if (rc)
+		return rc;
+	*placed = place_missing(s, p, &f, now);
+	erasure_fragments_release(code, &f);
+	return 0;
+}
+
+/* The rebuilt shards of a relocation that did not take, deleted unless
+ * the part's row names them now (someone else put them there). */
+static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
+			 const struct meta_part *old, const struct meta_part *now)
+{
+	uint8_t oid[16];
+	struct meta_part *cur = NULL;
+	unsigned n = 0;
+
+	if (meta_get_manifest(m, ino, oid, &cur, &n))
+		n = 0;
+	for (unsigned i = 0; i < (unsigned)(old->k + old->m); i++) {
+		if (!(old->missing >> i & 1) || now->missing >> i & 1)
+			continue;
+		bool kept = false;
+		for (unsigned j = 0; j < n && !kept; j++)
+			kept = cur[j].index == old->index && !memcmp(cur[j].object_id, old->object_id, 16) &&
+			       !(cur[j].missing >> i & 1) && cur[j].nodes[i] == now->nodes[i];
+		if (kept)
+			continue;
+		struct net_call c = {.req = {.op = NET_OP_DELETE}};
+
+		memcpy(c.req.key.object_id, old->object_id, 16);
+		c.req.key.part = old->index;
+		c.req.key.shard = (uint16_t)i;
+		if (net_pool_call(s->pool, now->nodes[i], &c) && c.status != -ENOENT)
+			g_message("a rebuilt shard of a replaced part stays on node %u for scrub",
+				  now->nodes[i]);
+	}
+	g_free(cur);
+}
+
+static void repair_one(struct store *s, struct meta *m, const struct meta_degraded *d,
+		       struct store_repair_stats *st)
+{
+	struct meta_part now;
+	unsigned placed = 0;
+	char hex[33];
+	int rc = rebuild_part(s, &d->part, &now, &placed);
+
+	store_oid_hex(d->part.object_id, hex);
+	if (rc == 0 && placed)
+		rc = meta_part_relocate(m, d->ino, &d->part, &now);
+	if (rc == -ESTALE) {
+		undo_rebuilt(s, m, d->ino, &d->part, &now);
+		st->parts_changed++;
+		return;
+	}
+	if (rc) {
+		g_warning("inode %" G_GUINT64_FORMAT " object %s part %u: not repaired: %s", d->ino,
+			  hex, d->part.index, common_strerror(rc));
+		st->parts_failed++;
+		return;
+	}
+	st->shards_rebuilt += placed;
+	STORE_COUNT(s, shards_rebuilt, placed);
+	if (now.missing)
+		st->parts_failed++; /* no node took some of its shards */
+	else
+		st->parts_repaired++;
+}
+
+int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st)
+{
+	uint64_t after_ino = 0;
+	uint32_t after_index = 0;
+	unsigned n;
+
+	*st = (struct store_repair_stats){0};
+	do {
+		struct meta_degraded *d = NULL;
+		int rc = meta_degraded_list(m, after_ino, after_index, REPAIR_BATCH, &d, &n);
+
+		if (rc)
+			return rc;
+		for (unsigned i = 0; i < n; i++)
+			repair_one(s, m, &d[i], st);
+		if (n) {
+			after_ino = d[n - 1].ino;
+			after_index = d[n - 1].part.index;
+		}
+		g_free(d);
+	} while (n == REPAIR_BATCH);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * client.c - opening a cluster for the client subcommands (client.h).
+ */
+#include "client.h"
+
+#include "cli_args.h"
+#include "common/error.h"
+#include "net/net.h"
+#include "store/meta/meta.h"
+#include "store/store.h"
+
+#include <stdio.h>
+
+int client_open(struct client *c, const char *config)
+{
+	const char *conf = config ? config : g_getenv("SHARDFS_CONF");
+	GError *err = NULL;
+	int rc;
+
+	if (!conf) {
+		fprintf(stderr, "shardfs: no cluster file: give -c CLUSTER.conf or set SHARDFS_CONF\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	if ((rc = store_open(conf, NULL, &c->store, &err))) {
+		fprintf(stderr, "shardfs: %s\n", err ? err->message : common_strerror(rc));
+		g_clear_error(&err);
+		return SHARDFS_EXIT_FAIL;
+	}
+	const char *url = store_cluster(c->store)->meta_url;
+	if ((rc = meta_open(url, &c->meta))) {
+		store_close(c->store);
+		fprintf(stderr, "shardfs: metadata %s: %s\n", url, common_strerror(rc));
+		return SHARDFS_EXIT_FAIL;
+	}
+	return 0;
+}
+
+void client_close(struct client *c)
+{
+	meta_close(c->meta);
+	store_close(c->store);
+}

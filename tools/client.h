@@ -1,0 +1,21 @@
+/*
+ * client.h - what the client subcommands (put, get, cat, ls, rm, repair)
+ * open: the store of a cluster file and its metadata engine.
+ */
+#ifndef SHARDFS_TOOLS_CLIENT_H
+#define SHARDFS_TOOLS_CLIENT_H
+
+struct store;
+struct meta;
+
+struct client {
+	struct store *store;
+	struct meta *meta;
+};
+
+/* Opens the cluster file config (NULL: $SHARDFS_CONF) and its metadata;
+ * 0, or the exit status after printing why not. */
+int client_open(struct client *c, const char *config);
+void client_close(struct client *c);
+
+#endif
