@@ -12,6 +12,8 @@
 
 #define SHARDFS_EXIT_FAIL 1
 #define SHARDFS_EXIT_USAGE 2
+/* shardfs status: every node up, but parts with shards missing. */
+#define SHARDFS_EXIT_DEGRADED 3
 
 /*
  * Parses a subcommand's options (argv[0] is the subcommand's name); what is

@@ -1,7 +1,9 @@
 /*
  * status.c - `shardfs status [CLUSTER.conf]`: one row per node, asked over
- * QUIC with the cluster file's client identity. Exit status 1 when any
- * node is unreachable or reports a failed store.
+ * QUIC with the cluster file's client identity, then the data's health
+ * from the metadata. Exit status 1 when any node is unreachable or reports
+ * a failed store; 3 (SHARDFS_EXIT_DEGRADED) when every node is up but
+ * parts have shards missing; 0 only when healthy.
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -9,6 +11,7 @@
 #include "net/net.h"
 #include "net/net_proto.h"
 #include "shardfs.h"
+#include "store/meta/meta.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +62,32 @@ static gboolean show_node(struct net_pool *pool, const struct net_node_conf *n)
 	return ok;
 }
 
+/* Prints the health line; true if no part has a shard missing. A
+ * metadata that cannot be read (a node host without it) is said, and
+ * does not count against the nodes. */
+static bool show_health(const struct net_cluster *c)
+{
+	struct meta *m = NULL;
+	uint64_t parts = 0, bytes = 0;
+	int rc = c->meta_url ? meta_open(c->meta_url, &m) : -ENOENT;
+
+	if (rc == 0)
+		rc = meta_degraded_count(m, &parts, &bytes);
+	meta_close(m);
+	if (rc) {
+		printf("health: unknown (metadata %s: %s)\n", c->meta_url ? c->meta_url : "not set",
+		       common_strerror(rc));
+		return true;
+	}
+	if (parts == 0) {
+		printf("health: HEALTHY\n");
+		return true;
+	}
+	printf("health: DEGRADED: %" G_GUINT64_FORMAT " parts (%.1f MiB) with shards missing;"
+	       " run 'shardfs repair --once' with every node up\n", parts, (double)bytes / (1 << 20));
+	return false;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	char *config = NULL;
@@ -95,7 +124,8 @@ int cmd_status(int argc, char **argv)
 	for (guint i = 0; i < c->nodes->len; i++)
 		up += show_node(pool, &g_array_index(c->nodes, struct net_node_conf, i));
 	printf("%d of %u nodes up\n", up, c->nodes->len);
-	rc = up == (int)c->nodes->len ? 0 : SHARDFS_EXIT_FAIL;
+	bool healthy = show_health(c);
+	rc = up != (int)c->nodes->len ? SHARDFS_EXIT_FAIL : healthy ? 0 : SHARDFS_EXIT_DEGRADED;
 out:
 	net_pool_free(pool);
 	net_tls_free(tls);

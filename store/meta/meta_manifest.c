@@ -319,6 +319,20 @@ int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index,
 	return rc;
 }
 
+int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
+{
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	sqlite3_stmt *s = meta_stmt(m, META_Q_DEGRADED_COUNT);
+	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -EIO;
+	*parts = rc ? 0 : (uint64_t)sqlite3_column_int64(s, 0);
+	*bytes = rc ? 0 : (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
 		       const struct meta_part *now)
 {

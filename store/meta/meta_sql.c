@@ -94,6 +94,8 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_DEGRADED_PARTS] = "SELECT ino, idx, length, checksum, k, m, nodes, object_id, missing"
 				  " FROM parts WHERE missing <> 0 AND (ino > ?1 OR (ino = ?1 AND"
 				  " idx > ?2)) ORDER BY ino, idx LIMIT ?3",
+	[META_Q_DEGRADED_COUNT] = "SELECT count(*), coalesce(sum(length), 0) FROM parts"
+				  " WHERE missing <> 0",
 	[META_Q_RELOCATE_PART] = "UPDATE parts SET nodes = ?5, missing = ?6 WHERE ino = ?1 AND"
 				 " idx = ?2 AND object_id = ?3 AND nodes = ?4 AND missing = ?7",
 	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id, missing FROM parts"

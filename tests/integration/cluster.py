@@ -58,8 +58,9 @@ class Cluster:
     def wait_up(self, timeout=20):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # 3: every node up, parts with shards missing
             if subprocess.run([SHARDFS, "status", self.conf], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL).returncode == 0:
+                              stderr=subprocess.DEVNULL).returncode in (0, 3):
                 return
             time.sleep(0.2)
         raise TimeoutError("cluster did not come up")

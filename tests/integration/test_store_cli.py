@@ -154,7 +154,8 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
     repair --once` once the node is back: before it, losing another node
     loses the file; after it, every part has its 3 shards, none missing,
     and the file reads back exact with any one node down. A second pass
-    finds nothing to do."""
+    finds nothing to do. `status` says DEGRADED (exit 3) before, HEALTHY
+    after."""
     data = rand_bytes(3 * PART + 5, 9)
     c3.kill(2)
     put(c3, data, "/f", tmp_path)
@@ -165,11 +166,16 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
     assert r.returncode == 1 and r.stdout != data  # one shard left of some part
     c3.start(1)
     c3.wait_up()
+    r = c3.run("status", check=False)
+    assert r.returncode == 3, r.stdout
+    assert b"health: DEGRADED: 4 parts (24.0 MiB) with shards missing" in r.stdout, r.stdout
     r = c3.run("repair", "--once")
     print(r.stdout.decode().strip())
     assert r.stdout.startswith(b"repaired 4 parts (4 shards rebuilt), 0 failed"), r.stdout
     assert missing_by_part(c3, "f") == [0] * 4
     assert c3.run("repair", "--once").stdout.startswith(b"repaired 0 parts")
+    r = c3.run("status")
+    assert b"3 of 3 nodes up" in r.stdout and b"health: HEALTHY" in r.stdout, r.stdout
     for down in (1, 2, 3):
         c3.kill(down)
         assert cat(c3, "/f", timeout=120).stdout == data, down

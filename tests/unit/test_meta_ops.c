@@ -537,6 +537,9 @@ static void test_degraded_parts_and_relocation(void **state)
 	parts[2].missing = 4;
 	assert_int_equal(meta_commit_manifest(f->m, a, oid, 250, parts, 3, NULL, true), 0);
 	assert_int_equal(meta_commit_manifest(f->m, b, oid, 250, parts, 3, NULL, true), 0);
+	uint64_t count, bytes;
+	assert_int_equal(meta_degraded_count(f->m, &count, &bytes), 0);
+	assert_true(count == 4 && bytes == 300);
 	assert_int_equal(meta_degraded_list(f->m, 0, 0, 3, &d, &n), 0);
 	assert_int_equal(n, 3);
 	assert_true(d[0].ino == a && d[0].part.index == 0 && d[0].part.missing == 1);
