@@ -19,6 +19,7 @@ struct fs_mount_options {
 	bool foreground;
 	bool debug;
 	unsigned max_threads; /* FUSE worker threads (16) */
+	unsigned repair_interval_s; /* pause between repair passes; 0: no repair in this mount */
 };
 
 /* Mounts and serves until unmounted; returns the process exit status (0,

@@ -29,6 +29,8 @@ struct fs {
 	GArray *unpins;		/* struct fs_unpin, oldest first, lock */
 	GArray *closes;		/* uint64_t inos closed, records not yet dropped, lock */
 	GThread *housekeeper;
+	GThread *repairer;	/* NULL when the mount does not repair */
+	unsigned repair_interval_s;
 	GMutex stop_lock;
 	GCond stop_cond;
 	bool stopping;		/* stop_lock */

@@ -129,6 +129,57 @@ static gpointer housekeeper(gpointer arg)
 	return NULL;
 }
 
+/* Parts a repair step takes at most: a step holds a metadata connection
+ * and delays unmount by at most its length. */
+#define REPAIR_STEP_PARTS 4u
+
+static void log_repair(const struct store_repair_stats *st)
+{
+	if (st->parts_repaired || st->parts_failed)
+		g_message("repair: %" G_GUINT64_FORMAT " parts repaired (%" G_GUINT64_FORMAT
+			  " shards rebuilt), %" G_GUINT64_FORMAT " failed",
+			  st->parts_repaired, st->shards_rebuilt, st->parts_failed);
+}
+
+/* Waits up to secs, or until the mount stops; true if it stops. */
+static bool wait_or_stop(struct fs *fs, unsigned secs)
+{
+	gint64 until = g_get_monotonic_time() + (gint64)secs * G_USEC_PER_SEC;
+
+	g_mutex_lock(&fs->stop_lock);
+	while (!fs->stopping && g_cond_wait_until(&fs->stop_cond, &fs->stop_lock, until))
+		;
+	bool stop = fs->stopping;
+	g_mutex_unlock(&fs->stop_lock);
+	return stop;
+}
+
+/* Rebuilds the shards that writes left missing, a few parts at a time,
+ * going round the list of such parts; after a round it pauses for the
+ * repair interval. A round while the node that could take the shards is
+ * still down reads nothing (store_repair_step pings first). */
+static gpointer repairer(gpointer arg)
+{
+	struct fs *fs = arg;
+	struct store_repair_cursor cur = {0, 0};
+	struct store_repair_stats round = {0};
+
+	while (!wait_or_stop(fs, 0)) {
+		bool wrapped = true;
+		struct meta *m = fs_meta_take(fs);
+		int rc = store_repair_step(fs->store, m, &cur, REPAIR_STEP_PARTS, &round, &wrapped);
+
+		fs_meta_give(fs, m);
+		if (rc || wrapped) {
+			log_repair(&round);
+			round = (struct store_repair_stats){0};
+			if (wait_or_stop(fs, fs->repair_interval_s))
+				break;
+		}
+	}
+	return NULL;
+}
+
 static int open_metas(struct fs *fs)
 {
 	const char *url = store_meta_url(fs->store);
@@ -184,9 +235,11 @@ static void fs_free(struct fs *fs)
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
 		fs->stopping = true;
-		g_cond_signal(&fs->stop_cond);
+		g_cond_broadcast(&fs->stop_cond);
 		g_mutex_unlock(&fs->stop_lock);
 		g_thread_join(fs->housekeeper);
+		if (fs->repairer)
+			g_thread_join(fs->repairer);
 	}
 	if (fs->metas) {
 		struct meta *m;
@@ -354,6 +407,9 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	}
 	widen_readahead(o->mountpoint);
 	fs->housekeeper = g_thread_new("housekeeper", housekeeper, fs);
+	fs->repair_interval_s = o->repair_interval_s;
+	if (o->repair_interval_s)
+		fs->repairer = g_thread_new("repairer", repairer, fs);
 	ok = 1;
 	if (ready_fd >= 0) {
 		write(ready_fd, &ok, 1);

@@ -97,18 +97,44 @@ static unsigned place_missing(struct store *s, const struct meta_part *p,
 	return placed;
 }
 
+/* Whether some node that could take a missing shard of p answers a ping:
+ * while none does (the node is still down and no other can take it),
+ * reading the part would be wasted. */
+static bool some_target_answers(struct store *s, const struct meta_part *p)
+{
+	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++) {
+		uint32_t targets[8];
+
+		if (!(p->missing >> i & 1))
+			continue;
+		size_t n = repair_targets(s, p, i, targets, G_N_ELEMENTS(targets));
+		for (size_t t = 0; t < n; t++) {
+			struct net_call ping = {.req = {.op = NET_OP_PING}, .timeout_ms = 2000};
+
+			if (net_pool_call(s->pool, targets[t], &ping) == 0)
+				return true;
+			store_suspect(s, targets[t]);
+		}
+	}
+	return false;
+}
+
 /* Reads p whole (checked against its checksum) and puts the fragments it
- * misses; 0 with *now (placed counts them), or the read's error. */
+ * misses; 0 with *now (placed counts them), -EAGAIN when no node can take
+ * them now, or the read's error. */
 static int rebuild_part(struct store *s, const struct meta_part *p, struct meta_part *now,
 			unsigned *placed)
 {
 	const struct erasure *code;
 	struct erasure_fragments f;
 	int rc = store_code(s, p->k, p->m, &code);
-	uint8_t *plain = rc ? NULL : store_buf_alloc(s, p->length);
 
 	if (rc)
 		return rc;
+	if (!some_target_answers(s, p))
+		return -EAGAIN;
+	uint8_t *plain = store_buf_alloc(s, p->length);
+
 	if (!plain)
 		return -ENOMEM;
 	rc = store_part_fetch(s, p, plain);
@@ -163,6 +189,10 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 	int rc = rebuild_part(s, &d->part, &now, &placed);
 
 	store_oid_hex(d->part.object_id, hex);
+	if (rc == -EAGAIN) {
+		st->parts_waiting++;
+		return;
+	}
 	if (rc == 0 && placed)
 		rc = meta_part_relocate(m, d->ino, &d->part, &now);
 	if (rc == -ESTALE) {
@@ -184,26 +214,34 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 		st->parts_repaired++;
 }
 
+int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
+		      unsigned max, struct store_repair_stats *st, bool *wrapped)
+{
+	struct meta_degraded *d = NULL;
+	unsigned n;
+	int rc = meta_degraded_list(m, cur->ino, cur->index, max, &d, &n);
+
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < n; i++)
+		repair_one(s, m, &d[i], st);
+	*wrapped = n < max;
+	if (*wrapped)
+		*cur = (struct store_repair_cursor){0, 0};
+	else
+		*cur = (struct store_repair_cursor){d[n - 1].ino, d[n - 1].part.index};
+	g_free(d);
+	return 0;
+}
+
 int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
-	uint64_t after_ino = 0;
-	uint32_t after_index = 0;
-	unsigned n;
+	struct store_repair_cursor cur = {0, 0};
+	bool wrapped = false;
+	int rc = 0;
 
 	*st = (struct store_repair_stats){0};
-	do {
-		struct meta_degraded *d = NULL;
-		int rc = meta_degraded_list(m, after_ino, after_index, REPAIR_BATCH, &d, &n);
-
-		if (rc)
-			return rc;
-		for (unsigned i = 0; i < n; i++)
-			repair_one(s, m, &d[i], st);
-		if (n) {
-			after_ino = d[n - 1].ino;
-			after_index = d[n - 1].part.index;
-		}
-		g_free(d);
-	} while (n == REPAIR_BATCH);
-	return 0;
+	while (rc == 0 && !wrapped)
+		rc = store_repair_step(s, m, &cur, REPAIR_BATCH, st, &wrapped);
+	return rc;
 }

@@ -134,8 +134,21 @@ struct store_repair_stats {
 	uint64_t parts_repaired; /* every missing shard of them rebuilt */
 	uint64_t parts_failed;	 /* unreadable, or some shard found no node */
 	uint64_t parts_changed;	 /* rewritten or removed meanwhile: left alone */
+	uint64_t parts_waiting;	 /* no node that could take their shards answers */
 	uint64_t shards_rebuilt;
 };
+
+/* Where a repair that goes a few parts at a time is; {0, 0}: the start. */
+struct store_repair_cursor {
+	uint64_t ino;
+	uint32_t index;
+};
+
+/* Repairs up to max parts with shards missing after *cur and moves it on,
+ * adding to *st; at the end of the list *cur goes back to the start and
+ * *wrapped is set. 0, or the metadata's error. */
+int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
+		      unsigned max, struct store_repair_stats *st, bool *wrapped);
 
 /* One pass over the parts that writes recorded with shards missing
  * (meta_degraded_list): each is read and checked, its missing shards are

@@ -6,9 +6,9 @@
  *     /etc/shardfs/cluster.conf /mnt/x shardfs defaults,_netdev 0 0
  *
  * Options mount(8) passes that are not FUSE's (defaults, _netdev, auto,
- * noauto, user, nofail, rw) are dropped; streams=DIR[:DIR...] is shardfs's
- * own (those directories, relative to the mount, become stream
- * directories); the rest (allow_other, default_permissions, ro, ...) go
+ * noauto, user, nofail, rw) are dropped; streams=DIR[:DIR...] (those
+ * directories, relative to the mount, become stream directories) and
+ * repair_interval=S (as --repair-interval) are shardfs's own; the rest (allow_other, default_permissions, ro, ...) go
  * to libfuse and the kernel.
  */
 #define G_LOG_DOMAIN "shardfs"
@@ -23,8 +23,9 @@ static const char *const mount8_only[] = {"defaults", "_netdev", "auto", "noauto
 					  "users", "nouser", "nofail", "rw", NULL};
 
 /* fsname=shardfs, plus the options that are FUSE's, comma-separated;
- * *streams = the value of streams= (shardfs's own), or NULL. */
-static char *fuse_options(const char *opts, char **streams)
+ * *streams = the value of streams= (shardfs's own), or NULL; *repair_s
+ * the value of repair_interval= if given (-1 if not a number). */
+static char *fuse_options(const char *opts, char **streams, int *repair_s)
 {
 	GString *out = g_string_new("fsname=shardfs,subtype=shardfs");
 	char **list = g_strsplit(opts ? opts : "", ",", -1);
@@ -34,6 +35,11 @@ static char *fuse_options(const char *opts, char **streams)
 		if (g_str_has_prefix(*o, "streams=")) {
 			g_free(*streams);
 			*streams = g_strdup(*o + strlen("streams="));
+		} else if (g_str_has_prefix(*o, "repair_interval=")) {
+			guint64 v;
+
+			*repair_s = g_ascii_string_to_unsigned(*o + strlen("repair_interval="), 10, 0,
+							       86400, &v, NULL) ? (int)v : -1;
 		} else if (**o && !g_strv_contains(mount8_only, *o)) {
 			g_string_append_printf(out, ",%s", *o);
 		}
@@ -46,24 +52,29 @@ int cmd_mount(int argc, char **argv)
 {
 	gboolean foreground = FALSE, debug = FALSE;
 	char **opts = NULL;
-	int threads = 16;
+	int threads = 16, repair_interval = 30;
 	GOptionEntry entries[] = {
 		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
 		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
+		{"repair-interval", 0, 0, G_OPTION_ARG_INT, &repair_interval,
+		 "seconds between the mount's passes that rebuild missing shards (default 30, 0: none)", "S"},
 		G_OPTION_ENTRY_NULL,
 	};
 
 	if (!tools_parse(argc, argv, entries, "CLUSTER.conf MNT - mount the cluster's files on MNT"))
 		return SHARDFS_EXIT_USAGE;
-	if (argc != 3 || threads < 1 || threads > 256) {
-		fprintf(stderr, "usage: shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]\n");
-		return SHARDFS_EXIT_USAGE;
-	}
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
 	g_autofree char *streams = NULL;
-	g_autofree char *fuse_opts = fuse_options(joined, &streams);
+	g_autofree char *fuse_opts = fuse_options(joined, &streams, &repair_interval);
+	if (argc != 3 || threads < 1 || threads > 256 || repair_interval < 0 ||
+	    repair_interval > 86400) {
+		fprintf(stderr, "usage: shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]"
+				" (repair interval 0..86400 s)\n");
+		g_strfreev(opts);
+		return SHARDFS_EXIT_USAGE;
+	}
 	struct fs_mount_options o = {
 		.cluster_conf = argv[1],
 		.mountpoint = argv[2],
@@ -72,6 +83,7 @@ int cmd_mount(int argc, char **argv)
 		.foreground = foreground || debug,
 		.debug = debug,
 		.max_threads = (unsigned)threads,
+		.repair_interval_s = (unsigned)repair_interval,
 	};
 	g_strfreev(opts);
 	return fs_mount_run(&o);

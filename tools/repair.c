@@ -2,7 +2,9 @@
  * repair.c - `shardfs repair --once [-c CLUSTER.conf]`: one pass that
  * rebuilds every shard that writes recorded as missing (a node was down),
  * onto nodes that hold none of its part. Exit status 1 if a part could
- * not be repaired (too few shards readable, or no node took a shard).
+ * not be repaired (too few shards readable, or no node took a shard) or
+ * waits for a node (none that could take its shards answers). Mounts run
+ * the same repair by themselves (fuse/mount.c: the repairer).
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -43,7 +45,8 @@ int cmd_repair(int argc, char **argv)
 		return SHARDFS_EXIT_FAIL;
 	}
 	printf("repaired %" G_GUINT64_FORMAT " parts (%" G_GUINT64_FORMAT " shards rebuilt), %"
-	       G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " rewritten meanwhile\n",
-	       st.parts_repaired, st.shards_rebuilt, st.parts_failed, st.parts_changed);
-	return st.parts_failed ? SHARDFS_EXIT_FAIL : 0;
+	       G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " waiting for a node, %"
+	       G_GUINT64_FORMAT " rewritten meanwhile\n", st.parts_repaired, st.shards_rebuilt,
+	       st.parts_failed, st.parts_waiting, st.parts_changed);
+	return st.parts_failed || st.parts_waiting ? SHARDFS_EXIT_FAIL : 0;
 }
