@@ -1,7 +1,8 @@
 /*
  * init.c - `shardfs init`: a new cluster's CA, certificates and cluster file.
  *
- *   shardfs init --dir DIR --node ID=HOST:PORT [--node ...] [--ec K+M] [--meta URL]
+ *   shardfs init --dir DIR --node ID=HOST:PORT[,zone=Z][,weight=W] [--node ...]
+ *                [--ec K+M] [--meta URL]
  *
  * Writes DIR/ca.crt + ca.key, DIR/node-ID.crt + .key for each node (its
  * address as subject alternative name), DIR/client.crt + .key, and
@@ -25,22 +26,54 @@ struct node_arg {
 	unsigned id;
 	char *host;
 	unsigned port;
+	char *zone;	 /* NULL: none */
+	unsigned weight; /* 1..1000 */
 };
 
-static gboolean parse_node(const char *s, struct node_arg *n)
+/* ",zone=Z" and ",weight=W" after the address; false on anything else. */
+static gboolean parse_node_attrs(char **attrs, struct node_arg *n)
 {
+	for (char **a = attrs; *a; a++) {
+		guint64 w;
+
+		if (g_str_has_prefix(*a, "zone=") && (*a)[5] && !n->zone) {
+			n->zone = g_strdup(*a + 5);
+		} else if (g_str_has_prefix(*a, "weight=") &&
+			   g_ascii_string_to_unsigned(*a + 7, 10, 1, 1000, &w, NULL)) {
+			n->weight = (unsigned)w;
+		} else {
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static gboolean parse_node(const char *arg, struct node_arg *n)
+{
+	char **parts = g_strsplit(arg, ",", -1);
+	const char *s = parts[0];
 	const char *eq = strchr(s, '='), *colon = strrchr(s, ':');
 	char *end;
 
-	if (!eq || !colon || colon < eq)
+	*n = (struct node_arg){.weight = 1};
+	gboolean ok = eq && colon && colon > eq && parse_node_attrs(parts + 1, n);
+	if (!ok) {
+		g_free(n->zone);
+		g_strfreev(parts);
 		return FALSE;
+	}
 	n->id = (unsigned)strtoul(s, &end, 10);
-	if (end != eq || n->id < 1 || n->id > 65535)
+	ok = end == eq && g_ascii_isdigit(*s) && n->id >= 1 && n->id <= 65535;
+	n->port = ok ? (unsigned)strtoul(colon + 1, &end, 10) : 0;
+	ok = ok && g_ascii_isdigit(colon[1]) && !*end && n->port >= 1 && n->port <= 65535 &&
+	     colon != eq + 1;
+	if (!ok) {
+		g_free(n->zone);
+		g_strfreev(parts);
 		return FALSE;
-	n->port = (unsigned)strtoul(colon + 1, &end, 10);
-	if (*end || n->port < 1 || n->port > 65535 || colon == eq + 1)
-		return FALSE;
+	}
 	n->host = g_strndup(eq + 1, (gsize)(colon - eq - 1));
+	g_strfreev(parts);
 	if (n->host[0] == '[' && n->host[strlen(n->host) - 1] == ']') { /* [v6]:port */
 		char *inner = g_strndup(n->host + 1, strlen(n->host) - 2);
 
@@ -100,7 +133,9 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 		ok = net_pki_issue(ca, ca_key, cn, n->host, TRUE, crt_path, key_path, err);
 		g_key_file_set_string(kf, group, "address", n->host);
 		g_key_file_set_integer(kf, group, "port", (gint)n->port);
-		g_key_file_set_integer(kf, group, "weight", 1);
+		g_key_file_set_integer(kf, group, "weight", (gint)n->weight);
+		if (n->zone)
+			g_key_file_set_string(kf, group, "zone", n->zone);
 		g_key_file_set_string(kf, group, "cert", crt);
 		g_key_file_set_string(kf, group, "key", key);
 		g_key_file_set_string(kf, group, "data_dir", base);
@@ -131,6 +166,12 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	return ok;
 }
 
+static void node_arg_clear(gpointer p)
+{
+	g_free(((struct node_arg *)p)->host);
+	g_free(((struct node_arg *)p)->zone);
+}
+
 /* Checks the arguments; every node id and address:port must be unique. */
 static gboolean collect_nodes(char **specs, GArray *nodes)
 {
@@ -138,7 +179,8 @@ static gboolean collect_nodes(char **specs, GArray *nodes)
 		struct node_arg n;
 
 		if (!parse_node(*s, &n)) {
-			fprintf(stderr, "shardfs init: --node %s: expected ID=HOST:PORT, ID 1..65535\n", *s);
+			fprintf(stderr, "shardfs init: --node %s: expected ID=HOST:PORT[,zone=Z][,weight=W],"
+					" ID and PORT 1..65535, W 1..1000\n", *s);
 			return FALSE;
 		}
 		for (guint i = 0; i < nodes->len; i++) {
@@ -146,7 +188,7 @@ static gboolean collect_nodes(char **specs, GArray *nodes)
 
 			if (m->id == n.id || (m->port == n.port && !strcmp(m->host, n.host))) {
 				fprintf(stderr, "shardfs init: --node %s repeats a node id or address\n", *s);
-				g_free(n.host);
+				node_arg_clear(&n);
 				return FALSE;
 			}
 		}
@@ -155,9 +197,60 @@ static gboolean collect_nodes(char **specs, GArray *nodes)
 	return nodes->len > 0;
 }
 
-static void node_arg_clear(gpointer p)
+
+/* The code the node count allows by default: one parity shard on up to
+ * 3 nodes, two on more; never more shards than nodes. */
+static const char *default_code(unsigned nodes)
 {
-	g_free(((struct node_arg *)p)->host);
+	return nodes >= 6 ? "4+2" : nodes >= 4 ? "2+2" : nodes == 3 ? "2+1" : "1+1";
+}
+
+/* Parses --ec (or picks the default) and checks it against the nodes;
+ * false after one line saying why. */
+static gboolean choose_code(char **ec, unsigned nodes, unsigned *k, unsigned *m)
+{
+	if (!*ec && nodes < 2) {
+		fprintf(stderr, "shardfs init: 1 node: a cluster needs at least 2 nodes, for a code"
+				" with one parity shard (1+1)\n");
+		return FALSE;
+	}
+	if (!*ec)
+		*ec = g_strdup(default_code(nodes));
+	char **km = g_strsplit(*ec, "+", -1);
+	guint64 a = 0, b = 0;
+	gboolean ok = g_strv_length(km) == 2 && g_ascii_string_to_unsigned(km[0], 10, 1, 64, &a, NULL) &&
+		      g_ascii_string_to_unsigned(km[1], 10, 0, 32, &b, NULL);
+
+	g_strfreev(km);
+	if (!ok || a + b > 32) {
+		fprintf(stderr, "shardfs init: --ec %s: expected K+M with K >= 1, M >= 1 and K+M <= 32,"
+				" e.g. 2+1\n", *ec);
+		return FALSE;
+	}
+	if (b == 0) {
+		fprintf(stderr, "shardfs init: --ec %s: no parity shard: every node would be a single"
+				" point of failure, and no erasure backend codes K+0; use M >= 1\n", *ec);
+		return FALSE;
+	}
+	if (a + b > nodes) {
+		fprintf(stderr, "shardfs init: --ec %s: %u shards per part need at least %u nodes, %u given\n",
+			*ec, (unsigned)(a + b), (unsigned)(a + b), nodes);
+		return FALSE;
+	}
+	*k = (unsigned)a;
+	*m = (unsigned)b;
+	return TRUE;
+}
+
+/* SQLite is the only engine this build has; other schemes are refused
+ * now rather than at the first mount. */
+static gboolean meta_scheme_known(const char *meta)
+{
+	if (!meta || g_str_has_prefix(meta, "sqlite://"))
+		return TRUE;
+	fprintf(stderr, "shardfs init: --meta %s: this build keeps metadata in SQLite only"
+			" (sqlite:///ABSOLUTE/PATH)\n", meta);
+	return FALSE;
 }
 
 int cmd_init(int argc, char **argv)
@@ -166,7 +259,9 @@ int cmd_init(int argc, char **argv)
 	GOptionEntry entries[] = {
 		{"dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir, "directory for the cluster's files", "DIR"},
 		{"node", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &specs, "a node (repeat for each)", "ID=HOST:PORT"},
-		{"ec", 0, 0, G_OPTION_ARG_STRING, &ec, "erasure code, data+parity shards (default 4+2)", "K+M"},
+		{"ec", 0, 0, G_OPTION_ARG_STRING, &ec,
+		 "erasure code, data+parity shards (default by node count: 2 nodes 1+1, 3 2+1, 4-5 2+2, 6 or more 4+2)",
+		 "K+M"},
 		{"meta", 0, 0, G_OPTION_ARG_STRING, &meta, "metadata URL (default sqlite://DIR/meta.db)", "URL"},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
@@ -178,18 +273,16 @@ int cmd_init(int argc, char **argv)
 	g_array_set_clear_func(nodes, node_arg_clear);
 	if (!tools_parse(argc, argv, entries, "- create a cluster: CA, certificates, cluster file"))
 		goto out;
-	if (!dir || !collect_nodes(specs, nodes)) {
+	if (!dir || !specs) {
 		fprintf(stderr, "shardfs init: --dir DIR and at least one --node ID=HOST:PORT are required\n");
 		goto out;
 	}
-	if (!ec)
-		ec = g_strdup("4+2");
+	if (!collect_nodes(specs, nodes))
+		goto out;
 	unsigned k, m;
 
-	if (sscanf(ec, "%u+%u", &k, &m) != 2 || k < 1 || m > 32 || k + m > 64) {
-		fprintf(stderr, "shardfs init: --ec %s: expected K+M, e.g. 4+2\n", ec);
+	if (!choose_code(&ec, nodes->len, &k, &m) || !meta_scheme_known(meta))
 		goto out;
-	}
 	rc = SHARDFS_EXIT_FAIL;
 	if (g_mkdir_with_parents(dir, 0755) < 0) {
 		fprintf(stderr, "shardfs init: cannot create %s: %s\n", dir, g_strerror(errno));
@@ -210,6 +303,9 @@ int cmd_init(int argc, char **argv)
 		g_error_free(err);
 		goto out;
 	}
+	printf("erasure code %u+%u: a part survives the loss of %u shard%s; a write commits with %u"
+	       " of its %u shards durable (min_shards)\n", k, m, m, m == 1 ? "" : "s",
+	       MIN(k + 1, k + m - 1), k + m);
 	printf("cluster created in %s\n  cluster file: %s\n  start a node: shardfs node --config %s --id %u\n",
 	       abs, conf, conf, g_array_index(nodes, struct node_arg, 0).id);
 	rc = 0;

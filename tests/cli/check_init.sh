@@ -21,13 +21,49 @@ certtool -i --infile "$dir/c/node-1.crt" | grep -q "IPAddress: 127.0.0.1" || fai
 [ "$(sqlite3 "$dir/c/meta.db" 'SELECT version FROM schema_version')" = 3 ] || fail "no metadata schema"
 [ "$(sqlite3 "$dir/c/meta.db" 'SELECT count(*) FROM inodes WHERE ino = 1')" = 1 ] || fail "no root inode"
 before=$(sha256sum "$dir"/c/* | sha256sum)
-rc=0; "$shardfs" init --dir "$dir/c" --node 1=127.0.0.1:7001 2>/dev/null || rc=$?
+rc=0; "$shardfs" init --dir "$dir/c" --node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002 2>/dev/null || rc=$?
 [ $rc -eq 1 ] || fail "second init exited $rc"
 [ "$(sha256sum "$dir"/c/* | sha256sum)" = "$before" ] || fail "second init changed files"
 rc=0; "$shardfs" init --dir "$dir/d" --node nonsense 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "bad --node exited $rc"
 rc=0; "$shardfs" init --dir "$dir/d" --node 1=h:1 --node 1=h:2 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "repeated node id exited $rc"
+
+# Codes that cannot work are refused with one line naming the value, and
+# create nothing.
+refused() { # expected words, then init's arguments
+  want=$1; shift
+  rc=0; out=$("$shardfs" init --dir "$dir/e" "$@" 2>&1) || rc=$?
+  [ $rc -eq 2 ] || fail "init $* exited $rc"
+  [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "init $*: more than one line: $out"
+  echo "$out" | grep -qF -- "$want" || fail "init $*: no '$want' in: $out"
+  [ ! -e "$dir/e" ] || fail "init $* created $dir/e"
+}
+two="--node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002"
+refused "--ec -1+2" $two --ec -1+2
+refused "--ec 1+0" $two --ec 1+0
+refused "--ec 0+2" $two --ec 0+2
+refused "--ec 2+x" $two --ec 2+x
+refused "need at least 6 nodes, 2 given" $two --ec 4+2
+refused "at least 2 nodes" --node 1=127.0.0.1:7001
+refused "--meta postgresql://db/x" $two --meta postgresql://db/x
+refused "weight=0" --node 1=h:1,weight=0 --node 2=h:2
+refused "zone=" --node 1=h:1,zone= --node 2=h:2
+refused "PORT 1..65535" --node 1=h:70000 --node 2=h:2
+# The default code follows the node count and is said; zones and weights
+# go to the cluster file.
+out=$("$shardfs" init --dir "$dir/z" --node 1=127.0.0.1:7001,zone=a \
+  --node 2=127.0.0.1:7002,zone=b,weight=3 --node 3=127.0.0.1:7003,zone=c)
+echo "$out" | grep -q "erasure code 2+1" || fail "default code for 3 nodes not said: $out"
+grep -q "^ec=2+1$" "$dir/z/cluster.conf" || fail "3 nodes did not get 2+1"
+[ "$(grep -c '^zone=' "$dir/z/cluster.conf")" = 3 ] || fail "zones not written"
+grep -q "^weight=3$" "$dir/z/cluster.conf" || fail "weight not written"
+for n in 2:1+1 4:2+2 6:4+2; do
+  count=${n%%:*} code=${n#*:} args=""
+  for i in $(seq 1 "$count"); do args="$args --node $i=127.0.0.1:$((7000 + i))"; done
+  "$shardfs" init --dir "$dir/n$count" $args >/dev/null
+  grep -q "^ec=$code$" "$dir/n$count/cluster.conf" || fail "$count nodes did not get $code"
+done
 
 printf '[cluster]\nca=ca.crt\n[node.1]\naddress=127.0.0.1\nport=99999\n' > "$dir/bad.conf"
 rc=0; out=$("$shardfs" node --config "$dir/bad.conf" --id 1 2>&1) || rc=$?
