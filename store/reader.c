@@ -149,11 +149,6 @@ static unsigned gather_wait(struct gather *g, unsigned need, gint64 until)
 	return common_waiter_wait_ok(&g->answers, need, until);
 }
 
-static bool shard_missing(const struct meta_part *p, unsigned i)
-{
-	return p->missing >> i & 1;
-}
-
 /* The shards there are, in the order to ask them: data first, nodes under
  * suspicion last. */
 static unsigned ask_order(struct store *s, const struct meta_part *p, unsigned *order)
@@ -162,7 +157,7 @@ static unsigned ask_order(struct store *s, const struct meta_part *p, unsigned *
 
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < n; i++)
-			if (!shard_missing(p, i) && store_is_suspect(s, p->nodes[i]) == (pass == 1))
+			if (!meta_shard_missing(p, i) && store_is_suspect(s, p->nodes[i]) == (pass == 1))
 				order[o++] = i;
 	return o;
 }
@@ -330,7 +325,7 @@ static int fetch_range_fast(struct store *s, const struct meta_part *p, uint64_t
 	size_t c = erasure_chunk_size(code, p->length);
 	unsigned first = (unsigned)(a / c), last = (unsigned)((b - 1) / c);
 	for (unsigned i = first; i <= last; i++)
-		if (shard_missing(p, i) || store_is_suspect(s, p->nodes[i]))
+		if (meta_shard_missing(p, i) || store_is_suspect(s, p->nodes[i]))
 			return -EAGAIN;
 	struct gather *g = gather_new(s, p);
 	for (unsigned i = first; i <= last; i++) {

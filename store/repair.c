@@ -33,7 +33,7 @@
 static bool holds_shard(const struct meta_part *p, uint32_t node)
 {
 	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++)
-		if (!(p->missing >> i & 1) && p->nodes[i] == node)
+		if (!meta_shard_missing(p, i) && p->nodes[i] == node)
 			return true;
 	return false;
 }
@@ -48,7 +48,7 @@ static size_t repair_targets(struct store *s, const struct meta_part *p, unsigne
 	if (!holds_shard(p, p->nodes[i]) && !store_is_suspect(s, p->nodes[i]))
 		out[n++] = p->nodes[i];
 	for (unsigned j = 0; j < (unsigned)(p->k + p->m); j++)
-		if (!(p->missing >> j & 1))
+		if (!meta_shard_missing(p, j))
 			skip[nskip++] = p->nodes[j];
 	if (n)
 		skip[nskip++] = out[0];
@@ -82,7 +82,7 @@ static unsigned place_missing(struct store *s, const struct meta_part *p,
 	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++) {
 		uint32_t targets[8];
 
-		if (!(p->missing >> i & 1))
+		if (!meta_shard_missing(p, i))
 			continue;
 		size_t n = repair_targets(s, now, i, targets, G_N_ELEMENTS(targets));
 		for (size_t t = 0; t < n; t++) {
@@ -105,7 +105,7 @@ static bool some_target_answers(struct store *s, const struct meta_part *p)
 	for (unsigned i = 0; i < (unsigned)(p->k + p->m); i++) {
 		uint32_t targets[8];
 
-		if (!(p->missing >> i & 1))
+		if (!meta_shard_missing(p, i))
 			continue;
 		size_t n = repair_targets(s, p, i, targets, G_N_ELEMENTS(targets));
 		for (size_t t = 0; t < n; t++) {
@@ -160,12 +160,12 @@ static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
 	if (meta_get_manifest(m, ino, oid, &cur, &n))
 		n = 0;
 	for (unsigned i = 0; i < (unsigned)(old->k + old->m); i++) {
-		if (!(old->missing >> i & 1) || now->missing >> i & 1)
+		if (!meta_shard_missing(old, i) || meta_shard_missing(now, i))
 			continue;
 		bool kept = false;
 		for (unsigned j = 0; j < n && !kept; j++)
 			kept = cur[j].index == old->index && !memcmp(cur[j].object_id, old->object_id, 16) &&
-			       !(cur[j].missing >> i & 1) && cur[j].nodes[i] == now->nodes[i];
+			       !meta_shard_missing(&cur[j], i) && cur[j].nodes[i] == now->nodes[i];
 		if (kept)
 			continue;
 		struct net_call c = {.req = {.op = NET_OP_DELETE}};

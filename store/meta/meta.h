@@ -103,6 +103,12 @@ struct meta_part {
 			       * names the node meant for it); repair's work */
 };
 
+/* Whether shard i of p was written nowhere (repair's work). */
+static inline bool meta_shard_missing(const struct meta_part *p, unsigned i)
+{
+	return p->missing >> i & 1;
+}
+
 struct meta_statfs {
 	uint64_t inodes;
 	uint64_t bytes;
