@@ -36,7 +36,7 @@ struct phase {
 
 struct bench {
 	int size_mib, depth;
-	struct local_cluster cl; /* one node, 1+0 */
+	struct local_cluster cl; /* node 1 of a 1+1 cluster file */
 	struct net_cluster *c;
 	struct net_tls *tls;
 	struct net_pool *pool;
