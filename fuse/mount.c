@@ -391,6 +391,29 @@ static void widen_readahead(const char *mountpoint)
 		close(fd);
 }
 
+/* Keeps GLib's messages in the journal when there is one; else drops them
+ * (stderr is /dev/null by then). */
+static GLogWriterOutput log_to_journal(GLogLevelFlags level, const GLogField *fields,
+				       gsize n_fields, gpointer user)
+{
+	(void)g_log_writer_journald(level, fields, n_fields, user);
+	return G_LOG_WRITER_HANDLED;
+}
+
+/* Once the caller has its answer a background mount lets go of the
+ * caller's stderr too, so that `v=$(shardfs mount ... 2>&1)` returns, and
+ * logs to the journal from then on. */
+static void detach_stderr(void)
+{
+	int null = open("/dev/null", O_WRONLY);
+
+	if (null < 0)
+		return;
+	dup2(null, STDERR_FILENO);
+	close(null);
+	g_log_set_writer_func(log_to_journal, NULL, NULL);
+}
+
 static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 {
 	struct fuse_loop_config *cfg;
@@ -412,6 +435,7 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 		fs->repairer = g_thread_new("repairer", repairer, fs);
 	ok = 1;
 	if (ready_fd >= 0) {
+		detach_stderr();
 		write(ready_fd, &ok, 1);
 		close(ready_fd);
 		ready_fd = -1;

@@ -15,9 +15,12 @@
 
 #include "fuse/fs.h"
 #include "shardfs.h"
+#include "tools/local_cluster.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const mount8_only[] = {"defaults", "_netdev", "auto", "noauto", "user",
 					  "users", "nouser", "nofail", "rw", NULL};
@@ -46,6 +49,29 @@ static char *fuse_options(const char *opts, char **streams, int *repair_s)
 	}
 	g_strfreev(list);
 	return g_string_free(out, FALSE);
+}
+
+/* A mount point must be a directory with no shardfs mounted on it yet:
+ * a mount over a file gives EIO on every stat, and a second one stacks
+ * silently over the first. */
+static bool mountpoint_ok(const char *mnt)
+{
+	struct stat st;
+
+	if (stat(mnt, &st) < 0) {
+		fprintf(stderr, "shardfs mount: %s: %s\n", mnt, g_strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "shardfs mount: %s: not a directory\n", mnt);
+		return false;
+	}
+	if (local_mount_is_mounted(mnt)) {
+		fprintf(stderr, "shardfs mount: %s: a shardfs is mounted there already"
+				" (unmount it first: fusermount3 -u %s)\n", mnt, mnt);
+		return false;
+	}
+	return true;
 }
 
 int cmd_mount(int argc, char **argv)
@@ -86,5 +112,5 @@ int cmd_mount(int argc, char **argv)
 		.repair_interval_s = (unsigned)repair_interval,
 	};
 	g_strfreev(opts);
-	return fs_mount_run(&o);
+	return mountpoint_ok(argv[2]) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
 }
