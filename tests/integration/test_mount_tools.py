@@ -512,6 +512,28 @@ def test_mount_shardfs_helper_and_options(helper):
         log.close()
 
 
+def test_background_mount_is_silent_and_refuses_bad_mount_points(helper, tmp_path):
+    """A background mount says nothing on success and lets go of the
+    caller's pipes once mounted, so $(mount.shardfs ...) returns; a second
+    mount on the same directory and a mount onto a regular file are
+    refused with one line each, and the first mount stays."""
+    cl, mh, mnt = helper
+    out = run(mh, cl.conf, mnt, capture_output=True, timeout=60)
+    assert (out.stdout, out.stderr) == (b"", b"")
+    assert is_mounted(mnt)
+    again = run(mh, cl.conf, mnt, capture_output=True, timeout=60, check=False)
+    assert again.returncode == 1 and b"mounted there already" in again.stderr
+    plain = tmp_path / "plain-file"
+    plain.write_bytes(b"x")
+    onfile = run(mh, cl.conf, plain, capture_output=True, timeout=60, check=False)
+    assert onfile.returncode == 1 and b"not a directory" in onfile.stderr
+    assert not is_mounted(str(plain)) and plain.read_bytes() == b"x"
+    with open(f"{mnt}/f", "wb") as f:
+        f.write(b"still served")
+    assert open(f"{mnt}/f", "rb").read() == b"still served"
+    run("fusermount3", "-u", mnt, timeout=60)
+
+
 MOUNT8 = """
 set -e
 mount --bind {sbin} /usr/sbin
