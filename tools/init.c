@@ -4,10 +4,18 @@
  *   shardfs init --dir DIR --node ID=HOST:PORT[,zone=Z][,weight=W] [--node ...]
  *                [--ec K+M] [--meta URL]
  *
- * Writes DIR/ca.crt + ca.key, DIR/node-ID.crt + .key for each node (its
- * address as subject alternative name), DIR/client.crt + .key, and
- * DIR/cluster.conf. Private keys get mode 0600. An existing cluster in DIR
- * is never overwritten: init refuses and changes nothing.
+ * Writes DIR/ca.crt, DIR/node-ID.crt + .key for each node (its address as
+ * subject alternative name), DIR/client.crt + .key, and DIR/cluster.conf,
+ * which is what this host needs to run and use the whole cluster. The CA's
+ * private key goes apart, into DIR/ca/ (mode 0700): only init and the
+ * commands that sign certificates read it, and no host but this one needs
+ * it. What each other host needs is written again into a directory of its
+ * own, so that copying one never copies a key that host must not have:
+ * DIR/hosts/node-ID/ (the cluster file, ca.crt and that node's certificate
+ * and key) and DIR/hosts/client/ (the cluster file, ca.crt and the client
+ * certificate and key, for mount hosts). Private keys get mode 0600, the
+ * directories holding them 0700. An existing cluster in DIR is never
+ * overwritten: init refuses and changes nothing.
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -88,12 +96,12 @@ static char *in_dir(const char *dir, const char *name)
 	return g_build_filename(dir, name, NULL);
 }
 
-static gboolean write_conf(const char *dir, GKeyFile *kf, GError **err)
+/* A new file dir/name holding data, durably; never over an existing one. */
+static gboolean write_new(const char *dir, const char *name, const char *data, gsize len,
+			  int mode, GError **err)
 {
-	char *path = in_dir(dir, "cluster.conf");
-	gsize len;
-	char *data = g_key_file_to_data(kf, &len, NULL);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	char *path = in_dir(dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	gboolean ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
 
 	if (!ok)
@@ -101,19 +109,80 @@ static gboolean write_conf(const char *dir, GKeyFile *kf, GError **err)
 			    path, g_strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	g_free(data);
 	g_free(path);
+	return ok;
+}
+
+static gboolean write_conf(const char *dir, GKeyFile *kf, GError **err)
+{
+	gsize len;
+	char *data = g_key_file_to_data(kf, &len, NULL);
+	gboolean ok = write_new(dir, "cluster.conf", data, len, 0644, err);
+
+	g_free(data);
+	return ok;
+}
+
+static gboolean make_private_dir(const char *path, GError **err)
+{
+	if (g_mkdir_with_parents(path, 0700) == 0)
+		return TRUE;
+	g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot create %s: %s", path,
+		    g_strerror(errno));
+	return FALSE;
+}
+
+/* Copies dir/name into to/name; keys (*.key) stay 0600. */
+static gboolean copy_into(const char *dir, const char *name, const char *to, GError **err)
+{
+	char *src = in_dir(dir, name), *data = NULL;
+	gsize len;
+	gboolean ok = g_file_get_contents(src, &data, &len, err) &&
+		      write_new(to, name, data, len, g_str_has_suffix(name, ".key") ? 0600 : 0644, err);
+
+	g_free(data);
+	g_free(src);
+	return ok;
+}
+
+/* DIR/hosts/WHO/ with the cluster file, ca.crt and WHO's certificate and key
+ * (files named BASE.crt and BASE.key in dir). */
+static gboolean write_host_dir(const char *dir, const char *who, const char *base, GError **err)
+{
+	char *to = g_build_filename(dir, "hosts", who, NULL);
+	char *crt = g_strconcat(base, ".crt", NULL), *key = g_strconcat(base, ".key", NULL);
+	gboolean ok = make_private_dir(to, err) && copy_into(dir, "cluster.conf", to, err) &&
+		      copy_into(dir, "ca.crt", to, err) && copy_into(dir, crt, to, err) &&
+		      copy_into(dir, key, to, err);
+
+	g_free(key);
+	g_free(crt);
+	g_free(to);
+	return ok;
+}
+
+static gboolean write_host_dirs(const char *dir, GArray *nodes, GError **err)
+{
+	gboolean ok = write_host_dir(dir, "client", "client", err);
+
+	for (guint i = 0; ok && i < nodes->len; i++) {
+		char *base = g_strdup_printf("node-%u", g_array_index(nodes, struct node_arg, i).id);
+
+		ok = write_host_dir(dir, base, base, err);
+		g_free(base);
+	}
 	return ok;
 }
 
 static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, const char *meta,
 			     GError **err)
 {
-	char *ca = in_dir(dir, "ca.crt"), *ca_key = in_dir(dir, "ca.key");
+	char *ca = in_dir(dir, "ca.crt"), *ca_dir = in_dir(dir, "ca");
+	char *ca_key = in_dir(ca_dir, "ca.key");
 	char *cc = in_dir(dir, "client.crt"), *ck = in_dir(dir, "client.key");
 	GKeyFile *kf = g_key_file_new();
 	char *meta_url = meta ? g_strdup(meta) : g_strconcat("sqlite://", dir, "/meta.db", NULL);
-	gboolean ok = net_pki_create_ca(ca, ca_key, err) &&
+	gboolean ok = make_private_dir(ca_dir, err) && net_pki_create_ca(ca, ca_key, err) &&
 		      net_pki_issue(ca, ca_key, "shardfs client", NULL, FALSE, cc, ck, err);
 
 	g_key_file_set_string(kf, "cluster", "ca", "ca.crt");
@@ -147,7 +216,7 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 		g_free(base);
 		g_free(group);
 	}
-	ok = ok && write_conf(dir, kf, err);
+	ok = ok && write_conf(dir, kf, err) && write_host_dirs(dir, nodes, err);
 	if (ok && g_str_has_prefix(meta_url, "sqlite://")) {
 		int rc = meta_create_db(meta_url, getuid(), getgid());
 
@@ -161,9 +230,23 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	g_free(meta_url);
 	g_free(ca);
 	g_free(ca_key);
+	g_free(ca_dir);
 	g_free(cc);
 	g_free(ck);
 	return ok;
+}
+
+/* A cluster file or a CA key (where init puts it, or where releases before
+ * DIR/ca/ did) in dir. */
+static gboolean holds_cluster(const char *dir, const char *conf)
+{
+	char *old_key = in_dir(dir, "ca.key"), *key = g_build_filename(dir, "ca", "ca.key", NULL);
+	gboolean holds = g_file_test(conf, G_FILE_TEST_EXISTS) ||
+			 g_file_test(old_key, G_FILE_TEST_EXISTS) || g_file_test(key, G_FILE_TEST_EXISTS);
+
+	g_free(key);
+	g_free(old_key);
+	return holds;
 }
 
 static void node_arg_clear(gpointer p)
@@ -290,11 +373,7 @@ int cmd_init(int argc, char **argv)
 	}
 	abs = g_canonicalize_filename(dir, NULL);
 	conf = in_dir(abs, "cluster.conf");
-	char *ca_key = in_dir(abs, "ca.key");
-	gboolean exists = g_file_test(conf, G_FILE_TEST_EXISTS) || g_file_test(ca_key, G_FILE_TEST_EXISTS);
-
-	g_free(ca_key);
-	if (exists) {
+	if (holds_cluster(abs, conf)) {
 		fprintf(stderr, "shardfs init: %s already holds a cluster; nothing was changed\n", abs);
 		goto out;
 	}
@@ -306,8 +385,10 @@ int cmd_init(int argc, char **argv)
 	printf("erasure code %u+%u: a part survives the loss of %u shard%s; a write commits with %u"
 	       " of its %u shards durable (min_shards)\n", k, m, m, m == 1 ? "" : "s",
 	       MIN(k + 1, k + m - 1), k + m);
-	printf("cluster created in %s\n  cluster file: %s\n  start a node: shardfs node --config %s --id %u\n",
-	       abs, conf, conf, g_array_index(nodes, struct node_arg, 0).id);
+	printf("cluster created in %s\n  cluster file: %s\n  start a node: shardfs node --config %s --id %u\n"
+	       "  for other hosts: copy %s/hosts/node-ID/* to a node's host, hosts/client/* to a"
+	       " mount's host; %s/ca/ (the CA key) stays here\n",
+	       abs, conf, conf, g_array_index(nodes, struct node_arg, 0).id, abs, abs);
 	rc = 0;
 out:
 	g_array_free(nodes, TRUE);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 struct node {
 	uint32_t id;
@@ -133,6 +134,32 @@ static int serve(struct node *n, const struct net_cluster *c, const struct node_
 	return rc;
 }
 
+/* A node host needs no CA key, and one there can sign certificates that
+ * every node and client of the cluster trusts: say so if this process can
+ * read one where init puts it, beside the cluster file or the CA
+ * certificate. */
+static void warn_if_ca_key_readable(const struct net_cluster *c)
+{
+	char *dirs[] = {g_path_get_dirname(c->path), g_path_get_dirname(c->ca)};
+	static const char *const names[] = {"ca.key", "ca/ca.key"};
+	gboolean warned = FALSE;
+
+	for (size_t d = 0; d < G_N_ELEMENTS(dirs); d++) {
+		for (size_t i = 0; i < G_N_ELEMENTS(names) && !warned; i++) {
+			char *key = g_build_filename(dirs[d], names[i], NULL);
+
+			if (access(key, R_OK) == 0) {
+				g_warning("the cluster's CA key %s is readable here: a node host needs"
+					  " only the files of hosts/node-ID/ from init; keep the CA key"
+					  " on the host that signs certificates", key);
+				warned = TRUE;
+			}
+			g_free(key);
+		}
+		g_free(dirs[d]);
+	}
+}
+
 /* Request bodies and read buffers are up to NET_MAX_SHARD and short-lived.
  * glibc's defaults serve them from fresh mmaps or trim the heap under them,
  * and the network loop then takes a page fault per 4 KiB while copying a
@@ -181,6 +208,7 @@ int cmd_node(int argc, char **argv)
 		net_cluster_free(c);
 		return SHARDFS_EXIT_FAIL;
 	}
+	warn_if_ca_key_readable(c);
 	keep_freed_memory();
 	n.id = (uint32_t)o.id;
 	rc = serve(&n, c, &o, nc);

@@ -202,7 +202,7 @@ static int write_durably(struct wal *w, const char *tmp, const char *path, const
 			 size_t len)
 {
 	struct iovec iov = {(void *)buf, len};
-	int fd = w->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = w->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc;
 
 	if (fd < 0)

@@ -46,7 +46,7 @@ int wal_seg_create(struct wal *w, uint64_t id, struct wal_seg **out)
 	seg->w = w;
 	seg->refs = 1;
 	seg->path = wal_seg_path(w, id);
-	seg->fd = w->io->open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	seg->fd = w->io->open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (seg->fd < 0) {
 		rc = -errno;
 		goto fail;

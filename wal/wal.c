@@ -640,7 +640,9 @@ static void wal_free(struct wal *w)
 }
 
 /* Creates the store directory if needed, durably: its entry in the parent
- * is fsynced, or a power loss could take the whole store with it. */
+ * is fsynced, or a power loss could take the whole store with it. Shards
+ * are file contents in clear, so the directory and its files are the
+ * owner's only (0700, files 0600). */
 static int make_dir(const char *dir, const struct wal_io *io)
 {
 	char *parent;
@@ -648,7 +650,7 @@ static int make_dir(const char *dir, const struct wal_io *io)
 
 	if (g_file_test(dir, G_FILE_TEST_IS_DIR))
 		return 0;
-	if (g_mkdir_with_parents(dir, 0755) < 0)
+	if (g_mkdir_with_parents(dir, 0700) < 0)
 		return -errno;
 	parent = g_path_get_dirname(dir);
 	fd = io->open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);

@@ -19,8 +19,10 @@
 #include "meta_sqlite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* "sqlite:///abs/path" or "sqlite://rel/path": the file path, or NULL. */
@@ -134,6 +136,33 @@ static int configure(struct meta *m, bool create)
 	return rc;
 }
 
+/*
+ * The namespace holds file contents (inline data) and names that the
+ * mount's permissions guard, so its files are the owner's only. SQLite
+ * gives its -wal and -shm files the mode of the database, so a database
+ * made 0600 before SQLite first opens it keeps all three private; one made
+ * by an older release is tightened, which only its owner can do (a
+ * failure is left to the open that follows).
+ */
+static void make_private(const char *path)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+		char *file = g_strconcat(path, suffixes[i], NULL);
+		struct stat st;
+
+		if (stat(file, &st) == 0 && (st.st_mode & 077))
+			(void)chmod(file, st.st_mode & 0700);
+		g_free(file);
+	}
+}
+
 int meta_sqlite_connect(struct meta *m, const char *url, bool create)
 {
 	char *path = sqlite_path(url);
@@ -145,6 +174,7 @@ int meta_sqlite_connect(struct meta *m, const char *url, bool create)
 		g_free(path);
 		return -ENOENT;
 	}
+	make_private(path);
 	if (sqlite3_open_v2(path, &m->db, flags, meta_vfs_name()) != SQLITE_OK) {
 		g_warning("cannot open metadata database %s: %s", path, sqlite3_errmsg(m->db));
 		g_free(path);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# shardfs init: keys 0600, a second init refuses and changes nothing, bad
+# shardfs init: keys 0600, the CA key apart in ca/ (0700), one directory
+# per host holding only that host's files, a second init refuses and changes nothing, bad
 # arguments are usage errors, and a node with a broken cluster file says
 # what is wrong and exits non-zero.
 set -eu
@@ -9,9 +10,19 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$shardfs" init --dir "$dir/c" --node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002 --ec 1+1 >/dev/null
-for key in ca.key client.key node-1.key node-2.key; do
+for key in ca/ca.key client.key node-1.key node-2.key hosts/node-1/node-1.key \
+           hosts/client/client.key meta.db; do
   [ "$(stat -c %a "$dir/c/$key")" = 600 ] || fail "$key is not mode 0600"
 done
+for d in ca hosts hosts/node-1 hosts/node-2 hosts/client; do
+  [ "$(stat -c %a "$dir/c/$d")" = 700 ] || fail "$d is not mode 0700"
+done
+[ ! -e "$dir/c/ca.key" ] || fail "the CA key is beside the files hosts copy"
+[ "$(ls "$dir/c/hosts/node-1" | tr '\n' ' ')" = "ca.crt cluster.conf node-1.crt node-1.key " ] \
+  || fail "hosts/node-1 holds: $(ls "$dir/c/hosts/node-1")"
+[ "$(ls "$dir/c/hosts/client" | tr '\n' ' ')" = "ca.crt client.crt client.key cluster.conf " ] \
+  || fail "hosts/client holds: $(ls "$dir/c/hosts/client")"
+cmp -s "$dir/c/cluster.conf" "$dir/c/hosts/node-2/cluster.conf" || fail "hosts/node-2 has another cluster file"
 for crt in ca.crt client.crt node-1.crt; do
   certtool -i --infile "$dir/c/$crt" >/dev/null || fail "$crt is not a certificate"
 done
@@ -20,10 +31,10 @@ certtool --verify --load-ca-certificate "$dir/c/ca.crt" --infile "$dir/c/node-1.
 certtool -i --infile "$dir/c/node-1.crt" | grep -q "IPAddress: 127.0.0.1" || fail "no address in node-1.crt"
 [ "$(sqlite3 "$dir/c/meta.db" 'SELECT version FROM schema_version')" = 3 ] || fail "no metadata schema"
 [ "$(sqlite3 "$dir/c/meta.db" 'SELECT count(*) FROM inodes WHERE ino = 1')" = 1 ] || fail "no root inode"
-before=$(sha256sum "$dir"/c/* | sha256sum)
+before=$(find "$dir/c" -type f -exec sha256sum {} + | sort | sha256sum)
 rc=0; "$shardfs" init --dir "$dir/c" --node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002 2>/dev/null || rc=$?
 [ $rc -eq 1 ] || fail "second init exited $rc"
-[ "$(sha256sum "$dir"/c/* | sha256sum)" = "$before" ] || fail "second init changed files"
+[ "$(find "$dir/c" -type f -exec sha256sum {} + | sort | sha256sum)" = "$before" ] || fail "second init changed files"
 rc=0; "$shardfs" init --dir "$dir/d" --node nonsense 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "bad --node exited $rc"
 rc=0; "$shardfs" init --dir "$dir/d" --node 1=h:1 --node 1=h:2 2>/dev/null || rc=$?

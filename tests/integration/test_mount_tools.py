@@ -641,3 +641,39 @@ def test_default_permissions_as_another_user(cluster, tmp_path):
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o600)
     finally:
         m.close()
+
+
+def read_all(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_data_and_keys_are_unreadable_by_another_user(cluster, tmp_path):
+    """What a file holds reaches the disk in the metadata database (inline
+    data) and the nodes' segments, and the CA key can sign certificates
+    every node trusts: uid 65534 can read none of them, while the CA
+    certificate stays public. A node started from the cluster directory,
+    where the CA key is, warns about it."""
+    m = Mount(cluster.conf, tmp_path / "mnt")
+    try:
+        with open(f"{m.path}/small", "wb") as f:
+            f.write(b"inline secret")
+        with open(f"{m.path}/big", "wb") as f:
+            f.write(os.urandom(3 << 20))
+        m.unmount()
+    finally:
+        m.close()
+    seg = sorted(n for n in os.listdir(cluster.node_dir(1)) if n.startswith("seg-"))[0]
+    os.chdir(cluster.dir)  # the child cannot walk root's 0700 tmp_path
+    try:
+        res = in_child_as(NOBODY, lambda: {
+            name: errno_of(lambda: read_all(name))
+            for name in ("meta.db", f"node-1/{seg}", "ca/ca.key", "client.key", "ca.crt")
+        } | {"list node-2": errno_of(lambda: os.listdir("node-2"))})
+    finally:
+        os.chdir(tmp_path)
+    assert res == {"meta.db": errno.EACCES, f"node-1/{seg}": errno.EACCES,
+                   "ca/ca.key": errno.EACCES, "client.key": errno.EACCES, "ca.crt": 0,
+                   "list node-2": errno.EACCES}, res
+    with open(os.path.join(cluster.dir, "node-1.log"), "rb") as f:
+        assert b"CA key" in f.read()
