@@ -165,6 +165,60 @@ static void node_conf_clear(gpointer p)
 	g_free(n->data_dir);
 }
 
+/* The first line of text that no key file holds (not blank, a comment, a
+ * [group] or a key=value), counted from 1; 0 if none. */
+static unsigned first_bad_line(const char *text)
+{
+	char **lines = g_strsplit(text, "\n", -1);
+	unsigned bad_line = 0;
+
+	for (unsigned i = 0; lines[i] && !bad_line; i++) {
+		const char *l = lines[i];
+
+		while (g_ascii_isspace(*l))
+			l++;
+		if (*l && *l != '#' && *l != '[' && !strchr(l, '='))
+			bad_line = i + 1;
+		else if (*l == '[' && !strchr(l, ']'))
+			bad_line = i + 1;
+	}
+	g_strfreev(lines);
+	return bad_line;
+}
+
+/*
+ * Reads the file into c->kf. GKeyFile's own messages quote the line that
+ * failed, raw: a binary file given by mistake would be echoed to the
+ * terminal. These messages name the file and the line, never its bytes.
+ */
+static gboolean load_key_file(struct net_cluster *c, const char *path, GError **err)
+{
+	char *text = NULL;
+	gsize len;
+	GError *why = NULL;
+	gboolean ok = g_file_get_contents(path, &text, &len, err);
+
+	if (ok && (memchr(text, 0, len) || !g_utf8_validate(text, (gssize)len, NULL))) {
+		g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE,
+			    "%s: not a cluster file (binary data, not text)", path);
+		ok = FALSE;
+	}
+	if (ok && !g_key_file_load_from_data(c->kf, text, len, G_KEY_FILE_NONE, &why)) {
+		unsigned line = first_bad_line(text);
+
+		if (line)
+			g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE,
+				    "%s line %u: not a [group], key=value or # comment line", path, line);
+		else
+			g_set_error(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE,
+				    "%s: not a cluster file (it does not parse as a key file)", path);
+		g_error_free(why);
+		ok = FALSE;
+	}
+	g_free(text);
+	return ok;
+}
+
 int net_cluster_load(const char *path, struct net_cluster **out, GError **err)
 {
 	struct net_cluster *c = g_new0(struct net_cluster, 1);
@@ -176,8 +230,7 @@ int net_cluster_load(const char *path, struct net_cluster **out, GError **err)
 	c->kf = g_key_file_new();
 	c->nodes = g_array_new(FALSE, TRUE, sizeof(struct net_node_conf));
 	g_array_set_clear_func(c->nodes, node_conf_clear);
-	ok = g_key_file_load_from_file(c->kf, path, G_KEY_FILE_NONE, err) &&
-	     load_cluster_group(c, err);
+	ok = load_key_file(c, path, err) && load_cluster_group(c, err);
 	groups = ok ? g_key_file_get_groups(c->kf, NULL) : NULL;
 	for (gchar **g = groups; ok && g && *g; g++)
 		if (g_str_has_prefix(*g, "node."))

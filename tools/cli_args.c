@@ -3,7 +3,10 @@
  */
 #include "cli_args.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 			  const char *summary)
@@ -20,4 +23,34 @@ gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 	}
 	g_option_context_free(ctx);
 	return ok;
+}
+
+int tools_cluster_file(const char *cmd, const char *named, char **out)
+{
+	const char *given = named ? named : g_getenv("SHARDFS_CONF");
+	struct stat st;
+	char *path;
+	const char *why;
+
+	if (!given || !*given) {
+		fprintf(stderr, "shardfs %s: no cluster named: give -c CLUSTER.conf or a cluster"
+				" directory, or set SHARDFS_CONF\n", cmd);
+		return SHARDFS_EXIT_USAGE;
+	}
+	gboolean is_dir = stat(given, &st) == 0 && S_ISDIR(st.st_mode);
+
+	path = is_dir ? g_build_filename(given, "cluster.conf", NULL) : g_strdup(given);
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		*out = path;
+		return 0;
+	}
+	if (is_dir)
+		why = "a directory without cluster.conf";
+	else if (access(path, F_OK) == 0)
+		why = "not a cluster file";
+	else
+		why = g_strerror(errno);
+	fprintf(stderr, "shardfs %s: %s%s: %s\n", cmd, given, named ? "" : " (SHARDFS_CONF)", why);
+	g_free(path);
+	return SHARDFS_EXIT_FAIL;
 }

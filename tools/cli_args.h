@@ -25,4 +25,16 @@ gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 			  const char *summary);
 #define tools_parse(argc, argv, entries, summary) tools_parse_args(&(argc), &(argv), entries, summary)
 
+/*
+ * The cluster file a command is told to use, the same way for every
+ * command: what names it (-c, or the one argument that stands for the
+ * cluster) or else $SHARDFS_CONF, each either the cluster file itself or
+ * a cluster directory holding cluster.conf (as `shardfs init --dir` and
+ * `shardfs up` make). 0 with *out the path of an existing regular file
+ * (the caller frees it); else one line saying why is printed, prefixed
+ * with cmd, and the exit status returned: SHARDFS_EXIT_USAGE when nothing
+ * names a cluster, SHARDFS_EXIT_FAIL when what does is no cluster file.
+ */
+int tools_cluster_file(const char *cmd, const char *named, char **out);
+
 #endif

@@ -11,16 +11,14 @@
 
 #include <stdio.h>
 
-int client_open(struct client *c, const char *config)
+int client_open(struct client *c, const char *cmd, const char *config)
 {
-	const char *conf = config ? config : g_getenv("SHARDFS_CONF");
+	g_autofree char *conf = NULL;
 	GError *err = NULL;
-	int rc;
+	int rc = tools_cluster_file(cmd, config, &conf);
 
-	if (!conf) {
-		fprintf(stderr, "shardfs: no cluster file: give -c CLUSTER.conf or set SHARDFS_CONF\n");
-		return SHARDFS_EXIT_USAGE;
-	}
+	if (rc)
+		return rc;
 	if ((rc = store_open(conf, NULL, &c->store, &err))) {
 		fprintf(stderr, "shardfs: %s\n", err ? err->message : common_strerror(rc));
 		g_clear_error(&err);

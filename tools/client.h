@@ -13,9 +13,10 @@ struct client {
 	struct meta *meta;
 };
 
-/* Opens the cluster file config (NULL: $SHARDFS_CONF) and its metadata;
- * 0, or the exit status after printing why not. */
-int client_open(struct client *c, const char *config);
+/* Opens the cluster that config names (a cluster file or directory; NULL:
+ * $SHARDFS_CONF, see tools_cluster_file) and its metadata; 0, or the exit
+ * status after printing why not, prefixed with cmd. */
+int client_open(struct client *c, const char *cmd, const char *config);
 void client_close(struct client *c);
 
 #endif

@@ -36,7 +36,7 @@ static char *opt_config;
 
 static const GOptionEntry config_entry = {
 	"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
-	"cluster file (default: $SHARDFS_CONF)", "CLUSTER.conf"};
+	"cluster file or directory (default: $SHARDFS_CONF)", "CLUSTER"};
 
 static int fail(const char *what, const char *path, int err)
 {
@@ -238,7 +238,7 @@ int cmd_put(int argc, char **argv)
 	int fd = strcmp(local, "-") ? open(local, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 	if (fd < 0)
 		return fail("cannot open", local, -errno);
-	int rc = client_open(&c, opt_config);
+	int rc = client_open(&c, argv[0], opt_config);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -383,7 +383,7 @@ int cmd_get(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs get [-c CLUSTER.conf] REMOTE LOCAL|-\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	int rc = client_open(&c, opt_config);
+	int rc = client_open(&c, argv[0], opt_config);
 	if (rc)
 		return rc;
 	bool to_stdout = !strcmp(argv[2], "-");
@@ -434,7 +434,7 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs cat [-c CLUSTER.conf] [-o OFFSET] [-n LENGTH] REMOTE...\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	if ((rc = client_open(&c, opt_config)))
+	if ((rc = client_open(&c, argv[0], opt_config)))
 		return rc;
 	bool ranged = range.offset || range.length;
 	for (int i = 1; i < argc && rc == 0; i++)
@@ -530,7 +530,7 @@ int cmd_ls(int argc, char **argv)
 	if (!tools_parse(argc, argv, entries, "[PATH] - list a directory of the cluster"))
 		return SHARDFS_EXIT_USAGE;
 	const char *path = argc > 1 ? argv[1] : "/";
-	int rc = client_open(&c, opt_config);
+	int rc = client_open(&c, argv[0], opt_config);
 	if (rc)
 		return rc;
 	rc = resolve(c.meta, path, &a);
@@ -560,7 +560,7 @@ int cmd_rm(int argc, char **argv)
 		fprintf(stderr, "usage: shardfs rm [-c CLUSTER.conf] [-d] PATH...\n");
 		return SHARDFS_EXIT_USAGE;
 	}
-	if ((rc = client_open(&c, opt_config)))
+	if ((rc = client_open(&c, argv[0], opt_config)))
 		return rc;
 	for (int i = 1; i < argc; i++) {
 		uint64_t parent;

@@ -12,6 +12,7 @@ PACKAGES=(
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev gnutls-bin
   liberasurecode-dev libisal-dev libisal2 libxxhash-dev
   libsqlite3-dev sqlite3 libpq-dev libsystemd-dev systemd
+  libjson-glib-dev  # status --json
   # tests
   libcmocka-dev python3 python3-pytest attr rsync procps time
   util-linux-extra  # fincore: what the page cache holds of a file

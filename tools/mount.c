@@ -1,5 +1,5 @@
 /*
- * mount.c - `shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]`, and the same
+ * mount.c - `shardfs mount [-c] CLUSTER MNT [-o OPTS] [-f]`, and the same
  * as `mount.shardfs CLUSTER.conf MNT [-o OPTS]`, the helper mount(8) runs
  * for /etc/fstab lines of type shardfs:
  *
@@ -77,9 +77,10 @@ static bool mountpoint_ok(const char *mnt)
 int cmd_mount(int argc, char **argv)
 {
 	gboolean foreground = FALSE, debug = FALSE;
-	char **opts = NULL;
+	char **opts = NULL, *named = NULL;
 	int threads = 16, repair_interval = 30;
 	GOptionEntry entries[] = {
+		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
 		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
@@ -89,21 +90,34 @@ int cmd_mount(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
-	if (!tools_parse(argc, argv, entries, "CLUSTER.conf MNT - mount the cluster's files on MNT"))
+	if (!tools_parse(argc, argv, entries, "[CLUSTER] MNT - mount the cluster's files on MNT"))
 		return SHARDFS_EXIT_USAGE;
+	/* mount(8) calls helpers as SPEC DIR; the cluster may also come from
+	 * -c or SHARDFS_CONF, as for every command. */
+	gboolean spec_given = argc == 3 && !named;
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
 	g_autofree char *streams = NULL;
 	g_autofree char *fuse_opts = fuse_options(joined, &streams, &repair_interval);
-	if (argc != 3 || threads < 1 || threads > 256 || repair_interval < 0 ||
+	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
 	    repair_interval > 86400) {
-		fprintf(stderr, "usage: shardfs mount CLUSTER.conf MNT [-o OPTS] [-f]"
+		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
 				" (repair interval 0..86400 s)\n");
 		g_strfreev(opts);
+		g_free(named);
 		return SHARDFS_EXIT_USAGE;
 	}
+	g_autofree char *conf = NULL;
+	const char *mnt = argv[argc - 1];
+	int rc = tools_cluster_file("mount", spec_given ? argv[1] : named, &conf);
+
+	g_free(named);
+	if (rc) {
+		g_strfreev(opts);
+		return rc;
+	}
 	struct fs_mount_options o = {
-		.cluster_conf = argv[1],
-		.mountpoint = argv[2],
+		.cluster_conf = conf,
+		.mountpoint = mnt,
 		.fuse_opts = fuse_opts,
 		.stream_dirs = streams,
 		.foreground = foreground || debug,
@@ -112,5 +126,5 @@ int cmd_mount(int argc, char **argv)
 		.repair_interval_s = (unsigned)repair_interval,
 	};
 	g_strfreev(opts);
-	return mountpoint_ok(argv[2]) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
+	return mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
 }

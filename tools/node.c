@@ -175,7 +175,7 @@ int cmd_node(int argc, char **argv)
 {
 	struct node_opts o = {.drain_seconds = 10};
 	GOptionEntry entries[] = {
-		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config, "cluster file (default $SHARDFS_CONF)", "FILE"},
+		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config, "cluster file or directory (default $SHARDFS_CONF)", "CLUSTER"},
 		{"id", 'i', 0, G_OPTION_ARG_INT, &o.id, "this node's id in the cluster file", "N"},
 		{"data-dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.data_dir, "store directory (default: data_dir of the node)", "DIR"},
 		{"cert", 0, 0, G_OPTION_ARG_FILENAME, &o.cert, "node certificate (default: cert of the node)", "FILE"},
@@ -190,12 +190,16 @@ int cmd_node(int argc, char **argv)
 
 	if (!tools_parse(argc, argv, entries, "- run a storage node"))
 		return SHARDFS_EXIT_USAGE;
-	if (!o.config)
-		o.config = g_strdup(g_getenv("SHARDFS_CONF"));
-	if (!o.config || o.id < 1) {
-		fprintf(stderr, "shardfs node: --config FILE (or SHARDFS_CONF) and --id N are required\n");
+	if (o.id < 1) {
+		fprintf(stderr, "shardfs node: --id N is required\n");
 		return SHARDFS_EXIT_USAGE;
 	}
+	char *named = o.config;
+
+	rc = tools_cluster_file("node", named, &o.config);
+	g_free(named);
+	if (rc)
+		return rc;
 	if (net_cluster_load(o.config, &c, &err) < 0) {
 		fprintf(stderr, "shardfs: %s\n", err->message);
 		g_error_free(err);

@@ -21,7 +21,7 @@ int cmd_repair(int argc, char **argv)
 	gboolean once = FALSE;
 	const GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
-		 "cluster file (default: $SHARDFS_CONF)", "CLUSTER.conf"},
+		 "cluster file or directory (default: $SHARDFS_CONF)", "CLUSTER"},
 		{"once", 0, 0, G_OPTION_ARG_NONE, &once, "one pass over the parts with shards missing", NULL},
 		G_OPTION_ENTRY_NULL};
 	struct store_repair_stats st;
@@ -34,7 +34,7 @@ int cmd_repair(int argc, char **argv)
 		g_free(config);
 		return SHARDFS_EXIT_USAGE;
 	}
-	int rc = client_open(&c, config);
+	int rc = client_open(&c, "repair", config);
 	g_free(config);
 	if (rc)
 		return rc;

@@ -532,6 +532,12 @@ def test_background_mount_is_silent_and_refuses_bad_mount_points(helper, tmp_pat
         f.write(b"still served")
     assert open(f"{mnt}/f", "rb").read() == b"still served"
     run("fusermount3", "-u", mnt, timeout=60)
+    # the cluster named as for every command: -c DIR, or SHARDFS_CONF
+    for args, env in ((["-c", cl.dir, mnt], None),
+                      ([mnt], dict(os.environ, SHARDFS_CONF=cl.dir))):
+        run(SHARDFS, "mount", *args, env=env, capture_output=True, timeout=60)
+        assert open(f"{mnt}/f", "rb").read() == b"still served", args
+        run("fusermount3", "-u", mnt, timeout=60)
 
 
 MOUNT8 = """

@@ -2,6 +2,7 @@
 processes: round trips, range reads, nodes killed, frozen and corrupted,
 and the writer's memory bound."""
 
+import json
 import os
 import random
 import re
@@ -169,6 +170,11 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
     r = c3.run("status", check=False)
     assert r.returncode == 3, r.stdout
     assert b"health: DEGRADED: 4 parts (24.0 MiB) with shards missing" in r.stdout, r.stdout
+    r = c3.run("status", "--json", check=False)
+    assert r.returncode == 3
+    st = json.loads(r.stdout)
+    assert st["health"] == {"state": "degraded", "degraded_parts": 4,
+                            "degraded_bytes": 3 * PART + 5, "error": None}, st
     r = c3.run("repair", "--once")
     print(r.stdout.decode().strip())
     assert r.stdout.startswith(b"repaired 4 parts (4 shards rebuilt), 0 failed"), r.stdout
@@ -305,3 +311,58 @@ def test_rm_and_errors(c3, tmp_path):
     r = subprocess.run([SHARDFS, "ls", "/"], capture_output=True,
                        env={k: v for k, v in os.environ.items() if k != "SHARDFS_CONF"})
     assert r.returncode == 2 and b"SHARDFS_CONF" in r.stderr
+
+
+def without_conf_env():
+    return {k: v for k, v in os.environ.items() if k != "SHARDFS_CONF"}
+
+
+def test_every_command_names_the_cluster_the_same_way(c3, tmp_path):
+    """-c with the cluster file or its directory, SHARDFS_CONF with either,
+    and status's one argument, all reach the same cluster; a directory
+    without a cluster file and a file of random bytes are refused in one
+    line that names them and echoes no byte of them."""
+    put(c3, b"named", "/n", tmp_path)
+    env = without_conf_env()
+    for how in (["-c", c3.conf], ["-c", c3.dir]):
+        r = subprocess.run([SHARDFS, "cat", *how, "/n"], capture_output=True, env=env, check=True)
+        assert r.stdout == b"named", how
+        r = subprocess.run([SHARDFS, "status", *how], capture_output=True, env=env, check=True)
+        assert b"3 of 3 nodes up" in r.stdout
+    for value in (c3.conf, c3.dir):
+        r = subprocess.run([SHARDFS, "ls", "/"], capture_output=True, check=True,
+                           env=dict(env, SHARDFS_CONF=value))
+        assert r.stdout.split() == [b"n"], r.stdout
+    r = subprocess.run([SHARDFS, "status", c3.dir], capture_output=True, env=env, check=True)
+    assert b"3 of 3 nodes up" in r.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    noise = tmp_path / "noise.conf"
+    noise.write_bytes(bytes(range(256)) * 4)
+    for cmd in (["status"], ["ls", "/"], ["repair", "--once"]):
+        r = subprocess.run([SHARDFS, *cmd, "-c", str(empty)], capture_output=True, env=env)
+        assert r.returncode == 1 and r.stderr.count(b"\n") == 1, (cmd, r.stderr)
+        assert b"a directory without cluster.conf" in r.stderr, r.stderr
+        r = subprocess.run([SHARDFS, *cmd, "-c", str(noise)], capture_output=True, env=env)
+        assert r.returncode == 1 and r.stderr.count(b"\n") == 1, (cmd, r.stderr)
+        assert b"not a cluster file (binary data, not text)" in r.stderr, r.stderr
+        assert all(32 <= b < 127 or b == 10 for b in r.stderr), r.stderr
+
+
+def test_status_json_says_which_node_is_down(c3):
+    """status --json: one object with every node; with node 3 killed it is
+    "down" with the reason, the others "up" with their figures, and the
+    exit status is 1 as for the table."""
+    r = c3.run("status", "--json")
+    st = json.loads(r.stdout)
+    assert (st["nodes_up"], st["nodes_total"], st["health"]["state"]) == (3, 3, "healthy")
+    assert [n["id"] for n in st["nodes"]] == [1, 2, 3]
+    assert all(n["state"] == "up" and n["free_bytes"] > 0 and n["total_bytes"] >= n["free_bytes"]
+               for n in st["nodes"]), st
+    c3.kill(3)
+    r = c3.run("status", "--json", check=False)
+    assert r.returncode == 1
+    st = json.loads(r.stdout)
+    down = st["nodes"][2]
+    assert st["nodes_up"] == 2 and down["state"] == "down" and down["error"], down
+    assert "shards" not in down and st["nodes"][0]["state"] == "up"

@@ -1,7 +1,8 @@
 /*
  * test_net_cluster.c - the cluster file's checks: the erasure code and
  * min_shards, its default by code and the values refused with a message
- * that names the key.
+ * that names the key; a file that is no key file is refused naming its
+ * line, never echoing its bytes.
  */
 #include "net/net.h"
 #include "fixture.h"
@@ -35,6 +36,43 @@ static int load(const char *cluster_lines, struct net_cluster **c, char **msg)
 	g_free(path);
 	g_free(dir);
 	return rc;
+}
+
+/* What the loader says of a file holding exactly len bytes of data. */
+static char *refusal_of(const char *data, size_t len)
+{
+	char *dir = test_mkdtemp(), *path = g_build_filename(dir, "cluster.conf", NULL);
+	struct net_cluster *c = NULL;
+	GError *err = NULL;
+
+	assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
+	assert_int_equal(net_cluster_load(path, &c, &err), -EINVAL);
+	assert_null(c);
+	char *msg = g_strdup(strstr(err->message, "cluster.conf"));
+	g_error_free(err);
+	test_rmdir(dir);
+	g_free(path);
+	g_free(dir);
+	return msg;
+}
+
+static void test_unparsable_file_refused_by_line(void **state)
+{
+	static const char binary[] = "\x7f" "ELF\x02\x01\x00\xff\xfe[cluster]\n";
+	static const char bad_line[] = "[cluster]\nca=ca.crt\nthis line is nothing\n";
+	static const char open_group[] = "# a comment\n\n[cluster\nca=ca.crt\n";
+	char *msg;
+
+	(void)state;
+	msg = refusal_of(binary, sizeof(binary) - 1);
+	assert_string_equal(msg, "cluster.conf: not a cluster file (binary data, not text)");
+	g_free(msg);
+	msg = refusal_of(bad_line, sizeof(bad_line) - 1);
+	assert_string_equal(msg, "cluster.conf line 3: not a [group], key=value or # comment line");
+	g_free(msg);
+	msg = refusal_of(open_group, sizeof(open_group) - 1);
+	assert_string_equal(msg, "cluster.conf line 3: not a [group], key=value or # comment line");
+	g_free(msg);
 }
 
 static unsigned min_shards_of(const char *cluster_lines)
@@ -93,6 +131,7 @@ int main(void)
 		cmocka_unit_test(test_min_shards_default),
 		cmocka_unit_test(test_min_shards_explicit),
 		cmocka_unit_test(test_min_shards_refused),
+		cmocka_unit_test(test_unparsable_file_refused_by_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
