@@ -249,6 +249,9 @@ struct net_node_status {
 	char version[NET_VERSION_MAX];
 	uint64_t shards, live_bytes, disk_bytes, free_bytes, total_bytes, uptime_s;
 	int32_t store_error;
+	/* The filesystem of the node's data (nodes sharing one report the same
+	 * id); 0: not said (a node from before the key), counted on its own. */
+	uint64_t fs_id;
 };
 
 void net_node_status_encode(const struct net_node_status *st, GString *out);

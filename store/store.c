@@ -326,18 +326,22 @@ static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 	common_waiter_wait(&b);
 	common_waiter_fini(&b);
 	*total = *avail = 0;
+	GHashTable *seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+
 	for (guint i = 0; i < nodes->len; i++) {
-		if (calls[i].status)
+		struct net_node_status st;
+
+		if (calls[i].status ||
+		    net_node_status_decode(calls[i].resp_buf, (size_t)calls[i].resp.body_len, &st))
 			continue;
 		up++;
-		size_t len = (size_t)calls[i].resp.body_len;
-		uint64_t node_total = 0, node_free = 0; /* a node that leaves one out has 0 */
-
-		net_kv_u64(calls[i].resp_buf, len, "total_bytes", &node_total);
-		net_kv_u64(calls[i].resp_buf, len, "free_bytes", &node_free);
-		*total += node_total;
-		*avail += node_free;
+		/* nodes sharing a filesystem share its space: count it once */
+		if (st.fs_id && !g_hash_table_add(seen, g_memdup2(&st.fs_id, sizeof(st.fs_id))))
+			continue;
+		*total += st.total_bytes;
+		*avail += st.free_bytes;
 	}
+	g_hash_table_destroy(seen);
 	g_free(calls);
 	g_free(texts);
 	*total = *total / (s->cluster->ec_k + s->cluster->ec_m) * s->cluster->ec_k;

@@ -161,6 +161,12 @@ static void json_node(JsonBuilder *b, const struct node_row *r)
 		}
 		json_builder_set_member_name(b, "version");
 		json_builder_add_string_value(b, r->ns.version);
+		/* hex text: the id is 64 bits, more than a JSON number keeps */
+		char fs_id[17];
+
+		g_snprintf(fs_id, sizeof(fs_id), "%016" G_GINT64_MODIFIER "x", r->ns.fs_id);
+		json_builder_set_member_name(b, "filesystem");
+		json_builder_add_string_value(b, fs_id);
 	}
 	json_builder_end_object(b);
 }

@@ -24,7 +24,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define STREAM_TICK_MS 100
 
@@ -39,6 +42,7 @@ struct node_service {
 	GThreadPool *workers;
 	struct node_streams *streams;
 	gint64 started_us;
+	uint64_t fs_id; /* the data directory's filesystem, for clients' df */
 	GThread *ticker;
 	GMutex tick_lock;
 	GCond tick_cond;
@@ -157,7 +161,7 @@ static void do_status(struct node_service *n, struct net_request *r)
 		.disk_bytes = ws.disk_bytes, .free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize,
 		.total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize,
 		.uptime_s = (uint64_t)((g_get_monotonic_time() - n->started_us) / G_USEC_PER_SEC),
-		.store_error = ws.sticky_error,
+		.store_error = ws.sticky_error, .fs_id = n->fs_id,
 	};
 	g_strlcpy(st.version, SHARDFS_VERSION, sizeof(st.version));
 	net_node_status_encode(&st, s);
@@ -264,6 +268,32 @@ void node_service_config_default(struct node_service_config *c)
 	*c = (struct node_service_config){.host = "127.0.0.1", .workers = 8};
 }
 
+/*
+ * Which filesystem the store is on, the same for every node of one host
+ * whose data directories share it and different between hosts: the
+ * device number names a filesystem only on its own host, so it is hashed
+ * with the host's machine id (its name where there is none). Clients
+ * count each filesystem's space once (df).
+ */
+static uint64_t filesystem_id(const char *dir)
+{
+	struct stat st;
+	char *host = NULL;
+	uint64_t id;
+
+	if (stat(dir, &st) < 0)
+		return 0;
+	if (!g_file_get_contents("/etc/machine-id", &host, NULL, NULL))
+		host = g_strdup(g_get_host_name());
+	g_strstrip(host);
+	char *key = g_strdup_printf("%s/%ju", host, (uintmax_t)st.st_dev);
+
+	id = XXH3_64bits(key, strlen(key));
+	g_free(key);
+	g_free(host);
+	return id ? id : 1;
+}
+
 int node_service_new(const struct node_service_config *c, struct node_service **out)
 {
 	struct node_service *n = g_new0(struct node_service, 1);
@@ -288,6 +318,7 @@ int node_service_new(const struct node_service_config *c, struct node_service **
 	rc = wal_open(&wo, &n->wal);
 	if (rc < 0)
 		goto fail;
+	n->fs_id = filesystem_id(n->data_dir);
 	*out = n;
 	return 0;
 fail:

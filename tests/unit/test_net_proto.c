@@ -101,7 +101,8 @@ static void test_node_status_round_trip(void **state)
 {
 	struct net_node_status st = {.node = 3, .version = "1.2.3", .shards = 9, .live_bytes = 100,
 				     .disk_bytes = 200, .free_bytes = 5, .total_bytes = 50,
-				     .uptime_s = 7, .store_error = -ENOSPC};
+				     .uptime_s = 7, .store_error = -ENOSPC,
+				     .fs_id = 0xfedcba9876543210u};
 	struct net_node_status back;
 	GString *t = g_string_new(NULL);
 
@@ -115,6 +116,16 @@ static void test_node_status_round_trip(void **state)
 	assert_int_equal(back.disk_bytes, 200);
 	assert_int_equal(back.total_bytes, 50);
 	assert_int_equal(back.store_error, -ENOSPC);
+	assert_true(back.fs_id == 0xfedcba9876543210u);
+	/* fs_id may be left out (0: counted alone), but not garbled */
+	char *garbled = g_strdup(t->str), *at = strstr(garbled, "fs_id=") + 6;
+
+	*at = 'x';
+	assert_int_equal(net_node_status_decode(garbled, strlen(garbled), &back), NET_EPROTO);
+	g_free(garbled);
+	g_string_truncate(t, (gsize)(strstr(t->str, "fs_id") - t->str));
+	assert_int_equal(net_node_status_decode(t->str, t->len, &back), 0);
+	assert_true(back.fs_id == 0 && back.shards == 9);
 	g_string_truncate(t, (gsize)(strstr(t->str, "uptime_s") - t->str));
 	assert_int_equal(net_node_status_decode(t->str, t->len, &back), NET_EPROTO);
 	assert_string_equal(back.version, "1.2.3");
