@@ -25,6 +25,17 @@ gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 	return ok;
 }
 
+char *tools_iec_size(uint64_t bytes)
+{
+	GString *s = g_string_new(NULL);
+	char *text = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+
+	g_string_assign(s, text);
+	g_string_replace(s, "\u00a0", " ", 0);
+	g_free(text);
+	return g_string_free(s, FALSE);
+}
+
 int tools_cluster_file(const char *cmd, const char *named, char **out)
 {
 	const char *given = named ? named : g_getenv("SHARDFS_CONF");

@@ -9,6 +9,7 @@
 #define SHARDFS_TOOLS_CLI_ARGS_H
 
 #include <glib.h>
+#include <stdint.h>
 
 #define SHARDFS_EXIT_FAIL 1
 #define SHARDFS_EXIT_USAGE 2
@@ -24,6 +25,11 @@
 gboolean tools_parse_args(int *argc, char ***argv, const GOptionEntry *entries,
 			  const char *summary);
 #define tools_parse(argc, argv, entries, summary) tools_parse_args(&(argc), &(argv), entries, summary)
+
+/* bytes in IEC units ("1.5 MiB", "300 bytes"), g_free'd by the caller;
+ * with a plain space, where GLib puts a no-break space that table columns
+ * would count as two bytes. */
+char *tools_iec_size(uint64_t bytes);
 
 /*
  * The cluster file a command is told to use, the same way for every

@@ -22,6 +22,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,17 +100,29 @@ static int resolve_parent(struct meta *m, const char *path, uint64_t *parent, ch
 
 struct progress {
 	bool on;
-	uint64_t total; /* 0: unknown */
+	const char *name; /* of the file, borrowed */
+	uint64_t total;	  /* 0: unknown */
 	uint64_t done;
 	gint64 start, shown;
 };
 
-static void progress_init(struct progress *p, uint64_t total)
+static void progress_init(struct progress *p, const char *name, uint64_t total)
 {
-	*p = (struct progress){.on = isatty(STDERR_FILENO), .total = total,
+	*p = (struct progress){.on = isatty(STDERR_FILENO), .name = name, .total = total,
 			       .start = g_get_monotonic_time()};
 }
 
+static char *clock_text(double secs)
+{
+	unsigned s = (unsigned)secs;
+
+	return s >= 3600 ? g_strdup_printf("%u:%02u:%02u", s / 3600, s / 60 % 60, s % 60)
+			 : g_strdup_printf("%u:%02u", s / 60, s % 60);
+}
+
+/* The bar, redrawn in place at most 5 times a second: name, done of total,
+ * rate, elapsed and time left. The last call replaces it with a summary
+ * line. Only on a terminal. */
 static void progress_show(struct progress *p, bool last)
 {
 	gint64 now = g_get_monotonic_time();
@@ -117,16 +131,20 @@ static void progress_show(struct progress *p, bool last)
 		return;
 	p->shown = now;
 	double secs = (double)(now - p->start) / 1e6, rate = secs > 0 ? p->done / secs : 0;
-	g_autofree char *done = g_format_size(p->done), *speed = g_format_size((uint64_t)rate);
-	if (p->total) {
+	g_autofree char *done = tools_iec_size(p->done), *speed = tools_iec_size((uint64_t)rate);
+	g_autofree char *elapsed = clock_text(secs);
+
+	if (last) {
+		fprintf(stderr, "\r\033[K%s: %s in %.1f s, %s/s\n", p->name, done, secs, speed);
+	} else if (p->total) {
 		double eta = rate > 0 ? (double)(p->total - MIN(p->done, p->total)) / rate : 0;
-		fprintf(stderr, "\r%5.1f%%  %10s  %10s/s  ETA %3um%02us ", 100.0 * p->done / p->total,
-			done, speed, (unsigned)eta / 60, (unsigned)eta % 60);
+		g_autofree char *total = tools_iec_size(p->total), *left = clock_text(eta);
+
+		fprintf(stderr, "\r\033[K%s  %s / %s  %5.1f%%  %s/s  %s elapsed  ETA %s", p->name,
+			done, total, 100.0 * p->done / p->total, speed, elapsed, left);
 	} else {
-		fprintf(stderr, "\r%10s  %10s/s ", done, speed);
+		fprintf(stderr, "\r\033[K%s  %s  %s/s  %s elapsed", p->name, done, speed, elapsed);
 	}
-	if (last)
-		fputc('\n', stderr);
 }
 
 /* ---- put ---- */
@@ -157,7 +175,7 @@ static int write_all_from(int fd, struct store_writer *w, struct progress *pr, u
 }
 
 /* Streams fd into a new object and commits it as file ino. */
-static int put_object(struct client *c, int fd, uint64_t ino, uint64_t total)
+static int put_object(struct client *c, int fd, const char *name, uint64_t ino, uint64_t total)
 {
 	struct store_writer *w;
 	struct meta_part *parts = NULL;
@@ -170,7 +188,7 @@ static int put_object(struct client *c, int fd, uint64_t ino, uint64_t total)
 	int rc = store_writer_new(c->store, oid, 0, &w);
 	if (rc)
 		return rc;
-	progress_init(&pr, total);
+	progress_init(&pr, name, total);
 	rc = write_all_from(fd, w, &pr, &size);
 	if (rc == 0)
 		rc = store_writer_finish(w, &parts, &nparts);
@@ -245,7 +263,8 @@ int cmd_put(int argc, char **argv)
 	}
 	uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	rc = put_target(&c, local, remote, &ino, &created);
-	if (rc == 0 && (rc = put_object(&c, fd, ino, total)) && created)
+	if (rc == 0 && (rc = put_object(&c, fd, strcmp(local, "-") ? local : "stdin", ino, total)) &&
+	    created)
 		remove_new_file(&c, remote);
 	if (rc == 0)
 		collect_garbage(&c);
@@ -288,8 +307,8 @@ static int copy_inline(const uint8_t *data, size_t data_len, int fd, uint64_t of
 
 /* Reads [off, off+len) of the file (len 0: to the end) into fd, with a
  * progress bar for a whole file copied to a file. */
-static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint64_t off,
-		      uint64_t len)
+static int copy_range(struct client *c, const char *name, const struct meta_attr *a, int fd,
+		      uint64_t off, uint64_t len)
 {
 	struct meta_part *parts = NULL;
 	struct store_reader *r;
@@ -314,7 +333,7 @@ static int copy_range(struct client *c, const struct meta_attr *a, int fd, uint6
 		return rc;
 	}
 	uint8_t *buf = g_malloc(IO_CHUNK);
-	progress_init(&pr, end - MIN(off, end));
+	progress_init(&pr, name, end - MIN(off, end));
 	pr.on = pr.on && fd != STDOUT_FILENO;
 	for (uint64_t start = off; rc == 0 && off < end;) {
 		ssize_t n = store_reader_read(r, off, buf, (size_t)MIN((uint64_t)IO_CHUNK, end - off));
@@ -349,8 +368,9 @@ static int get_file(struct client *c, const char *remote, int fd, const struct r
 	if (rc || (rc = meta_session_start(c->meta, g_get_host_name(), &sid)))
 		return rc;
 	if ((rc = meta_open_file(c->meta, sid, a.ino)) == 0) {
-		rc = range ? copy_range(c, &a, fd, (uint64_t)range->offset, (uint64_t)range->length)
-			   : copy_range(c, &a, fd, 0, 0);
+		rc = range ? copy_range(c, remote, &a, fd, (uint64_t)range->offset,
+					(uint64_t)range->length)
+			   : copy_range(c, remote, &a, fd, 0, 0);
 		meta_close_file(c->meta, sid, a.ino);
 	}
 	meta_session_end(c->meta, sid);
@@ -475,6 +495,39 @@ static void mode_string(uint32_t mode, char out[11])
 	out[10] = '\0';
 }
 
+/* The name of user (or group) id, as ls -l shows it; the number when the
+ * host has no name for it (ids from another host's users). The last one
+ * asked is kept: a directory's files mostly share their owner. */
+static const char *owner_name(uint32_t id, bool group)
+{
+	static char names[2][64];
+	static uint32_t ids[2];
+	static bool known[2];
+	char buf[4096];
+	const char *found = NULL;
+
+	if (known[group] && ids[group] == id)
+		return names[group];
+	if (group) {
+		struct group gr, *res = NULL;
+
+		if (getgrgid_r((gid_t)id, &gr, buf, sizeof(buf), &res) == 0 && res)
+			found = res->gr_name;
+	} else {
+		struct passwd pw, *res = NULL;
+
+		if (getpwuid_r((uid_t)id, &pw, buf, sizeof(buf), &res) == 0 && res)
+			found = res->pw_name;
+	}
+	if (found)
+		g_strlcpy(names[group], found, sizeof(names[group]));
+	else
+		g_snprintf(names[group], sizeof(names[group]), "%u", id);
+	ids[group] = id;
+	known[group] = true;
+	return names[group];
+}
+
 static void print_entry(const struct meta_attr *a, const char *name, bool lng)
 {
 	char mode[11], when[32];
@@ -487,8 +540,8 @@ static void print_entry(const struct meta_attr *a, const char *name, bool lng)
 	}
 	mode_string(a->mode, mode);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
-	printf("%s %3u %5u %5u %12" G_GUINT64_FORMAT " %s %s\n", mode, a->nlink, a->uid, a->gid,
-	       a->size, when, name);
+	printf("%s %3u %-8s %-8s %12" G_GUINT64_FORMAT " %s %s\n", mode, a->nlink,
+	       owner_name(a->uid, false), owner_name(a->gid, true), a->size, when, name);
 }
 
 static gint name_cmp(gconstpointer a, gconstpointer b)

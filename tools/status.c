@@ -86,11 +86,6 @@ static void read_health(const struct net_cluster *c, struct health *h)
 		h->state = h->parts ? "degraded" : "healthy";
 }
 
-static char *iec(uint64_t bytes)
-{
-	return g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
-}
-
 static void print_table(const struct node_row *rows, guint n, guint up, const struct health *h)
 {
 	printf("%-5s %-22s %-8s %8s %10s %11s %11s %s\n", "NODE", "ADDRESS", "STATE", "RTT(ms)",
@@ -100,7 +95,8 @@ static void print_table(const struct node_row *rows, guint n, guint up, const st
 		char *addr = g_strdup_printf("%s:%u", r->conf->host, r->conf->port);
 
 		if (!strcmp(r->state, "up")) {
-			char *live = iec(r->ns.live_bytes), *free_h = iec(r->ns.free_bytes);
+			char *live = tools_iec_size(r->ns.live_bytes);
+			char *free_h = tools_iec_size(r->ns.free_bytes);
 
 			printf("%-5u %-22s %-8s %8.2f %10" G_GUINT64_FORMAT " %11s %11s %s\n", r->conf->id,
 			       addr, r->state, r->rtt_ms, r->ns.shards, live, free_h, r->ns.version);

@@ -366,3 +366,25 @@ def test_status_json_says_which_node_is_down(c3):
     down = st["nodes"][2]
     assert st["nodes_up"] == 2 and down["state"] == "down" and down["error"], down
     assert "shards" not in down and st["nodes"][0]["state"] == "up"
+
+
+def test_progress_bar_on_a_terminal_and_ls_owner_names(c3, tmp_path):
+    """On a terminal (script(1) gives one) put and get draw a bar with the
+    file's name, done / total in IEC units, the rate, elapsed time and
+    ETA, and end with a summary line; without one they print nothing.
+    ls -l names the owner and group."""
+    src = tmp_path / "blob.bin"
+    src.write_bytes(rand_bytes(40 * MIB, 3))
+    env = dict(os.environ, SHARDFS_CONF=c3.conf)
+    typescript = tmp_path / "typescript"
+    subprocess.run(["script", "-qfec", f"{SHARDFS} put {src} /blob", str(typescript)],
+                   env=env, check=True, timeout=120, stdout=subprocess.DEVNULL)
+    shown = typescript.read_text(errors="replace")
+    bars = [line for line in re.split(r"[\r\n]", shown) if "elapsed" in line]
+    assert bars and all(f"{src}  " in b and " / 40.0 MiB" in b and "MiB/s" in b and "ETA " in b
+                        for b in bars), shown
+    assert re.search(rf"{re.escape(str(src))}: 40\.0 MiB in [0-9.]+ s, [0-9.]+ [KMG]iB/s", shown)
+    r = c3.run("get", "/blob", str(tmp_path / "back"))
+    assert r.stderr == b"" and (tmp_path / "back").read_bytes() == src.read_bytes()
+    fields = c3.run("ls", "-l", "/").stdout.decode().split()
+    assert fields[2:4] == ["root", "root"] and fields[-1] == "blob", fields
