@@ -22,8 +22,12 @@ static const struct code_text codes[] = {
 	{NET_ETIMEDOUT, "no answer before the deadline"},
 	{NET_ECONNLOST, "connection lost with the request in flight"},
 	{NET_EEOF, "end of stream"},
+	{NET_ETLSREFUSED, "refused in the TLS handshake: the peer does not trust this host's"
+			  " certificate (signed by another cluster's CA?)"},
+	{NET_ETLSVERIFY, "TLS handshake failed: the peer's certificate does not verify against"
+			 " the cluster's CA or the address dialled"},
 	{STORE_EUNAVAIL, "too few storage nodes answer"},
-	{STORE_ECORRUPT, "no k shards of a part match its checksum"},
+	{STORE_ECORRUPT, "corrupt shards: fewer than k shards of a part are intact"},
 	{STORE_EEOF, "end of stream"},
 };
 

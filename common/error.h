@@ -31,6 +31,8 @@
 #define NET_ETIMEDOUT (-4129) /* no answer within the request deadline */
 #define NET_ECONNLOST (-4130) /* the connection died with the request open */
 #define NET_EEOF (-4131)      /* end of stream: its writers closed */
+#define NET_ETLSREFUSED (-4132) /* the peer refused our certificate (TLS alert) */
+#define NET_ETLSVERIFY (-4133)  /* the peer's certificate failed our verification */
 #define NET_ERR_LAST (-4159)
 
 /* store: -4160 .. -4191 */

@@ -132,8 +132,9 @@ void net_pool_free(struct net_pool *p);
 /*
  * Sends call to node_id; done(arg, call) runs on the pool's thread once
  * call->status is set: 0 or the node's status, or -ENOENT (no such node),
- * -ECONNREFUSED (TLS refused or no node), NET_ETIMEDOUT, NET_ECONNLOST,
- * NET_EPROTO (bad response), -EMSGSIZE (response larger than resp_cap).
+ * -ECONNREFUSED (no node on the port), NET_ETLSREFUSED (the node refused
+ * our certificate), NET_ETLSVERIFY (we refused the node's), NET_ETIMEDOUT,
+ * NET_ECONNLOST, NET_EPROTO (bad response), -EMSGSIZE (response larger than resp_cap).
  */
 void net_pool_call_async(struct net_pool *p, uint32_t node_id, struct net_call *call,
 			 net_call_done_fn done, void *arg);

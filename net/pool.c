@@ -203,9 +203,13 @@ static void on_conn_close(struct quic_conn *c, int error)
 		n->c = NULL;
 	if (error && error != -ESHUTDOWN)
 		g_message("connection to node %u (%s:%u) closed: %s", n->id, n->host, n->port,
-			  g_strerror(-error));
+			  common_strerror(error));
+	/* a refusal is told as such: retrying will not help, a fix of the
+	 * certificates or the address will */
+	bool refused = error == -ECONNREFUSED || error == NET_ETLSREFUSED || error == NET_ETLSVERIFY;
+
 	while ((cs = g_queue_pop_head(&n->waiting)))
-		finish(cs, error == -ECONNREFUSED ? -ECONNREFUSED : NET_ECONNLOST);
+		finish(cs, refused ? error : NET_ECONNLOST);
 }
 
 static int dial(struct pool_node *n)

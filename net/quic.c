@@ -23,9 +23,11 @@
  */
 #define G_LOG_DOMAIN "shardfs-net"
 
+#include "common/error.h"
 #include "quic.h"
 #include "quic_tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
@@ -119,6 +121,8 @@ struct quic_listener {
 	void *user;
 	GHashTable *cids; /* struct cid_key -> struct quic_conn */
 	uint8_t reset_secret[32];
+	gint64 refusal_logged_us;    /* the last refused peer logged */
+	unsigned refusals_unlogged; /* refused since */
 };
 
 struct post {
@@ -923,13 +927,52 @@ void quic_conn_close(struct quic_conn *c, uint64_t app_error)
 	conn_fail(c, -ESHUTDOWN);
 }
 
+#define REFUSAL_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+/*
+ * A peer whose certificate this side refused, in the log: a node names
+ * each client it refuses (an operator otherwise sees nothing of a client
+ * set up with another cluster's files), at most once per 10 s so that a
+ * client retrying in a loop cannot fill the journal; a client says why
+ * it refused a node.
+ */
+static void log_refused_peer(struct quic_conn *c)
+{
+	char host[INET6_ADDRSTRLEN] = "?", *why;
+	const struct sockaddr *sa = (const struct sockaddr *)&c->remote;
+	const void *a = sa->sa_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
+						  : (const void *)&((struct sockaddr_in *)sa)->sin_addr;
+	unsigned port = ntohs(sa->sa_family == AF_INET6 ? ((struct sockaddr_in6 *)sa)->sin6_port
+						       : ((struct sockaddr_in *)sa)->sin_port);
+	gint64 now = quic_loop_now_us();
+
+	if (c->ls && c->ls->refusal_logged_us &&
+	    now - c->ls->refusal_logged_us < REFUSAL_LOG_INTERVAL_US) {
+		c->ls->refusals_unlogged++;
+		return;
+	}
+	inet_ntop(sa->sa_family, a, host, sizeof(host));
+	why = quic_tls_failure(c->tls);
+	if (c->ls) {
+		g_warning("refused the TLS handshake of %s port %u: its certificate: %s%s", host, port,
+			  why, c->ls->refusals_unlogged ? " (and other peers refused since the last"
+							  " message)" : "");
+		c->ls->refusal_logged_us = now;
+		c->ls->refusals_unlogged = 0;
+	} else {
+		g_message("refused the certificate of %s port %u: %s", host, port, why);
+	}
+	g_free(why);
+}
+
 /* The error the application hears for a failed read. */
 static int read_error(struct quic_conn *c, int rv)
 {
 	if (rv == NGTCP2_ERR_CRYPTO) {
 		ngtcp2_connection_close_error_set_transport_error_tls_alert(
 			&c->ccerr, ngtcp2_conn_get_tls_alert(c->conn), NULL, 0);
-		return -ECONNREFUSED;
+		log_refused_peer(c);
+		return NET_ETLSVERIFY;
 	}
 	if (c->ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
 	    c->ccerr.error_code == NGTCP2_NO_ERROR)
@@ -945,8 +988,8 @@ static int peer_close_error(struct quic_conn *c)
 	if (cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
 		return cc.error_code == QUIC_APP_NO_ERROR ? 0
 		       : cc.error_code == QUIC_APP_SHUTDOWN ? -ESHUTDOWN : -ECONNRESET;
-	if (cc.error_code & 0x100) /* a TLS alert: the peer refused us */
-		return -ECONNREFUSED;
+	if ((cc.error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR) /* a TLS alert */
+		return NET_ETLSREFUSED;
 	return cc.error_code == NGTCP2_NO_ERROR ? -ECONNRESET : -EPROTO;
 }
 

@@ -16,5 +16,8 @@ int quic_tls_session_new(struct net_tls *t, bool server, const char *host, void 
 			 gnutls_session_t *out);
 /* True when the peer agreed on our ALPN. */
 bool quic_tls_alpn_ok(gnutls_session_t s);
+/* Why a failed handshake failed on this side, as text (g_free): what
+ * verification of the peer's certificate found, or that it sent none. */
+char *quic_tls_failure(gnutls_session_t s);
 
 #endif

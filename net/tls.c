@@ -122,3 +122,23 @@ bool quic_tls_alpn_ok(gnutls_session_t s)
 	return gnutls_alpn_get_selected_protocol(s, &d) == 0 && d.size == sizeof(NET_ALPN) - 1 &&
 	       memcmp(d.data, NET_ALPN, d.size) == 0;
 }
+
+char *quic_tls_failure(gnutls_session_t s)
+{
+	unsigned status = gnutls_session_get_verify_cert_status(s);
+	unsigned n = 0;
+	gnutls_datum_t text;
+
+	/* (unsigned)-1: nothing was verified, as when no certificate came */
+	if (status && status != (unsigned)-1 &&
+	    gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text,
+								   0) == 0) {
+		char *out = g_strstrip(g_strndup((const char *)text.data, text.size));
+
+		gnutls_free(text.data);
+		return out;
+	}
+	if (!gnutls_certificate_get_peers(s, &n) || n == 0)
+		return g_strdup("no certificate presented");
+	return g_strdup("handshake failed");
+}

@@ -37,6 +37,7 @@ struct gshard {
 	uint8_t *buf;
 	bool sent;
 	bool answered, done; /* g->lock; done: answered with the bytes */
+	bool corrupt;	     /* g->lock: its node or our checksum found it bad */
 };
 
 struct gather {
@@ -109,6 +110,7 @@ static void get_done(void *arg, struct net_call *call)
 	g_mutex_lock(&g->lock);
 	sh->answered = true;
 	sh->done = status == 0;
+	sh->corrupt = status == NET_ECORRUPT;
 	g_mutex_unlock(&g->lock);
 	/* After the flags: a waiter that sees the count sees them too. */
 	common_waiter_done(&g->answers, status);
@@ -210,8 +212,21 @@ static bool decode_ok(const struct erasure *code, const struct meta_part *p, uin
 	return erasure_decode(code, frags, n, flen, out, p->length) == 0 && checksum_ok(p, out);
 }
 
+static unsigned count_corrupt(struct gather *g)
+{
+	unsigned n = 0;
+
+	g_mutex_lock(&g->lock);
+	for (unsigned i = 0; i < ERASURE_MAX_FRAGMENTS; i++)
+		n += g->sh[i].corrupt;
+	g_mutex_unlock(&g->lock);
+	return n;
+}
+
 /* Rebuilds the part from the fragments that came; 0, STORE_EUNAVAIL or
- * STORE_ECORRUPT. */
+ * STORE_ECORRUPT. Fewer than k good shards is told as corruption when
+ * corrupt ones are what is missing: the nodes answered, and "too few
+ * nodes answer" would send the operator looking at the network. */
 static int rebuild(struct gather *g, const struct erasure *code, uint8_t *out)
 {
 	const struct meta_part *p = g->part;
@@ -221,7 +236,7 @@ static int rebuild(struct gather *g, const struct erasure *code, uint8_t *out)
 	unsigned n = collect(g, frags, which);
 
 	if (n < p->k)
-		return STORE_EUNAVAIL;
+		return n + count_corrupt(g) >= p->k ? STORE_ECORRUPT : STORE_EUNAVAIL;
 	if (concat_data(code, p, frags, which, n, out) || decode_ok(code, p, frags, n, flen, out))
 		return 0;
 	for (unsigned skip = 0; n > p->k && skip < n; skip++) {
@@ -231,7 +246,10 @@ static int rebuild(struct gather *g, const struct erasure *code, uint8_t *out)
 			if (i != skip)
 				rest[r++] = frags[i];
 		if (decode_ok(code, p, rest, r, flen, out)) {
+			g_mutex_lock(&g->lock);
 			g->sh[which[skip]].done = false;
+			g->sh[which[skip]].corrupt = true;
+			g_mutex_unlock(&g->lock);
 			report_failure(g, which[skip], NET_ECORRUPT); /* as a node would */
 			return 0;
 		}
@@ -244,8 +262,9 @@ static void log_unreadable(struct gather *g, int rc, unsigned ok)
 	char hex[33];
 
 	store_oid_hex(g->oid, hex);
-	g_warning("object %s part %u unreadable: %u of %u shards answered, %u needed (%s)", hex,
-		  g->part_index, ok, g->part->k + g->part->m, g->part->k, common_strerror(rc));
+	g_warning("object %s part %u unreadable: %u of %u shards came, %u of them corrupt, %u good"
+		  " needed (%s)", hex, g->part_index, ok + count_corrupt(g), g->part->k + g->part->m,
+		  count_corrupt(g), g->part->k, common_strerror(rc));
 }
 
 /* Nodes that missed the hedge deadline are avoided by the next reads, so

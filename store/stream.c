@@ -33,6 +33,7 @@ struct store_stream {
 static bool transport_error(int rc)
 {
 	return rc == NET_ETIMEDOUT || rc == NET_ECONNLOST || rc == -ECONNREFUSED ||
+	       rc == NET_ETLSREFUSED || rc == NET_ETLSVERIFY ||
 	       rc == -ESHUTDOWN || rc == NET_EPROTO;
 }
 

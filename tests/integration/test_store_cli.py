@@ -239,6 +239,22 @@ def test_flipped_byte_on_disk_is_read_around_and_reported(c3, tmp_path):
     assert stats(r.stderr)["corrupt_shards"] >= 1
 
 
+def test_two_corrupt_shards_of_a_part_are_told_as_corruption(c3, tmp_path):
+    """With both data shards of a 2+1 part corrupt, every node answers but
+    the part cannot be read: the error says so, not that too few nodes
+    answered."""
+    data = rand_bytes(PART, 6)
+    put(c3, data, "/f", tmp_path)
+    half = PART // 2
+    flipped = {flip_byte_in_shard(c3, data[1000:1064]),
+               flip_byte_in_shard(c3, data[half + 1000:half + 1064])}
+    assert len(flipped) == 2
+    r = cat(c3, "/f", check=False, timeout=120)
+    assert r.returncode == 1 and r.stdout != data
+    assert b"cat /f: corrupt shards: fewer than k shards of a part are intact" in r.stderr, r.stderr
+    assert b"too few" not in r.stderr and b"2 of them corrupt" in r.stderr, r.stderr
+
+
 def test_frozen_node_reads_complete_and_puts_end_within_deadlines(c3, tmp_path):
     """A node stopped with SIGSTOP accepts packets but never answers: reads
     complete from the other shards in bounded time, and a put ends within
@@ -388,3 +404,29 @@ def test_progress_bar_on_a_terminal_and_ls_owner_names(c3, tmp_path):
     assert r.stderr == b"" and (tmp_path / "back").read_bytes() == src.read_bytes()
     fields = c3.run("ls", "-l", "/").stdout.decode().split()
     assert fields[2:4] == ["root", "root"] and fields[-1] == "blob", fields
+
+
+def test_client_of_another_cluster_is_told_why_it_was_refused(c3, tmp_path):
+    """A client whose certificate comes from another cluster's CA is told
+    that the node refused its certificate (not "connection refused"), and
+    the node's log names the refused peer and what was wrong with it."""
+    other = tmp_path / "other"
+    subprocess.run([SHARDFS, "init", "--dir", str(other), "--node", "1=127.0.0.1:9",
+                    "--node", "2=127.0.0.1:10"], check=True, capture_output=True)
+    conf = open(c3.conf).read()
+    conf = conf.replace("cert=client.crt", f"cert={other}/client.crt", 1)
+    conf = conf.replace("key=client.key", f"key={other}/client.key", 1)
+    foreign = tmp_path / "foreign.conf"
+    foreign.write_text(conf.replace("ca=ca.crt", f"ca={c3.dir}/ca.crt", 1))
+    r = subprocess.run([SHARDFS, "status", "-c", str(foreign)], capture_output=True)
+    assert r.returncode == 1
+    rows = [line for line in r.stdout.decode().splitlines() if "127.0.0.1:" in line]
+    assert len(rows) == 3 and all(" down " in row and "does not trust this host's certificate"
+                                  in row for row in rows), r.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = open(os.path.join(c3.dir, "node-1.log")).read()
+        if "refused the TLS handshake of 127.0.0.1" in log:
+            break
+        time.sleep(0.1)
+    assert "refused the TLS handshake of 127.0.0.1" in log and "NOT trusted" in log, log
