@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define META_CONNECTIONS 8
@@ -441,10 +442,12 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 		ready_fd = -1;
 	}
 	g_message("mounted %s on %s", o->cluster_conf, o->mountpoint);
+	sd_notify(0, "READY=1"); /* shardfs-mount@.service is Type=notify */
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : 16);
 	rc = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);
+	sd_notify(0, "STOPPING=1");
 	fs_streams_stop(fs); /* READs still parked are answered while the session exists */
 	fuse_session_unmount(fs->se);
 	g_message("unmounted %s", o->mountpoint);

@@ -16,6 +16,7 @@ PACKAGES=(
   # tests
   libcmocka-dev python3 python3-pytest attr rsync procps time
   util-linux-extra  # fincore: what the page cache holds of a file
+  dpkg-dev file lintian  # cpack -G DEB (dpkg-shlibdeps) and its check
 )
 
 missing=()

@@ -1,16 +1,23 @@
 #!/bin/sh
-# systemd-analyze verify on the node unit, with ExecStart pointed at the
-# built binary (verify checks that the executable exists) and an instance
-# name, as systemd would load it.
+# systemd-analyze verify on the units as an install makes them, with
+# ExecStart pointed at the built binary (verify checks that the executable
+# exists) and an instance name, as systemd would load them.
 set -eu
-unit_src=$1
+units=$1
 shardfs=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-sed "s|/usr/local/bin/shardfs|$shardfs|" "$unit_src" > "$dir/shardfs-node@1.service"
-out=$(systemd-analyze verify "$dir/shardfs-node@1.service" 2>&1) || { echo "$out"; exit 1; }
-# verify also prints warnings without failing: none are expected from our unit
-if echo "$out" | grep -i "shardfs-node"; then
-  exit 1
-fi
-echo "unit verified"
+configure() { # template, instance
+  sed -e "s|@SHARDFS_BINDIR@|$(dirname "$shardfs")|" -e "s|@SHARDFS_DOCDIR@|/usr/share/doc/shardfs|" \
+    "$units/$1.in" > "$dir/$(echo "$1" | sed "s|@|@$2|")"
+}
+configure shardfs-node@.service 1
+configure shardfs-mount@.service mnt-shardfs
+for unit in "$dir/shardfs-node@1.service" "$dir/shardfs-mount@mnt-shardfs.service"; do
+  out=$(systemd-analyze verify "$unit" 2>&1) || { echo "$out"; exit 1; }
+  # verify also prints warnings without failing: none are expected from ours
+  if echo "$out" | grep -i "shardfs-"; then
+    exit 1
+  fi
+done
+echo "units verified"
