@@ -86,6 +86,9 @@ struct net_server_options {
 int net_server_start(const struct net_server_options *o, struct net_tls *tls,
 		     struct net_server **out);
 uint16_t net_server_port(const struct net_server *s);
+/* Its requests by op (count, errors, latency) in Prometheus's text format
+ * (common/metrics.h); any thread. */
+void net_server_metrics(const struct net_server *s, GString *out);
 /*
  * Stops taking requests (new ones get -ESHUTDOWN), waits up to timeout_ms
  * for the requests in flight to be answered and their responses delivered,

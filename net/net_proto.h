@@ -123,7 +123,12 @@ enum net_op {
 	NET_OP_STREAM_READ = 11,
 	NET_OP_STREAM_STAT = 12,
 	NET_OP_STREAM_KEEP = 13,
+	NET_OP_LAST = NET_OP_STREAM_KEEP,
 };
+
+/* "put", "stream_read", ...: the op's name for logs and metrics labels;
+ * "unknown" outside 1..NET_OP_LAST. */
+const char *net_op_name(unsigned op);
 
 struct net_key {
 	uint8_t object_id[16];

@@ -373,3 +373,24 @@ int net_node_status_decode(const void *body, size_t len, struct net_node_status 
 	}
 	return ok ? 0 : NET_EPROTO;
 }
+
+const char *net_op_name(unsigned op)
+{
+	static const char *const names[] = {
+		[NET_OP_PING] = "ping",
+		[NET_OP_PUT] = "put",
+		[NET_OP_GET] = "get",
+		[NET_OP_DELETE] = "delete",
+		[NET_OP_STAT] = "stat",
+		[NET_OP_LIST] = "list",
+		[NET_OP_STATUS] = "status",
+		[NET_OP_STREAM_OPEN] = "stream_open",
+		[NET_OP_STREAM_CLOSE] = "stream_close",
+		[NET_OP_STREAM_APPEND] = "stream_append",
+		[NET_OP_STREAM_READ] = "stream_read",
+		[NET_OP_STREAM_STAT] = "stream_stat",
+		[NET_OP_STREAM_KEEP] = "stream_keep",
+	};
+
+	return op >= 1 && op <= NET_OP_LAST ? names[op] : "unknown";
+}

@@ -19,6 +19,7 @@
  */
 #define G_LOG_DOMAIN "shardfs-net"
 
+#include "common/metrics.h"
 #include "net.h"
 #include "quic.h"
 
@@ -38,6 +39,9 @@ struct net_server {
 	uint64_t unsettled;	/* PUT body bytes received and not yet answered */
 	gint handling;		/* requests the handler holds, atomic */
 	GHashTable *owed;	/* struct quic_conn * -> bytes held back */
+	/* By op, from dispatch to answer; filled on whatever thread answers. */
+	struct metrics_hist latency[NET_OP_LAST + 1];
+	uint64_t errors[NET_OP_LAST + 1]; /* answers with a status, atomic */
 };
 
 struct net_request {
@@ -50,6 +54,7 @@ struct net_request {
 	uint8_t *body;
 	size_t body_got;
 	bool dispatched, answered, failed, settled;
+	gint64 dispatched_us;
 	gint refs;
 	/* The answer, carried to the loop thread. */
 	uint8_t resp[NET_RESP_HEADER_SIZE];
@@ -133,6 +138,12 @@ void net_request_reply(struct net_request *r, int32_t status, uint64_t aux, void
 
 	g_assert(!r->answered);
 	r->answered = true;
+	if (r->dispatched && r->hdr.op >= 1 && r->hdr.op <= NET_OP_LAST) {
+		metrics_hist_observe(&r->srv->latency[r->hdr.op],
+				     (uint64_t)(g_get_monotonic_time() - r->dispatched_us) * 1000);
+		if (status)
+			__atomic_add_fetch(&r->srv->errors[r->hdr.op], 1, __ATOMIC_RELAXED);
+	}
 	if (r->dispatched && !r->failed)
 		g_atomic_int_dec_and_test(&r->srv->handling);
 	net_resp_encode(&h, r->resp);
@@ -155,6 +166,7 @@ static void refuse(struct net_request *r, uint8_t op, int32_t status)
 static void dispatch(struct net_server *srv, struct net_request *r)
 {
 	r->dispatched = true;
+	r->dispatched_us = g_get_monotonic_time();
 	if (srv->draining) {
 		refuse(r, r->hdr.op, -ESHUTDOWN);
 		return;
@@ -277,6 +289,8 @@ int net_server_start(const struct net_server_options *o, struct net_tls *tls,
 	int rc;
 
 	srv->opt = *o;
+	for (unsigned op = 0; op <= NET_OP_LAST; op++)
+		metrics_hist_init(&srv->latency[op], &metrics_latency_buckets);
 	srv->ops = (struct quic_conn_ops){
 		.on_stream_open = on_stream_open,
 		.on_stream_data = on_stream_data,
@@ -362,4 +376,34 @@ void net_server_stop(struct net_server *srv, unsigned timeout_ms)
 	g_cond_clear(&d.c);
 	g_hash_table_destroy(srv->owed);
 	g_free(srv);
+}
+
+void net_server_metrics(const struct net_server *srv, GString *out)
+{
+	static const char *const count = "shardfs_node_requests_total";
+	static const char *const failed = "shardfs_node_request_errors_total";
+	static const char *const took = "shardfs_node_request_duration_seconds";
+	char labels[32];
+
+	metrics_family(out, count, "counter", "Requests answered, by operation.");
+	for (unsigned op = 1; op <= NET_OP_LAST; op++) {
+		const struct metrics_hist *h = &srv->latency[op];
+		uint64_t n = 0;
+
+		for (unsigned i = 0; i <= h->b->n; i++)
+			n += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
+		g_snprintf(labels, sizeof(labels), "op=\"%s\"", net_op_name(op));
+		metrics_sample_u64(out, count, labels, n);
+	}
+	metrics_family(out, failed, "counter", "Requests answered with an error status, by operation.");
+	for (unsigned op = 1; op <= NET_OP_LAST; op++) {
+		g_snprintf(labels, sizeof(labels), "op=\"%s\"", net_op_name(op));
+		metrics_sample_u64(out, failed, labels, __atomic_load_n(&srv->errors[op], __ATOMIC_RELAXED));
+	}
+	metrics_family(out, took, "histogram",
+		       "Time from a request's last byte to its answer, by operation.");
+	for (unsigned op = 1; op <= NET_OP_LAST; op++) {
+		g_snprintf(labels, sizeof(labels), "op=\"%s\"", net_op_name(op));
+		metrics_hist_write(out, took, labels, &srv->latency[op]);
+	}
 }

@@ -13,10 +13,12 @@ PACKAGES=(
   liberasurecode-dev libisal-dev libisal2 libxxhash-dev
   libsqlite3-dev sqlite3 libpq-dev libsystemd-dev systemd
   libjson-glib-dev  # status --json
+  libmicrohttpd-dev  # the /metrics endpoints
   # tests
   libcmocka-dev python3 python3-pytest attr rsync procps time
   util-linux-extra  # fincore: what the page cache holds of a file
   dpkg-dev file lintian  # cpack -G DEB (dpkg-shlibdeps) and its check
+  prometheus  # a real Prometheus scrapes a node and a mount; promtool
 )
 
 missing=()

@@ -16,6 +16,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "common/metrics_http.h"
 #include "net/net.h"
 #include "shardfs.h"
 #include "store/node/node.h"
@@ -56,9 +57,33 @@ static gboolean feed_watchdog(gpointer data)
 }
 
 struct node_opts {
-	char *config, *data_dir, *cert, *key;
+	char *config, *data_dir, *cert, *key, *metrics;
 	gint id, drain_seconds;
 };
+
+static void collect_metrics(GString *out, void *arg)
+{
+	node_service_metrics(((struct node *)arg)->svc, out);
+}
+
+/* The /metrics endpoint when asked for; 0, or -errno said on stderr. */
+static int start_metrics(struct node *n, const char *addr, struct metrics_server **out)
+{
+	GError *err = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!addr)
+		return 0;
+	rc = metrics_server_start(addr, collect_metrics, n, out, &err);
+	if (rc < 0) {
+		fprintf(stderr, "shardfs node: %s\n", err->message);
+		g_error_free(err);
+	} else {
+		g_message("node %u: metrics on http://%s/metrics", n->id, addr);
+	}
+	return rc;
+}
 
 static int open_service(struct node *n, const struct net_cluster *c, const struct node_opts *o,
 			const struct net_node_conf *nc, struct net_tls *tls)
@@ -123,8 +148,13 @@ static int serve(struct node *n, const struct net_cluster *c, const struct node_
 	if (rc == 0 && (rc = node_service_start(n->svc)) < 0)
 		fprintf(stderr, "shardfs: cannot listen on %s:%u: %s\n", nc->host, nc->port,
 			g_strerror(-rc));
+	struct metrics_server *ms = NULL;
+
+	if (rc == 0)
+		rc = start_metrics(n, o->metrics, &ms);
 	if (rc == 0) {
 		run_main_loop(n, nc, o->data_dir ? o->data_dir : nc->data_dir);
+		metrics_server_stop(ms);
 		node_service_stop(n->svc, (unsigned)o->drain_seconds * 1000);
 	}
 	node_service_free(n->svc);
@@ -181,6 +211,7 @@ int cmd_node(int argc, char **argv)
 		{"cert", 0, 0, G_OPTION_ARG_FILENAME, &o.cert, "node certificate (default: cert of the node)", "FILE"},
 		{"key", 0, 0, G_OPTION_ARG_FILENAME, &o.key, "node private key (default: key of the node)", "FILE"},
 		{"drain-seconds", 0, 0, G_OPTION_ARG_INT, &o.drain_seconds, "how long SIGTERM waits for requests in flight (10)", "S"},
+		{"metrics", 0, 0, G_OPTION_ARG_STRING, &o.metrics, "serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)", "ADDR:PORT"},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	struct net_cluster *c = NULL;
@@ -221,5 +252,6 @@ int cmd_node(int argc, char **argv)
 	g_free(o.data_dir);
 	g_free(o.cert);
 	g_free(o.key);
+	g_free(o.metrics);
 	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
 }

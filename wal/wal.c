@@ -249,13 +249,16 @@ static void apply_relocation(struct wal *w, struct wal_req *r)
 static void sync_batch(struct wal *w, struct wal_req *batch)
 {
 	int err = wal_sticky_error(w);
-	unsigned n = 0;
+	unsigned n = 0, durable = 0;
+	gint64 t0 = g_get_monotonic_time(), now;
 
 	if (!err) {
 		err = sync_segments(w, batch);
 		if (err)
 			wal_set_sticky_error(w, err);
 	}
+	now = g_get_monotonic_time();
+	metrics_hist_observe(&w->sync_latency, (uint64_t)(now - t0) * 1000);
 	g_mutex_lock(&w->lock);
 	for (struct wal_req *r = batch; r; r = r->next) {
 		if (r->status == 0 && err)
@@ -271,9 +274,12 @@ static void sync_batch(struct wal *w, struct wal_req *batch)
 		w->durable_seg_id = r->seg->id;
 		w->applied_end = r->offset + req_size(r);
 		w->stats.appends++;
+		durable++;
+		metrics_hist_observe(&w->append_latency, (uint64_t)(now - r->queued_us) * 1000);
 	}
 	w->stats.syncs++;
 	g_mutex_unlock(&w->lock);
+	metrics_hist_observe(&w->batch_records, durable);
 	for (struct wal_req *r = batch, *next; r; r = next, n++) {
 		next = r->next;
 		if (r->done)
@@ -382,6 +388,7 @@ static struct wal_req *record_req_new(const struct wal_key *key, uint8_t type, c
 	wal_rec_encode_head(&r->rec, data, r->head);
 	r->body = data;
 	r->body_len = len;
+	r->queued_us = g_get_monotonic_time();
 	return r;
 }
 
@@ -595,12 +602,48 @@ void wal_get_stats(struct wal *w, struct wal_stats *st)
 	st->sticky_error = wal_sticky_error(w);
 }
 
+void wal_metrics(struct wal *w, GString *out)
+{
+	struct wal_stats st;
+
+	wal_get_stats(w, &st);
+	metrics_family(out, "shardfs_wal_append_duration_seconds", "histogram",
+		       "Time from a record's request to its being durable (fdatasync done).");
+	metrics_hist_write(out, "shardfs_wal_append_duration_seconds", NULL, &w->append_latency);
+	metrics_family(out, "shardfs_wal_fsync_duration_seconds", "histogram",
+		       "Time of one group commit's fdatasync calls.");
+	metrics_hist_write(out, "shardfs_wal_fsync_duration_seconds", NULL, &w->sync_latency);
+	metrics_family(out, "shardfs_wal_records_per_commit", "histogram",
+		       "Records made durable by one group commit.");
+	metrics_hist_write(out, "shardfs_wal_records_per_commit", NULL, &w->batch_records);
+	metrics_one(out, "shardfs_wal_appends_total", "counter",
+		    "Records made durable since the store opened.", (double)st.appends);
+	metrics_one(out, "shardfs_wal_commits_total", "counter",
+		    "Group commits (fdatasync batches) since the store opened.", (double)st.syncs);
+	metrics_one(out, "shardfs_wal_compactions_total", "counter",
+		    "Segments compacted since the store opened.", (double)st.compactions);
+	metrics_one(out, "shardfs_wal_corrupt_records_total", "counter",
+		    "Records found failing their checksum.", (double)st.corrupt_records);
+	metrics_one(out, "shardfs_wal_segments", "gauge", "Segment files of the store.",
+		    (double)st.segments);
+	metrics_one(out, "shardfs_wal_shards", "gauge", "Live shards in the store.", (double)st.keys);
+	metrics_one(out, "shardfs_wal_live_bytes", "gauge",
+		    "Bytes of the records the index points to.", (double)st.live_bytes);
+	metrics_one(out, "shardfs_wal_disk_bytes", "gauge", "Bytes of all segment files.",
+		    (double)st.disk_bytes);
+	metrics_one(out, "shardfs_wal_read_only", "gauge",
+		    "1 when a disk error made the store read-only.", st.sticky_error ? 1 : 0);
+}
+
 /* ---- open and close ---- */
 
 static struct wal *wal_alloc(const struct wal_options *o)
 {
 	struct wal *w = g_new0(struct wal, 1);
 
+	metrics_hist_init(&w->append_latency, &metrics_latency_buckets);
+	metrics_hist_init(&w->sync_latency, &metrics_latency_buckets);
+	metrics_hist_init(&w->batch_records, &metrics_count_buckets);
 	w->opt = *o;
 	w->io = o->io ? o->io : &wal_io_posix;
 	w->dir = g_strdup(o->dir);

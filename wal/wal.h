@@ -61,6 +61,7 @@
 #ifndef SHARDFS_WAL_H
 #define SHARDFS_WAL_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -232,5 +233,10 @@ int wal_checkpoint(struct wal *w);
 int wal_scrub(struct wal *w, wal_scrub_fn fn, void *arg, struct wal_scrub_report *rep);
 
 void wal_get_stats(struct wal *w, struct wal_stats *st);
+
+/* The store's figures in Prometheus's text format (common/metrics.h):
+ * append and fsync latency, records per group commit, counters and
+ * sizes; any thread. */
+void wal_metrics(struct wal *w, GString *out);
 
 #endif

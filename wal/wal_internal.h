@@ -12,6 +12,7 @@
 #ifndef SHARDFS_WAL_INTERNAL_H
 #define SHARDFS_WAL_INTERNAL_H
 
+#include "common/metrics.h"
 #include "wal.h"
 #include "wal_record.h"
 
@@ -61,6 +62,7 @@ struct wal_req {
 	struct wal_seg *seg;
 	uint64_t offset;
 	int status;
+	gint64 queued_us; /* when made: its latency to durable ends at done */
 };
 
 struct wal_queue {
@@ -102,6 +104,10 @@ struct wal {
 	bool maint_stop;	/* maint_lock */
 
 	GThread *writer, *syncer, *maint;
+	/* Filled by the sync thread, read by any (wal_metrics). */
+	struct metrics_hist append_latency; /* request made to durable, ns */
+	struct metrics_hist sync_latency;   /* one batch's fdatasyncs, ns */
+	struct metrics_hist batch_records;  /* records made durable by one sync */
 };
 
 /* Key hashing for the index (xxh3 over the packed key). */

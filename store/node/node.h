@@ -61,6 +61,11 @@ uint16_t node_service_port(const struct node_service *s);
 /* The store's sticky error: 0 while it is healthy (a failed fsync makes it
  * read-only until a restart recovers it); -ESHUTDOWN once stopped. */
 int node_service_store_error(const struct node_service *s);
+/* The node's figures in Prometheus's text format (common/metrics.h):
+ * requests by op, the store (wal_metrics), its disk, stream rings and the
+ * process. Any thread, while started (stop the metrics endpoint before
+ * node_service_stop). */
+void node_service_metrics(struct node_service *s, GString *out);
 /* The ordered stop described above; waits up to drain_ms for responses to
  * be delivered. No-op if not started or already stopped. */
 void node_service_stop(struct node_service *s, unsigned drain_ms);

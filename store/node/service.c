@@ -17,6 +17,7 @@
  */
 #define G_LOG_DOMAIN "shardfs-node"
 
+#include "common/metrics.h"
 #include "node.h"
 #include "net/net.h"
 #include "stream_home.h"
@@ -292,6 +293,48 @@ static uint64_t filesystem_id(const char *dir)
 	g_free(key);
 	g_free(host);
 	return id ? id : 1;
+}
+
+static void stream_metrics(struct node_service *n, GString *out)
+{
+	struct node_stream_totals t;
+
+	node_streams_totals(n->streams, &t);
+	metrics_one(out, "shardfs_node_streams", "gauge", "Stream files homed on this node.",
+		    (double)t.streams);
+	metrics_one(out, "shardfs_node_stream_writers", "gauge", "Open writers of those streams.",
+		    (double)t.writers);
+	metrics_one(out, "shardfs_node_stream_readers", "gauge",
+		    "Tailing readers of those streams, on every mount.", (double)t.readers);
+	metrics_one(out, "shardfs_node_stream_ring_bytes", "gauge",
+		    "Bytes of ring buffer held for those streams.", (double)t.ring_bytes);
+	metrics_one(out, "shardfs_node_stream_dropped_bytes_total", "counter",
+		    "Stream bytes overwritten in a ring before a reader got them.",
+		    (double)t.bytes_dropped);
+}
+
+void node_service_metrics(struct node_service *n, GString *out)
+{
+	struct statvfs sv = {0};
+	char labels[64];
+
+	g_snprintf(labels, sizeof(labels), "node=\"%u\",version=\"%s\"", n->id, SHARDFS_VERSION);
+	metrics_family(out, "shardfs_node_info", "gauge", "The node's id and version (always 1).");
+	metrics_sample(out, "shardfs_node_info", labels, 1);
+	metrics_one(out, "shardfs_node_uptime_seconds", "gauge", "Seconds since the node started.",
+		    (double)(g_get_monotonic_time() - n->started_us) / G_USEC_PER_SEC);
+	statvfs(n->data_dir, &sv);
+	metrics_one(out, "shardfs_node_disk_free_bytes", "gauge",
+		    "Free bytes of the data directory's filesystem (for unprivileged users).",
+		    (double)sv.f_bavail * (double)sv.f_frsize);
+	metrics_one(out, "shardfs_node_disk_size_bytes", "gauge",
+		    "Size of the data directory's filesystem.", (double)sv.f_blocks * (double)sv.f_frsize);
+	if (n->srv)
+		net_server_metrics(n->srv, out);
+	if (n->wal)
+		wal_metrics(n->wal, out);
+	stream_metrics(n, out);
+	metrics_process(out);
 }
 
 int node_service_new(const struct node_service_config *c, struct node_service **out)

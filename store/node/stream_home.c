@@ -406,25 +406,55 @@ static void on_keep(struct node_streams *s, struct stream *st, struct net_reques
 	reply(s, r, hd ? 0 : -EBADF, 0, NULL, 0);
 }
 
-static void on_stat(struct node_streams *s, struct stream *st, struct net_request *r)
+/* Reader subscriptions (handles) and the local readers behind them. */
+static void count_readers(const struct stream *st, unsigned *handles, unsigned *readers)
 {
 	GHashTableIter it;
 	gpointer v;
-	unsigned handles = 0, readers = 0;
 
-	if (!st) {
-		reply(s, r, -ENOENT, 0, NULL, 0);
-		return;
-	}
+	*handles = *readers = 0;
 	g_hash_table_iter_init(&it, st->handles);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct handle *h = v;
 
 		if (!h->writer) {
-			handles++;
-			readers += h->local_readers ? h->local_readers : 1;
+			(*handles)++;
+			*readers += h->local_readers ? h->local_readers : 1;
 		}
 	}
+}
+
+void node_streams_totals(struct node_streams *s, struct node_stream_totals *t)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	*t = (struct node_stream_totals){0};
+	g_mutex_lock(&s->lock);
+	g_hash_table_iter_init(&it, s->streams);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct stream *st = v;
+		unsigned handles, readers;
+
+		count_readers(st, &handles, &readers);
+		t->streams++;
+		t->writers += st->writers;
+		t->readers += readers;
+		t->ring_bytes += st->ring.cap;
+		t->bytes_dropped += st->dropped;
+	}
+	g_mutex_unlock(&s->lock);
+}
+
+static void on_stat(struct node_streams *s, struct stream *st, struct net_request *r)
+{
+	unsigned handles, readers;
+
+	if (!st) {
+		reply(s, r, -ENOENT, 0, NULL, 0);
+		return;
+	}
+	count_readers(st, &handles, &readers);
 	struct net_stream_stat ns = {
 		.head = st->ring.head, .oldest = st->ring.oldest, .ring_bytes = st->ring.cap,
 		.lossless = st->lossless, .writers = st->writers, .readers = readers,

@@ -31,4 +31,13 @@ void node_streams_tick_at(struct node_streams *s, gint64 now_us);
 /* Answers every parked request with status (the node stops). */
 void node_streams_stop(struct node_streams *s, int status);
 
+/* Over every stream the node holds (streams are kept for the process's
+ * life, so bytes_dropped only grows). */
+struct node_stream_totals {
+	uint64_t streams, writers, readers; /* readers: local readers of every mount */
+	uint64_t ring_bytes;		    /* capacity of the rings */
+	uint64_t bytes_dropped;		    /* overwritten before a reader got them */
+};
+void node_streams_totals(struct node_streams *s, struct node_stream_totals *t);
+
 #endif
