@@ -101,6 +101,17 @@ static gboolean parse_addr(const char *text, struct sockaddr_storage *sa)
 	return ok;
 }
 
+int metrics_addr_check(const char *addr, GError **err)
+{
+	struct sockaddr_storage sa = {0};
+
+	if (parse_addr(addr, &sa))
+		return 0;
+	g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+		    "metrics address %s: not HOST:PORT with an IP address", addr);
+	return -EINVAL;
+}
+
 int metrics_server_start(const char *addr, metrics_collect_fn collect, void *arg,
 			 struct metrics_server **out, GError **err)
 {
@@ -108,11 +119,9 @@ int metrics_server_start(const char *addr, metrics_collect_fn collect, void *arg
 	struct metrics_server *s;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-	if (!parse_addr(addr, &sa)) {
-		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-			    "metrics address %s: not HOST:PORT with an IP address", addr);
+	if (metrics_addr_check(addr, err) < 0)
 		return -EINVAL;
-	}
+	parse_addr(addr, &sa);
 	if (sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s = g_new0(struct metrics_server, 1);

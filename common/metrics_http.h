@@ -22,6 +22,9 @@ typedef void (*metrics_collect_fn)(GString *out, void *arg);
  */
 int metrics_server_start(const char *addr, metrics_collect_fn collect, void *arg,
 			 struct metrics_server **out, GError **err);
+/* Whether addr is an address metrics_server_start takes; -EINVAL with
+ * *err if not. */
+int metrics_addr_check(const char *addr, GError **err);
 unsigned metrics_server_port(const struct metrics_server *s);
 /* Stops listening and waits for a scrape in progress; NULL is ignored. */
 void metrics_server_stop(struct metrics_server *s);

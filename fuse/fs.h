@@ -20,6 +20,7 @@ struct fs_mount_options {
 	bool debug;
 	unsigned max_threads; /* FUSE worker threads (16) */
 	unsigned repair_interval_s; /* pause between repair passes; 0: no repair in this mount */
+	const char *metrics_addr;   /* ADDR:PORT of the /metrics endpoint, or NULL: none */
 };
 
 /* Mounts and serves until unmounted; returns the process exit status (0,

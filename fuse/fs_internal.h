@@ -40,6 +40,8 @@ struct fs {
 	uint64_t init_unique;
 	bool direct_io; /* the kernel keeps direct I/O coherent (atomic) */
 	struct fs_streams *streams; /* stream.c */
+	struct fs_metrics *metrics; /* metrics.c; NULL when the mount serves none */
+	struct metrics_server *metrics_server;
 };
 
 /* What the mount last saw of a file's content, for keep_cache. */

@@ -14,6 +14,9 @@
 #define G_LOG_DOMAIN "shardfs-fuse"
 
 #include "fs_internal.h"
+#include "metrics.h"
+
+#include "common/metrics_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +236,7 @@ static void fs_free(struct fs *fs)
 {
 	fs_inode_close_all(fs);
 	fs_streams_free(fs);
+	fs_metrics_free(fs->metrics);
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
 		fs->stopping = true;
@@ -296,6 +300,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	struct fs *fs = userdata;
 	ssize_t n = read(fd, buf, len);
 
+	if (fs->metrics && n > 0)
+		fs_metrics_request(fs->metrics, buf, (size_t)n);
 	if (!__atomic_load_n(&fs->init_seen, __ATOMIC_ACQUIRE) &&
 	    n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
 			   sizeof(uint32_t))) {
@@ -331,6 +337,8 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 			__atomic_store_n(&fs->init_answered, true, __ATOMIC_RELAXED);
 		}
 	}
+	if (fs->metrics)
+		fs_metrics_reply(fs->metrics, iov, count);
 	return writev(fd, iov, count);
 }
 
@@ -415,13 +423,29 @@ static void detach_stderr(void)
 	g_log_set_writer_func(log_to_journal, NULL, NULL);
 }
 
+/* The /metrics endpoint, when asked for: in the process that serves (a
+ * thread of its own, so after the fork of a background mount). */
+static bool start_metrics(struct fs *fs, const char *addr)
+{
+	GError *err = NULL;
+
+	if (!addr)
+		return true;
+	fs->metrics = fs_metrics_new();
+	if (metrics_server_start(addr, fs_metrics_write, fs, &fs->metrics_server, &err) == 0)
+		return true;
+	g_printerr("shardfs: %s\n", err->message);
+	g_error_free(err);
+	return false;
+}
+
 static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 {
 	struct fuse_loop_config *cfg;
 	char ok = 0;
 	int rc = 1;
 
-	if (!fs->store || !(fs->se = session_new(fs, o)))
+	if (!fs->store || !start_metrics(fs, o->metrics_addr) || !(fs->se = session_new(fs, o)))
 		goto out;
 	static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
 	if (fuse_set_signal_handlers(fs->se) || fuse_session_mount(fs->se, o->mountpoint) ||
@@ -442,6 +466,8 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 		ready_fd = -1;
 	}
 	g_message("mounted %s on %s", o->cluster_conf, o->mountpoint);
+	if (fs->metrics_server)
+		g_message("metrics on http://%s/metrics", o->metrics_addr);
 	sd_notify(0, "READY=1"); /* shardfs-mount@.service is Type=notify */
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : 16);
@@ -452,6 +478,8 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	fuse_session_unmount(fs->se);
 	g_message("unmounted %s", o->mountpoint);
 out:
+	metrics_server_stop(fs->metrics_server);
+	fs->metrics_server = NULL;
 	if (ready_fd >= 0) {
 		write(ready_fd, &ok, 1);
 		close(ready_fd);

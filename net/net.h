@@ -132,6 +132,9 @@ void net_pool_options_default(struct net_pool_options *o);
 int net_pool_new(const struct net_cluster *c, struct net_tls *tls,
 		 const struct net_pool_options *o, struct net_pool **out);
 void net_pool_free(struct net_pool *p);
+/* Latency and errors of shard puts and gets by node, in Prometheus's text
+ * format (common/metrics.h); any thread. */
+void net_pool_metrics(struct net_pool *p, GString *out);
 /*
  * Sends call to node_id; done(arg, call) runs on the pool's thread once
  * call->status is set: 0 or the node's status, or -ENOENT (no such node),

@@ -14,6 +14,7 @@
  */
 #define G_LOG_DOMAIN "shardfs-net"
 
+#include "common/metrics.h"
 #include "common/waiter.h"
 #include "net.h"
 #include "quic.h"
@@ -30,6 +31,10 @@ struct pool_node {
 	uint16_t port;
 	struct quic_conn *c; /* NULL when not connected */
 	GQueue waiting;	     /* struct call_state waiting for the connection or a stream */
+	/* Shard puts and gets, [0] put, [1] get: filled on the loop thread,
+	 * read by any (net_pool_metrics). */
+	struct metrics_hist latency[2];
+	uint64_t errors[2];
 };
 
 struct call_state {
@@ -40,7 +45,7 @@ struct call_state {
 	uint32_t node_id;
 	struct pool_node *node;
 	struct quic_stream *s;
-	gint64 deadline_us;
+	gint64 deadline_us, start_us;
 	uint8_t head[NET_REQ_HEADER_SIZE];
 	uint8_t rhead[NET_RESP_HEADER_SIZE];
 	size_t rhead_got, body_got;
@@ -78,12 +83,27 @@ static void complete(struct call_state *cs)
  * closes: until then its body must stay valid. A silent node's stream
  * closes with its connection, which the sweep closes.
  */
+/* Latency and errors of shard puts and gets, by node. */
+static void measure(struct call_state *cs, int status)
+{
+	uint8_t op = cs->call->req.op;
+	struct pool_node *n = g_hash_table_lookup(cs->pool->nodes, GUINT_TO_POINTER(cs->node_id));
+	unsigned i = op == NET_OP_PUT ? 0 : 1;
+
+	if (!n || (op != NET_OP_PUT && op != NET_OP_GET))
+		return;
+	metrics_hist_observe(&n->latency[i], (uint64_t)(quic_loop_now_us() - cs->start_us) * 1000);
+	if (status)
+		__atomic_add_fetch(&n->errors[i], 1, __ATOMIC_RELAXED);
+}
+
 static void finish(struct call_state *cs, int status)
 {
 	if (cs->finished)
 		return;
 	cs->finished = true;
 	cs->call->status = status;
+	measure(cs, status);
 	cs->pool->inflight = g_list_remove(cs->pool->inflight, cs);
 	if (!cs->s) {
 		complete(cs);
@@ -302,7 +322,8 @@ void net_pool_call_async(struct net_pool *p, uint32_t node_id, struct net_call *
 	cs->arg = arg;
 	cs->pool = p;
 	cs->node_id = node_id;
-	cs->deadline_us = quic_loop_now_us() + (gint64)timeout * 1000;
+	cs->start_us = quic_loop_now_us();
+	cs->deadline_us = cs->start_us + (gint64)timeout * 1000;
 	quic_loop_post(p->loop, start_call, cs);
 }
 
@@ -382,6 +403,8 @@ int net_pool_new(const struct net_cluster *c, struct net_tls *tls,
 
 		n->pool = p;
 		n->id = nc->id;
+		metrics_hist_init(&n->latency[0], &metrics_latency_buckets);
+		metrics_hist_init(&n->latency[1], &metrics_latency_buckets);
 		n->host = g_strdup(nc->host);
 		n->port = nc->port;
 		g_hash_table_insert(p->nodes, GUINT_TO_POINTER(n->id), n);
@@ -400,4 +423,49 @@ void net_pool_free(struct net_pool *p)
 	g_hash_table_destroy(p->nodes);
 	g_list_free(p->inflight);
 	g_free(p);
+}
+
+static gint by_id(gconstpointer a, gconstpointer b)
+{
+	uint32_t x = (*(struct pool_node *const *)a)->id, y = (*(struct pool_node *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+void net_pool_metrics(struct net_pool *p, GString *out)
+{
+	static const char *const ops[] = {"put", "get"};
+	static const char *const took = "shardfs_node_call_duration_seconds";
+	static const char *const failed = "shardfs_node_call_errors_total";
+	GPtrArray *nodes = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer v;
+	char labels[48];
+
+	g_hash_table_iter_init(&it, p->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_ptr_array_add(nodes, v);
+	g_ptr_array_sort(nodes, by_id);
+	metrics_family(out, took, "histogram",
+		       "Shard puts and gets from this client, by node: request to answer.");
+	for (guint i = 0; i < nodes->len; i++) {
+		struct pool_node *n = nodes->pdata[i];
+
+		for (unsigned op = 0; op < 2; op++) {
+			g_snprintf(labels, sizeof(labels), "node=\"%u\",op=\"%s\"", n->id, ops[op]);
+			metrics_hist_write(out, took, labels, &n->latency[op]);
+		}
+	}
+	metrics_family(out, failed, "counter",
+		       "Shard puts and gets that failed (node down, timeout, error status), by node.");
+	for (guint i = 0; i < nodes->len; i++) {
+		struct pool_node *n = nodes->pdata[i];
+
+		for (unsigned op = 0; op < 2; op++) {
+			g_snprintf(labels, sizeof(labels), "node=\"%u\",op=\"%s\"", n->id, ops[op]);
+			metrics_sample_u64(out, failed, labels,
+					   __atomic_load_n(&n->errors[op], __ATOMIC_RELAXED));
+		}
+	}
+	g_ptr_array_free(nodes, TRUE);
 }

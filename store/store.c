@@ -10,6 +10,8 @@
 
 #include "store_internal.h"
 
+#include "common/metrics.h"
+
 #include "common/waiter.h"
 
 #define XXH_INLINE_ALL
@@ -291,6 +293,46 @@ void store_get_stats(struct store *s, struct store_stats *st)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	*st = s->stats;
+}
+
+static void write_counters(const struct store_stats st, GString *out)
+{
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} counters[] = {
+		{"shardfs_parts_written_total", "Parts of objects written.", st.parts_written},
+		{"shardfs_parts_read_total", "Parts of objects read whole.", st.parts_read},
+		{"shardfs_ranges_read_total", "Byte ranges read from data shards alone.", st.ranges_read},
+		{"shardfs_object_written_bytes_total", "Bytes of objects written.", st.bytes_written},
+		{"shardfs_object_read_bytes_total", "Bytes of objects read.", st.bytes_read},
+		{"shardfs_shard_fetched_bytes_total", "Shard bytes that came from nodes for reads.",
+		 st.shard_bytes_fetched},
+		{"shardfs_shards_handed_off_total", "Shards put on another node than the ring's first"
+		 " choice (it did not answer).", st.shards_handed_off},
+		{"shardfs_shards_missing_total", "Shards a write could place on no node (recorded"
+		 " missing for repair).", st.shards_missing},
+		{"shardfs_parts_degraded_total", "Parts written with shards missing.", st.parts_degraded},
+		{"shardfs_shards_rebuilt_total", "Missing shards repair rebuilt.", st.shards_rebuilt},
+		{"shardfs_degraded_reads_total", "Part reads that needed more than the first k shards"
+		 " asked (a node slow, down or corrupt).", st.degraded_reads},
+		{"shardfs_hedged_reads_total", "Part reads that asked more shards because nodes were"
+		 " slow.", st.hedged_reads},
+		{"shardfs_corrupt_shards_total", "Shards a node reported corrupt or that failed the"
+		 " part checksum.", st.corrupt_shards},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(counters); i++)
+		metrics_one(out, counters[i].name, "counter", counters[i].help, (double)counters[i].v);
+}
+
+void store_metrics(struct store *s, GString *out)
+{
+	struct store_stats st;
+
+	store_get_stats(s, &st);
+	write_counters(st, out);
+	net_pool_metrics(s->pool, out);
 }
 
 /* ---- batches of calls ---- */

@@ -79,6 +79,9 @@ const struct net_cluster *store_cluster(const struct store *s);
 const char *store_meta_url(const struct store *s);
 size_t store_part_size(const struct store *s);
 void store_get_stats(struct store *s, struct store_stats *st);
+/* Those counters and the per-node latency of shard calls, in Prometheus's
+ * text format (common/metrics.h); any thread. */
+void store_metrics(struct store *s, GString *out);
 
 /* A new random object id. */
 void store_object_id_new(uint8_t oid[16]);

@@ -25,20 +25,37 @@
 static const char *const mount8_only[] = {"defaults", "_netdev", "auto", "noauto", "user",
 					  "users", "nouser", "nofail", "rw", NULL};
 
-/* fsname=shardfs, plus the options that are FUSE's, comma-separated;
- * *streams = the value of streams= (shardfs's own), or NULL; *repair_s
- * the value of repair_interval= if given (-1 if not a number). */
-static char *fuse_options(const char *opts, char **streams, int *repair_s)
+/* The -o options that are shardfs's own, not FUSE's. */
+struct own_options {
+	char *streams;	/* streams=DIR[:DIR...], or NULL */
+	char *metrics;	/* metrics=ADDR:PORT, or NULL */
+	int *repair_s;	/* repair_interval=S if given (-1 if not a number) */
+};
+
+/* Takes a value option name=V of list item o into *value. */
+static bool take_value(const char *o, const char *name, char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(o, name, n) || o[n] != '=')
+		return false;
+	g_free(*value);
+	*value = g_strdup(o + n + 1);
+	return true;
+}
+
+/* fsname=shardfs, plus the options that are FUSE's, comma-separated; the
+ * rest into own. */
+static char *fuse_options(const char *opts, struct own_options *own)
 {
 	GString *out = g_string_new("fsname=shardfs,subtype=shardfs");
 	char **list = g_strsplit(opts ? opts : "", ",", -1);
+	int *repair_s = own->repair_s;
 
-	*streams = NULL;
 	for (char **o = list; *o; o++) {
-		if (g_str_has_prefix(*o, "streams=")) {
-			g_free(*streams);
-			*streams = g_strdup(*o + strlen("streams="));
-		} else if (g_str_has_prefix(*o, "repair_interval=")) {
+		if (take_value(*o, "streams", &own->streams) || take_value(*o, "metrics", &own->metrics))
+			continue;
+		if (g_str_has_prefix(*o, "repair_interval=")) {
 			guint64 v;
 
 			*repair_s = g_ascii_string_to_unsigned(*o + strlen("repair_interval="), 10, 0,
@@ -81,7 +98,7 @@ int cmd_mount(int argc, char **argv)
 	int threads = 16, repair_interval = 30;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
-		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], ...)", "OPTS"},
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, metrics=ADDR:PORT, ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
 		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
@@ -96,8 +113,9 @@ int cmd_mount(int argc, char **argv)
 	 * -c or SHARDFS_CONF, as for every command. */
 	gboolean spec_given = argc == 3 && !named;
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
-	g_autofree char *streams = NULL;
-	g_autofree char *fuse_opts = fuse_options(joined, &streams, &repair_interval);
+	struct own_options own = {.repair_s = &repair_interval};
+	g_autofree char *fuse_opts = fuse_options(joined, &own);
+	g_autofree char *streams = own.streams, *metrics = own.metrics;
 	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
 	    repair_interval > 86400) {
 		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
@@ -124,6 +142,7 @@ int cmd_mount(int argc, char **argv)
 		.debug = debug,
 		.max_threads = (unsigned)threads,
 		.repair_interval_s = (unsigned)repair_interval,
+		.metrics_addr = metrics,
 	};
 	g_strfreev(opts);
 	return mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;

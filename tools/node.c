@@ -225,6 +225,11 @@ int cmd_node(int argc, char **argv)
 		fprintf(stderr, "shardfs node: --id N is required\n");
 		return SHARDFS_EXIT_USAGE;
 	}
+	if (o.metrics && metrics_addr_check(o.metrics, &err) < 0) {
+		fprintf(stderr, "shardfs node: %s\n", err->message);
+		g_error_free(err);
+		return SHARDFS_EXIT_USAGE;
+	}
 	char *named = o.config;
 
 	rc = tools_cluster_file("node", named, &o.config);

@@ -13,6 +13,17 @@ import time
 SHARDFS = os.environ.get("SHARDFS_BIN", "shardfs")
 
 
+def free_tcp_ports(n):
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_udp_ports(n):
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
     try:
@@ -49,10 +60,11 @@ class Cluster:
             self.start(i)
         self.wait_up()
 
-    def start(self, i):
+    def start(self, i, *extra):
+        """Starts node i (extra: more `shardfs node` arguments)."""
         log = open(os.path.join(self.dir, f"node-{i}.log"), "ab")
         self.procs[i] = subprocess.Popen(
-            [SHARDFS, "node", "--config", self.conf, "--id", str(i)],
+            [SHARDFS, "node", "--config", self.conf, "--id", str(i), *extra],
             stdout=log, stderr=log, start_new_session=True)
 
     def wait_up(self, timeout=20):
