@@ -80,12 +80,12 @@ static bool mountpoint_ok(const char *mnt)
 		return false;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "shardfs mount: %s: not a directory\n", mnt);
+		fprintf(stderr, "shardfs mount: %s: not a directory (--force mounts on it)\n", mnt);
 		return false;
 	}
 	if (local_mount_is_mounted(mnt)) {
 		fprintf(stderr, "shardfs mount: %s: a shardfs is mounted there already"
-				" (unmount it first: fusermount3 -u %s)\n", mnt, mnt);
+				" (unmount it first: fusermount3 -u %s, or give --force)\n", mnt, mnt);
 		return false;
 	}
 	return true;
@@ -93,13 +93,14 @@ static bool mountpoint_ok(const char *mnt)
 
 int cmd_mount(int argc, char **argv)
 {
-	gboolean foreground = FALSE, debug = FALSE;
+	gboolean foreground = FALSE, debug = FALSE, force = FALSE;
 	char **opts = NULL, *named = NULL;
 	int threads = 16, repair_interval = 30;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
 		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, metrics=ADDR:PORT, ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
+		{"force", 0, 0, G_OPTION_ARG_NONE, &force, "mount even on a regular file or over a shardfs already mounted there", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
 		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
 		{"repair-interval", 0, 0, G_OPTION_ARG_INT, &repair_interval,
@@ -145,5 +146,5 @@ int cmd_mount(int argc, char **argv)
 		.metrics_addr = metrics,
 	};
 	g_strfreev(opts);
-	return mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
+	return force || mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
 }

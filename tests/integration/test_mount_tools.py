@@ -541,6 +541,14 @@ def test_background_mount_is_silent_and_refuses_bad_mount_points(helper, tmp_pat
         run(SHARDFS, "mount", *args, env=env, capture_output=True, timeout=60)
         assert open(f"{mnt}/f", "rb").read() == b"still served", args
         run("fusermount3", "-u", mnt, timeout=60)
+    # asked for, a second mount stacks over the first
+    run(mh, cl.conf, mnt, capture_output=True, timeout=60)
+    run(SHARDFS, "mount", "--force", cl.conf, mnt, capture_output=True, timeout=60)
+    with open("/proc/self/mountinfo") as f:
+        stacked = sum(1 for line in f if f" {os.path.realpath(mnt)} " in line and "fuse.shardfs" in line)
+    run("fusermount3", "-u", mnt, timeout=60)
+    run("fusermount3", "-u", mnt, timeout=60)
+    assert stacked == 2 and not is_mounted(mnt)
 
 
 MOUNT8 = """
