@@ -4,6 +4,7 @@ and `promtool check metrics` clean on both endpoints."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,23 @@ class Prometheus:
         self.log.close()
 
 
+DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "grafana",
+                         "shardfs-dashboard.json")
+
+
+def dashboard_exprs():
+    with open(DASHBOARD) as f:
+        return [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+
+
+def dashboard_metric_names():
+    names = set()
+    for expr in dashboard_exprs():
+        for name in re.findall(r"\b(shardfs_[a-z_]+|process_[a-z_]+)", expr):
+            names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
 def promtool_check(url):
     text = get(url)
     r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
@@ -123,6 +141,12 @@ def test_prometheus_scrapes_a_node_and_a_mount(cluster, tmp_path):
         assert open(f"{m.path}/f", "rb").read() == data
         lat = prom.value('sum(shardfs_fuse_request_duration_seconds_count{job="mount",op="write"})')
         assert lat and lat >= 9, lat
+        # every series the dashboard queries is served by a node or a mount
+        for expr in dashboard_exprs():
+            assert prom.api("query", query=expr)["result"] is not None, expr
+        served = get(f"http://{node_addr}/metrics").decode() + get(f"http://{mount_addr}/metrics").decode()
+        for name in dashboard_metric_names():
+            assert f"\n{name}" in served or f"\n# TYPE {name} " in served, name
     finally:
         if prom:
             prom.stop()
