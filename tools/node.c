@@ -56,9 +56,12 @@ static gboolean feed_watchdog(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+#define NOT_GIVEN G_MININT
+
 struct node_opts {
 	char *config, *data_dir, *cert, *key, *metrics;
 	gint id, drain_seconds;
+	gint scrub_interval, scrub_rate_mib; /* NOT_GIVEN: the cluster file's, or the default */
 };
 
 static void collect_metrics(GString *out, void *arg)
@@ -85,6 +88,43 @@ static int start_metrics(struct node *n, const char *addr, struct metrics_server
 	return rc;
 }
 
+/* An option given, else [node] key in the cluster file, else the default;
+ * false (said) when out of lo..hi. */
+static gboolean node_setting(const struct net_cluster *c, const char *key, gint given, gint lo,
+			     gint hi, guint64 *out)
+{
+	GError *err = NULL;
+	gint64 v = given;
+	gboolean set = given != NOT_GIVEN;
+
+	if (!set && g_key_file_has_key(c->kf, "node", key, NULL)) {
+		v = g_key_file_get_int64(c->kf, "node", key, &err);
+		set = TRUE;
+	}
+	if (err || (set && (v < lo || v > hi))) {
+		fprintf(stderr, "shardfs node: %s %s: must be %d..%d\n", key,
+			err ? "is not a number" : "out of range", lo, hi);
+		g_clear_error(&err);
+		return FALSE;
+	}
+	if (set)
+		*out = (guint64)v;
+	return TRUE;
+}
+
+static gboolean scrub_settings(const struct net_cluster *c, const struct node_opts *o,
+			       struct node_service_config *sc)
+{
+	guint64 interval = sc->scrub_interval_s, rate_mib = sc->scrub_bytes_per_s >> 20;
+
+	if (!node_setting(c, "scrub_interval", o->scrub_interval, 0, 30 * 86400, &interval) ||
+	    !node_setting(c, "scrub_rate_mib", o->scrub_rate_mib, 0, 100000, &rate_mib))
+		return FALSE;
+	sc->scrub_interval_s = (unsigned)interval;
+	sc->scrub_bytes_per_s = rate_mib << 20;
+	return TRUE;
+}
+
 static int open_service(struct node *n, const struct net_cluster *c, const struct node_opts *o,
 			const struct net_node_conf *nc, struct net_tls *tls)
 {
@@ -104,6 +144,8 @@ static int open_service(struct node *n, const struct net_cluster *c, const struc
 	}
 	if (g_key_file_has_key(c->kf, "node", "segment_size", NULL))
 		sc.segment_size = (uint64_t)g_key_file_get_int64(c->kf, "node", "segment_size", NULL);
+	if (!scrub_settings(c, o, &sc))
+		return -EINVAL;
 	rc = node_service_new(&sc, &n->svc);
 	if (rc < 0)
 		fprintf(stderr, "shardfs: cannot open the store in %s: %s\n", sc.data_dir,
@@ -203,7 +245,8 @@ static void keep_freed_memory(void)
 
 int cmd_node(int argc, char **argv)
 {
-	struct node_opts o = {.drain_seconds = 10};
+	struct node_opts o = {.drain_seconds = 10, .scrub_interval = NOT_GIVEN,
+			      .scrub_rate_mib = NOT_GIVEN};
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config, "cluster file or directory (default $SHARDFS_CONF)", "CLUSTER"},
 		{"id", 'i', 0, G_OPTION_ARG_INT, &o.id, "this node's id in the cluster file", "N"},
@@ -211,6 +254,8 @@ int cmd_node(int argc, char **argv)
 		{"cert", 0, 0, G_OPTION_ARG_FILENAME, &o.cert, "node certificate (default: cert of the node)", "FILE"},
 		{"key", 0, 0, G_OPTION_ARG_FILENAME, &o.key, "node private key (default: key of the node)", "FILE"},
 		{"drain-seconds", 0, 0, G_OPTION_ARG_INT, &o.drain_seconds, "how long SIGTERM waits for requests in flight (10)", "S"},
+		{"scrub-interval", 0, 0, G_OPTION_ARG_INT, &o.scrub_interval, "seconds between background scrub passes (86400; 0: none)", "S"},
+		{"scrub-rate", 0, 0, G_OPTION_ARG_INT, &o.scrub_rate_mib, "MiB/s a scrub pass reads at most (32; 0: unbounded)", "MIB"},
 		{"metrics", 0, 0, G_OPTION_ARG_STRING, &o.metrics, "serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)", "ADDR:PORT"},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};

@@ -232,6 +232,18 @@ int wal_checkpoint(struct wal *w);
  * bad one. Returns 0 or an I/O error; bad records are counted in rep. */
 int wal_scrub(struct wal *w, wal_scrub_fn fn, void *arg, struct wal_scrub_report *rep);
 
+/* How a background scrub goes: at most bytes_per_s (0: as fast as the disk
+ * reads), ending early with -ECANCELED once *stop (atomic) is non-zero,
+ * and storing the bytes checked so far in *progress (atomic; may be NULL)
+ * for others to read while it runs. */
+struct wal_scrub_pace {
+	uint64_t bytes_per_s;
+	const gint *stop;
+	uint64_t *progress;
+};
+int wal_scrub_paced(struct wal *w, const struct wal_scrub_pace *pace, wal_scrub_fn fn, void *arg,
+		    struct wal_scrub_report *rep);
+
 void wal_get_stats(struct wal *w, struct wal_stats *st);
 
 /* The store's figures in Prometheus's text format (common/metrics.h):

@@ -42,7 +42,14 @@ struct node_service_config {
 	uint16_t port;		/* 0: any free port (see node_service_port) */
 	struct net_tls *tls;	/* the node's identity, borrowed until free */
 	unsigned workers;	/* threads for disk reads (8) */
+	unsigned scrub_interval_s; /* between background scrub passes; 0: none */
+	uint64_t scrub_bytes_per_s; /* their rate; 0: unbounded */
 };
+
+/* A full background scrub a day at 32 MiB/s: 2.7 TiB a day at most, a
+ * small share of a disk's bandwidth. */
+#define NODE_SCRUB_INTERVAL_S 86400u
+#define NODE_SCRUB_BYTES_PER_S (32ull << 20)
 
 /* Fills c with the defaults; the caller then sets id, data_dir, host,
  * port and tls. */

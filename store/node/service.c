@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "node.h"
 #include "net/net.h"
+#include "scrubber.h"
 #include "stream_home.h"
 #include "wal/wal.h"
 
@@ -44,6 +45,9 @@ struct node_service {
 	struct node_streams *streams;
 	gint64 started_us;
 	uint64_t fs_id; /* the data directory's filesystem, for clients' df */
+	unsigned scrub_interval_s;
+	uint64_t scrub_bytes_per_s;
+	struct node_scrubber *scrubber; /* NULL until started, when off and once stopped */
 	GThread *ticker;
 	GMutex tick_lock;
 	GCond tick_cond;
@@ -266,7 +270,9 @@ static void stop_ticker(struct node_service *n)
 
 void node_service_config_default(struct node_service_config *c)
 {
-	*c = (struct node_service_config){.host = "127.0.0.1", .workers = 8};
+	*c = (struct node_service_config){.host = "127.0.0.1", .workers = 8,
+					  .scrub_interval_s = NODE_SCRUB_INTERVAL_S,
+					  .scrub_bytes_per_s = NODE_SCRUB_BYTES_PER_S};
 }
 
 /*
@@ -333,6 +339,8 @@ void node_service_metrics(struct node_service *n, GString *out)
 		net_server_metrics(n->srv, out);
 	if (n->wal)
 		wal_metrics(n->wal, out);
+	if (n->scrubber)
+		node_scrubber_metrics(n->scrubber, out);
 	stream_metrics(n, out);
 	metrics_process(out);
 }
@@ -348,6 +356,8 @@ int node_service_new(const struct node_service_config *c, struct node_service **
 	n->host = g_strdup(c->host);
 	n->port = c->port;
 	n->nworkers = c->workers ? c->workers : 8;
+	n->scrub_interval_s = c->scrub_interval_s;
+	n->scrub_bytes_per_s = c->scrub_bytes_per_s;
 	n->tls = c->tls;
 	n->started_us = g_get_monotonic_time();
 	g_mutex_init(&n->lock);
@@ -381,6 +391,9 @@ int node_service_start(struct node_service *n)
 	if (rc < 0)
 		goto fail;
 	n->ticker = g_thread_new("node-ticker", tick_streams, n);
+	if (n->scrub_interval_s)
+		n->scrubber = node_scrubber_start(n->wal, n->id, n->scrub_interval_s,
+						  n->scrub_bytes_per_s);
 	return 0;
 fail:
 	g_thread_pool_free(n->workers, FALSE, TRUE);
@@ -407,6 +420,8 @@ void node_service_stop(struct node_service *n, unsigned drain_ms)
 {
 	if (!n->srv)
 		return;
+	node_scrubber_stop(n->scrubber);
+	n->scrubber = NULL;
 	stop_ticker(n);
 	g_mutex_lock(&n->lock);
 	n->stopping = true;

@@ -470,6 +470,55 @@ static void test_corrupt_header_mid_segment(void **state)
 	g_free(seg1);
 }
 
+struct stop_later {
+	gint *stop;
+	gulong after_us;
+};
+
+static gpointer stop_after(gpointer p)
+{
+	struct stop_later *s = p;
+
+	g_usleep(s->after_us);
+	g_atomic_int_set(s->stop, 1);
+	return NULL;
+}
+
+/* A paced scrub reads no faster than its rate (2 MiB at 8 MiB/s:
+ * 0.24 s at least), publishes its progress, finds what an
+ * unpaced one finds, and ends with -ECANCELED soon after it is asked to
+ * stop. */
+static void test_paced_scrub_keeps_its_rate_and_stops(void **state)
+{
+	struct test_wal *f = *state;
+	struct wal_scrub_report rep;
+	uint64_t progress = 0;
+	gint stop = 0;
+	struct wal_scrub_pace pace = {.bytes_per_s = 8 << 20, .stop = &stop, .progress = &progress};
+	struct wal *w = test_wal_open(&f->o);
+
+	for (uint64_t id = 0; id < 20; id++)
+		put_ok(w, NULL, id, 1, 100000);
+	gint64 t0 = g_get_monotonic_time();
+
+	assert_int_equal(wal_scrub_paced(w, &pace, NULL, NULL, &rep), 0);
+	assert_true(g_get_monotonic_time() - t0 >= 220000); /* 2,001,120 bytes at 8 MiB/s */
+	assert_int_equal(rep.records_checked, 20);
+	assert_int_equal(rep.bad_records, 0);
+	assert_true(progress == rep.bytes_checked && progress >= 2000000);
+
+	struct stop_later later = {&stop, 100000};
+	GThread *t = g_thread_new("stop", stop_after, &later);
+
+	pace.bytes_per_s = 1 << 20; /* two seconds' worth */
+	t0 = g_get_monotonic_time();
+	assert_int_equal(wal_scrub_paced(w, &pace, NULL, NULL, &rep), -ECANCELED);
+	assert_true(g_get_monotonic_time() - t0 < 1000000);
+	assert_true(rep.records_checked < 20);
+	g_thread_join(t);
+	wal_close(w);
+}
+
 /* Files named like segments that are not ours (wrong magic, garbage) are
  * set aside as *.bad, not deleted, and the store opens with its data. */
 static void test_foreign_segments_set_aside(void **state)
@@ -1154,6 +1203,7 @@ int main(void)
 		test_wal_unit_test(test_torn_tail_truncated),
 		test_wal_unit_test(test_corrupt_payload_reported),
 		test_wal_unit_test(test_corrupt_header_mid_segment),
+		test_wal_unit_test(test_paced_scrub_keeps_its_rate_and_stops),
 		test_wal_unit_test(test_foreign_segments_set_aside),
 		test_wal_unit_test(test_checkpoint_makes_restart_fast),
 		test_wal_unit_test(test_compaction_reclaims_space),
