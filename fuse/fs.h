@@ -10,6 +10,7 @@
 #define SHARDFS_FUSE_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct fs_mount_options {
 	const char *cluster_conf;
@@ -20,6 +21,7 @@ struct fs_mount_options {
 	bool debug;
 	unsigned max_threads; /* FUSE worker threads (16) */
 	unsigned repair_interval_s; /* pause between repair passes; 0: no repair in this mount */
+	uint64_t repair_bytes_per_s; /* the repairer's read rate at most; 0: unbounded */
 	const char *metrics_addr;   /* ADDR:PORT of the /metrics endpoint, or NULL: none */
 };
 

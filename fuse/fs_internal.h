@@ -31,6 +31,7 @@ struct fs {
 	GThread *housekeeper;
 	GThread *repairer;	/* NULL when the mount does not repair */
 	unsigned repair_interval_s;
+	uint64_t repair_bytes_per_s; /* 0: unbounded */
 	GMutex stop_lock;
 	GCond stop_cond;
 	bool stopping;		/* stop_lock */

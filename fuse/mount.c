@@ -146,9 +146,9 @@ static void log_repair(const struct store_repair_stats *st)
 }
 
 /* Waits up to secs, or until the mount stops; true if it stops. */
-static bool wait_or_stop(struct fs *fs, unsigned secs)
+static bool wait_or_stop_us(struct fs *fs, gint64 us)
 {
-	gint64 until = g_get_monotonic_time() + (gint64)secs * G_USEC_PER_SEC;
+	gint64 until = g_get_monotonic_time() + us;
 
 	g_mutex_lock(&fs->stop_lock);
 	while (!fs->stopping && g_cond_wait_until(&fs->stop_cond, &fs->stop_lock, until))
@@ -156,6 +156,11 @@ static bool wait_or_stop(struct fs *fs, unsigned secs)
 	bool stop = fs->stopping;
 	g_mutex_unlock(&fs->stop_lock);
 	return stop;
+}
+
+static bool wait_or_stop(struct fs *fs, unsigned secs)
+{
+	return wait_or_stop_us(fs, (gint64)secs * G_USEC_PER_SEC);
 }
 
 /* Rebuilds the shards that writes left missing, a few parts at a time,
@@ -167,18 +172,25 @@ static gpointer repairer(gpointer arg)
 	struct fs *fs = arg;
 	struct store_repair_cursor cur = {0, 0};
 	struct store_repair_stats round = {0};
+	gint64 round_start = g_get_monotonic_time();
+	gint64 pause = 0;
 
-	while (!wait_or_stop(fs, 0)) {
+	while (!wait_or_stop_us(fs, pause)) {
 		bool wrapped = true;
 		struct meta *m = fs_meta_take(fs);
 		int rc = store_repair_step(fs->store, m, &cur, REPAIR_STEP_PARTS, &round, &wrapped);
 
 		fs_meta_give(fs, m);
+		/* below client I/O: at most repair_rate, however much is missing */
+		pause = store_repair_pause_us(round.bytes_read, fs->repair_bytes_per_s,
+					      g_get_monotonic_time() - round_start);
 		if (rc || wrapped) {
 			log_repair(&round);
 			round = (struct store_repair_stats){0};
 			if (wait_or_stop(fs, fs->repair_interval_s))
 				break;
+			round_start = g_get_monotonic_time();
+			pause = 0;
 		}
 	}
 	return NULL;
@@ -456,6 +468,7 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	widen_readahead(o->mountpoint);
 	fs->housekeeper = g_thread_new("housekeeper", housekeeper, fs);
 	fs->repair_interval_s = o->repair_interval_s;
+	fs->repair_bytes_per_s = o->repair_bytes_per_s;
 	if (o->repair_interval_s)
 		fs->repairer = g_thread_new("repairer", repairer, fs);
 	ok = 1;

@@ -123,7 +123,7 @@ static bool some_target_answers(struct store *s, const struct meta_part *p)
  * misses; 0 with *now (placed counts them), -EAGAIN when no node can take
  * them now, or the read's error. */
 static int rebuild_part(struct store *s, const struct meta_part *p, struct meta_part *now,
-			unsigned *placed)
+			unsigned *placed, uint64_t *read)
 {
 	const struct erasure *code;
 	struct erasure_fragments f;
@@ -138,6 +138,7 @@ static int rebuild_part(struct store *s, const struct meta_part *p, struct meta_
 	if (!plain)
 		return -ENOMEM;
 	rc = store_part_fetch(s, p, plain);
+	*read += p->length;
 	if (rc == 0)
 		rc = erasure_encode(code, plain, p->length, &f);
 	store_buf_free(s, plain, p->length);
@@ -186,7 +187,7 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 	struct meta_part now;
 	unsigned placed = 0;
 	char hex[33];
-	int rc = rebuild_part(s, &d->part, &now, &placed);
+	int rc = rebuild_part(s, &d->part, &now, &placed, &st->bytes_read);
 
 	store_oid_hex(d->part.object_id, hex);
 	if (rc == -EAGAIN) {
@@ -232,6 +233,15 @@ int store_repair_step(struct store *s, struct meta *m, struct store_repair_curso
 		*cur = (struct store_repair_cursor){d[n - 1].ino, d[n - 1].part.index};
 	g_free(d);
 	return 0;
+}
+
+gint64 store_repair_pause_us(uint64_t bytes, uint64_t bytes_per_s, gint64 elapsed_us)
+{
+	if (!bytes_per_s)
+		return 0;
+	gint64 due = (gint64)((double)bytes / (double)bytes_per_s * G_USEC_PER_SEC);
+
+	return due > elapsed_us ? due - elapsed_us : 0;
 }
 
 int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st)

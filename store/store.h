@@ -139,7 +139,16 @@ struct store_repair_stats {
 	uint64_t parts_changed;	 /* rewritten or removed meanwhile: left alone */
 	uint64_t parts_waiting;	 /* no node that could take their shards answers */
 	uint64_t shards_rebuilt;
+	uint64_t bytes_read;	 /* of parts read to rebuild from */
 };
+
+/* The default bound of a repair's reads (MiB/s): it leaves the disks and
+ * the network to clients while it rebuilds. */
+#define STORE_REPAIR_RATE_MIB 64
+
+/* How long a repair that has read bytes in elapsed_us must wait to stay
+ * at bytes_per_s (0: unbounded, never waits). */
+gint64 store_repair_pause_us(uint64_t bytes, uint64_t bytes_per_s, gint64 elapsed_us);
 
 /* Where a repair that goes a few parts at a time is; {0, 0}: the start. */
 struct store_repair_cursor {

@@ -15,6 +15,7 @@
 
 #include "fuse/fs.h"
 #include "shardfs.h"
+#include "store/store.h"
 #include "tools/local_cluster.h"
 
 #include <errno.h>
@@ -30,7 +31,21 @@ struct own_options {
 	char *streams;	/* streams=DIR[:DIR...], or NULL */
 	char *metrics;	/* metrics=ADDR:PORT, or NULL */
 	int *repair_s;	/* repair_interval=S if given (-1 if not a number) */
+	int *repair_rate; /* repair_rate=MIB if given (-1 if not a number) */
 };
+
+/* Takes a number option name=N (0..max) of list item o into *value; -1
+ * there when N is not such a number. */
+static bool take_number(const char *o, const char *name, guint64 max, int *value)
+{
+	size_t n = strlen(name);
+	guint64 v;
+
+	if (strncmp(o, name, n) || o[n] != '=')
+		return false;
+	*value = g_ascii_string_to_unsigned(o + n + 1, 10, 0, max, &v, NULL) ? (int)v : -1;
+	return true;
+}
 
 /* Takes a value option name=V of list item o into *value. */
 static bool take_value(const char *o, const char *name, char **value)
@@ -50,19 +65,14 @@ static char *fuse_options(const char *opts, struct own_options *own)
 {
 	GString *out = g_string_new("fsname=shardfs,subtype=shardfs");
 	char **list = g_strsplit(opts ? opts : "", ",", -1);
-	int *repair_s = own->repair_s;
 
 	for (char **o = list; *o; o++) {
-		if (take_value(*o, "streams", &own->streams) || take_value(*o, "metrics", &own->metrics))
+		if (take_value(*o, "streams", &own->streams) || take_value(*o, "metrics", &own->metrics) ||
+		    take_number(*o, "repair_interval", 86400, own->repair_s) ||
+		    take_number(*o, "repair_rate", 100000, own->repair_rate))
 			continue;
-		if (g_str_has_prefix(*o, "repair_interval=")) {
-			guint64 v;
-
-			*repair_s = g_ascii_string_to_unsigned(*o + strlen("repair_interval="), 10, 0,
-							       86400, &v, NULL) ? (int)v : -1;
-		} else if (**o && !g_strv_contains(mount8_only, *o)) {
+		if (**o && !g_strv_contains(mount8_only, *o))
 			g_string_append_printf(out, ",%s", *o);
-		}
 	}
 	g_strfreev(list);
 	return g_string_free(out, FALSE);
@@ -95,7 +105,7 @@ int cmd_mount(int argc, char **argv)
 {
 	gboolean foreground = FALSE, debug = FALSE, force = FALSE;
 	char **opts = NULL, *named = NULL;
-	int threads = 16, repair_interval = 30;
+	int threads = 16, repair_interval = 30, repair_rate = STORE_REPAIR_RATE_MIB;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
 		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, metrics=ADDR:PORT, ...)", "OPTS"},
@@ -105,6 +115,8 @@ int cmd_mount(int argc, char **argv)
 		{"threads", 0, 0, G_OPTION_ARG_INT, &threads, "FUSE worker threads (default 16)", "N"},
 		{"repair-interval", 0, 0, G_OPTION_ARG_INT, &repair_interval,
 		 "seconds between the mount's passes that rebuild missing shards (default 30, 0: none)", "S"},
+		{"repair-rate", 0, 0, G_OPTION_ARG_INT, &repair_rate,
+		 "MiB/s the mount's repair reads at most (default " G_STRINGIFY(STORE_REPAIR_RATE_MIB) ", 0: unbounded)", "MIB"},
 		G_OPTION_ENTRY_NULL,
 	};
 
@@ -114,13 +126,13 @@ int cmd_mount(int argc, char **argv)
 	 * -c or SHARDFS_CONF, as for every command. */
 	gboolean spec_given = argc == 3 && !named;
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
-	struct own_options own = {.repair_s = &repair_interval};
+	struct own_options own = {.repair_s = &repair_interval, .repair_rate = &repair_rate};
 	g_autofree char *fuse_opts = fuse_options(joined, &own);
 	g_autofree char *streams = own.streams, *metrics = own.metrics;
 	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
-	    repair_interval > 86400) {
+	    repair_interval > 86400 || repair_rate < 0 || repair_rate > 100000) {
 		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
-				" (repair interval 0..86400 s)\n");
+				" (repair interval 0..86400 s, repair rate 0..100000 MiB/s)\n");
 		g_strfreev(opts);
 		g_free(named);
 		return SHARDFS_EXIT_USAGE;
@@ -143,6 +155,7 @@ int cmd_mount(int argc, char **argv)
 		.debug = debug,
 		.max_threads = (unsigned)threads,
 		.repair_interval_s = (unsigned)repair_interval,
+		.repair_bytes_per_s = (uint64_t)repair_rate << 20,
 		.metrics_addr = metrics,
 	};
 	g_strfreev(opts);

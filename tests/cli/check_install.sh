@@ -14,7 +14,7 @@ installed() { # the tree's root, the prefix
   [ -x "$1$2/bin/shardfs" ] || fail "no $2/bin/shardfs under $1"
   [ "$(readlink "$1$2/sbin/mount.shardfs")" = ../bin/shardfs ] || fail "no $2/sbin/mount.shardfs"
   "$1$2/sbin/mount.shardfs" --help >/dev/null || fail "$2/sbin/mount.shardfs does not run"
-  for unit in shardfs-node@.service shardfs-mount@.service; do
+  for unit in shardfs-node@.service shardfs-mount@.service shardfs-repair.service; do
     grep -q "^ExecStart=$2/bin/shardfs " "$1$2/lib/systemd/system/$unit" || fail "$unit not for $2"
     grep -q "^Documentation=file://$2/share/doc/shardfs/README.md" "$1$2/lib/systemd/system/$unit" \
       || fail "$unit documentation not under $2"
@@ -42,14 +42,15 @@ dpkg -x "$deb" "$root"
 [ "$(readlink -f "$root/usr/sbin/mount.shardfs")" = "$(readlink -f "$root/usr/bin/shardfs")" ] \
   || fail "mount.shardfs does not lead to the binary"
 units=$root/usr/lib/systemd/system
-for unit in shardfs-node@.service shardfs-mount@.service; do
+for unit in shardfs-node@.service shardfs-mount@.service shardfs-repair.service; do
   [ -f "$units/$unit" ] || fail "$unit not packaged"
   grep -q "^ExecStart=/usr/bin/shardfs " "$units/$unit" || fail "$unit does not run /usr/bin/shardfs"
 done
 # verify checks that ExecStart exists: point it into the scratch root
 sed "s|/usr/bin/shardfs|$root/usr/bin/shardfs|" "$units/shardfs-node@.service" > "$dir/shardfs-node@1.service"
 sed "s|/usr/bin/shardfs|$root/usr/bin/shardfs|" "$units/shardfs-mount@.service" > "$dir/shardfs-mount@mnt-x.service"
-for unit in "$dir/shardfs-node@1.service" "$dir/shardfs-mount@mnt-x.service"; do
+sed "s|/usr/bin/shardfs|$root/usr/bin/shardfs|" "$units/shardfs-repair.service" > "$dir/shardfs-repair.service"
+for unit in "$dir/shardfs-node@1.service" "$dir/shardfs-mount@mnt-x.service" "$dir/shardfs-repair.service"; do
   out=$(systemd-analyze verify "$unit" 2>&1) || { echo "$out"; fail "$unit does not verify"; }
   if echo "$out" | grep -i "shardfs-"; then fail "$unit: warnings"; fi
 done

@@ -13,7 +13,10 @@ configure() { # template, instance
 }
 configure shardfs-node@.service 1
 configure shardfs-mount@.service mnt-shardfs
-for unit in "$dir/shardfs-node@1.service" "$dir/shardfs-mount@mnt-shardfs.service"; do
+sed -e "s|@SHARDFS_BINDIR@|$(dirname "$shardfs")|" -e "s|@SHARDFS_DOCDIR@|/usr/share/doc/shardfs|" \
+  "$units/shardfs-repair.service.in" > "$dir/shardfs-repair.service"
+for unit in "$dir/shardfs-node@1.service" "$dir/shardfs-mount@mnt-shardfs.service" \
+            "$dir/shardfs-repair.service"; do
   out=$(systemd-analyze verify "$unit" 2>&1) || { echo "$out"; exit 1; }
   # verify also prints warnings without failing: none are expected from ours
   if echo "$out" | grep -i "shardfs-"; then

@@ -455,3 +455,38 @@ def test_background_scrub_finds_a_flipped_byte(c3, tmp_path):
     assert re.search(r"^shardfs_scrub_passes_total [1-9]", text, re.M), text
     r = cat(c3, "/f", "--stats")
     assert r.stdout == data and stats(r.stderr)["corrupt_shards"] >= 1
+
+
+def test_repair_daemon_heals_at_its_rate_and_stops_on_sigterm(c3, tmp_path):
+    """`shardfs repair --daemon` rebuilds what a write with a node down left
+    missing once the node is back, holding to --rate (6 parts of 8 MiB at
+    16 MiB/s: 48 MiB cannot be read in less than about 2 s after the first
+    32), and ends cleanly on SIGTERM."""
+    data = rand_bytes(6 * PART, 11)
+    c3.kill(2)
+    put(c3, data, "/f", tmp_path)
+    assert all(missing_by_part(c3, "f")), "the write should have left shards missing"
+    c3.start(2)
+    c3.wait_up()
+    log = open(tmp_path / "repair.log", "wb")
+    start = time.monotonic()
+    daemon = subprocess.Popen([SHARDFS, "repair", "--daemon", "-c", c3.dir, "--interval", "1",
+                               "--rate", "16"], stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = start + 120
+        while any(missing_by_part(c3, "f")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        took = time.monotonic() - start
+        assert not any(missing_by_part(c3, "f"))
+        assert took >= 1.9, took
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+    text = open(tmp_path / "repair.log", "rb").read()
+    assert b"repair: 6 parts repaired (6 shards)" in text and b"repair daemon stopped" in text, text
+    c3.kill(1)
+    assert cat(c3, "/f", timeout=120).stdout == data
