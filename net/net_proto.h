@@ -249,6 +249,7 @@ bool net_kv_is(const void *body, size_t len, const char *key, const char *value)
  * store's sticky error negated, so that it reads as a number: 0 when the
  * store takes writes). */
 #define NET_VERSION_MAX 32
+#define NET_IDENTITY_MAX 40 /* a UUID's 36 characters and the NUL */
 struct net_node_status {
 	uint32_t node;
 	char version[NET_VERSION_MAX];
@@ -257,6 +258,10 @@ struct net_node_status {
 	/* The filesystem of the node's data (nodes sharing one report the same
 	 * id); 0: not said (a node from before the key), counted on its own. */
 	uint64_t fs_id;
+	/* The store's identity: a UUID made when its data directory was first
+	 * used, so a wiped or replaced store is told from the one the
+	 * manifests name; "" when not said (a node from before the key). */
+	char identity[NET_IDENTITY_MAX];
 };
 
 void net_node_status_encode(const struct net_node_status *st, GString *out);

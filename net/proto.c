@@ -332,6 +332,8 @@ void net_node_status_encode(const struct net_node_status *st, GString *out)
 	net_kv_append_u64(out, "uptime_s", st->uptime_s);
 	net_kv_append_u64(out, "store_error", (uint64_t)-(int64_t)st->store_error);
 	net_kv_append_u64(out, "fs_id", st->fs_id);
+	if (st->identity[0])
+		net_kv_append_str(out, "identity", st->identity);
 }
 
 /* The word after "key=", cut to cap - 1 bytes; false if the key is missing. */
@@ -352,8 +354,8 @@ int net_node_status_decode(const void *body, size_t len, struct net_node_status 
 {
 	uint64_t node = 0, err = 0;
 	bool ok = net_kv_u64(body, len, "node", &node) && node <= UINT32_MAX;
-	const char *fs_id;
-	size_t fs_id_len;
+	const char *val;
+	size_t val_len;
 
 	*st = (struct net_node_status){.version = "?"};
 	ok &= kv_word(body, len, "version", st->version, sizeof(st->version));
@@ -365,8 +367,12 @@ int net_node_status_decode(const void *body, size_t len, struct net_node_status 
 	ok &= net_kv_u64(body, len, "uptime_s", &st->uptime_s);
 	ok &= net_kv_u64(body, len, "store_error", &err) && err <= INT32_MAX;
 	/* optional: a node without it is counted on its own; garbled is not */
-	if (len && kv_find(body, len, "fs_id", &fs_id, &fs_id_len))
+	if (len && kv_find(body, len, "fs_id", &val, &val_len))
 		ok &= net_kv_u64(body, len, "fs_id", &st->fs_id);
+	/* optional too; one that does not fit is no identity of ours */
+	if (len && kv_find(body, len, "identity", &val, &val_len))
+		ok &= val_len < sizeof(st->identity) &&
+		      kv_word(body, len, "identity", st->identity, sizeof(st->identity));
 	if (ok) {
 		st->node = (uint32_t)node;
 		st->store_error = -(int32_t)err;

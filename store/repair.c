@@ -215,11 +215,54 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 		st->parts_repaired++;
 }
 
+/*
+ * A node whose store answers with another identity than the metadata
+ * recorded was wiped or replaced: the shards the manifests place on it
+ * are gone, and are marked missing (meta_node_identity_set) for this and
+ * later rounds to rebuild, onto it or elsewhere. A node seen for the first
+ * time has its identity recorded. Nodes that do not answer are left as
+ * they are.
+ */
+static void check_identities(struct store *s, struct meta *m, struct store_repair_stats *st)
+{
+	guint n = s->cluster->nodes->len;
+	struct net_node_status *ns = g_new0(struct net_node_status, n);
+	bool *up = g_new0(bool, n);
+
+	store_node_statuses(s, ns, up);
+	for (guint i = 0; i < n; i++) {
+		uint32_t id = g_array_index(s->cluster->nodes, struct net_node_conf, i).id;
+		char was[META_IDENTITY_MAX] = "";
+		uint64_t lost = 0;
+
+		if (!up[i] || !ns[i].identity[0])
+			continue;
+		if (meta_node_identity(m, id, was) == 0 && !strcmp(was, ns[i].identity))
+			continue;
+		int rc = meta_node_identity_set(m, id, ns[i].identity, &lost);
+
+		if (rc)
+			g_warning("node %u: cannot record its store's identity: %s", id,
+				  common_strerror(rc));
+		else if (lost)
+			g_warning("node %u answers with another store than the one the manifests"
+				  " name (identity %s, was %s: wiped or replaced): %" G_GUINT64_FORMAT
+				  " parts lost the shard it held, and repair rebuilds them", id,
+				  ns[i].identity, was, lost);
+		st->parts_lost_store += lost;
+	}
+	g_free(ns);
+	g_free(up);
+}
+
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped)
 {
 	struct meta_degraded *d = NULL;
 	unsigned n;
+
+	if (cur->ino == 0 && cur->index == 0) /* a round begins */
+		check_identities(s, m, st);
 	int rc = meta_degraded_list(m, cur->ino, cur->index, max, &d, &n);
 
 	if (rc)

@@ -348,13 +348,13 @@ static void batch_done(void *arg, struct net_call *call)
 #define CAPACITY_TTL_US (5 * G_USEC_PER_SEC)
 #define STATUS_TEXT_MAX 4096
 
-static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
+unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool *up)
 {
 	GArray *nodes = s->cluster->nodes;
 	struct net_call *calls = g_new0(struct net_call, nodes->len);
 	char *texts = g_malloc((size_t)nodes->len * STATUS_TEXT_MAX);
 	struct common_waiter b;
-	unsigned up = 0;
+	unsigned answered = 0;
 
 	common_waiter_init(&b, nodes->len);
 	for (guint i = 0; i < nodes->len; i++) {
@@ -367,28 +367,40 @@ static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 	}
 	common_waiter_wait(&b);
 	common_waiter_fini(&b);
-	*total = *avail = 0;
-	GHashTable *seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-
 	for (guint i = 0; i < nodes->len; i++) {
-		struct net_node_status st;
-
-		if (calls[i].status ||
-		    net_node_status_decode(calls[i].resp_buf, (size_t)calls[i].resp.body_len, &st))
-			continue;
-		up++;
-		/* nodes sharing a filesystem share its space: count it once */
-		if (st.fs_id && !g_hash_table_add(seen, g_memdup2(&st.fs_id, sizeof(st.fs_id))))
-			continue;
-		*total += st.total_bytes;
-		*avail += st.free_bytes;
+		up[i] = calls[i].status == 0 && net_node_status_decode(calls[i].resp_buf,
+								       (size_t)calls[i].resp.body_len,
+								       &out[i]) == 0;
+		answered += up[i];
 	}
-	g_hash_table_destroy(seen);
 	g_free(calls);
 	g_free(texts);
+	return answered;
+}
+
+static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
+{
+	guint n = s->cluster->nodes->len;
+	struct net_node_status *st = g_new0(struct net_node_status, n);
+	bool *up = g_new0(bool, n);
+	unsigned answered = store_node_statuses(s, st, up);
+	GHashTable *seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+
+	*total = *avail = 0;
+	for (guint i = 0; i < n; i++) {
+		/* nodes sharing a filesystem share its space: count it once */
+		if (!up[i] ||
+		    (st[i].fs_id && !g_hash_table_add(seen, g_memdup2(&st[i].fs_id, sizeof(uint64_t)))))
+			continue;
+		*total += st[i].total_bytes;
+		*avail += st[i].free_bytes;
+	}
+	g_hash_table_destroy(seen);
+	g_free(st);
+	g_free(up);
 	*total = *total / (s->cluster->ec_k + s->cluster->ec_m) * s->cluster->ec_k;
 	*avail = *avail / (s->cluster->ec_k + s->cluster->ec_m) * s->cluster->ec_k;
-	return up ? 0 : STORE_EUNAVAIL;
+	return answered ? 0 : STORE_EUNAVAIL;
 }
 
 int store_capacity(struct store *s, uint64_t *total, uint64_t *avail)

@@ -140,6 +140,7 @@ struct store_repair_stats {
 	uint64_t parts_waiting;	 /* no node that could take their shards answers */
 	uint64_t shards_rebuilt;
 	uint64_t bytes_read;	 /* of parts read to rebuild from */
+	uint64_t parts_lost_store; /* parts marked missing a shard: its node's store was lost */
 };
 
 /* The default bound of a repair's reads (MiB/s): it leaves the disks and
@@ -158,7 +159,10 @@ struct store_repair_cursor {
 
 /* Repairs up to max parts with shards missing after *cur and moves it on,
  * adding to *st; at the end of the list *cur goes back to the start and
- * *wrapped is set. 0, or the metadata's error. */
+ * *wrapped is set. A step from the start first asks every node which
+ * store it has: one that answers with another identity than the metadata
+ * recorded lost its shards, which are marked missing (repair.c). 0, or
+ * the metadata's error. */
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped);
 

@@ -48,6 +48,10 @@ void store_fetch_job(gpointer job, gpointer user);
 /* Reads part p whole into out (p->length bytes), checked against its
  * checksum, from any k of its shards; 0, STORE_EUNAVAIL, STORE_ECORRUPT. */
 int store_part_fetch(struct store *s, const struct meta_part *p, uint8_t *out);
+/* Asks every node of the cluster file for its STATUS at once: out[i] and
+ * up[i] for the i-th node, up when it answered one that decodes. Returns
+ * how many did. */
+unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool *up);
 /* Big buffers (parts, fragments) come from a small cache of freed ones,
  * so that the heap is not fragmented by buffers of changing sizes and the
  * memory of a reader or writer stays what it holds. NULL if out of memory. */

@@ -163,6 +163,11 @@ static void json_node(JsonBuilder *b, const struct node_row *r)
 		g_snprintf(fs_id, sizeof(fs_id), "%016" G_GINT64_MODIFIER "x", r->ns.fs_id);
 		json_builder_set_member_name(b, "filesystem");
 		json_builder_add_string_value(b, fs_id);
+		json_builder_set_member_name(b, "identity");
+		if (r->ns.identity[0])
+			json_builder_add_string_value(b, r->ns.identity);
+		else
+			json_builder_add_null_value(b);
 	}
 	json_builder_end_object(b);
 }

@@ -31,7 +31,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 3
+#define META_SCHEMA_VERSION 4
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -239,6 +239,21 @@ int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes);
  * nothing changed. */
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
 		       const struct meta_part *now);
+
+/* ---- storage nodes ---- */
+
+#define META_IDENTITY_MAX 40
+
+/* The identity recorded for node's store (a UUID), or -ENOENT if none. */
+int meta_node_identity(struct meta *m, uint32_t node, char out[META_IDENTITY_MAX]);
+/*
+ * Records that node's store is now identity. When another one was
+ * recorded, that store is gone (wiped or replaced): every shard the
+ * manifests place on node is marked missing in the same durable
+ * transaction, for repair to rebuild, and *lost says how many parts that
+ * touched (0 when the identity is new or the same).
+ */
+int meta_node_identity_set(struct meta *m, uint32_t node, const char *identity, uint64_t *lost);
 
 /* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
 struct meta_garbage {

@@ -9,6 +9,7 @@
  *   meta_xattr.c      extended attributes          -> core
  *   meta_session.c    sessions and open files      -> core
  *   meta_check.c      the integrity check          -> core
+ *   meta_nodes.c      storage nodes' identities    -> core
  *   meta_sql.c        the core: life cycle, schema, the statements,
  *                     transactions, errno mapping, rows every topic
  *                     touches                      -> engine
@@ -86,6 +87,10 @@ enum meta_q {
 	META_Q_FORGET_SESSION_FILES,
 	META_Q_END_SESSION,
 	META_Q_DEAD_SESSIONS,
+	/* storage nodes */
+	META_Q_NODE_IDENTITY,
+	META_Q_NODE_SET,
+	META_Q_NODE_LOST,
 	META_Q_COUNT,
 };
 

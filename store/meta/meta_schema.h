@@ -24,6 +24,9 @@
  * parts.missing (version 3) the shards of a part that a write could not
  *            place (bit i: shard i), recorded with the manifest so that
  *            repair finds them through a partial index without a scan
+ * nodes      (version 4) the storage nodes the metadata has seen: id ->
+ *            the identity (UUID) of the store the manifests' shards are
+ *            on, and when it was first seen (ns)
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -66,6 +69,8 @@ static const char *const meta_migrations[] = {
 	/* 2 -> 3: parts written with shards missing (a node was down). */
 	("ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;"
 	 "CREATE INDEX parts_missing ON parts (ino, idx) WHERE missing <> 0;"),
+	/* 3 -> 4: the identity of each node's store, to tell a wiped one. */
+	"CREATE TABLE nodes (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);",
 };
 
 #endif

@@ -123,6 +123,16 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
 	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
 	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
+	/* storage nodes */
+	[META_Q_NODE_IDENTITY] = "SELECT identity FROM nodes WHERE id = ?1",
+	[META_Q_NODE_SET] = "INSERT INTO nodes (id, identity, since) VALUES (?1, ?2, ?3)"
+			    " ON CONFLICT (id) DO UPDATE SET identity = excluded.identity,"
+			    " since = excluded.since",
+	/* shard ?1 of parts on the node packed as ?2 (2 bytes, little-endian);
+	 * a part has at most one shard on a node */
+	[META_Q_NODE_LOST] = "UPDATE parts SET missing = missing | ?3 WHERE k > 0 AND"
+			     " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
+			     " AND (missing & ?3) = 0",
 };
 
 int64_t meta_now_ns(void)

@@ -25,7 +25,9 @@
 #include "wal/wal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #define XXH_INLINE_ALL
@@ -45,6 +47,7 @@ struct node_service {
 	struct node_streams *streams;
 	gint64 started_us;
 	uint64_t fs_id; /* the data directory's filesystem, for clients' df */
+	char identity[NET_IDENTITY_MAX]; /* the store's UUID (DATA_DIR/identity) */
 	unsigned scrub_interval_s;
 	uint64_t scrub_bytes_per_s;
 	struct node_scrubber *scrubber; /* NULL until started, when off and once stopped */
@@ -168,6 +171,7 @@ static void do_status(struct node_service *n, struct net_request *r)
 		.uptime_s = (uint64_t)((g_get_monotonic_time() - n->started_us) / G_USEC_PER_SEC),
 		.store_error = ws.sticky_error, .fs_id = n->fs_id,
 	};
+	g_strlcpy(st.identity, n->identity, sizeof(st.identity));
 	g_strlcpy(st.version, SHARDFS_VERSION, sizeof(st.version));
 	net_node_status_encode(&st, s);
 	len = s->len;
@@ -345,6 +349,59 @@ void node_service_metrics(struct node_service *n, GString *out)
 	metrics_process(out);
 }
 
+#define IDENTITY_FILE "identity"
+
+/* A new identity, durably: the file and its directory entry are synced,
+ * or a power loss could make the store look new to its clients. */
+static int make_identity(const char *dir, const char *path, char *out)
+{
+	char *uuid = g_uuid_string_random(), *text = g_strconcat(uuid, "\n", NULL);
+	GError *err = NULL;
+	int rc = 0, fd;
+
+	if (!g_file_set_contents_full(path, text, -1,
+				      G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+				      0600, &err)) {
+		g_warning("cannot write %s: %s", path, err->message);
+		g_error_free(err);
+		rc = -EIO;
+	} else if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		if (fsync(fd) < 0)
+			rc = -errno;
+		close(fd);
+	}
+	if (rc == 0)
+		g_strlcpy(out, uuid, NET_IDENTITY_MAX);
+	g_free(text);
+	g_free(uuid);
+	return rc;
+}
+
+/*
+ * The store's identity, made at its first start (or the first since a
+ * release that had none). Clients compare it with the one the metadata
+ * recorded: a store that comes back with another one was wiped or
+ * replaced, and the shards the manifests place on it are rebuilt.
+ */
+static int load_identity(const char *dir, char *out)
+{
+	char *path = g_build_filename(dir, IDENTITY_FILE, NULL), *text = NULL;
+	int rc = 0;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL)) {
+		rc = make_identity(dir, path, out);
+	} else if (!g_uuid_string_is_valid(g_strstrip(text))) {
+		g_warning("%s does not hold a UUID: the store's identity is unknown (move the file"
+			  " away only if this store is to count as new)", path);
+		rc = -EINVAL;
+	} else {
+		g_strlcpy(out, text, NET_IDENTITY_MAX);
+	}
+	g_free(text);
+	g_free(path);
+	return rc;
+}
+
 int node_service_new(const struct node_service_config *c, struct node_service **out)
 {
 	struct node_service *n = g_new0(struct node_service, 1);
@@ -372,6 +429,9 @@ int node_service_new(const struct node_service_config *c, struct node_service **
 	if (rc < 0)
 		goto fail;
 	n->fs_id = filesystem_id(n->data_dir);
+	rc = load_identity(n->data_dir, n->identity);
+	if (rc < 0)
+		goto fail;
 	*out = n;
 	return 0;
 fail:

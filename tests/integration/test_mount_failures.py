@@ -6,6 +6,8 @@ import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,6 +166,49 @@ def test_mount_heals_by_itself(cluster, mounts):
     print(f"healthy {time.monotonic() - t:.1f} s after node 3 came back:", out.splitlines()[-1])
     assert rc == 0 and "health: HEALTHY" in out, out
     assert db_rows(cl, "SELECT count(*) FROM parts WHERE missing <> 0")[0][0] == 0
+    cl.kill(1)
+    m.unmount()
+    m = mounts.new()
+    for name, data in files.items():
+        assert sha(cat(os.path.join(m.path, name))[0]) == sha(data), name
+
+
+def test_wiped_node_is_rebuilt_by_itself(cluster, mounts):
+    """Node 3 is killed, files are written on (shards recorded missing), its
+    data directory is wiped, and it comes back empty with a new identity:
+    the mount's repairer sees the store is another one, marks the shards
+    the manifests put on it missing and rebuilds them, until `status` says
+    HEALTHY with no command run. Then node 1 may go: every file, written
+    before, during and after, reads back exact."""
+    cl = cluster
+    m = mounts.new("repair_interval=1")
+    files = {"before": os.urandom(17 * MIB + 3)}
+    with open(os.path.join(m.path, "before"), "wb") as f:
+        f.write(files["before"])
+    old_identity = open(os.path.join(cl.node_dir(3), "identity")).read()
+    cl.kill(3)
+    files["during"] = os.urandom(9 * MIB)
+    with open(os.path.join(m.path, "during"), "wb") as f:
+        f.write(files["during"])
+    shutil.rmtree(cl.node_dir(3))
+    cl.start(3)
+    cl.wait_up()
+    assert open(os.path.join(cl.node_dir(3), "identity")).read() != old_identity
+    t = time.monotonic()
+    while True:
+        rc, out = status(cl)
+        if rc == 0 or time.monotonic() - t > 90:
+            break
+        time.sleep(0.5)
+    print(f"healthy {time.monotonic() - t:.1f} s after node 3 came back empty:",
+          out.splitlines()[-1])
+    assert rc == 0 and "health: HEALTHY" in out, out
+    assert b"another store than the one the manifests name" in open(m.log, "rb").read()
+    shards = int(re.search(r"^3 .* up +[0-9.]+ +([0-9]+) ", out, re.M).group(1))
+    assert shards >= 4, out  # 3 parts of "before" and 2 of "during" have a shard there
+    files["after"] = os.urandom(5 * MIB)
+    with open(os.path.join(m.path, "after"), "wb") as f:
+        f.write(files["after"])
     cl.kill(1)
     m.unmount()
     m = mounts.new()

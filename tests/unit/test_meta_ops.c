@@ -573,6 +573,41 @@ static void test_degraded_parts_and_relocation(void **state)
 	g_free(d);
 }
 
+/* A node's identity is recorded at first sight and changes nothing; when
+ * its store comes back as another one, the shard every part has on that
+ * node (in whatever slot) is marked missing, and no other. */
+static void test_node_identity_and_lost_store(void **state)
+{
+	struct fx *f = *state;
+	uint8_t oid[16] = "object-of-nodes";
+	struct meta_part parts[3] = {part(0, 100, 1), part(1, 100, 2), part(2, 100, 4)};
+	struct meta_part *back;
+	char id[META_IDENTITY_MAX];
+	uint64_t lost, ino = test_create_ok(f->m, ROOT, "on-nodes");
+	unsigned n;
+
+	parts[1].missing = 1; /* shard 0 (node 2) was never written */
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 300, parts, 3, NULL, true), 0);
+	assert_int_equal(meta_node_identity(f->m, 3, id), -ENOENT);
+	assert_int_equal(meta_node_identity_set(f->m, 3, "aaaa-1", &lost), 0);
+	assert_int_equal(lost, 0);
+	assert_int_equal(meta_node_identity(f->m, 3, id), 0);
+	assert_string_equal(id, "aaaa-1");
+	assert_int_equal(meta_node_identity_set(f->m, 3, "aaaa-1", &lost), 0);
+	assert_int_equal(lost, 0);
+	/* node 3 holds shard 2 of part 0 and shard 1 of part 1, none of part 2 */
+	assert_int_equal(meta_node_identity_set(f->m, 3, "bbbb-2", &lost), 0);
+	assert_int_equal(lost, 2);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(back[0].missing, 1u << 2);
+	assert_int_equal(back[1].missing, 1u | 1u << 1);
+	assert_int_equal(back[2].missing, 0);
+	g_free(back);
+	assert_int_equal(meta_node_identity(f->m, 3, id), 0);
+	assert_string_equal(id, "bbbb-2");
+	assert_int_equal(meta_node_identity_set(f->m, 3, "", &lost), -EINVAL);
+}
+
 /* A committed manifest reads back; a new commit replaces it atomically and
  * sends the old parts to the garbage table, as does unlinking the file. */
 static void test_manifests_and_garbage(void **state)
@@ -899,7 +934,7 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
 	raw_exec(path, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
-		       "DROP TABLE inline_data; UPDATE schema_version SET version = 1");
+		       "DROP TABLE inline_data; DROP TABLE nodes; UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
 	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
@@ -912,9 +947,9 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	raw_exec(path, "UPDATE schema_version SET version = 4");
+	raw_exec(path, "UPDATE schema_version SET version = 5");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	raw_exec(path, "UPDATE schema_version SET version = 3");
+	raw_exec(path, "UPDATE schema_version SET version = 4");
 	g_free(path);
 }
 
@@ -946,6 +981,7 @@ int main(void)
 		T(test_setattr_kill_suidgid), T(test_commit_with_attributes), T(test_xattrs),
 		T(test_empty_xattrs), T(test_manifests_and_garbage), T(test_missing_shards_kept),
 		T(test_degraded_parts_and_relocation),
+		T(test_node_identity_and_lost_store),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
 	};
