@@ -243,6 +243,49 @@ static void keep_freed_memory(void)
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
+/* What follows the options: checks them, loads the cluster file, serves
+ * until stopped; the exit status. o->config becomes the resolved path. */
+static int run_node(struct node_opts *o)
+{
+	struct net_cluster *c = NULL;
+	struct node n = {0};
+	GError *err = NULL;
+	char *conf = NULL;
+	int rc;
+
+	if (o->id < 1) {
+		fprintf(stderr, "shardfs node: --id N is required\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	if (o->metrics && metrics_addr_check(o->metrics, &err) < 0) {
+		fprintf(stderr, "shardfs node: %s\n", err->message);
+		g_error_free(err);
+		return SHARDFS_EXIT_USAGE;
+	}
+	if ((rc = tools_cluster_file("node", o->config, &conf)))
+		return rc;
+	g_free(o->config);
+	o->config = conf;
+	if (net_cluster_load(o->config, &c, &err) < 0) {
+		fprintf(stderr, "shardfs: %s\n", err->message);
+		g_error_free(err);
+		return SHARDFS_EXIT_FAIL;
+	}
+	const struct net_node_conf *nc = net_cluster_node(c, (uint32_t)o->id);
+
+	if (!nc) {
+		fprintf(stderr, "shardfs: %s has no [node.%d]\n", o->config, o->id);
+		net_cluster_free(c);
+		return SHARDFS_EXIT_FAIL;
+	}
+	warn_if_ca_key_readable(c);
+	keep_freed_memory();
+	n.id = (uint32_t)o->id;
+	rc = serve(&n, c, o, nc);
+	net_cluster_free(c);
+	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+}
+
 int cmd_node(int argc, char **argv)
 {
 	struct node_opts o = {.drain_seconds = 10, .scrub_interval = NOT_GIVEN,
@@ -259,49 +302,14 @@ int cmd_node(int argc, char **argv)
 		{"metrics", 0, 0, G_OPTION_ARG_STRING, &o.metrics, "serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)", "ADDR:PORT"},
 		{NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
-	struct net_cluster *c = NULL;
-	struct node n = {0};
-	GError *err = NULL;
-	int rc;
+	int rc = SHARDFS_EXIT_USAGE;
 
-	if (!tools_parse(argc, argv, entries, "- run a storage node"))
-		return SHARDFS_EXIT_USAGE;
-	if (o.id < 1) {
-		fprintf(stderr, "shardfs node: --id N is required\n");
-		return SHARDFS_EXIT_USAGE;
-	}
-	if (o.metrics && metrics_addr_check(o.metrics, &err) < 0) {
-		fprintf(stderr, "shardfs node: %s\n", err->message);
-		g_error_free(err);
-		return SHARDFS_EXIT_USAGE;
-	}
-	char *named = o.config;
-
-	rc = tools_cluster_file("node", named, &o.config);
-	g_free(named);
-	if (rc)
-		return rc;
-	if (net_cluster_load(o.config, &c, &err) < 0) {
-		fprintf(stderr, "shardfs: %s\n", err->message);
-		g_error_free(err);
-		return SHARDFS_EXIT_FAIL;
-	}
-	const struct net_node_conf *nc = net_cluster_node(c, (uint32_t)o.id);
-
-	if (!nc) {
-		fprintf(stderr, "shardfs: %s has no [node.%d]\n", o.config, o.id);
-		net_cluster_free(c);
-		return SHARDFS_EXIT_FAIL;
-	}
-	warn_if_ca_key_readable(c);
-	keep_freed_memory();
-	n.id = (uint32_t)o.id;
-	rc = serve(&n, c, &o, nc);
-	net_cluster_free(c);
+	if (tools_parse(argc, argv, entries, "- run a storage node"))
+		rc = run_node(&o);
 	g_free(o.config);
 	g_free(o.data_dir);
 	g_free(o.cert);
 	g_free(o.key);
 	g_free(o.metrics);
-	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+	return rc;
 }
