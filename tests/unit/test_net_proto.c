@@ -102,7 +102,8 @@ static void test_node_status_round_trip(void **state)
 	struct net_node_status st = {.node = 3, .version = "1.2.3", .shards = 9, .live_bytes = 100,
 				     .disk_bytes = 200, .free_bytes = 5, .total_bytes = 50,
 				     .uptime_s = 7, .store_error = -ENOSPC,
-				     .fs_id = 0xfedcba9876543210u};
+				     .fs_id = 0xfedcba9876543210u,
+				     .identity = "0b8f6c1e-7a42-4d39-9a0e-5c3d2b1a0f99"};
 	struct net_node_status back;
 	GString *t = g_string_new(NULL);
 
@@ -117,6 +118,13 @@ static void test_node_status_round_trip(void **state)
 	assert_int_equal(back.total_bytes, 50);
 	assert_int_equal(back.store_error, -ENOSPC);
 	assert_true(back.fs_id == 0xfedcba9876543210u);
+	assert_string_equal(back.identity, st.identity);
+	/* an identity longer than any UUID is no identity of ours */
+	GString *longer = g_string_new(t->str);
+
+	g_string_replace(longer, st.identity, "0b8f6c1e-7a42-4d39-9a0e-5c3d2b1a0f99-and-more", 1);
+	assert_int_equal(net_node_status_decode(longer->str, longer->len, &back), NET_EPROTO);
+	g_string_free(longer, TRUE);
 	/* fs_id may be left out (0: counted alone), but not garbled */
 	char *garbled = g_strdup(t->str), *at = strstr(garbled, "fs_id=") + 6;
 
@@ -125,7 +133,7 @@ static void test_node_status_round_trip(void **state)
 	g_free(garbled);
 	g_string_truncate(t, (gsize)(strstr(t->str, "fs_id") - t->str));
 	assert_int_equal(net_node_status_decode(t->str, t->len, &back), 0);
-	assert_true(back.fs_id == 0 && back.shards == 9);
+	assert_true(back.fs_id == 0 && back.shards == 9 && back.identity[0] == '\0');
 	g_string_truncate(t, (gsize)(strstr(t->str, "uptime_s") - t->str));
 	assert_int_equal(net_node_status_decode(t->str, t->len, &back), NET_EPROTO);
 	assert_string_equal(back.version, "1.2.3");
