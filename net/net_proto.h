@@ -38,6 +38,9 @@
  * Bodies: PUT request = the shard bytes. GET response = the bytes read.
  * LIST request = empty, or the 22-byte packed key to continue after; LIST
  * response = entries of (22-byte packed key, 4-byte length), in key order.
+ * DAMAGED: the same as LIST, over the shards the node found bad (a record
+ * failing its CRC at scrub or recovery, or a read meeting a bad block),
+ * for clients to rewrite; STATUS says how many (bad_shards).
  * STATUS response = "key=value\n" lines (text, extensible).
  *
  * Stream opcodes (live byte streams kept in a ring on their home node).
@@ -123,7 +126,8 @@ enum net_op {
 	NET_OP_STREAM_READ = 11,
 	NET_OP_STREAM_STAT = 12,
 	NET_OP_STREAM_KEEP = 13,
-	NET_OP_LAST = NET_OP_STREAM_KEEP,
+	NET_OP_DAMAGED = 14,
+	NET_OP_LAST = NET_OP_DAMAGED,
 };
 
 /* "put", "stream_read", ...: the op's name for logs and metrics labels;
@@ -262,6 +266,8 @@ struct net_node_status {
 	 * used, so a wiped or replaced store is told from the one the
 	 * manifests name; "" when not said (a node from before the key). */
 	char identity[NET_IDENTITY_MAX];
+	/* Live shards the node found bad (listed by DAMAGED); optional. */
+	uint64_t bad_shards;
 };
 
 void net_node_status_encode(const struct net_node_status *st, GString *out);

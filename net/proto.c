@@ -89,6 +89,7 @@ static bool lengths_valid(const struct net_req_header *h)
 		return h->body_len == 0 && h->length <= NET_MAX_SHARD &&
 		       h->offset <= UINT64_MAX - h->length;
 	case NET_OP_LIST:
+	case NET_OP_DAMAGED:
 		return (h->body_len == 0 || h->body_len == NET_KEY_PACKED_SIZE) &&
 		       h->length >= 1 && h->length <= NET_MAX_LIST && h->offset == 0;
 	case NET_OP_STREAM_OPEN:
@@ -334,6 +335,7 @@ void net_node_status_encode(const struct net_node_status *st, GString *out)
 	net_kv_append_u64(out, "fs_id", st->fs_id);
 	if (st->identity[0])
 		net_kv_append_str(out, "identity", st->identity);
+	net_kv_append_u64(out, "bad_shards", st->bad_shards);
 }
 
 /* The word after "key=", cut to cap - 1 bytes; false if the key is missing. */
@@ -370,6 +372,8 @@ int net_node_status_decode(const void *body, size_t len, struct net_node_status 
 	if (len && kv_find(body, len, "fs_id", &val, &val_len))
 		ok &= net_kv_u64(body, len, "fs_id", &st->fs_id);
 	/* optional too; one that does not fit is no identity of ours */
+	if (len && kv_find(body, len, "bad_shards", &val, &val_len))
+		ok &= net_kv_u64(body, len, "bad_shards", &st->bad_shards);
 	if (len && kv_find(body, len, "identity", &val, &val_len))
 		ok &= val_len < sizeof(st->identity) &&
 		      kv_word(body, len, "identity", st->identity, sizeof(st->identity));
@@ -396,6 +400,7 @@ const char *net_op_name(unsigned op)
 		[NET_OP_STREAM_READ] = "stream_read",
 		[NET_OP_STREAM_STAT] = "stream_stat",
 		[NET_OP_STREAM_KEEP] = "stream_keep",
+		[NET_OP_DAMAGED] = "damaged",
 	};
 
 	return op >= 1 && op <= NET_OP_LAST ? names[op] : "unknown";

@@ -223,7 +223,81 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
  * time has its identity recorded. Nodes that do not answer are left as
  * they are.
  */
-static void check_identities(struct store *s, struct meta *m, struct store_repair_stats *st)
+/* Node id's store now has identity: recorded, and if another one was,
+ * the shards on it marked missing. */
+static void note_identity(struct meta *m, uint32_t id, const char *identity,
+			  struct store_repair_stats *st)
+{
+	char was[META_IDENTITY_MAX] = "";
+	uint64_t lost = 0;
+
+	if (meta_node_identity(m, id, was) == 0 && !strcmp(was, identity))
+		return;
+	int rc = meta_node_identity_set(m, id, identity, &lost);
+
+	if (rc)
+		g_warning("node %u: cannot record its store's identity: %s", id, common_strerror(rc));
+	else if (lost)
+		g_warning("node %u answers with another store than the one the manifests name"
+			  " (identity %s, was %s: wiped or replaced): %" G_GUINT64_FORMAT " parts lost"
+			  " the shard it held, and repair rebuilds them", id, identity, was, lost);
+	st->parts_lost_store += lost;
+}
+
+#define DAMAGED_PAGE 1024u
+
+/* The shards node id found bad, each marked missing where a manifest
+ * places it there, for this round to rewrite. */
+static void note_damaged(struct store *s, struct meta *m, uint32_t id, struct store_repair_stats *st)
+{
+	uint8_t *page = g_malloc((size_t)DAMAGED_PAGE * NET_LIST_ENTRY_SIZE);
+	uint8_t after[NET_KEY_PACKED_SIZE];
+	bool more = true, first = true;
+
+	while (more) {
+		struct net_call c = {.req = {.op = NET_OP_DAMAGED, .length = DAMAGED_PAGE,
+					     .body_len = first ? 0 : NET_KEY_PACKED_SIZE},
+				     .body = after, .resp_buf = page,
+				     .resp_cap = (size_t)DAMAGED_PAGE * NET_LIST_ENTRY_SIZE};
+
+		if (net_pool_call(s->pool, id, &c) || c.resp.body_len % NET_LIST_ENTRY_SIZE)
+			break;
+		size_t n = (size_t)c.resp.body_len / NET_LIST_ENTRY_SIZE;
+
+		for (size_t i = 0; i < n; i++) {
+			struct net_key k;
+			unsigned marked = 0;
+
+			net_key_unpack(page + i * NET_LIST_ENTRY_SIZE, &k);
+			if (meta_shard_lost(m, k.object_id, k.part, k.shard, id, &marked) == 0 && marked) {
+				char hex[33];
+
+				store_oid_hex(k.object_id, hex);
+				g_message("node %u found shard %u of part %u of object %s bad: it is"
+					  " rewritten", id, k.shard, k.part, hex);
+			}
+			st->shards_found_bad += marked;
+		}
+		more = c.resp.aux && n > 0;
+		if (n)
+			memcpy(after, page + (n - 1) * NET_LIST_ENTRY_SIZE, NET_KEY_PACKED_SIZE);
+		first = false;
+	}
+	g_free(page);
+}
+
+/*
+ * What the nodes say of their stores, at the start of a round. A node
+ * whose store answers with another identity than the metadata recorded
+ * was wiped or replaced: the shards the manifests place on it are gone,
+ * and are marked missing (meta_node_identity_set) for this and later
+ * rounds to rebuild, onto it or elsewhere; a node seen for the first time
+ * has its identity recorded. A node that found shards bad (scrub, or a
+ * read that met a bad block) lists them, and each is marked missing too:
+ * the rebuilt shard goes back onto that node, over the bad copy. Nodes
+ * that do not answer are left as they are.
+ */
+static void check_nodes(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
 	guint n = s->cluster->nodes->len;
 	struct net_node_status *ns = g_new0(struct net_node_status, n);
@@ -232,24 +306,11 @@ static void check_identities(struct store *s, struct meta *m, struct store_repai
 	store_node_statuses(s, ns, up);
 	for (guint i = 0; i < n; i++) {
 		uint32_t id = g_array_index(s->cluster->nodes, struct net_node_conf, i).id;
-		char was[META_IDENTITY_MAX] = "";
-		uint64_t lost = 0;
 
-		if (!up[i] || !ns[i].identity[0])
-			continue;
-		if (meta_node_identity(m, id, was) == 0 && !strcmp(was, ns[i].identity))
-			continue;
-		int rc = meta_node_identity_set(m, id, ns[i].identity, &lost);
-
-		if (rc)
-			g_warning("node %u: cannot record its store's identity: %s", id,
-				  common_strerror(rc));
-		else if (lost)
-			g_warning("node %u answers with another store than the one the manifests"
-				  " name (identity %s, was %s: wiped or replaced): %" G_GUINT64_FORMAT
-				  " parts lost the shard it held, and repair rebuilds them", id,
-				  ns[i].identity, was, lost);
-		st->parts_lost_store += lost;
+		if (up[i] && ns[i].identity[0])
+			note_identity(m, id, ns[i].identity, st);
+		if (up[i] && ns[i].bad_shards)
+			note_damaged(s, m, id, st);
 	}
 	g_free(ns);
 	g_free(up);
@@ -262,7 +323,7 @@ int store_repair_step(struct store *s, struct meta *m, struct store_repair_curso
 	unsigned n;
 
 	if (cur->ino == 0 && cur->index == 0) /* a round begins */
-		check_identities(s, m, st);
+		check_nodes(s, m, st);
 	int rc = meta_degraded_list(m, cur->ino, cur->index, max, &d, &n);
 
 	if (rc)

@@ -141,6 +141,7 @@ struct store_repair_stats {
 	uint64_t shards_rebuilt;
 	uint64_t bytes_read;	 /* of parts read to rebuild from */
 	uint64_t parts_lost_store; /* parts marked missing a shard: its node's store was lost */
+	uint64_t shards_found_bad; /* shards marked missing: their node found them bad */
 };
 
 /* The default bound of a repair's reads (MiB/s): it leaves the disks and
@@ -160,9 +161,9 @@ struct store_repair_cursor {
 /* Repairs up to max parts with shards missing after *cur and moves it on,
  * adding to *st; at the end of the list *cur goes back to the start and
  * *wrapped is set. A step from the start first asks every node which
- * store it has: one that answers with another identity than the metadata
- * recorded lost its shards, which are marked missing (repair.c). 0, or
- * the metadata's error. */
+ * store it has and which shards it found bad: the shards of a store that
+ * answers with another identity than the metadata recorded, and the bad
+ * ones, are marked missing (repair.c). 0, or the metadata's error. */
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped);
 

@@ -45,6 +45,11 @@ uint64_t wal_entry_size(const struct wal_entry *e)
 	return wal_rec_size(e->payload_len);
 }
 
+static bool entry_bad(const struct wal_entry *e)
+{
+	return e->type == WAL_REC_PUT && (e->corrupt || e->damaged);
+}
+
 static void entry_detach(struct wal *w, struct wal_entry *e)
 {
 	if (!e->seg)
@@ -53,6 +58,8 @@ static void entry_detach(struct wal *w, struct wal_entry *e)
 	w->stats.live_bytes -= wal_entry_size(e);
 	if (e->type == WAL_REC_PUT)
 		w->stats.keys--;
+	if (entry_bad(e))
+		w->stats.bad_shards--;
 	e->seg = NULL;
 }
 
@@ -67,6 +74,20 @@ static void entry_attach(struct wal *w, struct wal_entry *e, struct wal_seg *seg
 	w->stats.live_bytes += wal_entry_size(e);
 	if (e->type == WAL_REC_PUT)
 		w->stats.keys++;
+	if (entry_bad(e))
+		w->stats.bad_shards++;
+}
+
+void wal_entry_mark_bad(struct wal *w, struct wal_entry *e, bool corrupt)
+{
+	bool was = entry_bad(e);
+
+	if (corrupt)
+		e->corrupt = true;
+	else
+		e->damaged = true;
+	if (!was && e->seg && entry_bad(e))
+		w->stats.bad_shards++;
 }
 
 void wal_entry_move(struct wal *w, struct wal_entry *e, struct wal_seg *seg, uint64_t offset)
@@ -101,6 +122,7 @@ static void entry_fill(struct wal_entry *e, const struct wal_rec *rec, bool corr
 	e->seq = rec->seq;
 	e->payload_len = rec->payload_len;
 	e->corrupt = corrupt;
+	e->damaged = false;
 }
 
 void wal_index_apply(struct wal *w, const struct wal_rec *rec, struct wal_seg *seg,

@@ -79,7 +79,7 @@ static int on_record(void *arg, const struct wal_scan_rec *r)
 	struct wal_entry *e = wal_index_lookup(c->w, &r->rec.key);
 
 	if (e && e->seg == c->seg && e->offset == r->offset && !e->corrupt) {
-		e->corrupt = true;
+		wal_entry_mark_bad(c->w, e, true);
 		c->w->stats.corrupt_records++;
 	}
 	g_mutex_unlock(&c->w->lock);

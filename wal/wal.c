@@ -521,7 +521,11 @@ static ssize_t read_range(struct wal *w, struct wal_seg *seg, const struct wal_e
 	g_free(head);
 	if (rc == WAL_ECORRUPT) {
 		g_mutex_lock(&w->lock);
+		struct wal_entry *now = wal_index_lookup(w, &e->key);
+
 		w->stats.corrupt_records++;
+		if (now && now->seq == e->seq)
+			wal_entry_mark_bad(w, now, false);
 		g_mutex_unlock(&w->lock);
 	}
 	return rc < 0 ? rc : (ssize_t)n;
@@ -571,6 +575,34 @@ int wal_list(struct wal *w, wal_list_fn fn, void *arg)
 		struct wal_entry *e = value;
 
 		if (e->type == WAL_REC_PUT) {
+			struct list_item item = {e->key, e->payload_len};
+
+			g_array_append_val(items, item);
+		}
+	}
+	g_mutex_unlock(&w->lock);
+	for (guint i = 0; i < items->len && rc == 0; i++) {
+		struct list_item *item = &g_array_index(items, struct list_item, i);
+
+		rc = fn(arg, &item->key, item->length);
+	}
+	g_array_free(items, TRUE);
+	return rc;
+}
+
+int wal_list_damaged(struct wal *w, wal_list_fn fn, void *arg)
+{
+	GArray *items = g_array_new(FALSE, FALSE, sizeof(struct list_item));
+	GHashTableIter it;
+	gpointer value;
+	int rc = 0;
+
+	g_mutex_lock(&w->lock);
+	g_hash_table_iter_init(&it, w->index);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		struct wal_entry *e = value;
+
+		if (e->type == WAL_REC_PUT && (e->corrupt || e->damaged)) {
 			struct list_item item = {e->key, e->payload_len};
 
 			g_array_append_val(items, item);

@@ -134,6 +134,7 @@ struct wal_stats {
 	uint64_t corrupt_records; /* records found failing their CRC */
 	uint64_t bad_segments;	 /* segments set aside as *.bad on open */
 	uint64_t torn_bytes;	 /* bytes of torn tail truncated on open */
+	uint64_t bad_shards;	 /* live shards found bad now (wal_list_damaged) */
 	int sticky_error;	 /* 0, or the error that made the store read-only */
 };
 
@@ -215,6 +216,10 @@ ssize_t wal_read(struct wal *w, const struct wal_key *key, uint64_t off, void *b
 
 /* Calls fn for every live shard (a snapshot taken under the index lock). */
 int wal_list(struct wal *w, wal_list_fn fn, void *arg);
+/* The same for the live shards found bad: a record that failed its CRC
+ * (scrub, recovery) or a read that met a bad block. Rewriting one (a new
+ * put of its key) takes it off the list. */
+int wal_list_damaged(struct wal *w, wal_list_fn fn, void *arg);
 
 /*
  * Rewrites the live records of every sealed segment whose live ratio is

@@ -43,7 +43,9 @@ struct wal_entry {
 	 * be dropped by compaction only once none is left to resurrect. */
 	uint32_t older_puts;
 	uint8_t type;
-	bool corrupt;
+	bool corrupt; /* its record failed its CRC: reads refuse it */
+	bool damaged; /* a read found a bad block: other blocks still read, but
+		       * the shard wants rewriting (wal_list_damaged) */
 };
 
 struct wal_req {
@@ -124,6 +126,9 @@ char *wal_seg_path(const struct wal *w, uint64_t id);
 /* Records that rec (at seg/offset) exists on disk, newest version winning. */
 void wal_index_apply(struct wal *w, const struct wal_rec *rec, struct wal_seg *seg,
 		     uint64_t offset, bool corrupt);
+/* Marks e bad: corrupt (its record failed its CRC) or damaged (a read met
+ * a bad block), keeping stats.bad_shards right. */
+void wal_entry_mark_bad(struct wal *w, struct wal_entry *e, bool corrupt);
 /* Points e at a new location (seg may be NULL for a stale entry). */
 void wal_entry_move(struct wal *w, struct wal_entry *e, struct wal_seg *seg, uint64_t offset);
 void wal_index_remove(struct wal *w, struct wal_entry *e);

@@ -254,6 +254,13 @@ int meta_node_identity(struct meta *m, uint32_t node, char out[META_IDENTITY_MAX
  * touched (0 when the identity is new or the same).
  */
 int meta_node_identity_set(struct meta *m, uint32_t node, const char *identity, uint64_t *lost);
+/* A node found its copy of shard of part index of object oid bad: if a
+ * manifest places that shard on node and does not count it missing yet,
+ * it is marked missing (one durable transaction), for repair to rewrite.
+ * *marked: 1 if so, 0 if no manifest names it there (a replaced part, an
+ * orphan) or it was marked already. */
+int meta_shard_lost(struct meta *m, const uint8_t oid[16], uint32_t index, uint32_t shard,
+		    uint32_t node, unsigned *marked);
 
 /* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
 struct meta_garbage {

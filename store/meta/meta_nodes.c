@@ -2,7 +2,8 @@
  * meta_nodes.c - the storage nodes the metadata knows (meta.h): the
  * identity of each node's store, and what a store that came back as
  * another one costs: every shard the manifests place on it is marked
- * missing, for repair. Calls only the core.
+ * missing, for repair; and the same for one shard a node found bad.
+ * Calls only the core.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
@@ -49,7 +50,7 @@ static int mark_node_lost(struct meta *m, uint32_t node, uint64_t *lost)
 
 		sqlite3_bind_int(s, 1, i);
 		sqlite3_bind_blob(s, 2, packed, sizeof(packed), SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, (int64_t)1 << i);
+		sqlite3_bind_int64(s, 3, (int64_t)(UINT64_C(1) << i));
 		rc = meta_run(m, s);
 		if (rc == 0)
 			*lost += (uint64_t)sqlite3_changes(m->db);
@@ -88,4 +89,28 @@ int meta_node_identity_set(struct meta *m, uint32_t node, const char *identity, 
 	if (rc)
 		*lost = 0;
 	return rc;
+}
+
+int meta_shard_lost(struct meta *m, const uint8_t oid[16], uint32_t index, uint32_t shard,
+		    uint32_t node, unsigned *marked)
+{
+	uint8_t packed[2] = {(uint8_t)node, (uint8_t)(node >> 8)};
+	int rc;
+
+	*marked = 0;
+	if (shard >= G_N_ELEMENTS(((struct meta_part *)0)->nodes) || node > UINT16_MAX)
+		return -EINVAL;
+	if ((rc = meta_tx_begin_durable(m)) < 0)
+		return rc;
+	sqlite3_stmt *s = meta_stmt(m, META_Q_SHARD_LOST);
+
+	sqlite3_bind_blob(s, 1, oid, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, index);
+	sqlite3_bind_int(s, 3, (int)shard);
+	sqlite3_bind_int64(s, 4, (int64_t)(UINT64_C(1) << shard));
+	sqlite3_bind_blob(s, 5, packed, sizeof(packed), SQLITE_STATIC);
+	rc = meta_run(m, s);
+	if (rc == 0)
+		*marked = (unsigned)sqlite3_changes(m->db);
+	return meta_tx_end_durable(m, rc);
 }

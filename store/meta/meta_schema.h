@@ -69,8 +69,10 @@ static const char *const meta_migrations[] = {
 	/* 2 -> 3: parts written with shards missing (a node was down). */
 	("ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;"
 	 "CREATE INDEX parts_missing ON parts (ino, idx) WHERE missing <> 0;"),
-	/* 3 -> 4: the identity of each node's store, to tell a wiped one. */
-	"CREATE TABLE nodes (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);",
+	/* 3 -> 4: the identity of each node's store, to tell a wiped one; parts
+	 * by object id, for the shards nodes report bad (keys carry the id). */
+	("CREATE TABLE nodes (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);"
+	 "CREATE INDEX parts_by_object ON parts (object_id, idx);"),
 };
 
 #endif

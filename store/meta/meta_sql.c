@@ -133,6 +133,10 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_NODE_LOST] = "UPDATE parts SET missing = missing | ?3 WHERE k > 0 AND"
 			     " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
 			     " AND (missing & ?3) = 0",
+	/* the parts_by_object index serves this */
+	[META_Q_SHARD_LOST] = "UPDATE parts SET missing = missing | ?4 WHERE object_id = ?1 AND"
+			      " idx = ?2 AND k > 0 AND length(nodes) >= 2 * ?3 + 2 AND"
+			      " substr(nodes, 2 * ?3 + 1, 2) = ?5 AND (missing & ?4) = 0",
 };
 
 int64_t meta_now_ns(void)

@@ -140,7 +140,10 @@ static void do_list(struct node_service *n, struct net_request *r)
 	struct listing l = {g_array_new(FALSE, FALSE, NET_LIST_ENTRY_SIZE)};
 	guint first = 0, count;
 
-	wal_list(n->wal, collect_key, &l);
+	if (h->op == NET_OP_DAMAGED)
+		wal_list_damaged(n->wal, collect_key, &l);
+	else
+		wal_list(n->wal, collect_key, &l);
 	g_array_sort(l.entries, cmp_entry);
 	if (h->body_len == NET_KEY_PACKED_SIZE)
 		while (first < l.entries->len &&
@@ -169,7 +172,7 @@ static void do_status(struct node_service *n, struct net_request *r)
 		.disk_bytes = ws.disk_bytes, .free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize,
 		.total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize,
 		.uptime_s = (uint64_t)((g_get_monotonic_time() - n->started_us) / G_USEC_PER_SEC),
-		.store_error = ws.sticky_error, .fs_id = n->fs_id,
+		.store_error = ws.sticky_error, .fs_id = n->fs_id, .bad_shards = ws.bad_shards,
 	};
 	g_strlcpy(st.identity, n->identity, sizeof(st.identity));
 	g_strlcpy(st.version, SHARDFS_VERSION, sizeof(st.version));
@@ -196,6 +199,7 @@ static void worker(gpointer data, gpointer user)
 		net_request_reply(r, wal_delete(n->wal, &k), 0, NULL, 0, NULL);
 		break;
 	case NET_OP_LIST:
+	case NET_OP_DAMAGED:
 		do_list(n, r);
 		break;
 	default:

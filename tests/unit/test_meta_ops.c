@@ -934,7 +934,8 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
 	raw_exec(path, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
-		       "DROP TABLE inline_data; DROP TABLE nodes; UPDATE schema_version SET version = 1");
+		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
+		       "UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
 	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
