@@ -562,7 +562,9 @@ struct list_item {
 	uint32_t length;
 };
 
-int wal_list(struct wal *w, wal_list_fn fn, void *arg)
+/* Snapshots the live shards (only the bad ones when bad_only) under the
+ * lock, then calls fn for each without it. */
+static int list_shards(struct wal *w, bool bad_only, wal_list_fn fn, void *arg)
 {
 	GArray *items = g_array_new(FALSE, FALSE, sizeof(struct list_item));
 	GHashTableIter it;
@@ -574,7 +576,7 @@ int wal_list(struct wal *w, wal_list_fn fn, void *arg)
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		struct wal_entry *e = value;
 
-		if (e->type == WAL_REC_PUT) {
+		if (e->type == WAL_REC_PUT && (!bad_only || e->corrupt || e->damaged)) {
 			struct list_item item = {e->key, e->payload_len};
 
 			g_array_append_val(items, item);
@@ -590,32 +592,14 @@ int wal_list(struct wal *w, wal_list_fn fn, void *arg)
 	return rc;
 }
 
+int wal_list(struct wal *w, wal_list_fn fn, void *arg)
+{
+	return list_shards(w, false, fn, arg);
+}
+
 int wal_list_damaged(struct wal *w, wal_list_fn fn, void *arg)
 {
-	GArray *items = g_array_new(FALSE, FALSE, sizeof(struct list_item));
-	GHashTableIter it;
-	gpointer value;
-	int rc = 0;
-
-	g_mutex_lock(&w->lock);
-	g_hash_table_iter_init(&it, w->index);
-	while (g_hash_table_iter_next(&it, NULL, &value)) {
-		struct wal_entry *e = value;
-
-		if (e->type == WAL_REC_PUT && (e->corrupt || e->damaged)) {
-			struct list_item item = {e->key, e->payload_len};
-
-			g_array_append_val(items, item);
-		}
-	}
-	g_mutex_unlock(&w->lock);
-	for (guint i = 0; i < items->len && rc == 0; i++) {
-		struct list_item *item = &g_array_index(items, struct list_item, i);
-
-		rc = fn(arg, &item->key, item->length);
-	}
-	g_array_free(items, TRUE);
-	return rc;
+	return list_shards(w, true, fn, arg);
 }
 
 void wal_get_stats(struct wal *w, struct wal_stats *st)

@@ -13,8 +13,8 @@ import time
 SHARDFS = os.environ.get("SHARDFS_BIN", "shardfs")
 
 
-def free_tcp_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+def free_ports(n, kind):
+    socks = [socket.socket(socket.AF_INET, kind) for _ in range(n)]
     try:
         for s in socks:
             s.bind(("127.0.0.1", 0))
@@ -22,17 +22,14 @@ def free_tcp_ports(n):
     finally:
         for s in socks:
             s.close()
+
+
+def free_tcp_ports(n):
+    return free_ports(n, socket.SOCK_STREAM)
 
 
 def free_udp_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return free_ports(n, socket.SOCK_DGRAM)
 
 
 def db_rows(cl, sql, *args):
