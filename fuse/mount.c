@@ -206,7 +206,9 @@ static int open_metas(struct fs *fs)
 		int rc = meta_open(url, &m);
 
 		if (rc) {
-			g_printerr("shardfs: metadata %s: %s\n", url, g_strerror(-rc));
+			g_autofree char *safe = meta_url_safe(url);
+
+			g_printerr("shardfs: metadata %s: %s\n", safe, g_strerror(-rc));
 			return rc;
 		}
 		g_async_queue_push(fs->metas, m);

@@ -27,7 +27,9 @@ int client_open(struct client *c, const char *cmd, const char *config)
 	const char *url = store_cluster(c->store)->meta_url;
 	if ((rc = meta_open(url, &c->meta))) {
 		store_close(c->store);
-		fprintf(stderr, "shardfs: metadata %s: %s\n", url, common_strerror(rc));
+		g_autofree char *safe = meta_url_safe(url);
+
+		fprintf(stderr, "shardfs: metadata %s: %s\n", safe, common_strerror(rc));
 		return SHARDFS_EXIT_FAIL;
 	}
 	return 0;

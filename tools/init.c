@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,27 @@ static gboolean write_host_dirs(const char *dir, GArray *nodes, GError **err)
 	return ok;
 }
 
+/* The schema of a new namespace. An SQLite file already there (init run
+ * again) is kept; a server's database that holds one is another
+ * cluster's, and refused. */
+static gboolean make_meta(const char *url, GError **err)
+{
+	int rc = meta_create_db(url, getuid(), getgid());
+	bool sqlite = g_str_has_prefix(url, "sqlite://");
+	g_autofree char *safe = meta_url_safe(url);
+
+	if (rc == 0 || (rc == -EEXIST && sqlite))
+		return TRUE;
+	if (rc == -EEXIST)
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+			    "the metadata database %s already holds a shardfs namespace"
+			    " (another cluster's?); give an empty database", safe);
+	else
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+			    "cannot create the metadata database %s: %s", safe, g_strerror(-rc));
+	return FALSE;
+}
+
 static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, const char *meta,
 			     GError **err)
 {
@@ -182,7 +204,10 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	char *cc = in_dir(dir, "client.crt"), *ck = in_dir(dir, "client.key");
 	GKeyFile *kf = g_key_file_new();
 	char *meta_url = meta ? g_strdup(meta) : g_strconcat("sqlite://", dir, "/meta.db", NULL);
-	gboolean ok = make_private_dir(ca_dir, err) && net_pki_create_ca(ca, ca_key, err) &&
+	bool sqlite = g_str_has_prefix(meta_url, "sqlite://");
+	/* a server's database first: nothing is written if it is refused */
+	gboolean ok = (sqlite || make_meta(meta_url, err)) && make_private_dir(ca_dir, err) &&
+		      net_pki_create_ca(ca, ca_key, err) &&
 		      net_pki_issue(ca, ca_key, "shardfs client", NULL, FALSE, cc, ck, err);
 
 	g_key_file_set_string(kf, "cluster", "ca", "ca.crt");
@@ -217,15 +242,7 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 		g_free(group);
 	}
 	ok = ok && write_conf(dir, kf, err) && write_host_dirs(dir, nodes, err);
-	if (ok && g_str_has_prefix(meta_url, "sqlite://")) {
-		int rc = meta_create_db(meta_url, getuid(), getgid());
-
-		if (rc < 0 && rc != -EEXIST) {
-			g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-				    "cannot create the metadata database %s: %s", meta_url, g_strerror(-rc));
-			ok = FALSE;
-		}
-	}
+	ok = ok && (!sqlite || make_meta(meta_url, err));
 	g_key_file_free(kf);
 	g_free(meta_url);
 	g_free(ca);
@@ -325,14 +342,16 @@ static gboolean choose_code(char **ec, unsigned nodes, unsigned *k, unsigned *m)
 	return TRUE;
 }
 
-/* SQLite is the only engine this build has; other schemes are refused
- * now rather than at the first mount. */
+/* Unknown schemes are refused now rather than at the first mount. */
 static gboolean meta_scheme_known(const char *meta)
 {
-	if (!meta || g_str_has_prefix(meta, "sqlite://"))
+	if (!meta || g_str_has_prefix(meta, "sqlite://") || g_str_has_prefix(meta, "postgresql://") ||
+	    g_str_has_prefix(meta, "postgres://"))
 		return TRUE;
-	fprintf(stderr, "shardfs init: --meta %s: this build keeps metadata in SQLite only"
-			" (sqlite:///ABSOLUTE/PATH)\n", meta);
+	g_autofree char *safe = meta_url_safe(meta);
+
+	fprintf(stderr, "shardfs init: --meta %s: the metadata engines are SQLite"
+			" (sqlite:///ABSOLUTE/PATH) and PostgreSQL (postgresql://...)\n", safe);
 	return FALSE;
 }
 

@@ -11,7 +11,8 @@ PACKAGES=(
   libglib2.0-dev libfuse3-dev fuse3
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev gnutls-bin
   liberasurecode-dev libisal-dev libisal2 libxxhash-dev
-  libsqlite3-dev sqlite3 libpq-dev libsystemd-dev systemd
+  libsqlite3-dev sqlite3 libsystemd-dev systemd
+  libpq-dev postgresql  # the PostgreSQL metadata engine; tests run a throwaway server
   libjson-glib-dev  # status --json
   libmicrohttpd-dev  # the /metrics endpoints
   # tests

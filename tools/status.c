@@ -79,9 +79,11 @@ static void read_health(const struct net_cluster *c, struct health *h)
 	if (rc == 0)
 		rc = meta_degraded_count(m, &h->parts, &h->bytes);
 	meta_close(m);
-	if (rc)
-		h->error = g_strdup_printf("metadata %s: %s", c->meta_url ? c->meta_url : "not set",
-					   common_strerror(rc));
+	if (rc) {
+		g_autofree char *safe = c->meta_url ? meta_url_safe(c->meta_url) : g_strdup("not set");
+
+		h->error = g_strdup_printf("metadata %s: %s", safe, common_strerror(rc));
+	}
 	else
 		h->state = h->parts ? "degraded" : "healthy";
 }

@@ -116,12 +116,21 @@ struct meta_statfs {
 
 struct meta;
 
-/* Opens the engine at url, creating nothing: -ENOENT if the database does
- * not exist, -EPROTO if its schema is newer than this program knows,
- * -EINVAL for an unknown URL. An older schema is migrated. */
+/*
+ * Opens the engine at url, creating nothing: "sqlite://PATH" or
+ * "postgresql://..." (libpq's URL, with its other sources of settings).
+ * -ENOENT if the database (or its schema) does not exist, -EPROTO if its
+ * schema is newer than this program knows, -EINVAL for an unknown URL;
+ * for a server, -ECONNREFUSED or -EACCES when it cannot be reached or
+ * refuses the login (said on stderr with the server's name). An older
+ * schema is migrated.
+ */
 int meta_open(const char *url, struct meta **out);
-/* Creates the database and its schema with an empty root directory owned
- * by uid/gid; -EEXIST if it already holds a schema. */
+/* url without its password, for messages; free it. */
+char *meta_url_safe(const char *url);
+/* Creates the schema with an empty root directory owned by uid/gid: the
+ * SQLite file too, the PostgreSQL database being the server's to make;
+ * -EEXIST if it already holds a schema (another cluster's). */
 int meta_create_db(const char *url, uint32_t uid, uint32_t gid);
 void meta_close(struct meta *m);
 /* The database's schema version (META_SCHEMA_VERSION once migrated). */

@@ -1,7 +1,8 @@
 /*
  * meta_check.c - the integrity check of the metadata engine (meta.h):
  * each rule of the namespace and of file contents as one SQL count of
- * offending rows, then SQLite's own integrity_check. Read only; a check
+ * offending rows, then the engine's own check of its storage (SQLite's
+ * integrity_check). Read only; a check
  * that cannot run counts as failed, never as passed. Calls only the core.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
@@ -11,7 +12,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <string.h>
 
 /* META_INLINE_MAX as SQL text */
@@ -43,7 +43,7 @@ static const struct check checks[] = {
 	 "SELECT count(*) FROM dentries d JOIN inodes i ON i.ino = d.ino"
 	 " WHERE (i.mode & 61440) = 16384 AND i.parent != d.parent"},
 	{"inodes neither reachable from the root nor open",
-	 "WITH RECURSIVE r(ino) AS (SELECT 1 UNION SELECT d.ino FROM dentries d JOIN r ON d.parent = r.ino)"
+	 "WITH RECURSIVE r(ino) AS (SELECT CAST(1 AS BIGINT) UNION SELECT d.ino FROM dentries d JOIN r ON d.parent = r.ino)"
 	 " SELECT count(*) FROM inodes WHERE ino NOT IN (SELECT ino FROM r)"
 	 " AND ino NOT IN (SELECT ino FROM open_files)"},
 	{"parts of no inode",
@@ -61,25 +61,22 @@ static const struct check checks[] = {
 int meta_check(struct meta *m, char **report)
 {
 	GString *out = g_string_new(NULL);
-	sqlite3_stmt *s;
 
 	g_mutex_lock(&m->lock);
 	for (size_t i = 0; i < G_N_ELEMENTS(checks); i++) {
 		/* A check that cannot run is a failed check, never a passed one. */
-		int rc = sqlite3_prepare_v2(m->db, checks[i].sql, -1, &s, NULL);
-		int step = rc == SQLITE_OK ? sqlite3_step(s) : rc;
-		if (step != SQLITE_ROW)
+		struct meta_stmt *s = meta_stmt_text(m, checks[i].sql);
+		int step = s ? meta_step(s) : -EIO;
+
+		if (step != META_ROW)
 			g_string_append_printf(out, "check \"%s\" could not run: %s\n", checks[i].what,
-					       sqlite3_errmsg(m->db));
-		else if (sqlite3_column_int64(s, 0) != 0)
-			g_string_append_printf(out, "%lld %s\n", (long long)sqlite3_column_int64(s, 0),
+					       g_strerror(step < 0 ? -step : EIO));
+		else if (meta_col_int(s, 0) != 0)
+			g_string_append_printf(out, "%lld %s\n", (long long)meta_col_int(s, 0),
 					       checks[i].what);
-		sqlite3_finalize(s);
+		meta_stmt_free(s);
 	}
-	sqlite3_prepare_v2(m->db, "PRAGMA integrity_check", -1, &s, NULL);
-	if (sqlite3_step(s) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(s, 0), "ok"))
-		g_string_append(out, "SQLite integrity_check is not ok\n");
-	sqlite3_finalize(s);
+	m->engine->integrity(m, out);
 	g_mutex_unlock(&m->lock);
 	int rc = out->len ? -EUCLEAN : 0;
 

@@ -13,14 +13,17 @@
  *   meta_sql.c        the core: life cycle, schema, the statements,
  *                     transactions, errno mapping, rows every topic
  *                     touches                      -> engine
- *   meta_sqlite.c     the SQLite engine: URL, pragmas, checkpoints
+ *   meta_sqlite.c     the SQLite engine: URL, statements, transactions,
+ *                     pragmas, checkpoints
  *   meta_vfs.c        its VFS                      (meta_sqlite.h)
+ *   meta_pg.c         the PostgreSQL engine (libpq)
  *
- * Nothing in the core calls a topic file, and no two files call each
- * other both ways.
+ * Nothing in the core calls a topic file, no two files call each other
+ * both ways, and no file but an engine's knows that engine: the core and
+ * the topics reach a database through struct meta_engine.
  *
  * Locking: every function declared here that touches the database needs
- * m->lock held, which meta_tx_begin takes (or, for a read, the caller).
+ * m->lock held, which meta_tx_loop takes (or, for a read, the caller).
  */
 #ifndef SHARDFS_STORE_META_INTERNAL_H
 #define SHARDFS_STORE_META_INTERNAL_H
@@ -28,7 +31,9 @@
 #include "meta.h"
 
 #include <glib.h>
-#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Every statement of the engine; their SQL text is in meta_sql.c. */
 enum meta_q {
@@ -54,6 +59,8 @@ enum meta_q {
 	META_Q_SET_DENTRY_INO,
 	META_Q_SET_PARENT,
 	META_Q_PARENT_OF,
+	META_Q_READLINK,
+	META_Q_TOTALS,
 	META_Q_READDIR,
 	META_Q_SETATTR,
 	/* xattrs */
@@ -95,19 +102,69 @@ enum meta_q {
 	META_Q_COUNT,
 };
 
+/* What step gives besides a negative errno. */
+#define META_ROW 100
+#define META_DONE 101
+
+/* A prepared statement of the connection m: impl is the engine's. */
+struct meta_stmt {
+	struct meta *m;
+	void *impl;
+};
+
+/*
+ * What an engine provides; the core and the topics reach a database only
+ * through it. Parameters are numbered from 1 and columns from 0; an
+ * unbound parameter is NULL. Bound blobs and text are borrowed until the
+ * next step. Blobs and integers of a row stay valid until the next step or
+ * reset of that statement. Every failure is a negative errno, logged by the
+ * engine where it says more than the errno.
+ */
+struct meta_engine {
+	const char *name;
+	/* meta_schema.h's steps in the engine's type names */
+	const char *const *migrations;
+	/* The one SQL dialect of the table in meta_sql.c, as this engine reads
+	 * it; -EIO if it does not prepare. */
+	int (*prepare)(struct meta *m, const char *sql, void **impl);
+	void (*finalize)(void *impl);
+	/* Back to before the first step, bindings cleared. */
+	void (*reset)(void *impl);
+	void (*bind_int)(void *impl, int i, int64_t v);
+	void (*bind_blob)(void *impl, int i, const void *p, size_t n);
+	void (*bind_text)(void *impl, int i, const char *text);
+	/* META_ROW, META_DONE (then m->changes is set) or -errno. */
+	int (*step)(struct meta *m, void *impl);
+	bool (*col_null)(void *impl, int c);
+	int64_t (*col_int)(void *impl, int c);
+	const void *(*col_blob)(void *impl, int c, size_t *n);
+	/* SQL text without rows (several statements allowed); 0 or -errno. */
+	int (*exec)(struct meta *m, const char *text);
+	/* A write transaction; durable: its commit is on disk when it returns. */
+	int (*begin)(struct meta *m, bool durable);
+	int (*commit)(struct meta *m, bool durable);
+	void (*rollback)(struct meta *m, bool durable);
+	/* Appends what the engine's own check of its storage finds. */
+	void (*integrity)(struct meta *m, GString *report);
+	void (*close)(struct meta *m);
+};
+
 struct meta {
-	sqlite3 *db;
-	GMutex lock;			  /* one thread at a time on db */
-	sqlite3_stmt *stmt[META_Q_COUNT]; /* prepared on first use, lock */
-	int checkpoint_frames;		  /* WAL size that calls for one (meta_sqlite.c) */
-	int checkpoint_failed_at;	  /* WAL size at a failed one; lock */
+	const struct meta_engine *engine;
+	void *db;			    /* the engine's connection */
+	void *engine_state;		    /* what else the engine keeps */
+	GMutex lock;			    /* one thread at a time on db */
+	struct meta_stmt *stmt[META_Q_COUNT]; /* prepared on first use, lock */
+	int64_t changes;		    /* rows the last statement changed */
+	/* Set by the engine when a statement or commit of the transaction
+	 * failed only because of a concurrent one: it is run again. */
+	bool retry;
 };
 
 /* ---- the core (meta_sql.c) ---- */
 
 int64_t meta_now_ns(void);
-/* An SQLite result code as a negative errno (0 for OK, ROW and DONE);
- * codes with no errno of their own are logged and give -EIO. */
+/* A step's result as 0 (META_ROW, META_DONE) or the negative errno. */
 int meta_sql_errno(struct meta *m, int rc);
 /*
  * Statement q of this connection, prepared on its first use and then kept,
@@ -116,29 +173,107 @@ int meta_sql_errno(struct meta *m, int rc);
  * left between rows keeps its read snapshot open and the connection's next
  * call would not see newer commits.
  */
-sqlite3_stmt *meta_stmt(struct meta *m, enum meta_q q);
-/* Runs a statement without rows and resets it; 0 or -errno (meta_sql_errno). */
-int meta_run(struct meta *m, sqlite3_stmt *s);
+struct meta_stmt *meta_stmt(struct meta *m, enum meta_q q);
+/* A statement of SQL text outside the table (the checks), finalized with
+ * meta_stmt_free; NULL if it does not prepare. */
+struct meta_stmt *meta_stmt_text(struct meta *m, const char *sql);
+void meta_stmt_free(struct meta_stmt *s);
+
+static inline void meta_bind_int(struct meta_stmt *s, int i, int64_t v)
+{
+	s->m->engine->bind_int(s->impl, i, v);
+}
+
+static inline void meta_bind_blob(struct meta_stmt *s, int i, const void *p, size_t n)
+{
+	s->m->engine->bind_blob(s->impl, i, p, n);
+}
+
+static inline void meta_bind_text(struct meta_stmt *s, int i, const char *text)
+{
+	s->m->engine->bind_text(s->impl, i, text);
+}
+
+static inline int meta_step(struct meta_stmt *s)
+{
+	return s->m->engine->step(s->m, s->impl);
+}
+
+static inline void meta_reset(struct meta_stmt *s)
+{
+	s->m->engine->reset(s->impl);
+}
+
+static inline bool meta_col_null(struct meta_stmt *s, int c)
+{
+	return s->m->engine->col_null(s->impl, c);
+}
+
+static inline int64_t meta_col_int(struct meta_stmt *s, int c)
+{
+	return s->m->engine->col_int(s->impl, c);
+}
+
+static inline const void *meta_col_blob(struct meta_stmt *s, int c, size_t *n)
+{
+	return s->m->engine->col_blob(s->impl, c, n);
+}
+
+/* Copies a 16-byte blob column (an id or checksum); false if it is not one. */
+static inline bool meta_col_16(struct meta_stmt *s, int c, uint8_t out[16])
+{
+	size_t n;
+	const void *p = meta_col_blob(s, c, &n);
+
+	if (n != 16)
+		return false;
+	memcpy(out, p, 16);
+	return true;
+}
+
+/* Runs a statement without rows and resets it; 0 or -errno. */
+int meta_run(struct meta *m, struct meta_stmt *s);
 /* The same, but any failure is -EIO. */
-int meta_run_done(sqlite3_stmt *s);
+int meta_run_done(struct meta_stmt *s);
 /* Statement q with up to two integer parameters, as meta_run_done. */
 int meta_run_ints(struct meta *m, enum meta_q q, int64_t a, int64_t b);
 /* Binds a NUL-terminated name (or xattr name) as a blob, borrowed. */
-void meta_bind_name(sqlite3_stmt *s, int i, const char *name);
+void meta_bind_name(struct meta_stmt *s, int i, const char *name);
 /* Runs SQL text without rows; 0 or -errno. */
 int meta_exec(struct meta *m, const char *text);
 
-/* BEGIN IMMEDIATE, taking m->lock; meta_tx_end commits if rc is 0 (else
- * rolls back), releases the lock and returns rc or the commit's error. */
-int meta_tx_begin(struct meta *m);
-int meta_tx_end(struct meta *m, int rc);
-/* The same, for a transaction whose commit is fsynced before it returns. */
-int meta_tx_begin_durable(struct meta *m);
-int meta_tx_end_durable(struct meta *m, int rc);
+/*
+ * One write transaction, run again while it fails only because of a
+ * concurrent one (a serialization failure or deadlock, on engines that
+ * have them), a bounded number of times with a growing random pause:
+ *
+ *	struct meta_tx t = META_TX(m);
+ *	int rc = 0;
+ *
+ *	while (meta_tx_loop(&t, &rc))
+ *		rc = what_the_transaction_does(m, ...);
+ *	return rc;
+ *
+ * The first call takes m->lock and begins; each later one commits if rc
+ * is 0 (else rolls back) and either begins again (true) or releases the
+ * lock and leaves in rc the result, or the commit's error (false). The
+ * body must therefore be safe to run again from the start: it may set
+ * its outputs more than once. A body that returns 1 is a success that
+ * rolls back (nothing to change). Durable: the commit is on disk when the
+ * loop ends.
+ */
+struct meta_tx {
+	struct meta *m;
+	bool durable;
+	int attempt;
+};
+#define META_TX(db) ((struct meta_tx){.m = (db), .durable = false, .attempt = -1})
+#define META_TX_DURABLE(db) ((struct meta_tx){.m = (db), .durable = true, .attempt = -1})
+bool meta_tx_loop(struct meta_tx *t, int *rc);
 
 /* Rows every topic touches. */
 /* The attributes from columns 0-9 of s, in the order of META_Q_GETATTR. */
-void meta_attr_read(sqlite3_stmt *s, struct meta_attr *a);
+void meta_attr_read(struct meta_stmt *s, struct meta_attr *a);
 /* out may be NULL (does ino exist?); -ENOENT. */
 int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out);
 /* Statement q with ino as its one parameter, without rows. */
@@ -147,6 +282,13 @@ int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int meta_destroy_inode(struct meta *m, uint64_t ino);
 int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now);
+
+/* ---- the engines ---- */
+
+/* Each connects m (engine, db, engine_state) for url, or says -EINVAL:
+ * not its URL. */
+int meta_sqlite_connect(struct meta *m, const char *url, bool create);
+int meta_pg_connect(struct meta *m, const char *url, bool create);
 
 /* ---- across topics ---- */
 

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <string.h>
 
 static void nodes_pack(const struct meta_part *p, uint8_t *out)
@@ -32,15 +31,15 @@ static void nodes_pack(const struct meta_part *p, uint8_t *out)
 }
 
 /* Fills p's code and nodes from columns k, m, nodes; false if inconsistent. */
-static bool nodes_unpack(sqlite3_stmt *s, int col_k, struct meta_part *p)
+static bool nodes_unpack(struct meta_stmt *s, int col_k, struct meta_part *p)
 {
-	int k = sqlite3_column_int(s, col_k), mm = sqlite3_column_int(s, col_k + 1);
-	int n = sqlite3_column_bytes(s, col_k + 2);
-	const uint8_t *b = sqlite3_column_blob(s, col_k + 2);
+	int k = meta_col_int(s, col_k), mm = meta_col_int(s, col_k + 1);
+	size_t n;
+	const uint8_t *b = meta_col_blob(s, col_k + 2, &n);
 
 	if (k == 0 && mm == 0 && n == 0) /* a hole */
 		return p->k = p->m = 0, true;
-	if (k < 1 || mm < 0 || k + mm > 64 || n != 2 * (k + mm))
+	if (k < 1 || mm < 0 || k + mm > 64 || n != 2 * (size_t)(k + mm))
 		return false;
 	p->k = (uint8_t)k;
 	p->m = (uint8_t)mm;
@@ -71,24 +70,28 @@ static int insert_part(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 {
 	const uint8_t *object_id = oid_zero(p->object_id) ? file_oid : p->object_id;
 	uint8_t nodes[128];
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc;
 
 	if ((p->k < 1 && (p->k || p->m)) || p->k + p->m > 64 || !missing_fits(p))
 		return -EINVAL;
 	nodes_pack(p, nodes);
 	s = meta_stmt(m, META_Q_INSERT_PART);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, p->index);
-	sqlite3_bind_int64(s, 3, (int64_t)p->length);
-	sqlite3_bind_blob(s, 4, p->checksum, 16, SQLITE_STATIC);
-	sqlite3_bind_int(s, 5, p->k);
-	sqlite3_bind_int(s, 6, p->m);
-	sqlite3_bind_blob(s, 7, nodes, 2 * (p->k + p->m), SQLITE_STATIC); /* empty for a hole */
-	sqlite3_bind_blob(s, 8, object_id, 16, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 9, (int64_t)p->missing);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sqlite3_errcode(m->db) == SQLITE_CONSTRAINT ? -EINVAL : -EIO;
-	sqlite3_reset(s);
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, p->index);
+	meta_bind_int(s, 3, (int64_t)p->length);
+	meta_bind_blob(s, 4, p->checksum, 16);
+	meta_bind_int(s, 5, p->k);
+	meta_bind_int(s, 6, p->m);
+	meta_bind_blob(s, 7, nodes, 2 * (p->k + p->m)); /* empty for a hole */
+	meta_bind_blob(s, 8, object_id, 16);
+	meta_bind_int(s, 9, (int64_t)p->missing);
+	rc = meta_sql_errno(m, meta_step(s));
+	meta_reset(s);
+	if (rc == -EEXIST) /* the part's index twice */
+		rc = -EINVAL;
+	else if (rc < 0)
+		rc = -EIO;
 	return rc;
 }
 
@@ -110,33 +113,39 @@ static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oi
 static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
 				     const struct meta_part *parts, unsigned nparts)
 {
-	sqlite3_stmt *sel = meta_stmt(m, META_Q_LIVE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
+	struct meta_stmt *sel = meta_stmt(m, META_Q_LIVE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
 	int rc = 0;
 
-	sqlite3_bind_int64(sel, 1, (int64_t)ino);
-	while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(sel, 0) == 16 &&
-		    part_kept(sqlite3_column_blob(sel, 0), (uint32_t)sqlite3_column_int64(sel, 1),
-			      file_oid, parts, nparts))
+	meta_bind_int(sel, 1, (int64_t)ino);
+	while (rc == 0 && meta_step(sel) == META_ROW) {
+		uint8_t oid[16];
+		size_t n;
+		const void *nodes;
+
+		if (meta_col_16(sel, 0, oid) &&
+		    part_kept(oid, (uint32_t)meta_col_int(sel, 1), file_oid, parts, nparts))
 			continue;
-		sqlite3_reset(ins);
-		for (int c = 0; c < 6; c++)
-			sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
-		rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : -EIO;
+		meta_reset(ins);
+		meta_bind_blob(ins, 1, oid, 16);
+		for (int c = 1; c < 5; c++)
+			meta_bind_int(ins, c + 1, meta_col_int(sel, c));
+		nodes = meta_col_blob(sel, 5, &n);
+		meta_bind_blob(ins, 6, nodes, n);
+		rc = meta_step(ins) == META_DONE ? 0 : -EIO;
 	}
-	sqlite3_reset(sel);
-	sqlite3_reset(ins);
+	meta_reset(sel);
+	meta_reset(ins);
 	return rc;
 }
 
 static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16], uint64_t size)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_MANIFEST);
+	struct meta_stmt *s = meta_stmt(m, META_Q_SET_MANIFEST);
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, (int64_t)size);
-	sqlite3_bind_blob(s, 3, object_id, 16, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, meta_now_ns());
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, (int64_t)size);
+	meta_bind_blob(s, 3, object_id, 16);
+	meta_bind_int(s, 4, meta_now_ns());
 	return meta_run_done(s);
 }
 
@@ -156,50 +165,59 @@ static int content_replaced(struct meta *m, uint64_t ino, const uint8_t object_i
 	return rc ? rc : meta_by_ino(m, META_Q_DELETE_PARTS, ino);
 }
 
-/* The common end of a content commit: the attributes, then the commit. */
+/* The common end of a content commit: the attributes. */
 static int content_committed(struct meta *m, uint64_t ino, const struct meta_setattr *attrs,
-			     bool durable, int rc)
+			     int rc)
 {
 	if (rc == 0 && attrs && attrs->mask)
 		rc = meta_setattr_locked(m, ino, attrs, NULL);
-	return durable ? meta_tx_end_durable(m, rc) : meta_tx_end(m, rc);
+	return rc;
 }
 
-int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
-			 uint64_t size, const struct meta_part *parts, unsigned nparts,
-			 const struct meta_setattr *attrs, bool durable)
+static int commit_manifest_locked(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+				  uint64_t size, const struct meta_part *parts, unsigned nparts,
+				  const struct meta_setattr *attrs)
 {
-	int rc = durable ? meta_tx_begin_durable(m) : meta_tx_begin(m);
+	int rc = content_replaced(m, ino, object_id, parts, nparts);
 
-	if (rc < 0)
-		return rc;
-	rc = content_replaced(m, ino, object_id, parts, nparts);
 	for (unsigned i = 0; rc == 0 && i < nparts; i++)
 		rc = insert_part(m, ino, object_id, &parts[i]);
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	if (rc == 0)
 		rc = set_manifest(m, ino, object_id, size);
-	return content_committed(m, ino, attrs, durable, rc);
+	return content_committed(m, ino, attrs, rc);
+}
+
+int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16],
+			 uint64_t size, const struct meta_part *parts, unsigned nparts,
+			 const struct meta_setattr *attrs, bool durable)
+{
+	struct meta_tx t = durable ? META_TX_DURABLE(m) : META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc))
+		rc = commit_manifest_locked(m, ino, object_id, size, parts, nparts, attrs);
+	return rc;
 }
 
 static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_INLINE_SET);
+	struct meta_stmt *s = meta_stmt(m, META_Q_INLINE_SET);
 	int rc;
 
 	if (len == 0) { /* an empty file keeps no row */
 		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	} else {
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_blob(s, 2, data, (int)len, SQLITE_STATIC);
+		meta_bind_int(s, 1, (int64_t)ino);
+		meta_bind_blob(s, 2, data, len);
 		rc = meta_run_done(s);
 	}
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_SET_INLINE_SIZE);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_int64(s, 2, (int64_t)len);
-		sqlite3_bind_int64(s, 3, meta_now_ns());
+		meta_bind_int(s, 1, (int64_t)ino);
+		meta_bind_int(s, 2, (int64_t)len);
+		meta_bind_int(s, 3, meta_now_ns());
 		rc = meta_run_done(s);
 	}
 	return rc;
@@ -209,39 +227,42 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
 		       const struct meta_setattr *attrs, bool durable)
 {
 	static const uint8_t no_oid[16];
-	int rc;
+	struct meta_tx t = durable ? META_TX_DURABLE(m) : META_TX(m);
+	int rc = 0;
 
 	if (len > META_INLINE_MAX)
 		return -EFBIG;
-	rc = durable ? meta_tx_begin_durable(m) : meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = content_replaced(m, ino, no_oid, NULL, 0);
-	if (rc == 0)
-		rc = set_inline(m, ino, data, len);
-	return content_committed(m, ino, attrs, durable, rc);
+	while (meta_tx_loop(&t, &rc)) {
+		rc = content_replaced(m, ino, no_oid, NULL, 0);
+		if (rc == 0)
+			rc = set_inline(m, ino, data, len);
+		rc = content_committed(m, ino, attrs, rc);
+	}
+	return rc;
 }
 
 int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
 {
-	sqlite3_stmt *s;
-	int rc, n;
+	struct meta_stmt *s;
+	int rc;
 
 	g_mutex_lock(&m->lock);
 	s = meta_stmt(m, META_Q_INLINE_GET);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		n = sqlite3_column_bytes(s, 0);
+	meta_bind_int(s, 1, (int64_t)ino);
+	if (meta_step(s) == META_ROW) {
+		size_t n;
+		const void *p = meta_col_blob(s, 0, &n);
+
 		/* a length read from disk: never trusted past the limit */
-		rc = n < 0 || (unsigned)n > META_INLINE_MAX ? -EUCLEAN : 0;
+		rc = n > META_INLINE_MAX ? -EUCLEAN : 0;
 		if (rc == 0) {
-			*data = n ? g_memdup2(sqlite3_column_blob(s, 0), (gsize)n) : NULL;
-			*len = (size_t)n;
+			*data = n ? g_memdup2(p, n) : NULL;
+			*len = n;
 		}
 	} else {
 		rc = meta_getattr_locked(m, ino, NULL) ?: -ENODATA;
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -249,48 +270,44 @@ int meta_get_inline(struct meta *m, uint64_t ino, void **data, size_t *len)
 /* The object id of regular file ino; -ENOENT, or -EINVAL for other types. */
 static int object_id_of(struct meta *m, uint64_t ino, uint8_t object_id[16])
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_OBJECT_ID);
+	struct meta_stmt *s = meta_stmt(m, META_Q_OBJECT_ID);
 	int rc;
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
-	if (rc == 0 && sqlite3_column_bytes(s, 0) == 16)
-		memcpy(object_id, sqlite3_column_blob(s, 0), 16);
-	else if (rc == 0)
+	meta_bind_int(s, 1, (int64_t)ino);
+	rc = meta_step(s) == META_ROW ? 0 : -ENOENT;
+	if (rc == 0 && !meta_col_16(s, 0, object_id))
 		rc = -EINVAL; /* not a regular file */
-	sqlite3_reset(s);
+	meta_reset(s);
 	return rc;
 }
 
 /* A part from the columns idx, length, checksum, k, m, nodes, object_id,
  * missing starting at column c; -EUCLEAN if the row is inconsistent. */
-static int part_from_row(sqlite3_stmt *s, int c, struct meta_part *p)
+static int part_from_row(struct meta_stmt *s, int c, struct meta_part *p)
 {
 	*p = (struct meta_part){0};
-	p->index = (uint32_t)sqlite3_column_int64(s, c);
-	p->length = (uint64_t)sqlite3_column_int64(s, c + 1);
-	if (sqlite3_column_bytes(s, c + 2) != 16 || !nodes_unpack(s, c + 3, p) ||
-	    sqlite3_column_bytes(s, c + 6) != 16)
+	p->index = (uint32_t)meta_col_int(s, c);
+	p->length = (uint64_t)meta_col_int(s, c + 1);
+	if (!meta_col_16(s, c + 2, p->checksum) || !nodes_unpack(s, c + 3, p) ||
+	    !meta_col_16(s, c + 6, p->object_id))
 		return -EUCLEAN;
-	memcpy(p->checksum, sqlite3_column_blob(s, c + 2), 16);
-	memcpy(p->object_id, sqlite3_column_blob(s, c + 6), 16);
-	p->missing = (uint64_t)sqlite3_column_int64(s, c + 7);
+	p->missing = (uint64_t)meta_col_int(s, c + 7);
 	return 0;
 }
 
 static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_PARTS);
+	struct meta_stmt *s = meta_stmt(m, META_Q_PARTS);
 	int rc = 0;
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+	meta_bind_int(s, 1, (int64_t)ino);
+	while (rc == 0 && meta_step(s) == META_ROW) {
 		struct meta_part p;
 
 		rc = part_from_row(s, 0, &p);
 		g_array_append_val(list, p);
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	return rc;
 }
 
@@ -298,21 +315,21 @@ int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index,
 		       struct meta_degraded **items, unsigned *n)
 {
 	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_degraded));
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc = 0;
 
 	g_mutex_lock(&m->lock);
 	s = meta_stmt(m, META_Q_DEGRADED_PARTS);
-	sqlite3_bind_int64(s, 1, (int64_t)after_ino);
-	sqlite3_bind_int64(s, 2, after_index);
-	sqlite3_bind_int64(s, 3, max);
-	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
-		struct meta_degraded d = {.ino = (uint64_t)sqlite3_column_int64(s, 0)};
+	meta_bind_int(s, 1, (int64_t)after_ino);
+	meta_bind_int(s, 2, after_index);
+	meta_bind_int(s, 3, max);
+	while (rc == 0 && meta_step(s) == META_ROW) {
+		struct meta_degraded d = {.ino = (uint64_t)meta_col_int(s, 0)};
 
 		rc = part_from_row(s, 1, &d.part);
 		g_array_append_val(list, d);
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	*n = rc == 0 ? list->len : 0;
 	*items = (struct meta_degraded *)g_array_free(list, rc != 0);
@@ -324,11 +341,11 @@ int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	sqlite3_stmt *s = meta_stmt(m, META_Q_DEGRADED_COUNT);
-	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -EIO;
-	*parts = rc ? 0 : (uint64_t)sqlite3_column_int64(s, 0);
-	*bytes = rc ? 0 : (uint64_t)sqlite3_column_int64(s, 1);
-	sqlite3_reset(s);
+	struct meta_stmt *s = meta_stmt(m, META_Q_DEGRADED_COUNT);
+	rc = meta_step(s) == META_ROW ? 0 : -EIO;
+	*parts = rc ? 0 : (uint64_t)meta_col_int(s, 0);
+	*bytes = rc ? 0 : (uint64_t)meta_col_int(s, 1);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -336,28 +353,30 @@ int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
 		       const struct meta_part *now)
 {
+	struct meta_tx t = META_TX_DURABLE(m);
 	uint8_t old_nodes[128], new_nodes[128];
-	int n = 2 * (old->k + old->m);
-	int rc;
+	size_t n = 2 * (size_t)(old->k + old->m);
+	int rc = 0;
 
 	if (now->k != old->k || now->m != old->m || now->index != old->index || !missing_fits(now))
 		return -EINVAL;
 	nodes_pack(old, old_nodes);
 	nodes_pack(now, new_nodes);
-	if ((rc = meta_tx_begin_durable(m)) < 0)
-		return rc;
-	sqlite3_stmt *s = meta_stmt(m, META_Q_RELOCATE_PART);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, old->index);
-	sqlite3_bind_blob(s, 3, old->object_id, 16, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 4, old_nodes, n, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 5, new_nodes, n, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 6, (int64_t)now->missing);
-	sqlite3_bind_int64(s, 7, (int64_t)old->missing);
-	rc = meta_run_done(s);
-	if (rc == 0 && sqlite3_changes(m->db) != 1)
-		rc = -ESTALE;
-	return meta_tx_end_durable(m, rc);
+	while (meta_tx_loop(&t, &rc)) {
+		struct meta_stmt *s = meta_stmt(m, META_Q_RELOCATE_PART);
+
+		meta_bind_int(s, 1, (int64_t)ino);
+		meta_bind_int(s, 2, old->index);
+		meta_bind_blob(s, 3, old->object_id, 16);
+		meta_bind_blob(s, 4, old_nodes, n);
+		meta_bind_blob(s, 5, new_nodes, n);
+		meta_bind_int(s, 6, (int64_t)now->missing);
+		meta_bind_int(s, 7, (int64_t)old->missing);
+		rc = meta_run_done(s);
+		if (rc == 0 && m->changes != 1)
+			rc = -ESTALE;
+	}
+	return rc;
 }
 
 int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
@@ -381,23 +400,22 @@ int meta_get_manifest(struct meta *m, uint64_t ino, uint8_t object_id[16],
 int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items, unsigned *n)
 {
 	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_garbage));
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 
 	g_mutex_lock(&m->lock);
 	s = meta_stmt(m, META_Q_GARBAGE_LIST);
-	sqlite3_bind_int64(s, 1, max);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	meta_bind_int(s, 1, max);
+	while (meta_step(s) == META_ROW) {
 		struct meta_garbage g = {0};
 
-		g.id = (uint64_t)sqlite3_column_int64(s, 0);
-		if (sqlite3_column_bytes(s, 1) == 16)
-			memcpy(g.object_id, sqlite3_column_blob(s, 1), 16);
-		g.part.index = (uint32_t)sqlite3_column_int64(s, 2);
-		g.part.length = (uint64_t)sqlite3_column_int64(s, 3);
+		g.id = (uint64_t)meta_col_int(s, 0);
+		meta_col_16(s, 1, g.object_id);
+		g.part.index = (uint32_t)meta_col_int(s, 2);
+		g.part.length = (uint64_t)meta_col_int(s, 3);
 		if (nodes_unpack(s, 4, &g.part))
 			g_array_append_val(list, g);
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	*n = list->len;
 	*items = (struct meta_garbage *)g_array_free(list, FALSE);
@@ -406,9 +424,10 @@ int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items,
 
 int meta_garbage_done(struct meta *m, uint64_t id)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	return meta_tx_end(m, meta_run_ints(m, META_Q_GARBAGE_DONE, (int64_t)id, 0));
+	while (meta_tx_loop(&t, &rc))
+		rc = meta_run_ints(m, META_Q_GARBAGE_DONE, (int64_t)id, 0);
+	return rc;
 }

@@ -3,7 +3,7 @@
  * lookup, create (and create-and-open), mkdir, mknod, symlink, readlink,
  * link, unlink, rmdir, rename, getattr and setattr, readdir, statfs.
  *
- * Each write is one transaction of the core (meta_tx_begin), so link
+ * Each write is one transaction of the core (meta_tx_loop), so link
  * counts, directory emptiness and the rename rules hold under concurrent
  * processes. The checks run in the order the kernel makes them, so that
  * the error reported when several apply is the one POSIX callers expect.
@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #define S_TYPE(mode) ((mode) & S_IFMT)
@@ -75,49 +74,49 @@ static int entry_check(struct meta *m, uint64_t parent, const char *name, int do
 /* The entry parent/name: 0 with *d, -ENOENT, or an SQL error. */
 static int find_dentry(struct meta *m, uint64_t parent, const char *name, struct dentry *d)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_DENTRY);
+	struct meta_stmt *s = meta_stmt(m, META_Q_DENTRY);
 	int rc;
 
-	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	meta_bind_int(s, 1, (int64_t)parent);
 	meta_bind_name(s, 2, name);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		d->id = sqlite3_column_int64(s, 0);
-		d->ino = (uint64_t)sqlite3_column_int64(s, 1);
-		d->mode = (uint32_t)sqlite3_column_int64(s, 2);
+	rc = meta_step(s);
+	if (rc == META_ROW) {
+		d->id = meta_col_int(s, 0);
+		d->ino = (uint64_t)meta_col_int(s, 1);
+		d->mode = (uint32_t)meta_col_int(s, 2);
 	}
-	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
-	sqlite3_reset(s);
+	rc = rc == META_ROW ? 0 : rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
+	meta_reset(s);
 	return rc;
 }
 
 static int touch_dir(struct meta *m, uint64_t dir, int64_t now)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_TOUCH_DIR);
+	struct meta_stmt *s = meta_stmt(m, META_Q_TOUCH_DIR);
 
-	sqlite3_bind_int64(s, 1, (int64_t)dir);
-	sqlite3_bind_int64(s, 2, now);
+	meta_bind_int(s, 1, (int64_t)dir);
+	meta_bind_int(s, 2, now);
 	return meta_run(m, s);
 }
 
 static int add_nlink(struct meta *m, uint64_t ino, int delta, int64_t now)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_ADD_NLINK);
+	struct meta_stmt *s = meta_stmt(m, META_Q_ADD_NLINK);
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, delta);
-	sqlite3_bind_int64(s, 3, now);
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, delta);
+	meta_bind_int(s, 3, now);
 	return meta_run(m, s);
 }
 
 static bool has_children(struct meta *m, uint64_t dir)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_HAS_CHILDREN);
+	struct meta_stmt *s = meta_stmt(m, META_Q_HAS_CHILDREN);
 	bool yes;
 
-	sqlite3_bind_int64(s, 1, (int64_t)dir);
-	yes = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
+	meta_bind_int(s, 1, (int64_t)dir);
+	yes = meta_step(s) == META_ROW;
+	meta_reset(s);
 	return yes;
 }
 
@@ -139,36 +138,37 @@ static int drop_link(struct meta *m, uint64_t ino, int64_t now)
 static int make_node(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
 		     uint32_t uid, uint32_t gid, const char *target, struct meta_attr *out)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_INSERT_INODE);
+	struct meta_stmt *s = meta_stmt(m, META_Q_INSERT_INODE);
 	int64_t now = meta_now_ns();
 	bool dir = S_ISDIR(mode);
 	uint8_t object_id[16];
 	uint64_t ino;
 	int rc;
 
-	sqlite3_bind_int64(s, 1, mode);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_int64(s, 3, gid);
-	sqlite3_bind_int64(s, 4, dir ? 2 : 1);
-	sqlite3_bind_int64(s, 5, target ? (int64_t)strlen(target) : 0);
-	sqlite3_bind_int64(s, 6, now);
+	meta_bind_int(s, 1, mode);
+	meta_bind_int(s, 2, uid);
+	meta_bind_int(s, 3, gid);
+	meta_bind_int(s, 4, dir ? 2 : 1);
+	meta_bind_int(s, 5, target ? (int64_t)strlen(target) : 0);
+	meta_bind_int(s, 6, now);
 	if (dir)
-		sqlite3_bind_int64(s, 7, (int64_t)parent);
+		meta_bind_int(s, 7, (int64_t)parent);
 	if (target)
-		sqlite3_bind_blob(s, 8, target, (int)strlen(target), SQLITE_STATIC);
+		meta_bind_blob(s, 8, target, strlen(target));
 	if (S_ISREG(mode)) {
 		for (int i = 0; i < 4; i++)
 			((uint32_t *)object_id)[i] = g_random_int();
-		sqlite3_bind_blob(s, 9, object_id, 16, SQLITE_STATIC);
+		meta_bind_blob(s, 9, object_id, 16);
 	}
-	rc = meta_run(m, s);
-	if (rc < 0)
-		return rc;
-	ino = (uint64_t)sqlite3_last_insert_rowid(m->db);
+	rc = meta_step(s); /* RETURNING ino */
+	ino = rc == META_ROW ? (uint64_t)meta_col_int(s, 0) : 0;
+	meta_reset(s);
+	if (rc != META_ROW)
+		return rc == META_DONE ? -EIO : rc;
 	s = meta_stmt(m, META_Q_INSERT_DENTRY);
-	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	meta_bind_int(s, 1, (int64_t)parent);
 	meta_bind_name(s, 2, name);
-	sqlite3_bind_int64(s, 3, (int64_t)ino);
+	meta_bind_int(s, 3, (int64_t)ino);
 	rc = meta_run(m, s);
 	if (rc == 0 && dir)
 		rc = add_nlink(m, parent, 1, now);
@@ -195,14 +195,15 @@ static int creation_check(struct meta *m, uint64_t parent, const char *name)
 static int create_typed(struct meta *m, uint64_t parent, const char *name, uint32_t mode,
 			uint32_t uid, uint32_t gid, const char *target, struct meta_attr *out)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	rc = creation_check(m, parent, name);
-	if (rc == 0)
-		rc = make_node(m, parent, name, mode, uid, gid, target, out);
-	return meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc)) {
+		rc = creation_check(m, parent, name);
+		if (rc == 0)
+			rc = make_node(m, parent, name, mode, uid, gid, target, out);
+	}
+	return rc;
 }
 
 /* sid 0: no open record. */
@@ -210,23 +211,23 @@ static int create_file(struct meta *m, uint64_t sid, uint64_t parent, const char
 		       uint32_t mode, uint32_t uid, uint32_t gid, bool excl, struct meta_attr *out,
 		       bool *made)
 {
+	struct meta_tx t = META_TX(m);
 	struct dentry d;
-	int rc = meta_tx_begin(m);
+	int rc = 0;
 
-	*made = false;
-	if (rc < 0)
-		return rc;
-	rc = creation_check(m, parent, name);
-	if (rc == -EEXIST && !excl && is_dot(name))
-		rc = -EISDIR; /* "dir/." and "dir/.." name directories, as any other */
-	else if (rc == -EEXIST && !excl && find_dentry(m, parent, name, &d) == 0)
-		rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
-	else if (rc == 0 && (rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid, gid,
-					    NULL, out)) == 0)
-		*made = true;
-	if (rc == 0 && sid && S_ISREG(out->mode))
-		rc = meta_open_locked(m, sid, out->ino);
-	rc = meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc)) {
+		*made = false;
+		rc = creation_check(m, parent, name);
+		if (rc == -EEXIST && !excl && is_dot(name))
+			rc = -EISDIR; /* "dir/." and "dir/.." name directories, as any other */
+		else if (rc == -EEXIST && !excl && find_dentry(m, parent, name, &d) == 0)
+			rc = S_ISDIR(d.mode) ? -EISDIR : meta_getattr_locked(m, d.ino, out);
+		else if (rc == 0 && (rc = make_node(m, parent, name, S_IFREG | (mode & 07777), uid,
+						    gid, NULL, out)) == 0)
+			*made = true;
+		if (rc == 0 && sid && S_ISREG(out->mode))
+			rc = meta_open_locked(m, sid, out->ino);
+	}
 	*made = *made && rc == 0;
 	return rc;
 }
@@ -275,35 +276,35 @@ int meta_symlink(struct meta *m, uint64_t parent, const char *name, const char *
 
 int meta_readlink(struct meta *m, uint64_t ino, char **target)
 {
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	sqlite3_prepare_v2(m->db, "SELECT mode, target FROM inodes WHERE ino = ?1", -1, &s, NULL);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && !S_ISLNK((uint32_t)sqlite3_column_int64(s, 0))) {
+	s = meta_stmt(m, META_Q_READLINK);
+	meta_bind_int(s, 1, (int64_t)ino);
+	rc = meta_step(s);
+	if (rc == META_ROW && !S_ISLNK((uint32_t)meta_col_int(s, 0))) {
 		rc = -EINVAL;
-	} else if (rc == SQLITE_ROW) {
-		*target = g_strndup(sqlite3_column_blob(s, 1), (gsize)sqlite3_column_bytes(s, 1));
+	} else if (rc == META_ROW) {
+		size_t n;
+		const char *p = meta_col_blob(s, 1, &n);
+
+		*target = g_strndup(p, n);
 		rc = 0;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
+		rc = rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	}
-	sqlite3_finalize(s);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }
 
-int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
-	      struct meta_attr *out)
+static int link_locked(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
+		       struct meta_attr *out)
 {
 	struct meta_attr a;
-	int rc = meta_tx_begin(m);
+	int rc = meta_getattr_locked(m, ino, &a);
 
-	if (rc < 0)
-		return rc;
-	rc = meta_getattr_locked(m, ino, &a);
 	if (rc == 0)
 		rc = creation_check(m, newparent, newname);
 	/* as link(2): the new name is resolved before a directory is refused */
@@ -313,12 +314,12 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 	if (rc == 0 && a.nlink == 0)
 		rc = -ENOENT;
 	if (rc == 0) {
-		sqlite3_stmt *s = meta_stmt(m, META_Q_INSERT_DENTRY);
+		struct meta_stmt *s = meta_stmt(m, META_Q_INSERT_DENTRY);
 		int64_t now = meta_now_ns();
 
-		sqlite3_bind_int64(s, 1, (int64_t)newparent);
+		meta_bind_int(s, 1, (int64_t)newparent);
 		meta_bind_name(s, 2, newname);
-		sqlite3_bind_int64(s, 3, (int64_t)ino);
+		meta_bind_int(s, 3, (int64_t)ino);
 		rc = meta_run(m, s);
 		if (rc == 0)
 			rc = add_nlink(m, ino, 1, now);
@@ -327,14 +328,25 @@ int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newn
 		if (rc == 0 && out)
 			rc = meta_getattr_locked(m, ino, out);
 	}
-	return meta_tx_end(m, rc);
+	return rc;
+}
+
+int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
+	      struct meta_attr *out)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc))
+		rc = link_locked(m, ino, newparent, newname, out);
+	return rc;
 }
 
 static int delete_dentry(struct meta *m, int64_t id)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_DELETE_DENTRY);
+	struct meta_stmt *s = meta_stmt(m, META_Q_DELETE_DENTRY);
 
-	sqlite3_bind_int64(s, 1, id);
+	meta_bind_int(s, 1, id);
 	return meta_run(m, s);
 }
 
@@ -355,31 +367,33 @@ static int remove_entry(struct meta *m, uint64_t parent, const struct dentry *d,
 	return rc;
 }
 
-int meta_unlink(struct meta *m, uint64_t parent, const char *name)
+static int unlink_locked(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = meta_tx_begin(m);
-
-	if (rc < 0)
-		return rc;
-	rc = entry_check(m, parent, name, -EISDIR);
+	int rc = entry_check(m, parent, name, -EISDIR);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && S_ISDIR(d.mode))
 		rc = -EISDIR;
 	if (rc == 0)
 		rc = remove_entry(m, parent, &d, meta_now_ns());
-	return meta_tx_end(m, rc);
+	return rc;
 }
 
-int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
+int meta_unlink(struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc))
+		rc = unlink_locked(m, parent, name);
+	return rc;
+}
+
+static int rmdir_locked(struct meta *m, uint64_t parent, const char *name)
 {
 	struct dentry d;
-	int rc = meta_tx_begin(m);
-
-	if (rc < 0)
-		return rc;
-	rc = entry_check(m, parent, name, strcmp(name, ".") ? -ENOTEMPTY : -EINVAL);
+	int rc = entry_check(m, parent, name, strcmp(name, ".") ? -ENOTEMPTY : -EINVAL);
 	if (rc == 0)
 		rc = find_dentry(m, parent, name, &d);
 	if (rc == 0 && !S_ISDIR(d.mode))
@@ -388,7 +402,17 @@ int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
 		rc = -ENOTEMPTY;
 	if (rc == 0)
 		rc = remove_entry(m, parent, &d, meta_now_ns());
-	return meta_tx_end(m, rc);
+	return rc;
+}
+
+int meta_rmdir(struct meta *m, uint64_t parent, const char *name)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc))
+		rc = rmdir_locked(m, parent, name);
+	return rc;
 }
 
 /* -EINVAL if dir is ancestor (or equal) of node: a directory cannot move
@@ -400,24 +424,24 @@ static int subtree_check(struct meta *m, uint64_t dir, uint64_t node)
 			return -EINVAL;
 		if (cur == META_ROOT_INO)
 			return 0;
-		sqlite3_stmt *s = meta_stmt(m, META_Q_PARENT_OF);
+		struct meta_stmt *s = meta_stmt(m, META_Q_PARENT_OF);
 
-		sqlite3_bind_int64(s, 1, (int64_t)cur);
-		if (sqlite3_step(s) != SQLITE_ROW) {
-			sqlite3_reset(s);
+		meta_bind_int(s, 1, (int64_t)cur);
+		if (meta_step(s) != META_ROW) {
+			meta_reset(s);
 			return -ENOENT;
 		}
-		cur = (uint64_t)sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+		cur = (uint64_t)meta_col_int(s, 0);
+		meta_reset(s);
 	}
 }
 
 static int set_parent(struct meta *m, uint64_t dir, uint64_t parent)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_PARENT);
+	struct meta_stmt *s = meta_stmt(m, META_Q_SET_PARENT);
 
-	sqlite3_bind_int64(s, 1, (int64_t)dir);
-	sqlite3_bind_int64(s, 2, (int64_t)parent);
+	meta_bind_int(s, 1, (int64_t)dir);
+	meta_bind_int(s, 2, (int64_t)parent);
 	return meta_run(m, s);
 }
 
@@ -441,12 +465,12 @@ static int exchange(struct meta *m, uint64_t parent, const struct dentry *a, uin
 		    const struct dentry *b, int64_t now)
 {
 	int rc = 0;
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		s = meta_stmt(m, META_Q_SET_DENTRY_INO);
-		sqlite3_bind_int64(s, 1, i ? b->id : a->id);
-		sqlite3_bind_int64(s, 2, (int64_t)(i ? a->ino : b->ino));
+		meta_bind_int(s, 1, i ? b->id : a->id);
+		meta_bind_int(s, 2, (int64_t)(i ? a->ino : b->ino));
 		rc = meta_run(m, s);
 	}
 	if (rc == 0 && S_ISDIR(a->mode))
@@ -508,10 +532,10 @@ static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint6
 	int rc = dst ? remove_entry(m, newparent, dst, now) : 0;
 
 	if (rc == 0) {
-		sqlite3_stmt *s = meta_stmt(m, META_Q_MOVE_DENTRY);
+		struct meta_stmt *s = meta_stmt(m, META_Q_MOVE_DENTRY);
 
-		sqlite3_bind_int64(s, 1, src->id);
-		sqlite3_bind_int64(s, 2, (int64_t)newparent);
+		meta_bind_int(s, 1, src->id);
+		meta_bind_int(s, 2, (int64_t)newparent);
 		meta_bind_name(s, 3, newname);
 		rc = meta_run(m, s);
 	}
@@ -522,22 +546,15 @@ static int move(struct meta *m, uint64_t parent, const struct dentry *src, uint6
 	return rc;
 }
 
-int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newparent,
-		const char *newname, unsigned flags)
+/* 1: nothing to change (see move). */
+static int rename_locked(struct meta *m, uint64_t parent, const char *name, uint64_t newparent,
+			 const char *newname, unsigned flags)
 {
 	struct dentry src, dst;
-	bool has_dst;
+	bool has_dst = false;
 	int64_t now = meta_now_ns();
-	int rc;
-
-	if (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
-	    flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE))
-		return -EINVAL;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
 	/* as renameat2(2) resolves them: both parents, then the names */
-	rc = dir_check(m, parent) ?: dir_check(m, newparent);
+	int rc = dir_check(m, parent) ?: dir_check(m, newparent);
 	if (rc == 0 && (is_dot(name) || is_dot(newname)))
 		rc = -EINVAL;
 	if (rc == 0)
@@ -559,43 +576,57 @@ int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newp
 		rc = touch_dir(m, parent, now);
 	if (rc == 0 && newparent != parent)
 		rc = touch_dir(m, newparent, now);
-	return meta_tx_end(m, rc == 1 ? 0 : rc);
+	return rc;
+}
+
+int meta_rename(struct meta *m, uint64_t parent, const char *name, uint64_t newparent,
+		const char *newname, unsigned flags)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	if (flags & ~(META_RENAME_NOREPLACE | META_RENAME_EXCHANGE) ||
+	    flags == (META_RENAME_NOREPLACE | META_RENAME_EXCHANGE))
+		return -EINVAL;
+	while (meta_tx_loop(&t, &rc))
+		rc = rename_locked(m, parent, name, newparent, newname, flags);
+	return rc;
 }
 
 /* "." and "..": the directory itself or its parent (the root's is itself). */
 static int lookup_dot(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
 	uint64_t target = parent;
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc = dir_check(m, parent);
 
 	if (rc == 0 && !strcmp(name, "..") && parent != META_ROOT_INO) {
 		s = meta_stmt(m, META_Q_PARENT_OF);
-		sqlite3_bind_int64(s, 1, (int64_t)parent);
-		rc = sqlite3_step(s) == SQLITE_ROW ? 0 : -ENOENT;
-		target = (uint64_t)sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+		meta_bind_int(s, 1, (int64_t)parent);
+		rc = meta_step(s) == META_ROW ? 0 : -ENOENT;
+		target = (uint64_t)meta_col_int(s, 0);
+		meta_reset(s);
 	}
 	return rc ?: meta_getattr_locked(m, target, out);
 }
 
 static int lookup_entry(struct meta *m, uint64_t parent, const char *name, struct meta_attr *out)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_LOOKUP);
+	struct meta_stmt *s = meta_stmt(m, META_Q_LOOKUP);
 	int rc;
 
-	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	meta_bind_int(s, 1, (int64_t)parent);
 	meta_bind_name(s, 2, name);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+	rc = meta_step(s);
+	if (rc == META_ROW && !meta_col_null(s, 0)) {
 		meta_attr_read(s, out);
 		rc = 0;
-	} else if (rc == SQLITE_ROW) { /* the parent, without the name */
-		rc = S_ISDIR((uint32_t)sqlite3_column_int64(s, 10)) ? -ENOENT : -ENOTDIR;
+	} else if (rc == META_ROW) { /* the parent, without the name */
+		rc = S_ISDIR((uint32_t)meta_col_int(s, 10)) ? -ENOENT : -ENOTDIR;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
+		rc = rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	return rc;
 }
 
@@ -629,10 +660,10 @@ int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
  * nothing, since bytes past the content read as zeros. */
 static int cut_inline(struct meta *m, uint64_t ino, uint64_t size)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_CUT_INLINE);
+	struct meta_stmt *s = meta_stmt(m, META_Q_CUT_INLINE);
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, (int64_t)MIN(size, (uint64_t)INT64_MAX));
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, (int64_t)MIN(size, (uint64_t)INT64_MAX));
 	return meta_run(m, s);
 }
 
@@ -679,7 +710,7 @@ int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr 
 	if (rc)
 		return rc;
 	int64_t now = meta_now_ns();
-	sqlite3_stmt *s = meta_stmt(m, META_Q_SETATTR);
+	struct meta_stmt *s = meta_stmt(m, META_Q_SETATTR);
 	uint32_t mode = a.mode;
 
 	meta_setattr_apply(set, now, &a);
@@ -689,16 +720,16 @@ int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr 
 		return 0;
 	}
 	a.ctime_ns = now;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, a.mode);
-	sqlite3_bind_int64(s, 3, a.uid);
-	sqlite3_bind_int64(s, 4, a.gid);
-	sqlite3_bind_int64(s, 5, (int64_t)a.size);
-	sqlite3_bind_int64(s, 6, a.atime_ns);
-	sqlite3_bind_int64(s, 7, a.mtime_ns);
-	sqlite3_bind_int64(s, 8, a.ctime_ns);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : meta_sql_errno(m, sqlite3_errcode(m->db));
-	sqlite3_reset(s);
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, a.mode);
+	meta_bind_int(s, 3, a.uid);
+	meta_bind_int(s, 4, a.gid);
+	meta_bind_int(s, 5, (int64_t)a.size);
+	meta_bind_int(s, 6, a.atime_ns);
+	meta_bind_int(s, 7, a.mtime_ns);
+	meta_bind_int(s, 8, a.ctime_ns);
+	rc = meta_sql_errno(m, meta_step(s));
+	meta_reset(s);
 	if (rc == 0 && (set->mask & META_SET_SIZE))
 		rc = cut_inline(m, ino, a.size);
 	if (rc == 0 && out)
@@ -709,17 +740,18 @@ int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr 
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 		 struct meta_attr *out)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	return meta_tx_end(m, meta_setattr_locked(m, ino, set, out));
+	while (meta_tx_loop(&t, &rc))
+		rc = meta_setattr_locked(m, ino, set, out);
+	return rc;
 }
 
 int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, meta_dirent_fn fn,
 		 void *arg)
 {
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
@@ -727,20 +759,22 @@ int meta_readdir(struct meta *m, uint64_t ino, uint64_t cookie, unsigned max, me
 	if (rc < 0)
 		goto out;
 	s = meta_stmt(m, META_Q_READDIR);
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, (int64_t)cookie);
-	sqlite3_bind_int64(s, 3, max);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		char *name = g_strndup(sqlite3_column_blob(s, 1), (gsize)sqlite3_column_bytes(s, 1));
-		int stop = fn(arg, name, (uint64_t)sqlite3_column_int64(s, 2),
-			      (uint32_t)sqlite3_column_int64(s, 3), (uint64_t)sqlite3_column_int64(s, 0));
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, (int64_t)cookie);
+	meta_bind_int(s, 3, max);
+	while ((rc = meta_step(s)) == META_ROW) {
+		size_t n;
+		const char *p = meta_col_blob(s, 1, &n);
+		char *name = g_strndup(p, n);
+		int stop = fn(arg, name, (uint64_t)meta_col_int(s, 2),
+			      (uint32_t)meta_col_int(s, 3), (uint64_t)meta_col_int(s, 0));
 
 		g_free(name);
 		if (stop)
 			break;
 	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : meta_sql_errno(m, rc);
-	sqlite3_reset(s);
+	rc = rc == META_ROW || rc == META_DONE ? 0 : meta_sql_errno(m, rc);
+	meta_reset(s);
 out:
 	g_mutex_unlock(&m->lock);
 	return rc;
@@ -748,18 +782,18 @@ out:
 
 int meta_statfs(struct meta *m, struct meta_statfs *out)
 {
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	sqlite3_prepare_v2(m->db, "SELECT count(*), coalesce(sum(size), 0) FROM inodes", -1, &s, NULL);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		out->inodes = (uint64_t)sqlite3_column_int64(s, 0);
-		out->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+	s = meta_stmt(m, META_Q_TOTALS);
+	rc = meta_step(s);
+	if (rc == META_ROW) {
+		out->inodes = (uint64_t)meta_col_int(s, 0);
+		out->bytes = (uint64_t)meta_col_int(s, 1);
 	}
-	rc = rc == SQLITE_ROW ? 0 : meta_sql_errno(m, rc);
-	sqlite3_finalize(s);
+	rc = rc == META_ROW ? 0 : meta_sql_errno(m, rc);
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }

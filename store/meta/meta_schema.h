@@ -1,7 +1,10 @@
 /*
  * meta_schema.h - the metadata schema, as migration steps (private to
  * store/meta). Step i brings a database from version i to i + 1; a new
- * database runs them all. SQL is kept to what SQLite and PostgreSQL share.
+ * database runs them all. SQL is kept to what SQLite and PostgreSQL share
+ * but for three type names, which each engine gives (META_MIGRATIONS):
+ * ID, a key that grows by itself and is never reused; INT, a 64-bit
+ * integer; BYTES, a byte string.
  *
  * inodes     one row per file, directory, symlink or stream; mode holds the
  *            type bits; times in nanoseconds; parent is set for
@@ -31,48 +34,50 @@
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
 
-static const char *const meta_migrations[] = {
-	/* 0 -> 1 */
-	"CREATE TABLE schema_version (version INTEGER NOT NULL);"
-	"INSERT INTO schema_version VALUES (0);"
-	"CREATE TABLE inodes ("
-	" ino INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
-	" nlink INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
-	" atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,"
-	" generation INTEGER NOT NULL DEFAULT 0,"
-	" parent INTEGER, target BLOB, object_id BLOB);"
-	"CREATE TABLE dentries ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,"
-	" UNIQUE (parent, name));"
-	"CREATE INDEX dentries_by_ino ON dentries (ino);"
-	"CREATE INDEX dentries_by_parent_id ON dentries (parent, id);"
-	"CREATE TABLE xattrs (ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
-	" PRIMARY KEY (ino, name));"
-	"CREATE TABLE parts (ino INTEGER NOT NULL, idx INTEGER NOT NULL,"
-	" length INTEGER NOT NULL, checksum BLOB NOT NULL, k INTEGER NOT NULL,"
-	" m INTEGER NOT NULL, nodes BLOB NOT NULL, object_id BLOB NOT NULL,"
-	" PRIMARY KEY (ino, idx));"
-	"CREATE TABLE garbage (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" object_id BLOB NOT NULL, idx INTEGER NOT NULL, length INTEGER NOT NULL,"
-	" k INTEGER NOT NULL, m INTEGER NOT NULL, nodes BLOB NOT NULL);"
-	"CREATE TABLE sessions (sid INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" host TEXT NOT NULL, heartbeat INTEGER NOT NULL);"
-	"CREATE TABLE open_files (sid INTEGER NOT NULL, ino INTEGER NOT NULL,"
-	" count INTEGER NOT NULL, PRIMARY KEY (sid, ino));"
-	"CREATE INDEX open_files_by_ino ON open_files (ino);",
-	/* 1 -> 2: small files' data inline. A table of its own rather than a
-	 * column of inodes, so that rows of inodes stay a few dozen bytes and
-	 * lookups, getattr and readdir read no page of file data. */
-	"CREATE TABLE inline_data (ino INTEGER PRIMARY KEY, data BLOB NOT NULL);",
-	/* 2 -> 3: parts written with shards missing (a node was down). */
-	("ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;"
-	 "CREATE INDEX parts_missing ON parts (ino, idx) WHERE missing <> 0;"),
-	/* 3 -> 4: the identity of each node's store, to tell a wiped one; parts
-	 * by object id, for the shards nodes report bad (keys carry the id). */
-	("CREATE TABLE nodes (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);"
-	 "CREATE INDEX parts_by_object ON parts (object_id, idx);"),
-};
+/* The steps, as an array initializer, for the engine's type names. */
+#define META_MIGRATIONS(ID, INT, BYTES) {                                                  \
+	/* 0 -> 1 */                                                                       \
+	"CREATE TABLE schema_version (version " INT " NOT NULL);"                           \
+	"INSERT INTO schema_version VALUES (0);"                                            \
+	"CREATE TABLE inodes ("                                                             \
+	" ino " ID ","                                                                      \
+	" mode " INT " NOT NULL, uid " INT " NOT NULL, gid " INT " NOT NULL,"               \
+	" nlink " INT " NOT NULL, size " INT " NOT NULL DEFAULT 0,"                         \
+	" atime " INT " NOT NULL, mtime " INT " NOT NULL, ctime " INT " NOT NULL,"          \
+	" generation " INT " NOT NULL DEFAULT 0,"                                           \
+	" parent " INT ", target " BYTES ", object_id " BYTES ");"                          \
+	"CREATE TABLE dentries ("                                                           \
+	" id " ID ","                                                                       \
+	" parent " INT " NOT NULL, name " BYTES " NOT NULL, ino " INT " NOT NULL,"          \
+	" UNIQUE (parent, name));"                                                          \
+	"CREATE INDEX dentries_by_ino ON dentries (ino);"                                   \
+	"CREATE INDEX dentries_by_parent_id ON dentries (parent, id);"                      \
+	"CREATE TABLE xattrs (ino " INT " NOT NULL, name " BYTES " NOT NULL,"               \
+	" value " BYTES " NOT NULL, PRIMARY KEY (ino, name));"                              \
+	"CREATE TABLE parts (ino " INT " NOT NULL, idx " INT " NOT NULL,"                   \
+	" length " INT " NOT NULL, checksum " BYTES " NOT NULL, k " INT " NOT NULL,"        \
+	" m " INT " NOT NULL, nodes " BYTES " NOT NULL, object_id " BYTES " NOT NULL,"      \
+	" PRIMARY KEY (ino, idx));"                                                         \
+	"CREATE TABLE garbage (id " ID ","                                                  \
+	" object_id " BYTES " NOT NULL, idx " INT " NOT NULL, length " INT " NOT NULL,"     \
+	" k " INT " NOT NULL, m " INT " NOT NULL, nodes " BYTES " NOT NULL);"               \
+	"CREATE TABLE sessions (sid " ID ","                                                \
+	" host TEXT NOT NULL, heartbeat " INT " NOT NULL);"                                 \
+	"CREATE TABLE open_files (sid " INT " NOT NULL, ino " INT " NOT NULL,"              \
+	" count " INT " NOT NULL, PRIMARY KEY (sid, ino));"                                 \
+	"CREATE INDEX open_files_by_ino ON open_files (ino);",                              \
+	/* 1 -> 2: small files' data inline. A table of its own rather than a              \
+	 * column of inodes, so that rows of inodes stay a few dozen bytes and             \
+	 * lookups, getattr and readdir read no page of file data. */                      \
+	"CREATE TABLE inline_data (ino " INT " PRIMARY KEY, data " BYTES " NOT NULL);",     \
+	/* 2 -> 3: parts written with shards missing (a node was down). */                 \
+	"ALTER TABLE parts ADD COLUMN missing " INT " NOT NULL DEFAULT 0;"                  \
+	"CREATE INDEX parts_missing ON parts (ino, idx) WHERE missing <> 0;",               \
+	/* 3 -> 4: the identity of each node's store, to tell a wiped one; parts           \
+	 * by object id, for the shards nodes report bad (keys carry the id). */           \
+	"CREATE TABLE nodes (id " INT " PRIMARY KEY, identity TEXT NOT NULL,"               \
+	" since " INT " NOT NULL);"                                                         \
+	"CREATE INDEX parts_by_object ON parts (object_id, idx);",                          \
+}
 
 #endif

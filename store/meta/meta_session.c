@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <time.h>
 
 static int64_t now_s(void)
@@ -20,32 +19,40 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
+static int session_start_locked(struct meta *m, const char *host, uint64_t *sid)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_SESSION_START);
+	int rc;
+
+	meta_bind_text(s, 1, host);
+	meta_bind_int(s, 2, now_s());
+	rc = meta_step(s); /* RETURNING sid */
+	if (rc == META_ROW)
+		*sid = (uint64_t)meta_col_int(s, 0);
+	meta_reset(s);
+	return rc == META_ROW ? 0 : -EIO;
+}
+
 int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
 {
-	sqlite3_stmt *s;
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	s = meta_stmt(m, META_Q_SESSION_START);
-	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now_s());
-	rc = meta_run_done(s);
-	if (rc == 0)
-		*sid = (uint64_t)sqlite3_last_insert_rowid(m->db);
-	return meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc))
+		rc = session_start_locked(m, host, sid);
+	return rc;
 }
 
 int meta_session_heartbeat(struct meta *m, uint64_t sid)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	rc = meta_run_ints(m, META_Q_HEARTBEAT, (int64_t)sid, now_s());
-	if (rc == 0 && sqlite3_changes(m->db) == 0)
-		rc = -ENOENT;
-	return meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc))
+		if ((rc = meta_run_ints(m, META_Q_HEARTBEAT, (int64_t)sid, now_s())) == 0 &&
+		    m->changes == 0)
+			rc = -ENOENT;
+	return rc;
 }
 
 int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino)
@@ -55,14 +62,12 @@ int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino)
 
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	rc = meta_getattr_locked(m, ino, NULL);
-	if (rc == 0)
-		rc = meta_open_locked(m, sid, ino);
-	return meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc))
+		rc = meta_getattr_locked(m, ino, NULL) ?: meta_open_locked(m, sid, ino);
+	return rc;
 }
 
 /* The file's last opener went away: an unlinked file goes now. */
@@ -80,7 +85,7 @@ static int close_locked(struct meta *m, uint64_t sid, uint64_t ino)
 {
 	int rc = meta_run_ints(m, META_Q_CLOSE_FILE, (int64_t)sid, (int64_t)ino);
 
-	if (rc == 0 && sqlite3_changes(m->db) == 0)
+	if (rc == 0 && m->changes == 0)
 		rc = -ENOENT;
 	if (rc == 0)
 		rc = meta_run_ints(m, META_Q_FORGET_CLOSED, (int64_t)sid, (int64_t)ino);
@@ -91,38 +96,47 @@ static int close_locked(struct meta *m, uint64_t sid, uint64_t ino)
 
 int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	return meta_tx_end(m, close_locked(m, sid, ino));
+	while (meta_tx_loop(&t, &rc))
+		rc = close_locked(m, sid, ino);
+	return rc;
+}
+
+static int close_all_locked(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if ((rc = close_locked(m, sid, inos[i])) == -ENOENT)
+			rc = 0;
+	return rc;
 }
 
 int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	for (unsigned i = 0; rc == 0 && i < n; i++)
-		if ((rc = close_locked(m, sid, inos[i])) == -ENOENT)
-			rc = 0;
-	return meta_tx_end(m, rc);
+	while (meta_tx_loop(&t, &rc))
+		rc = close_all_locked(m, sid, inos, n);
+	return rc;
 }
 
 /* Column 0 (an id) of every row of statement q run with parameter a. */
 static GArray *collect_ids(struct meta *m, enum meta_q q, int64_t a)
 {
 	GArray *ids = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-	sqlite3_stmt *s = meta_stmt(m, q);
+	struct meta_stmt *s = meta_stmt(m, q);
 
-	sqlite3_bind_int64(s, 1, a);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+	meta_bind_int(s, 1, a);
+	while (meta_step(s) == META_ROW) {
+		uint64_t id = (uint64_t)meta_col_int(s, 0);
 
 		g_array_append_val(ids, id);
 	}
-	sqlite3_reset(s);
+	meta_reset(s);
 	return ids;
 }
 
@@ -142,26 +156,29 @@ static int end_session_locked(struct meta *m, uint64_t sid)
 
 int meta_session_end(struct meta *m, uint64_t sid)
 {
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
-	return meta_tx_end(m, end_session_locked(m, sid));
+	while (meta_tx_loop(&t, &rc))
+		rc = end_session_locked(m, sid);
+	return rc;
 }
 
 int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
 {
-	GArray *dead;
-	int rc = meta_tx_begin(m);
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
 
 	*ended = 0;
+	while (meta_tx_loop(&t, &rc)) {
+		GArray *dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s() - timeout_s);
+
+		for (guint i = 0; rc == 0 && i < dead->len; i++)
+			rc = end_session_locked(m, g_array_index(dead, uint64_t, i));
+		*ended = rc == 0 ? dead->len : 0;
+		g_array_free(dead, TRUE);
+	}
 	if (rc < 0)
-		return rc;
-	dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s() - timeout_s);
-	for (guint i = 0; rc == 0 && i < dead->len; i++)
-		rc = end_session_locked(m, g_array_index(dead, uint64_t, i));
-	if (rc == 0)
-		*ended = dead->len;
-	g_array_free(dead, TRUE);
-	return meta_tx_end(m, rc);
+		*ended = 0;
+	return rc;
 }

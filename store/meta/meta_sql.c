@@ -7,15 +7,17 @@
  * removal). The operations themselves are in the topic files
  * (meta_namespace.c, meta_xattr.c, meta_manifest.c, meta_session.c,
  * meta_check.c), which call down to this file; this file calls none of
- * them. What only SQLite needs is in meta_sqlite.c.
+ * them. The engines (meta_sqlite.c, meta_pg.c) run the SQL of this file
+ * through struct meta_engine; nothing here is one engine's.
  *
- * Every write is one BEGIN IMMEDIATE transaction: the database write lock
- * is taken up front, so two processes never deadlock upgrading a read
- * lock, and a busy database is waited for (busy_timeout) rather than
- * failed. WAL mode lets readers go on meanwhile. synchronous=NORMAL: a
- * commit survives a crash of the process at once and a power loss from
- * the next WAL sync on; commits that must survive power loss (a file's
- * fsync) run with synchronous=FULL (meta_tx_begin_durable).
+ * Every write is one transaction of meta_tx_loop, which the engine begins
+ * so that concurrent writers see each other as if one ran after the other
+ * (SQLite: BEGIN IMMEDIATE, one writer at a time; PostgreSQL:
+ * SERIALIZABLE), and which runs the transaction again when the engine
+ * says it failed only because of a concurrent one. Commits of a file's
+ * fsync or close are durable (on disk when they return); others survive
+ * a crash of the mount at once, and of the machine or server soon after
+ * (each engine says how soon).
  *
  * Statements are prepared once per connection and kept. A struct meta is
  * guarded by one mutex: one thread at a time per connection. A statement
@@ -26,17 +28,11 @@
 
 #include "meta.h"
 #include "meta_internal.h"
-#include "meta_schema.h"
-#include "meta_sqlite.h"
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <string.h>
 #include <time.h>
-
-/* One migration step per schema version. */
-G_STATIC_ASSERT(G_N_ELEMENTS(meta_migrations) == META_SCHEMA_VERSION);
 
 /* The SQL of every statement of the engine, by topic. */
 static const char *const sql[META_Q_COUNT] = {
@@ -53,7 +49,7 @@ static const char *const sql[META_Q_COUNT] = {
 		     " WHERE d.parent = ?1 AND d.name = ?2",
 	[META_Q_INSERT_INODE] = "INSERT INTO inodes (mode, uid, gid, nlink, size, atime, mtime, ctime,"
 			   " generation, parent, target, object_id)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9)",
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9) RETURNING ino",
 	[META_Q_INSERT_DENTRY] = "INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)",
 	[META_Q_TOUCH_DIR] = "UPDATE inodes SET mtime = ?2, ctime = ?2 WHERE ino = ?1",
 	[META_Q_ADD_NLINK] = "UPDATE inodes SET nlink = nlink + ?2, ctime = ?3 WHERE ino = ?1",
@@ -66,7 +62,7 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
 	[META_Q_DELETE_XATTRS] = "DELETE FROM xattrs WHERE ino = ?1",
 	[META_Q_DELETE_INLINE] = "DELETE FROM inline_data WHERE ino = ?1",
-	/* substr of a blob counts bytes and gives a blob */
+	/* substr of a blob (bytea) counts bytes and gives a blob */
 	[META_Q_CUT_INLINE] = "UPDATE inline_data SET data = substr(data, 1, ?2)"
 			      " WHERE ino = ?1 AND length(data) > ?2",
 	[META_Q_DELETE_INODE] = "DELETE FROM inodes WHERE ino = ?1",
@@ -76,11 +72,14 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_PARENT_OF] = "SELECT parent FROM inodes WHERE ino = ?1",
 	[META_Q_SETATTR] = "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, atime = ?6,"
 			   " mtime = ?7, ctime = ?8 WHERE ino = ?1",
+	[META_Q_READLINK] = "SELECT mode, target FROM inodes WHERE ino = ?1",
+	[META_Q_TOTALS] = "SELECT count(*), CAST(coalesce(sum(size), 0) AS BIGINT) FROM inodes",
 	[META_Q_READDIR] = "SELECT d.id, d.name, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino = d.ino"
 		      " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
 	/* xattrs */
 	[META_Q_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
-	[META_Q_XATTR_SET] = "INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)",
+	[META_Q_XATTR_SET] = "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)"
+			     " ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value",
 	[META_Q_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
 	[META_Q_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
 	[META_Q_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
@@ -94,7 +93,7 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_DEGRADED_PARTS] = "SELECT ino, idx, length, checksum, k, m, nodes, object_id, missing"
 				  " FROM parts WHERE missing <> 0 AND (ino > ?1 OR (ino = ?1 AND"
 				  " idx > ?2)) ORDER BY ino, idx LIMIT ?3",
-	[META_Q_DEGRADED_COUNT] = "SELECT count(*), coalesce(sum(length), 0) FROM parts"
+	[META_Q_DEGRADED_COUNT] = "SELECT count(*), CAST(coalesce(sum(length), 0) AS BIGINT) FROM parts"
 				  " WHERE missing <> 0",
 	[META_Q_RELOCATE_PART] = "UPDATE parts SET nodes = ?5, missing = ?6 WHERE ino = ?1 AND"
 				 " idx = ?2 AND object_id = ?3 AND nodes = ?4 AND missing = ?7",
@@ -104,7 +103,8 @@ static const char *const sql[META_Q_COUNT] = {
 				" WHERE ino = ?1 AND k > 0",
 	[META_Q_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
 				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[META_Q_INLINE_SET] = "INSERT OR REPLACE INTO inline_data (ino, data) VALUES (?1, ?2)",
+	[META_Q_INLINE_SET] = "INSERT INTO inline_data (ino, data) VALUES (?1, ?2)"
+			      " ON CONFLICT (ino) DO UPDATE SET data = excluded.data",
 	[META_Q_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?1",
 	/* the object id stays: inline content has no shards */
 	[META_Q_SET_INLINE_SIZE] = "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
@@ -112,10 +112,10 @@ static const char *const sql[META_Q_COUNT] = {
 				  " ORDER BY id LIMIT ?1",
 	[META_Q_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
 	/* sessions and open files */
-	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2)",
+	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2) RETURNING sid",
 	[META_Q_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
 	[META_Q_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
-			       " ON CONFLICT (sid, ino) DO UPDATE SET count = count + 1",
+			       " ON CONFLICT (sid, ino) DO UPDATE SET count = open_files.count + 1",
 	[META_Q_CLOSE_FILE] = "UPDATE open_files SET count = count - 1 WHERE sid = ?1 AND ino = ?2",
 	/* only the row just decremented can have reached 0: no table scan */
 	[META_Q_FORGET_CLOSED] = "DELETE FROM open_files WHERE sid = ?1 AND ino = ?2 AND count <= 0",
@@ -149,182 +149,183 @@ int64_t meta_now_ns(void)
 
 int meta_sql_errno(struct meta *m, int rc)
 {
-	switch (rc) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EUCLEAN;
-	default:
-		g_warning("metadata database: %s", sqlite3_errmsg(m->db));
-		return -EIO;
-	}
+	(void)m;
+	return rc == META_ROW || rc == META_DONE ? 0 : rc;
 }
 
-sqlite3_stmt *meta_stmt(struct meta *m, enum meta_q q)
+struct meta_stmt *meta_stmt(struct meta *m, enum meta_q q)
 {
-	if (!m->stmt[q] && sqlite3_prepare_v3(m->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-						 &m->stmt[q], NULL) != SQLITE_OK)
-		g_error("metadata statement %s does not prepare: %s", sql[q], sqlite3_errmsg(m->db));
-	sqlite3_reset(m->stmt[q]);
-	sqlite3_clear_bindings(m->stmt[q]);
+	if (!m->stmt[q]) {
+		struct meta_stmt *s = g_new0(struct meta_stmt, 1);
+
+		s->m = m;
+		if (m->engine->prepare(m, sql[q], &s->impl) < 0)
+			g_error("metadata statement %s does not prepare on %s", sql[q],
+				m->engine->name);
+		m->stmt[q] = s;
+	}
+	m->engine->reset(m->stmt[q]->impl);
 	return m->stmt[q];
 }
 
-int meta_run(struct meta *m, sqlite3_stmt *s)
+struct meta_stmt *meta_stmt_text(struct meta *m, const char *text)
 {
-	int rc = sqlite3_step(s);
+	struct meta_stmt *s = g_new0(struct meta_stmt, 1);
 
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : meta_sql_errno(m, rc);
+	s->m = m;
+	if (m->engine->prepare(m, text, &s->impl) < 0) {
+		g_free(s);
+		return NULL;
+	}
+	return s;
 }
 
-int meta_run_done(sqlite3_stmt *s)
+void meta_stmt_free(struct meta_stmt *s)
 {
-	int rc = sqlite3_step(s);
+	if (!s)
+		return;
+	s->m->engine->finalize(s->impl);
+	g_free(s);
+}
 
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+int meta_run(struct meta *m, struct meta_stmt *s)
+{
+	int rc = meta_step(s);
+
+	meta_reset(s);
+	return rc == META_DONE ? 0 : meta_sql_errno(m, rc == META_ROW ? -EIO : rc);
+}
+
+int meta_run_done(struct meta_stmt *s)
+{
+	int rc = meta_step(s);
+
+	meta_reset(s);
+	return rc == META_DONE ? 0 : -EIO;
 }
 
 int meta_run_ints(struct meta *m, enum meta_q q, int64_t a, int64_t b)
 {
-	sqlite3_stmt *s = meta_stmt(m, q);
+	struct meta_stmt *s = meta_stmt(m, q);
 
-	sqlite3_bind_int64(s, 1, a);
-	sqlite3_bind_int64(s, 2, b);
+	meta_bind_int(s, 1, a);
+	meta_bind_int(s, 2, b);
 	return meta_run_done(s);
 }
 
 int meta_exec(struct meta *m, const char *text)
 {
-	return meta_sql_errno(m, meta_sqlite_exec(m->db, text));
+	return m->engine->exec(m, text);
 }
 
-int meta_tx_begin(struct meta *m)
-{
-	g_mutex_lock(&m->lock);
-	int rc = meta_exec(m, "BEGIN IMMEDIATE");
+/* Tries of a transaction that keeps meeting concurrent ones, and the
+ * longest pause between two (the pause doubles from 1 ms, at random up to
+ * its bound, so that two that collided do not collide again). */
+#define TX_TRIES 12
+#define TX_PAUSE_MAX_US 100000
 
-	if (rc < 0)
-		g_mutex_unlock(&m->lock);
-	return rc;
+static void pause_before_retry(int attempt)
+{
+	gint64 bound = MIN((gint64)1000 << MIN(attempt, 16), TX_PAUSE_MAX_US);
+
+	g_usleep((gulong)g_random_int_range(0, (gint32)bound + 1));
 }
 
-/* COMMIT if rc is 0, else ROLLBACK; rc, or the commit's error. */
-static int commit_or_rollback(struct meta *m, int rc)
+static int tx_begin(struct meta_tx *t)
 {
-	int crc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK");
+	t->m->retry = false;
+	return t->m->engine->begin(t->m, t->durable);
+}
 
-	if (rc == 0 && crc < 0) {
-		meta_exec(m, "ROLLBACK");
-		rc = crc;
+/* COMMIT if rc is 0, else ROLLBACK; rc (1 is 0), or the commit's error. */
+static int tx_end(struct meta_tx *t, int rc)
+{
+	struct meta *m = t->m;
+
+	if (rc == 0 && !m->retry)
+		return m->engine->commit(m, t->durable);
+	m->engine->rollback(m, t->durable);
+	return rc == 1 ? 0 : rc;
+}
+
+bool meta_tx_loop(struct meta_tx *t, int *rc)
+{
+	if (t->attempt < 0) {
+		g_mutex_lock(&t->m->lock);
+		t->attempt = 0;
+		*rc = tx_begin(t);
+		if (*rc == 0)
+			return true;
+		g_mutex_unlock(&t->m->lock);
+		return false;
 	}
-	return rc;
-}
-
-int meta_tx_end(struct meta *m, int rc)
-{
-	rc = commit_or_rollback(m, rc);
-	g_mutex_unlock(&m->lock);
-	return rc;
-}
-
-/*
- * A transaction whose commit is fsynced: synchronous=FULL from before BEGIN
- * to after COMMIT (SQLite refuses to change it inside a transaction), all
- * under m->lock, so no other thread's commit on this connection can set it
- * back to NORMAL in between. If the level cannot be raised the transaction
- * does not start: a durable commit that is not synced must not happen.
- */
-int meta_tx_begin_durable(struct meta *m)
-{
-	int rc;
-
-	g_mutex_lock(&m->lock);
-	rc = meta_exec(m, "PRAGMA synchronous = FULL");
-	if (rc == 0)
-		rc = meta_exec(m, "BEGIN IMMEDIATE");
-	if (rc < 0) {
-		meta_exec(m, "PRAGMA synchronous = NORMAL");
-		g_mutex_unlock(&m->lock);
+	*rc = tx_end(t, *rc);
+	while (t->m->retry && ++t->attempt < TX_TRIES) {
+		pause_before_retry(t->attempt);
+		*rc = tx_begin(t);
+		if (*rc == 0)
+			return true;
 	}
-	return rc;
-}
-
-/* As meta_tx_end, then back to synchronous=NORMAL; if that fails the
- * connection stays at FULL, which is slower but no less safe. */
-int meta_tx_end_durable(struct meta *m, int rc)
-{
-	rc = commit_or_rollback(m, rc);
-	meta_exec(m, "PRAGMA synchronous = NORMAL");
-	g_mutex_unlock(&m->lock);
-	return rc;
+	if (t->m->retry) {
+		g_warning("metadata transaction given up after %d concurrent conflicts", TX_TRIES);
+		*rc = -EBUSY;
+	}
+	g_mutex_unlock(&t->m->lock);
+	return false;
 }
 
 /* ---- rows every topic touches ---- */
 
-void meta_bind_name(sqlite3_stmt *s, int i, const char *name)
+void meta_bind_name(struct meta_stmt *s, int i, const char *name)
 {
-	sqlite3_bind_blob(s, i, name, (int)strlen(name), SQLITE_STATIC);
+	meta_bind_blob(s, i, name, strlen(name));
 }
 
-void meta_attr_read(sqlite3_stmt *s, struct meta_attr *a)
+void meta_attr_read(struct meta_stmt *s, struct meta_attr *a)
 {
-	a->ino = (uint64_t)sqlite3_column_int64(s, 0);
-	a->mode = (uint32_t)sqlite3_column_int64(s, 1);
-	a->uid = (uint32_t)sqlite3_column_int64(s, 2);
-	a->gid = (uint32_t)sqlite3_column_int64(s, 3);
-	a->nlink = (uint32_t)sqlite3_column_int64(s, 4);
-	a->size = (uint64_t)sqlite3_column_int64(s, 5);
-	a->atime_ns = sqlite3_column_int64(s, 6);
-	a->mtime_ns = sqlite3_column_int64(s, 7);
-	a->ctime_ns = sqlite3_column_int64(s, 8);
-	a->generation = (uint64_t)sqlite3_column_int64(s, 9);
+	a->ino = (uint64_t)meta_col_int(s, 0);
+	a->mode = (uint32_t)meta_col_int(s, 1);
+	a->uid = (uint32_t)meta_col_int(s, 2);
+	a->gid = (uint32_t)meta_col_int(s, 3);
+	a->nlink = (uint32_t)meta_col_int(s, 4);
+	a->size = (uint64_t)meta_col_int(s, 5);
+	a->atime_ns = meta_col_int(s, 6);
+	a->mtime_ns = meta_col_int(s, 7);
+	a->ctime_ns = meta_col_int(s, 8);
+	a->generation = (uint64_t)meta_col_int(s, 9);
 }
 
 int meta_getattr_locked(struct meta *m, uint64_t ino, struct meta_attr *out)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_GETATTR);
+	struct meta_stmt *s = meta_stmt(m, META_Q_GETATTR);
 	int rc;
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && out)
+	meta_bind_int(s, 1, (int64_t)ino);
+	rc = meta_step(s);
+	if (rc == META_ROW && out)
 		meta_attr_read(s, out);
-	rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : meta_sql_errno(m, rc);
-	sqlite3_reset(s);
+	rc = rc == META_ROW ? 0 : rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
+	meta_reset(s);
 	return rc;
 }
 
 int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 {
-	sqlite3_stmt *s = meta_stmt(m, q);
+	struct meta_stmt *s = meta_stmt(m, q);
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	meta_bind_int(s, 1, (int64_t)ino);
 	return meta_run(m, s);
 }
 
 int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino)
 {
-	sqlite3_stmt *s = meta_stmt(m, q);
+	struct meta_stmt *s = meta_stmt(m, q);
 	int64_t n = -1;
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	meta_bind_int(s, 1, (int64_t)ino);
+	if (meta_step(s) == META_ROW)
+		n = meta_col_int(s, 0);
+	meta_reset(s);
 	return n;
 }
 
@@ -347,24 +348,54 @@ int meta_destroy_inode(struct meta *m, uint64_t ino)
 
 int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_SET_CTIME);
+	struct meta_stmt *s = meta_stmt(m, META_Q_SET_CTIME);
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, now);
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, now);
 	return meta_run(m, s);
 }
 
 /* ---- life cycle ---- */
 
-/* A connection of the engine url names (today only SQLite's: a second
- * engine's connect would be chosen here by the URL's scheme). */
+/* The password of "scheme://user:password@host..." and the value of a
+ * "password=" parameter are left out. */
+char *meta_url_safe(const char *url)
+{
+	GString *out = g_string_new(url);
+	const char *start = strstr(url, "://");
+	char *pw;
+
+	if (start) {
+		size_t from = (size_t)(start - url) + 3;
+		size_t end = from + strcspn(url + from, "/?");
+		const char *at = g_strrstr_len(url + from, (gssize)(end - from), "@");
+		const char *colon = at ? memchr(url + from, ':', (size_t)(at - url) - from) : NULL;
+
+		if (colon)
+			g_string_erase(out, colon - url, at - colon);
+	}
+	if ((pw = strstr(out->str, "password=")) != NULL) {
+		gssize at = pw - out->str + 9;
+
+		g_string_erase(out, at, (gssize)strcspn(out->str + at, "&"));
+		g_string_insert(out, at, "***");
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* A connection of the engine the URL's scheme names. */
 static int open_db(const char *url, bool create, struct meta **out)
 {
 	struct meta *m = g_new0(struct meta, 1);
 	int rc;
 
 	g_mutex_init(&m->lock);
-	rc = meta_sqlite_connect(m, url, create);
+	if (g_str_has_prefix(url, "sqlite://"))
+		rc = meta_sqlite_connect(m, url, create);
+	else if (g_str_has_prefix(url, "postgresql://") || g_str_has_prefix(url, "postgres://"))
+		rc = meta_pg_connect(m, url, create);
+	else
+		rc = -EINVAL;
 	if (rc < 0) {
 		meta_close(m);
 		return rc;
@@ -375,32 +406,43 @@ static int open_db(const char *url, bool create, struct meta **out)
 
 static int read_version(struct meta *m)
 {
-	sqlite3_stmt *s;
+	struct meta_stmt *s = meta_stmt_text(m, "SELECT version FROM schema_version");
 	int v = -1;
 
-	if (sqlite3_prepare_v2(m->db, "SELECT version FROM schema_version", -1, &s, NULL) != SQLITE_OK)
+	if (!s)
 		return -1; /* no schema at all */
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
+	if (meta_step(s) == META_ROW)
+		v = (int)meta_col_int(s, 0);
+	meta_stmt_free(s);
 	return v;
 }
 
 /* Runs the migration steps from the database's version to ours, each in
- * its own transaction with the version bump. */
+ * its own transaction with the version bump. A step another process made
+ * meanwhile (two opening the same database at once) is found done when
+ * the version is read again inside the transaction. */
 static int migrate(struct meta *m, int from)
 {
 	int rc = 0;
 
 	for (int v = from; rc == 0 && v < META_SCHEMA_VERSION; v++) {
-		char *bump = g_strdup_printf("UPDATE schema_version SET version = %d", v + 1);
+		char *bump = g_strdup_printf("UPDATE schema_version SET version = %d"
+					     " WHERE version = %d", v + 1, v);
 
-		rc = meta_exec(m, "BEGIN IMMEDIATE");
+		rc = m->engine->begin(m, true);
+		if (rc < 0)
+			break;
+		/* version 0 has no table yet to read again */
+		int now = v == 0 ? 0 : read_version(m);
+
+		if (now == v)
+			rc = meta_exec(m, m->engine->migrations[v]) ?: meta_exec(m, bump);
+		else if (now < v)
+			rc = -EPROTO; /* went back meanwhile: not ours to fix */
 		if (rc == 0)
-			rc = meta_exec(m, meta_migrations[v]);
-		if (rc == 0)
-			rc = meta_exec(m, bump);
-		rc = meta_exec(m, rc == 0 ? "COMMIT" : "ROLLBACK") ?: rc;
+			rc = m->engine->commit(m, true);
+		else
+			m->engine->rollback(m, true);
 		g_free(bump);
 	}
 	return rc;
@@ -415,7 +457,7 @@ int meta_open(const char *url, struct meta **out)
 		return rc;
 	v = read_version(m);
 	if (v < 0 || v > META_SCHEMA_VERSION) {
-		g_warning("metadata database %s: %s", url,
+		g_warning("metadata database %s: %s", m->engine->name,
 			  v < 0 ? "no shardfs schema" : "schema newer than this program");
 		meta_close(m);
 		return v < 0 ? -ENOENT : -EPROTO;
@@ -429,11 +471,31 @@ int meta_open(const char *url, struct meta **out)
 	return 0;
 }
 
+/* The root directory: the first inode, so its number is the first the
+ * key gives on either engine. */
+static int make_root(struct meta *m, uint32_t uid, uint32_t gid)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_INSERT_INODE);
+	int rc;
+
+	meta_bind_int(s, 1, S_IFDIR | 0755);
+	meta_bind_int(s, 2, uid);
+	meta_bind_int(s, 3, gid);
+	meta_bind_int(s, 4, 2);
+	meta_bind_int(s, 5, 0);
+	meta_bind_int(s, 6, meta_now_ns());
+	meta_bind_int(s, 7, META_ROOT_INO);
+	rc = meta_step(s);
+	if (rc == META_ROW && meta_col_int(s, 0) != META_ROOT_INO)
+		rc = -EEXIST; /* a table not as new as it looks */
+	meta_reset(s);
+	return rc == META_ROW ? 0 : rc == META_DONE ? -EIO : rc;
+}
+
 int meta_create_db(const char *url, uint32_t uid, uint32_t gid)
 {
 	struct meta *m;
 	int rc = open_db(url, true, &m);
-	int64_t now;
 
 	if (rc < 0)
 		return rc;
@@ -442,16 +504,11 @@ int meta_create_db(const char *url, uint32_t uid, uint32_t gid)
 		return -EEXIST;
 	}
 	rc = migrate(m, 0);
-	now = meta_now_ns();
 	if (rc == 0) {
-		char *root = g_strdup_printf(
-			"INSERT INTO inodes (ino, mode, uid, gid, nlink, atime, mtime, ctime, parent)"
-			" VALUES (%u, %u, %u, %u, 2, %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-			", %" G_GINT64_FORMAT ", %u)",
-			META_ROOT_INO, S_IFDIR | 0755, uid, gid, now, now, now, META_ROOT_INO);
+		struct meta_tx t = META_TX_DURABLE(m);
 
-		rc = meta_exec(m, root);
-		g_free(root);
+		while (meta_tx_loop(&t, &rc))
+			rc = make_root(m, uid, gid);
 	}
 	meta_close(m);
 	return rc;
@@ -462,8 +519,9 @@ void meta_close(struct meta *m)
 	if (!m)
 		return;
 	for (int i = 0; i < META_Q_COUNT; i++)
-		sqlite3_finalize(m->stmt[i]);
-	sqlite3_close(m->db);
+		meta_stmt_free(m->stmt[i]);
+	if (m->engine)
+		m->engine->close(m);
 	g_mutex_clear(&m->lock);
 	g_free(m);
 }

@@ -42,6 +42,7 @@
 #include "meta_sqlite.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <glib.h>
 #include <sqlite3.h>

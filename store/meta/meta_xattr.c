@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #define XATTR_NAME_MAX_LEN 255u
@@ -26,30 +25,22 @@ static int xattr_name_check(const char *name)
 
 static bool xattr_exists(struct meta *m, uint64_t ino, const char *name)
 {
-	sqlite3_stmt *s = meta_stmt(m, META_Q_XATTR_EXISTS);
+	struct meta_stmt *s = meta_stmt(m, META_Q_XATTR_EXISTS);
 	bool there;
 
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	meta_bind_int(s, 1, (int64_t)ino);
 	meta_bind_name(s, 2, name);
-	there = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
+	there = meta_step(s) == META_ROW;
+	meta_reset(s);
 	return there;
 }
 
-int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *value, size_t len,
-		  int flags)
+static int setxattr_locked(struct meta *m, uint64_t ino, const char *name, const void *value,
+			   size_t len, int flags)
 {
-	sqlite3_stmt *s;
-	int rc = xattr_name_check(name);
+	struct meta_stmt *s;
+	int rc = meta_getattr_locked(m, ino, NULL);
 
-	if (rc < 0)
-		return rc;
-	if (len > XATTR_VALUE_MAX)
-		return -E2BIG;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = meta_getattr_locked(m, ino, NULL);
 	if (rc == 0) {
 		bool there = xattr_exists(m, ino, name);
 
@@ -60,14 +51,29 @@ int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *va
 	}
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_XATTR_SET);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		meta_bind_int(s, 1, (int64_t)ino);
 		meta_bind_name(s, 2, name);
-		sqlite3_bind_blob(s, 3, len ? value : "", (int)len, SQLITE_STATIC);
+		meta_bind_blob(s, 3, value, len);
 		rc = meta_run_done(s);
 	}
 	if (rc == 0)
 		rc = meta_set_ctime(m, ino, meta_now_ns());
-	return meta_tx_end(m, rc);
+	return rc;
+}
+
+int meta_setxattr(struct meta *m, uint64_t ino, const char *name, const void *value, size_t len,
+		  int flags)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = xattr_name_check(name);
+
+	if (rc < 0)
+		return rc;
+	if (len > XATTR_VALUE_MAX)
+		return -E2BIG;
+	while (meta_tx_loop(&t, &rc))
+		rc = setxattr_locked(m, ino, name, value, len, flags);
+	return rc;
 }
 
 /* Copies a blob the size rules of getxattr(2) allow: its length, or -ERANGE. */
@@ -84,7 +90,7 @@ static int copy_sized(const void *data, size_t len, void *buf, size_t size)
 
 int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, size_t size)
 {
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc = xattr_name_check(name);
 
 	if (rc < 0)
@@ -93,13 +99,17 @@ int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, s
 	rc = meta_getattr_locked(m, ino, NULL);
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_XATTR_GET);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		meta_bind_int(s, 1, (int64_t)ino);
 		meta_bind_name(s, 2, name);
-		if (sqlite3_step(s) == SQLITE_ROW)
-			rc = copy_sized(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), value, size);
-		else
+		if (meta_step(s) == META_ROW) {
+			size_t n;
+			const void *data = meta_col_blob(s, 0, &n);
+
+			rc = copy_sized(data, n, value, size);
+		} else {
 			rc = -ENODATA;
-		sqlite3_reset(s);
+		}
+		meta_reset(s);
 	}
 	g_mutex_unlock(&m->lock);
 	return rc;
@@ -108,19 +118,22 @@ int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, s
 int meta_listxattr(struct meta *m, uint64_t ino, char *list, size_t size)
 {
 	GByteArray *names = g_byte_array_new();
-	sqlite3_stmt *s;
+	struct meta_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
 	rc = meta_getattr_locked(m, ino, NULL);
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_XATTR_LIST);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			g_byte_array_append(names, sqlite3_column_blob(s, 0), (guint)sqlite3_column_bytes(s, 0));
+		meta_bind_int(s, 1, (int64_t)ino);
+		while (meta_step(s) == META_ROW) {
+			size_t n;
+			const guint8 *name = meta_col_blob(s, 0, &n);
+
+			g_byte_array_append(names, name, (guint)n);
 			g_byte_array_append(names, (const guint8 *)"", 1);
 		}
-		sqlite3_reset(s);
+		meta_reset(s);
 		rc = copy_sized(names->data, names->len, list, size);
 	}
 	g_mutex_unlock(&m->lock);
@@ -128,26 +141,32 @@ int meta_listxattr(struct meta *m, uint64_t ino, char *list, size_t size)
 	return rc;
 }
 
-int meta_removexattr(struct meta *m, uint64_t ino, const char *name)
+static int removexattr_locked(struct meta *m, uint64_t ino, const char *name)
 {
-	sqlite3_stmt *s;
-	int rc = xattr_name_check(name);
+	struct meta_stmt *s;
+	int rc = meta_getattr_locked(m, ino, NULL);
 
-	if (rc < 0)
-		return rc;
-	rc = meta_tx_begin(m);
-	if (rc < 0)
-		return rc;
-	rc = meta_getattr_locked(m, ino, NULL);
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_XATTR_REMOVE);
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		meta_bind_int(s, 1, (int64_t)ino);
 		meta_bind_name(s, 2, name);
 		rc = meta_run_done(s);
-		if (rc == 0 && sqlite3_changes(m->db) == 0)
+		if (rc == 0 && m->changes == 0)
 			rc = -ENODATA;
 	}
 	if (rc == 0)
 		rc = meta_set_ctime(m, ino, meta_now_ns());
-	return meta_tx_end(m, rc);
+	return rc;
+}
+
+int meta_removexattr(struct meta *m, uint64_t ino, const char *name)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = xattr_name_check(name);
+
+	if (rc < 0)
+		return rc;
+	while (meta_tx_loop(&t, &rc))
+		rc = removexattr_locked(m, ino, name);
+	return rc;
 }

@@ -26,6 +26,7 @@
  */
 #include "store/meta/meta.h"
 #include "fixture.h"
+#include "meta_fixture.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1064,7 +1065,7 @@ static int setup(void **state)
 	memset(long_name, 'l', sizeof(long_name) - 1);
 	memset(max_name, 'm', sizeof(max_name) - 1);
 	r->dir = test_mkdtemp();
-	r->url = g_strdup_printf("sqlite://%s/meta.db", r->dir);
+	r->url = test_meta_url(r->dir);
 	assert_int_equal(meta_create_db(r->url, 0, 0), 0);
 	assert_int_equal(meta_open(r->url, &r->m), 0);
 	model_init(&r->model);
@@ -1081,6 +1082,7 @@ static int teardown(void **state)
 	struct run *r = *state;
 
 	meta_close(r->m);
+	test_meta_url_drop(r->url);
 	test_rmdir(r->dir);
 	model_fini(&r->model);
 	g_rand_free(r->rng);
