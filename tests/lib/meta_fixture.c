@@ -6,6 +6,7 @@
 
 #include <glib.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,19 +37,41 @@ bool test_meta_is_pg(void)
 	return base && *base;
 }
 
-/* Runs SQL on the maintenance database; a failure fails the test. */
-static void maintenance(const char *sql)
+/* Runs SQL on a server's database; a failure fails the test. */
+static void pg_exec(const char *conninfo, const char *sql)
 {
-	PGconn *c = PQconnectdb(g_getenv("SHARDFS_TEST_PG"));
+	PGconn *c = PQconnectdb(conninfo);
 	PGresult *r;
 
 	if (PQstatus(c) != CONNECTION_OK)
 		fail_msg("test server: %s", PQerrorMessage(c));
 	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
 		fail_msg("test server: %s: %s", sql, PQresultErrorMessage(r));
 	PQclear(r);
 	PQfinish(c);
+}
+
+static void maintenance(const char *sql)
+{
+	pg_exec(g_getenv("SHARDFS_TEST_PG"), sql);
+}
+
+void test_meta_raw_exec(const char *url, const char *sql)
+{
+	sqlite3 *db;
+	char *err = NULL;
+
+	if (!g_str_has_prefix(url, "sqlite://")) {
+		pg_exec(url, sql);
+		return;
+	}
+	if (sqlite3_open_v2(url + strlen("sqlite://"), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+		fail_msg("cannot open %s", url);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
 }
 
 /* The maintenance URL with another database name. */

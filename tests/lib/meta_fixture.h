@@ -21,6 +21,9 @@ char *test_meta_url(const char *dir);
 /* Drops a database test_meta_url made on a server (a file goes with its
  * directory). */
 void test_meta_url_drop(const char *url);
+/* Runs SQL on the database of url behind the engine's back (to make an
+ * older schema, or damage); a failure fails the test. */
+void test_meta_raw_exec(const char *url, const char *sql);
 
 uint64_t test_mkdir_ok(struct meta *m, uint64_t parent, const char *name);
 uint64_t test_create_ok(struct meta *m, uint64_t parent, const char *name);

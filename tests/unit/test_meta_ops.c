@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #define ROOT META_ROOT_INO
@@ -905,30 +904,13 @@ static void test_inline_limits_truncate_unlink(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), -ENOENT);
 }
 
-static void raw_exec(const char *path, const char *text)
-{
-	sqlite3 *db;
-	char *err = NULL;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", text, err);
-	sqlite3_close(db);
-}
-
 /* A database of schema 1 (before inline data) with a file in it is
  * migrated on open: its file is intact and takes inline content; a schema
  * newer than this program is refused. */
 static void test_schema_migration(void **state)
 {
 	struct fx *f = *state;
-	char *path = g_strdup_printf("%s/meta.db", f->dir);
 	uint8_t oid[16] = "object-0123456!";
-
-	if (test_meta_is_pg()) { /* the older database is made with SQLite's SQL */
-		g_free(path);
-		skip();
-	}
 	struct meta_part p = part(0, 10, 1), *back;
 	struct meta_attr a;
 	struct meta *newer;
@@ -939,7 +921,7 @@ static void test_schema_migration(void **state)
 
 	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 10, &p, 1, NULL, true), 0);
 	meta_close(f->m);
-	raw_exec(path, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
+	test_meta_raw_exec(f->url, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
 		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
 		       "UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
@@ -954,10 +936,9 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	raw_exec(path, "UPDATE schema_version SET version = 5");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 5");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	raw_exec(path, "UPDATE schema_version SET version = 4");
-	g_free(path);
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 4");
 }
 
 /* statfs counts inodes and bytes. */
