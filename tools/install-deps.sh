@@ -17,6 +17,7 @@ PACKAGES=(
   libmicrohttpd-dev  # the /metrics endpoints
   # tests
   libcmocka-dev python3 python3-pytest attr rsync procps time
+  python3-psycopg2  # tests read a PostgreSQL metadata database
   util-linux-extra  # fincore: what the page cache holds of a file
   dpkg-dev file lintian  # cpack -G DEB (dpkg-shlibdeps) and its check
   prometheus  # a real Prometheus scrapes a node and a mount; promtool

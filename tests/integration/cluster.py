@@ -32,14 +32,54 @@ def free_udp_ports(n):
     return free_ports(n, socket.SOCK_DGRAM)
 
 
+# A PostgreSQL server for the metadata (tests/lib/with_postgres.sh), or
+# None: then clusters keep it in SQLite.
+TEST_PG = os.environ.get("SHARDFS_TEST_PG") or None
+
+
+def pg_url(db):
+    """The URL of database db on the TEST_PG server."""
+    return re.sub(r"^postgresql:///[^?]*", f"postgresql:///{db}", TEST_PG)
+
+
+def pg_rows(url, sql, *args):
+    """Rows of sql on url, with psycopg2 (libpq) in this process: a helper
+    process would close, and so flush, the test's open files in the
+    mount as it starts."""
+    import psycopg2
+    db = psycopg2.connect(url)
+    try:
+        db.autocommit = True
+        with db.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        db.close()
+
+
 def db_rows(cl, sql, *args):
     """Rows of a query on cluster cl's metadata database, read beside the
     mounts (WAL mode lets a reader in at any time)."""
+    if cl.meta_url.startswith("postgresql:"):
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                for row in pg_rows(cl.meta_url, sql, *args)]
     db = sqlite3.connect(os.path.join(cl.dir, "meta.db"), timeout=10)
     try:
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+_databases = 0
+
+
+def new_pg_database():
+    """A new database on the TEST_PG server, for one cluster."""
+    global _databases
+    _databases += 1
+    name = f"cluster_{os.getpid()}_{_databases}"
+    pg_rows(TEST_PG, f"CREATE DATABASE {name}")
+    return pg_url(name)
 
 
 class Cluster:
@@ -49,6 +89,10 @@ class Cluster:
         self.procs = {}
         ports = free_udp_ports(nodes)
         args = [SHARDFS, "init", "--dir", self.dir, "--ec", ec]
+        self.meta_url = "sqlite://" + os.path.join(self.dir, "meta.db")
+        if TEST_PG:
+            self.meta_url = new_pg_database()
+            args += ["--meta", self.meta_url]
         for i, port in enumerate(ports, 1):
             args += ["--node", f"{i}=127.0.0.1:{port}"]
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
