@@ -228,6 +228,10 @@ int local_cluster_create(const struct local_cluster *c, const char *ec)
 	}
 	g_ptr_array_add(argv, g_strdup("--ec"));
 	g_ptr_array_add(argv, g_strdup(ec));
+	if (c->meta_url) {
+		g_ptr_array_add(argv, g_strdup("--meta"));
+		g_ptr_array_add(argv, g_strdup(c->meta_url));
+	}
 	g_ptr_array_add(argv, NULL);
 	rc = run_quiet((char **)argv->pdata, 0) ? -EIO : 0;
 	if (rc)

@@ -48,6 +48,7 @@ struct local_cluster {
 	unsigned flags;	  /* local_proc_flags of the nodes and mounts started */
 	gboolean pidfiles; /* record DIR/node-ID.pid and DIR/mount.pid */
 	char **node_args; /* extra arguments of every node, NULL-ended; borrowed, may be NULL */
+	const char *meta_url; /* the metadata of a cluster created; borrowed, NULL: SQLite's */
 	pid_t pids[LOCAL_CLUSTER_MAX_NODES]; /* by id - 1; 0: not started by us */
 };
 

@@ -9,14 +9,19 @@
  * and is recorded in DIR/NAME.pid, so that up can be run again safely and
  * down stops exactly what up started.
  *
+ * With --meta postgres the metadata is in a PostgreSQL server of its own
+ * in DIR/pg (local_pg.h), made the first time and started by every up.
+ *
  * down unmounts DIR/mnt and waits for the mount process to finish its
  * flush before it stops the nodes (SIGTERM: they drain and sync), since
- * the flush needs them. If files are still open in the mount it refuses
- * and leaves everything running: nothing is lost by a down.
+ * the flush needs them, and then the PostgreSQL server if there is one.
+ * If files are still open in the mount it refuses and leaves everything
+ * running: nothing is lost by a down.
  */
 #define G_LOG_DOMAIN "shardfs"
 
 #include "local_cluster.h"
+#include "tools/local_pg.h"
 #include "net/net.h"
 #include "store/meta/meta.h"
 #include "shardfs.h"
@@ -31,6 +36,7 @@
 #define DEFAULT_DIR "shardfs-local"
 #define LOCAL_NODES 3
 #define LOCAL_EC "2+1"
+#define LOCAL_HOST "127.0.0.1"
 #define START_TIMEOUT_S 20
 #define STOP_TIMEOUT_S 60
 
@@ -40,6 +46,9 @@ struct local {
 	char *self, *dir, *conf; /* borrowed from lc */
 	char *mnt;   /* DIR/mnt */
 	struct net_cluster *cluster; /* DIR/cluster.conf, once loaded */
+	char *meta;		     /* --meta: "sqlite", "postgres" or NULL */
+	struct local_pg pg;	     /* DIR/pg, when there is one */
+	gboolean has_pg;
 };
 
 static void local_clear(struct local *l)
@@ -48,6 +57,9 @@ static void local_clear(struct local *l)
 		net_cluster_free(l->cluster);
 	local_cluster_fini(&l->lc);
 	g_free(l->mnt);
+	g_free(l->meta);
+	if (l->has_pg)
+		local_pg_fini(&l->pg);
 }
 
 static char *in_dir(const struct local *l, const char *name)
@@ -77,13 +89,62 @@ static void print_log_tail(const struct local *l, const char *name)
 
 /* ---- the cluster ---- */
 
-static int create_cluster(const struct local *l)
+/*
+ * The PostgreSQL server of the cluster: made for a new cluster that asks
+ * for one, started when DIR/pg holds one. A cluster already made keeps
+ * the engine it was made with.
+ */
+static int prepare_pg(struct local *l)
+{
+	gboolean wanted = l->meta && !strcmp(l->meta, "postgres");
+	gboolean made = g_file_test(l->conf, G_FILE_TEST_EXISTS);
+	g_autofree char *data = g_build_filename(l->dir, "pg", "data", "PG_VERSION", NULL);
+	gboolean exists = g_file_test(data, G_FILE_TEST_EXISTS);
+
+	if (made && l->meta && wanted != exists) {
+		fprintf(stderr, "shardfs up: %s holds a cluster with its metadata in %s already;"
+				" --meta %s does not change it\n", l->dir, exists ? "PostgreSQL" : "SQLite",
+			l->meta);
+		return -1;
+	}
+	if (!exists && !(wanted && !made))
+		return 0;
+	if (!local_pg_init(&l->pg, l->dir))
+		return -1;
+	l->has_pg = TRUE;
+	if (!exists) {
+		if (local_pg_create(&l->pg, LOCAL_HOST) < 0)
+			return -1;
+		printf("created a PostgreSQL server in %s (port %u)\n", l->pg.dir, l->pg.port);
+		l->lc.meta_url = l->pg.url;
+		return 0;
+	}
+	int rc = local_pg_start(&l->pg);
+
+	if (rc == 0)
+		printf("PostgreSQL started (%s, port %u)\n", l->pg.dir, l->pg.port);
+	else if (rc == 1)
+		printf("PostgreSQL is running (%s, port %u)\n", l->pg.dir, l->pg.port);
+	return rc < 0 ? -1 : 0;
+}
+
+static int create_cluster(struct local *l)
 {
 	int rc = local_cluster_create(&l->lc, LOCAL_EC);
 
+	if (rc == 0 && l->lc.meta_url) {
+		g_autofree char *ca = in_dir(l, "ca.crt");
+		g_autofree char *ca_key = g_build_filename(l->dir, "ca", "ca.key", NULL);
+
+		rc = local_pg_tls(&l->pg, ca, ca_key, LOCAL_HOST);
+	}
 	if (rc == 0)
-		printf("created a %u-node cluster (erasure code %s) in %s\n", LOCAL_NODES, LOCAL_EC,
-		       l->dir);
+		printf("created a %u-node cluster (erasure code %s) in %s, metadata in %s\n",
+		       LOCAL_NODES, LOCAL_EC, l->dir, l->lc.meta_url ? "PostgreSQL" : "SQLite");
+	if (rc == 0 && l->lc.meta_url)
+		printf("other hosts reach the metadata at postgresql://shardfs@%s:%u/shardfs"
+		       "?sslmode=verify-full&sslrootcert=ca.crt with the password in %s/password\n",
+		       LOCAL_HOST, l->pg.port, l->pg.dir);
 	return rc;
 }
 
@@ -190,10 +251,19 @@ static void print_usage_hints(const struct local *l)
 static gboolean local_init(struct local *l, int argc, char **argv, const char *what,
 			   const char *summary)
 {
-	GOptionEntry entries[] = {G_OPTION_ENTRY_NULL};
+	GOptionEntry up_entries[] = {
+		{"meta", 0, 0, G_OPTION_ARG_STRING, &l->meta,
+		 "where a new cluster keeps its metadata: sqlite (the default) or postgres"
+		 " (a PostgreSQL server in DIR/pg)", "ENGINE"},
+		G_OPTION_ENTRY_NULL};
+	GOptionEntry none[] = {G_OPTION_ENTRY_NULL};
 
-	if (!tools_parse(argc, argv, entries, summary))
+	if (!tools_parse(argc, argv, strcmp(what, "up") ? none : up_entries, summary))
 		return FALSE;
+	if (l->meta && strcmp(l->meta, "sqlite") && strcmp(l->meta, "postgres")) {
+		fprintf(stderr, "shardfs up: --meta %s: say sqlite or postgres\n", l->meta);
+		return FALSE;
+	}
 	if (argc > 2) {
 		fprintf(stderr, "usage: shardfs %s [DIR]\n", what);
 		return FALSE;
@@ -237,6 +307,8 @@ int cmd_up(int argc, char **argv)
 		local_clear(&l);
 		return SHARDFS_EXIT_USAGE;
 	}
+	if (prepare_pg(&l) < 0)
+		goto out;
 	if (!g_file_test(l.conf, G_FILE_TEST_EXISTS) && create_cluster(&l) != 0)
 		goto out;
 	if (local_load(&l, "up") < 0 || ensure_meta_db(l.cluster) < 0 ||
@@ -299,6 +371,23 @@ static void stop_nodes(const struct local *l, const struct net_cluster *c)
 	}
 }
 
+/* Last: the mount's flush and the nodes are done with the metadata. */
+static int stop_pg(struct local *l)
+{
+	g_autofree char *data = g_build_filename(l->dir, "pg", "data", "PG_VERSION", NULL);
+
+	if (!g_file_test(data, G_FILE_TEST_EXISTS))
+		return 0;
+	if (!local_pg_init(&l->pg, l->dir))
+		return SHARDFS_EXIT_FAIL;
+	l->has_pg = TRUE;
+	int rc = local_pg_stop(&l->pg);
+
+	if (rc == 0)
+		printf("PostgreSQL stopped\n");
+	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
+}
+
 int cmd_down(int argc, char **argv)
 {
 	struct local l = {0};
@@ -310,7 +399,7 @@ int cmd_down(int argc, char **argv)
 	}
 	if (local_load(&l, "down") == 0 && stop_mount(&l) == 0) {
 		stop_nodes(&l, l.cluster);
-		rc = 0;
+		rc = stop_pg(&l);
 	}
 	local_clear(&l);
 	return rc;

@@ -57,7 +57,14 @@ refused "--ec 0+2" $two --ec 0+2
 refused "--ec 2+x" $two --ec 2+x
 refused "need at least 6 nodes, 2 given" $two --ec 4+2
 refused "at least 2 nodes" --node 1=127.0.0.1:7001
-refused "--meta postgresql://db/x" $two --meta postgresql://db/x
+refused "--meta mysql://db/x" $two --meta mysql://db/x
+# A PostgreSQL server that cannot be reached is named, its password never,
+# and no cluster file is written.
+rc=0; out=$("$shardfs" init --dir "$dir/p" $two --meta "postgresql://u:sekrit@127.0.0.1:1/x" 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "init with an unreachable server exited $rc"
+echo "$out" | grep -qF "metadata server 127.0.0.1:1" || fail "no server named in: $out"
+! echo "$out" | grep -q sekrit || fail "the password was printed: $out"
+[ ! -e "$dir/p/cluster.conf" ] || fail "init wrote a cluster file without its metadata"
 refused "weight=0" --node 1=h:1,weight=0 --node 2=h:2
 refused "zone=" --node 1=h:1,zone= --node 2=h:2
 refused "PORT 1..65535" --node 1=h:70000 --node 2=h:2

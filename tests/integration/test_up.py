@@ -4,6 +4,7 @@ with a mount, run again safely, stopped without losing files."""
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -49,6 +50,17 @@ def local(tmp_path):
         for pid in pids(d).values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        pg_pid = d / "pg" / "data" / "postmaster.pid"
+        if pg_pid.exists():
+            pid = int(pg_pid.read_text().split()[0])
+            if alive(pid):
+                os.kill(pid, signal.SIGINT)  # fast shutdown
+                for _ in range(100):
+                    if not alive(pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_up_mounts_a_cluster_and_down_stops_it(local, tmp_path):
@@ -101,3 +113,49 @@ def test_up_replaces_a_mount_whose_process_died(local):
 def test_down_without_a_cluster_fails_clearly(tmp_path):
     r = run("down", str(tmp_path / "none"), check=False)
     assert r.returncode == 1 and "no cluster in" in r.stderr
+
+
+def pg_connect(local, password, sslmode="verify-full"):
+    import psycopg2
+    port = (local / "pg" / "port").read_text().strip()
+    return psycopg2.connect(host="127.0.0.1", port=port, user="shardfs", dbname="shardfs",
+                            password=password, sslmode=sslmode,
+                            sslrootcert=str(local / "ca.crt"), connect_timeout=10)
+
+
+def test_up_with_postgres_serves_the_namespace_and_keeps_it(local):
+    """up --meta postgres: a PostgreSQL server of the cluster's own in
+    DIR/pg holds the namespace; over TCP it takes only TLS with the
+    cluster CA's certificate and the password; down stops it and up
+    starts it again with every file kept."""
+    import psycopg2
+    for d in (local.parent, *local.parent.parents):  # pytest's are 0700
+        if d.stat().st_uid == os.getuid() and not d.stat().st_mode & 0o001:
+            d.chmod(d.stat().st_mode | 0o001)
+    out = run("up", "--meta", "postgres", str(local)).stdout
+    assert "created a PostgreSQL server in" in out and "metadata in PostgreSQL" in out
+    assert "3 of 3 nodes up" in out and mounted(local / "mnt")
+    assert "postgresql://" in (local / "cluster.conf").read_text()
+    data = os.urandom(5 << 20)
+    (local / "mnt" / "big").write_bytes(data)
+    (local / "mnt" / "small").write_text("inline")
+    password = (local / "pg" / "password").read_text()
+    with pg_connect(local, password) as db, db.cursor() as cur:
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone()[0] is True
+        cur.execute("SELECT count(*) FROM inodes")
+        assert cur.fetchone()[0] == 3  # the root and the two files
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        pg_connect(local, "wrong")
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        pg_connect(local, password, sslmode="disable")
+    server = int((local / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+    assert "PostgreSQL stopped" in run("down", str(local)).stdout
+    assert not alive(server) and not mounted(local / "mnt")
+    out = run("up", str(local)).stdout
+    assert "PostgreSQL started" in out and "created" not in out
+    assert (local / "mnt" / "big").read_bytes() == data
+    assert (local / "mnt" / "small").read_text() == "inline"
+    r = run("up", "--meta", "sqlite", str(local), check=False)
+    assert r.returncode == 1 and "metadata in PostgreSQL already" in r.stderr
+    run("down", str(local))
