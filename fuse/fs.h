@@ -23,6 +23,7 @@ struct fs_mount_options {
 	unsigned repair_interval_s; /* pause between repair passes; 0: no repair in this mount */
 	uint64_t repair_bytes_per_s; /* the repairer's read rate at most; 0: unbounded */
 	const char *metrics_addr;   /* ADDR:PORT of the /metrics endpoint, or NULL: none */
+	unsigned meta_connections;  /* metadata connections the FUSE threads share; 0: 8 */
 };
 
 /* Mounts and serves until unmounted; returns the process exit status (0,

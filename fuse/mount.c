@@ -29,6 +29,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+/* Metadata connections by default: FUSE threads that each wait for the
+ * database (a server's round trips) would be serialised on fewer. */
 #define META_CONNECTIONS 8
 #define HEARTBEAT_S 5
 #define REAP_AFTER_S 60
@@ -196,12 +198,12 @@ static gpointer repairer(gpointer arg)
 	return NULL;
 }
 
-static int open_metas(struct fs *fs)
+static int open_metas(struct fs *fs, unsigned connections)
 {
 	const char *url = store_meta_url(fs->store);
 
 	fs->metas = g_async_queue_new();
-	for (int i = 0; i < META_CONNECTIONS; i++) {
+	for (unsigned i = 0; i < (connections ? connections : META_CONNECTIONS); i++) {
 		struct meta *m;
 		int rc = meta_open(url, &m);
 
@@ -240,7 +242,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 		return fs;
 	}
 	fs->part_size = store_part_size(fs->store);
-	if (open_metas(fs) || fs_streams_init(fs, o->stream_dirs))
+	if (open_metas(fs, o->meta_connections) || fs_streams_init(fs, o->stream_dirs))
 		g_clear_pointer(&fs->store, store_close);
 	return fs;
 }

@@ -32,6 +32,7 @@ struct own_options {
 	char *metrics;	/* metrics=ADDR:PORT, or NULL */
 	int *repair_s;	/* repair_interval=S if given (-1 if not a number) */
 	int *repair_rate; /* repair_rate=MIB if given (-1 if not a number) */
+	int *meta_connections; /* meta_connections=N if given (-1 if not a number) */
 };
 
 /* Takes a number option name=N (0..max) of list item o into *value; -1
@@ -69,7 +70,8 @@ static char *fuse_options(const char *opts, struct own_options *own)
 	for (char **o = list; *o; o++) {
 		if (take_value(*o, "streams", &own->streams) || take_value(*o, "metrics", &own->metrics) ||
 		    take_number(*o, "repair_interval", 86400, own->repair_s) ||
-		    take_number(*o, "repair_rate", 100000, own->repair_rate))
+		    take_number(*o, "repair_rate", 100000, own->repair_rate) ||
+		    take_number(*o, "meta_connections", 64, own->meta_connections))
 			continue;
 		if (**o && !g_strv_contains(mount8_only, *o))
 			g_string_append_printf(out, ",%s", *o);
@@ -105,10 +107,10 @@ int cmd_mount(int argc, char **argv)
 {
 	gboolean foreground = FALSE, debug = FALSE, force = FALSE;
 	char **opts = NULL, *named = NULL;
-	int threads = 16, repair_interval = 30, repair_rate = STORE_REPAIR_RATE_MIB;
+	int threads = 16, repair_interval = 30, repair_rate = STORE_REPAIR_RATE_MIB, metas = 8;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
-		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, metrics=ADDR:PORT, ...)", "OPTS"},
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, repair_rate=MIB, meta_connections=N, metrics=ADDR:PORT, ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"force", 0, 0, G_OPTION_ARG_NONE, &force, "mount even on a regular file or over a shardfs already mounted there", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
@@ -117,6 +119,8 @@ int cmd_mount(int argc, char **argv)
 		 "seconds between the mount's passes that rebuild missing shards (default 30, 0: none)", "S"},
 		{"repair-rate", 0, 0, G_OPTION_ARG_INT, &repair_rate,
 		 "MiB/s the mount's repair reads at most (default " G_STRINGIFY(STORE_REPAIR_RATE_MIB) ", 0: unbounded)", "MIB"},
+		{"meta-connections", 0, 0, G_OPTION_ARG_INT, &metas,
+		 "connections to the metadata engine that the FUSE threads share (default 8)", "N"},
 		G_OPTION_ENTRY_NULL,
 	};
 
@@ -126,13 +130,16 @@ int cmd_mount(int argc, char **argv)
 	 * -c or SHARDFS_CONF, as for every command. */
 	gboolean spec_given = argc == 3 && !named;
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
-	struct own_options own = {.repair_s = &repair_interval, .repair_rate = &repair_rate};
+	struct own_options own = {.repair_s = &repair_interval, .repair_rate = &repair_rate,
+				  .meta_connections = &metas};
 	g_autofree char *fuse_opts = fuse_options(joined, &own);
 	g_autofree char *streams = own.streams, *metrics = own.metrics;
 	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
-	    repair_interval > 86400 || repair_rate < 0 || repair_rate > 100000) {
+	    repair_interval > 86400 || repair_rate < 0 || repair_rate > 100000 || metas < 1 ||
+	    metas > 64) {
 		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
-				" (repair interval 0..86400 s, repair rate 0..100000 MiB/s)\n");
+				" (repair interval 0..86400 s, repair rate 0..100000 MiB/s,"
+				" metadata connections 1..64)\n");
 		g_strfreev(opts);
 		g_free(named);
 		return SHARDFS_EXIT_USAGE;
@@ -157,6 +164,7 @@ int cmd_mount(int argc, char **argv)
 		.repair_interval_s = (unsigned)repair_interval,
 		.repair_bytes_per_s = (uint64_t)repair_rate << 20,
 		.metrics_addr = metrics,
+		.meta_connections = (unsigned)metas,
 	};
 	g_strfreev(opts);
 	return force || mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;

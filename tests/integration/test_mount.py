@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from cluster import SHARDFS, Cluster
+from cluster import SHARDFS, Cluster, db_rows
 
 PART = 8 << 20
 
@@ -97,6 +97,31 @@ def test_two_mounts_see_closed_files(mounted, tmp_path):
         out = subprocess.run([SHARDFS, "cat", "-c", cl.conf, "/shared"], capture_output=True,
                              check=True).stdout
         assert out == data
+    finally:
+        unmount(other)
+
+
+def test_metadata_connections_are_an_option(mounted, tmp_path):
+    """-o meta_connections=N: the mount opens N connections to its
+    metadata (counted on a server by their application name); 0 or a
+    word is refused as a usage error."""
+    cl, mnt = mounted
+    other = tmp_path / "mnt3"
+    os.makedirs(other)
+    for bad in ("meta_connections=0", "meta_connections=many"):
+        r = subprocess.run([SHARDFS, "mount", cl.conf, str(other), "-o", bad],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "metadata connections 1..64" in r.stderr
+    if not cl.meta_url.startswith("postgresql:"):
+        return
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'shardfs'"
+    before = db_rows(cl, count)[0][0]
+    subprocess.run([SHARDFS, "mount", cl.conf, str(other), "-o", "meta_connections=3"],
+                   check=True, timeout=60)
+    try:
+        (other / "x").write_bytes(b"through three")
+        assert (mnt / "x").read_bytes() == b"through three"
+        assert db_rows(cl, count)[0][0] == before + 3
     finally:
         unmount(other)
 
