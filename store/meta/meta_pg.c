@@ -23,9 +23,10 @@
  * wal_writer_delay, 600 ms by default); durable commits wait for the
  * server's fsync, as every commit does by default.
  *
- * A connection that broke is made again before the next statement run
- * outside a transaction or the next transaction, so a restarted server
- * costs the operations that were in flight (-EIO), not the mount. A
+ * A connection that broke is made again, waiting up to RECONNECT_S for a
+ * server that restarts: a statement outside a transaction (a read, or a
+ * BEGIN) is sent again on the new connection, and a transaction that lost
+ * its connection before its COMMIT is run again whole (m->retry). A
  * COMMIT whose reply is lost has an unknown outcome: it is reported as
  * -EIO and never run again here, so it cannot be applied twice.
  *
@@ -59,6 +60,8 @@ G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == META_SCHEMA_VERSION);
 #define INT4OID 23
 
 #define CONNECT_TIMEOUT_S "10"
+/* How long operations wait for a server that went away to come back. */
+#define RECONNECT_S 30
 /* Parameters a statement may have: the core's use at most 9. */
 #define PARAMS_MAX 16
 
@@ -158,23 +161,56 @@ static int connect_errno(const char *msg)
 	return -EIO;
 }
 
-/* Makes the connection again if it broke; 0 when it is up. */
+/* Makes the connection again if it broke, trying for up to
+ * RECONNECT_S (a server restarting); 0 when it is up. */
 static int ensure_connected(struct meta *m)
 {
+	gint64 deadline = g_get_monotonic_time() + RECONNECT_S * G_USEC_PER_SEC;
+	gulong pause = 50000;
+	bool said = false;
+
 	if (PQstatus(m->db) == CONNECTION_OK)
 		return 0;
-	PQreset(m->db);
-	if (PQstatus(m->db) != CONNECTION_OK) {
-		char *line = first_line(PQerrorMessage(m->db));
+	for (;;) {
+		PQreset(m->db);
+		if (PQstatus(m->db) == CONNECTION_OK)
+			break;
+		if (!said || g_get_monotonic_time() > deadline) {
+			char *line = first_line(PQerrorMessage(m->db));
 
-		g_warning("metadata server %s:%s: %s", PQhost(m->db), PQport(m->db), line);
-		g_free(line);
-		return -EIO;
+			g_warning("metadata server %s:%s: %s%s", PQhost(m->db), PQport(m->db), line,
+				  said ? "; giving up" : "; trying again");
+			g_free(line);
+			said = true;
+		}
+		if (g_get_monotonic_time() > deadline)
+			return -EIO;
+		g_usleep(pause);
+		pause = MIN(pause * 2, 1000000);
 	}
 	state(m)->generation++;
 	state(m)->in_tx = false;
 	g_message("metadata server %s:%s: connected again", PQhost(m->db), PQport(m->db));
 	return 0;
+}
+
+/* Whether failed result res was the connection's: the server went away
+ * or is going (SQLSTATE 57P01-57P03, class 08), which libpq may not have
+ * noticed yet. The connection is then closed, to be made again. In a
+ * transaction nothing of it was committed: it is run again whole. */
+static bool connection_lost(struct meta *m, const PGresult *res)
+{
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	bool lost = PQstatus(m->db) != CONNECTION_OK ||
+		    (code && (!strncmp(code, "57P0", 4) || !strncmp(code, "08", 2)));
+
+	if (!lost)
+		return false;
+	if (PQstatus(m->db) == CONNECTION_OK)
+		PQreset(m->db); /* a server shutting down takes no more */
+	if (state(m)->in_tx)
+		m->retry = true;
+	return true;
 }
 
 /* ---- statements ---- */
@@ -286,6 +322,14 @@ static int prepare_on_server(struct meta *m, struct pg_stmt *s)
 	if (s->prepared_in == state(m)->generation + 1)
 		return 0;
 	PGresult *res = PQprepare(m->db, s->name, s->text, s->nparams, NULL);
+
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR && connection_lost(m, res) &&
+	    !state(m)->in_tx) {
+		PQclear(res);
+		if (ensure_connected(m) < 0)
+			return -EIO;
+		res = PQprepare(m->db, s->name, s->text, s->nparams, NULL);
+	}
 	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : result_errno(m, res);
 
 	PQclear(res);
@@ -312,6 +356,16 @@ static int run(struct meta *m, struct pg_stmt *s)
 	if (rc < 0)
 		return rc;
 	s->res = PQexecPrepared(m->db, s->name, s->nparams, s->values, s->lengths, s->formats, 1);
+	if (PQresultStatus(s->res) == PGRES_FATAL_ERROR && connection_lost(m, s->res) &&
+	    !state(m)->in_tx) {
+		/* outside a transaction: a read, run again on a new connection */
+		PQclear(s->res);
+		s->res = NULL;
+		if ((rc = ensure_connected(m)) < 0 || (rc = prepare_on_server(m, s)) < 0)
+			return rc;
+		s->res = PQexecPrepared(m->db, s->name, s->nparams, s->values, s->lengths,
+					s->formats, 1);
+	}
 	switch (PQresultStatus(s->res)) {
 	case PGRES_COMMAND_OK:
 		m->changes = cmd_tuples(s->res);
@@ -403,6 +457,14 @@ static int pg_exec(struct meta *m, const char *text)
 	PGresult *res = PQexec(m->db, text);
 	ExecStatusType st = PQresultStatus(res);
 
+	if (st == PGRES_FATAL_ERROR && connection_lost(m, res) && !state(m)->in_tx) {
+		/* outside a transaction (a BEGIN among them): again, reconnected */
+		PQclear(res);
+		if ((rc = ensure_connected(m)) < 0)
+			return rc;
+		res = PQexec(m->db, text);
+		st = PQresultStatus(res);
+	}
 	rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : result_errno(m, res);
 	PQclear(res);
 	return rc;

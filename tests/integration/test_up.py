@@ -115,6 +115,19 @@ def test_down_without_a_cluster_fails_clearly(tmp_path):
     assert r.returncode == 1 and "no cluster in" in r.stderr
 
 
+def pg_ctl_cmd(local):
+    """pg_ctl on the cluster's server, as the server's user."""
+    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    return (f"setpriv --reuid=postgres --regid=postgres --clear-groups {bindir}/pg_ctl"
+            f" -D {local}/pg/data -w")
+
+
+def pg_ctl(local, *args):
+    subprocess.run(f"{pg_ctl_cmd(local)} {' '.join(args)}", shell=True, check=True,
+                   capture_output=True, timeout=120)
+
+
 def pg_connect(local, password, sslmode="verify-full"):
     import psycopg2
     port = (local / "pg" / "port").read_text().strip()
@@ -149,6 +162,17 @@ def test_up_with_postgres_serves_the_namespace_and_keeps_it(local):
         pg_connect(local, "wrong")
     with pytest.raises(psycopg2.OperationalError, match="no encryption"):
         pg_connect(local, password, sslmode="disable")
+    # a restart, and a server away for 3 s, while mounted: operations wait
+    # and go on, nothing acknowledged is lost
+    pg_ctl(local, "-m", "fast", "-l", f"{local}/pg/server.log", "restart")
+    (local / "mnt" / "after-restart").write_bytes(data[:1000])
+    away = subprocess.Popen(["sh", "-c", f"{pg_ctl_cmd(local)} -m fast stop && sleep 3 &&"
+                             f" {pg_ctl_cmd(local)} -l {local}/pg/server.log start"])
+    time.sleep(1)
+    (local / "mnt" / "while-away").write_text("waited")
+    assert away.wait(timeout=60) == 0
+    assert (local / "mnt" / "after-restart").read_bytes() == data[:1000]
+    assert (local / "mnt" / "while-away").read_text() == "waited"
     server = int((local / "pg" / "data" / "postmaster.pid").read_text().split()[0])
     assert "PostgreSQL stopped" in run("down", str(local)).stdout
     assert not alive(server) and not mounted(local / "mnt")
