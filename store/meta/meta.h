@@ -133,6 +133,12 @@ char *meta_url_safe(const char *url);
  * -EEXIST if it already holds a schema (another cluster's). */
 int meta_create_db(const char *url, uint32_t uid, uint32_t gid);
 void meta_close(struct meta *m);
+/* Copies every row of from into the new schema made at to_url (either
+ * engine), in one transaction there, read from one snapshot of from, and
+ * checks the copy (meta_check); *rows: the rows copied. -EEXIST if to_url
+ * holds a schema already; on any failure nothing is left at to_url but
+ * the empty schema. */
+int meta_copy_to(struct meta *from, const char *to_url, uint64_t *rows);
 /* The database's schema version (META_SCHEMA_VERSION once migrated). */
 int meta_schema_version(struct meta *m);
 
@@ -288,6 +294,8 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid);
 int meta_session_end(struct meta *m, uint64_t sid);
 /* Ends every session whose heartbeat is older than timeout_s; *ended counts them. */
 int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended);
+/* The sessions whose heartbeat is at most timeout_s old (mounts running). */
+int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live);
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino);
 int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
 /* meta_close_file of each of the n inos, in one transaction; an ino with no

@@ -10,6 +10,7 @@
  *   meta_session.c    sessions and open files      -> core
  *   meta_check.c      the integrity check          -> core
  *   meta_nodes.c      storage nodes' identities    -> core
+ *   meta_copy.c       the namespace into another database -> core
  *   meta_sql.c        the core: life cycle, schema, the statements,
  *                     transactions, errno mapping, rows every topic
  *                     touches                      -> engine
@@ -94,6 +95,7 @@ enum meta_q {
 	META_Q_FORGET_SESSION_FILES,
 	META_Q_END_SESSION,
 	META_Q_DEAD_SESSIONS,
+	META_Q_LIVE_SESSIONS,
 	/* storage nodes */
 	META_Q_NODE_IDENTITY,
 	META_Q_NODE_SET,
@@ -144,6 +146,9 @@ struct meta_engine {
 	int (*begin)(struct meta *m, bool durable);
 	int (*commit)(struct meta *m, bool durable);
 	void (*rollback)(struct meta *m, bool durable);
+	/* After rows with their keys were copied in: the self-growing keys
+	 * go on from the largest (NULL: they do by themselves). */
+	int (*keys_follow)(struct meta *m);
 	/* Appends what the engine's own check of its storage finds. */
 	void (*integrity)(struct meta *m, GString *report);
 	void (*close)(struct meta *m);
@@ -282,6 +287,10 @@ int meta_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int64_t meta_count_by_ino(struct meta *m, enum meta_q q, uint64_t ino);
 int meta_destroy_inode(struct meta *m, uint64_t ino);
 int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now);
+
+/* A connection to url with the schema made and no rows (meta_copy_to);
+ * -EEXIST if it holds a schema already. */
+int meta_create_schema(const char *url, struct meta **out);
 
 /* ---- the engines ---- */
 

@@ -509,6 +509,19 @@ static void pg_rollback(struct meta *m, bool durable)
 	state(m)->in_tx = false;
 }
 
+/* Identity columns do not follow rows inserted with their value. */
+static int pg_keys_follow(struct meta *m)
+{
+	return pg_exec(m, "SELECT setval(pg_get_serial_sequence('inodes', 'ino'),"
+			  " (SELECT coalesce(max(ino), 0) + 1 FROM inodes), false);"
+			  "SELECT setval(pg_get_serial_sequence('dentries', 'id'),"
+			  " (SELECT coalesce(max(id), 0) + 1 FROM dentries), false);"
+			  "SELECT setval(pg_get_serial_sequence('garbage', 'id'),"
+			  " (SELECT coalesce(max(id), 0) + 1 FROM garbage), false);"
+			  "SELECT setval(pg_get_serial_sequence('sessions', 'sid'),"
+			  " (SELECT coalesce(max(sid), 0) + 1 FROM sessions), false)");
+}
+
 /* The server checks its own storage (checksums, WAL); nothing to add. */
 static void pg_integrity(struct meta *m, GString *report)
 {
@@ -539,6 +552,7 @@ static const struct meta_engine pg_engine = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.keys_follow = pg_keys_follow,
 	.integrity = pg_integrity,
 	.close = pg_close,
 };

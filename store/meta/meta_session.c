@@ -182,3 +182,18 @@ int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
 		*ended = 0;
 	return rc;
 }
+
+int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live)
+{
+	struct meta_stmt *s;
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt(m, META_Q_LIVE_SESSIONS);
+	meta_bind_int(s, 1, now_s() - timeout_s);
+	rc = meta_step(s);
+	*live = rc == META_ROW ? (unsigned)meta_col_int(s, 0) : 0;
+	meta_reset(s);
+	g_mutex_unlock(&m->lock);
+	return rc == META_ROW ? 0 : rc < 0 ? rc : -EIO;
+}

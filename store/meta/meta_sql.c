@@ -123,6 +123,7 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
 	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
 	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
+	[META_Q_LIVE_SESSIONS] = "SELECT count(*) FROM sessions WHERE heartbeat >= ?1",
 	/* storage nodes */
 	[META_Q_NODE_IDENTITY] = "SELECT identity FROM nodes WHERE id = ?1",
 	[META_Q_NODE_SET] = "INSERT INTO nodes (id, identity, since) VALUES (?1, ?2, ?3)"
@@ -492,25 +493,34 @@ static int make_root(struct meta *m, uint32_t uid, uint32_t gid)
 	return rc == META_ROW ? 0 : rc == META_DONE ? -EIO : rc;
 }
 
-int meta_create_db(const char *url, uint32_t uid, uint32_t gid)
+int meta_create_schema(const char *url, struct meta **out)
 {
 	struct meta *m;
 	int rc = open_db(url, true, &m);
 
 	if (rc < 0)
 		return rc;
-	if (read_version(m) >= 0) {
+	rc = read_version(m) >= 0 ? -EEXIST : migrate(m, 0);
+	if (rc < 0) {
 		meta_close(m);
-		return -EEXIST;
+		return rc;
 	}
-	rc = migrate(m, 0);
+	*out = m;
+	return 0;
+}
+
+int meta_create_db(const char *url, uint32_t uid, uint32_t gid)
+{
+	struct meta *m;
+	int rc = meta_create_schema(url, &m);
+
 	if (rc == 0) {
 		struct meta_tx t = META_TX_DURABLE(m);
 
 		while (meta_tx_loop(&t, &rc))
 			rc = make_root(m, uid, gid);
+		meta_close(m);
 	}
-	meta_close(m);
 	return rc;
 }
 

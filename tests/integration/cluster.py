@@ -83,14 +83,16 @@ def new_pg_database():
 
 
 class Cluster:
-    def __init__(self, root, nodes=3, ec="2+1"):
+    def __init__(self, root, nodes=3, ec="2+1", meta=None):
+        """meta: "sqlite" keeps the metadata in SQLite even when the run
+        has a PostgreSQL server (TEST_PG) for it."""
         self.dir = str(root)
         self.n = nodes
         self.procs = {}
         ports = free_udp_ports(nodes)
         args = [SHARDFS, "init", "--dir", self.dir, "--ec", ec]
         self.meta_url = "sqlite://" + os.path.join(self.dir, "meta.db")
-        if TEST_PG:
+        if TEST_PG and meta != "sqlite":
             self.meta_url = new_pg_database()
             args += ["--meta", self.meta_url]
         for i, port in enumerate(ports, 1):

@@ -1,0 +1,117 @@
+/*
+ * meta.c - `shardfs meta migrate --to URL [-c CLUSTER]`: moves the
+ * cluster's namespace into another metadata database (SQLite to
+ * PostgreSQL, or back) and points the cluster file at it.
+ *
+ * Refused while a mount or repair worker of the cluster runs (a session
+ * heard from lately), since what it wrote after the copy would be lost.
+ * The copy is checked (meta_check) before the cluster file changes; the
+ * old database stays as it was, for the user to keep or remove.
+ */
+#define G_LOG_DOMAIN "shardfs"
+
+#include "shardfs.h"
+#include "store/meta/meta.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Three missed heartbeats of a mount (every 5 s): it is gone. */
+#define LIVE_WITHIN_S 15
+
+/* Points the cluster file at url, keeping its comments. */
+static gboolean point_conf_at(const char *conf, const char *url, GError **err)
+{
+	GKeyFile *kf = g_key_file_new();
+	gboolean ok = g_key_file_load_from_file(kf, conf, G_KEY_FILE_KEEP_COMMENTS, err);
+
+	if (ok) {
+		g_key_file_set_string(kf, "cluster", "meta", url);
+		ok = g_key_file_save_to_file(kf, conf, err);
+	}
+	g_key_file_free(kf);
+	return ok;
+}
+
+static char *meta_url_of(const char *conf)
+{
+	GKeyFile *kf = g_key_file_new();
+	char *url = NULL;
+
+	if (g_key_file_load_from_file(kf, conf, G_KEY_FILE_NONE, NULL))
+		url = g_key_file_get_string(kf, "cluster", "meta", NULL);
+	g_key_file_free(kf);
+	return url;
+}
+
+static int migrate(const char *conf, const char *to)
+{
+	g_autofree char *from_url = meta_url_of(conf);
+	g_autofree char *safe_from = from_url ? meta_url_safe(from_url) : NULL;
+	g_autofree char *safe_to = meta_url_safe(to);
+	struct meta *from = NULL;
+	unsigned live = 0;
+	uint64_t rows = 0;
+	GError *err = NULL;
+	int rc;
+
+	if (!from_url) {
+		fprintf(stderr, "shardfs meta migrate: %s names no metadata ([cluster] meta)\n", conf);
+		return SHARDFS_EXIT_FAIL;
+	}
+	if ((rc = meta_open(from_url, &from)) < 0) {
+		fprintf(stderr, "shardfs meta migrate: %s: %s\n", safe_from, g_strerror(-rc));
+		return SHARDFS_EXIT_FAIL;
+	}
+	rc = meta_session_live(from, LIVE_WITHIN_S, &live);
+	if (rc == 0 && live) {
+		fprintf(stderr, "shardfs meta migrate: %u mount%s or repair worker%s of this cluster"
+				" still run%s; stop them first (nothing was changed)\n", live,
+			live == 1 ? "" : "s", live == 1 ? "" : "s", live == 1 ? "s" : "");
+		meta_close(from);
+		return SHARDFS_EXIT_FAIL;
+	}
+	if (rc == 0)
+		rc = meta_copy_to(from, to, &rows);
+	meta_close(from);
+	if (rc == -EEXIST) {
+		fprintf(stderr, "shardfs meta migrate: %s already holds a shardfs namespace;"
+				" give an empty database (nothing was changed)\n", safe_to);
+		return SHARDFS_EXIT_FAIL;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta migrate: copying into %s: %s (the cluster still uses %s)\n",
+			safe_to, g_strerror(-rc), safe_from);
+		return SHARDFS_EXIT_FAIL;
+	}
+	if (!point_conf_at(conf, to, &err)) {
+		fprintf(stderr, "shardfs meta migrate: copied, but %s: %s\n", conf, err->message);
+		g_error_free(err);
+		return SHARDFS_EXIT_FAIL;
+	}
+	printf("copied %" G_GUINT64_FORMAT " rows from %s to %s, checked; %s now uses %s"
+	       " (the old database is left as it was)\n", rows, safe_from, safe_to, conf, safe_to);
+	return 0;
+}
+
+int cmd_meta(int argc, char **argv)
+{
+	g_autofree char *named = NULL, *to = NULL, *conf = NULL;
+	GOptionEntry entries[] = {
+		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: $SHARDFS_CONF)", "CLUSTER"},
+		{"to", 0, 0, G_OPTION_ARG_STRING, &to, "the empty database to move the namespace into", "URL"},
+		G_OPTION_ENTRY_NULL,
+	};
+
+	if (!tools_parse(argc, argv, entries, "migrate --to URL - move the namespace into another"
+			 " metadata database (sqlite:///PATH or postgresql://...)"))
+		return SHARDFS_EXIT_USAGE;
+	if (argc != 2 || strcmp(argv[1], "migrate") || !to) {
+		fprintf(stderr, "usage: shardfs meta migrate --to URL [-c CLUSTER]\n");
+		return SHARDFS_EXIT_USAGE;
+	}
+	int rc = tools_cluster_file("meta", named, &conf);
+
+	return rc ? rc : migrate(conf, to);
+}
