@@ -1,6 +1,10 @@
 /*
  * bench_meta.c - `shardfs bench meta`: operation rates of the metadata
- * engine on a fresh SQLite database on local disk.
+ * engines: a fresh SQLite database on local disk, and (--engine postgres
+ * or both) fresh databases on a PostgreSQL server, a throwaway one in
+ * the scratch directory (tools/local_pg.h) unless --url names one where
+ * the bench may create and drop databases. With both, the ratios of
+ * PostgreSQL to SQLite are printed beside its goals.
  *
  * Two configurations, each on a database of its own made with
  * meta_create_db: 1 thread, and THREADS threads (default 8). Every thread
@@ -29,7 +33,10 @@
 #include "bench.h"
 #include "kit.h"
 #include "tools/cli_args.h"
+#include "tools/local_pg.h"
 #include "store/meta/meta.h"
+
+#include <libpq-fe.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -37,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DIRS_PER_THREAD 4u
@@ -47,6 +55,8 @@
 
 struct bench_opts {
 	char *dir;
+	char *engine; /* sqlite, postgres, both */
+	char *url;    /* a PostgreSQL server's database, or NULL: a throwaway one */
 	gint count;
 	gint threads;
 	gdouble seconds;
@@ -287,10 +297,50 @@ static int worker_init(struct worker *w, const char *url, unsigned id, unsigned 
 }
 
 /* One configuration: a new database, n threads, the three phases. */
-static int run_config(const struct bench_opts *o, const char *scratch, unsigned n,
-		      struct rates *out)
+/* url with its database name (the path of a postgresql:// URL) db. */
+static char *url_with_db(const char *url, const char *db)
 {
-	char *url = g_strdup_printf("sqlite://%s/meta-%u-threads.db", scratch, n);
+	const char *auth = strstr(url, "://");
+	const char *path = auth ? auth + 3 + strcspn(auth + 3, "/?") : url;
+	const char *query = path + strcspn(path, "?");
+
+	return g_strdup_printf("%.*s/%s%s", (int)(path - url), url, db, query);
+}
+
+/* SQL on a server's database, for making and dropping the bench's own. */
+static int server_exec(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -EIO;
+
+	if (rc)
+		fprintf(stderr, "shardfs: bench meta: %s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+static char *bench_db_name(unsigned n)
+{
+	return g_strdup_printf("shardfs_bench_%d_%u", (int)getpid(), n);
+}
+
+/* One configuration: a new database, n threads, the three phases. A
+ * server's database (server set) is dropped at the end. */
+static int run_config(const struct bench_opts *o, const char *scratch, unsigned n,
+		      struct rates *out, const char *server)
+{
+	g_autofree char *db = bench_db_name(n);
+	g_autofree char *create = g_strdup_printf("CREATE DATABASE %s", db);
+	g_autofree char *drop = g_strdup_printf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+	char *url = server ? url_with_db(server, db)
+			   : g_strdup_printf("sqlite://%s/meta-%u-threads.db", scratch, n);
+
+	if (server && server_exec(server, create) < 0) {
+		g_free(url);
+		return -EIO;
+	}
 	struct worker *ws = g_new0(struct worker, n);
 	uint64_t *all_dirs = g_new0(uint64_t, (size_t)n * DIRS_PER_THREAD);
 	const struct {
@@ -310,6 +360,8 @@ static int run_config(const struct bench_opts *o, const char *scratch, unsigned 
 		rc = run_phase(ws, n, phases[i].fn, phases[i].seconds, phases[i].out);
 	for (unsigned i = 0; i < n; i++)
 		meta_close(ws[i].m);
+	if (server)
+		server_exec(server, drop);
 	g_free(all_dirs);
 	g_free(ws);
 	g_free(url);
@@ -333,8 +385,9 @@ static const struct figure *figure_of(const struct rates *r, const struct row *r
 	return (const struct figure *)((const char *)r + row->offset);
 }
 
-static void print_table(const struct bench_opts *o, const char *scratch, const struct rates *one,
-			const struct rates *many)
+/* goals: SQLite's (PostgreSQL's are ratios, print_ratios). */
+static void print_table(const struct bench_opts *o, const char *where, const struct rates *one,
+			const struct rates *many, gboolean goals)
 {
 	static const struct bench_col groups[] = {
 		BENCH_COL("", -30, 0),
@@ -353,8 +406,7 @@ static void print_table(const struct bench_opts *o, const char *scratch, const s
 	struct bench_row row;
 	char label[32];
 
-	printf("shardfs bench meta: %d files, SQLite in %s, one connection per thread\n\n",
-	       o->count, scratch);
+	printf("shardfs bench meta: %d files, %s, one connection per thread\n\n", o->count, where);
 	g_snprintf(label, sizeof(label), "%d threads", o->threads);
 	bench_row_start(&row, groups, G_N_ELEMENTS(groups));
 	bench_row_text(&row, "");
@@ -367,7 +419,7 @@ static void print_table(const struct bench_opts *o, const char *scratch, const s
 		const struct figure *a = figure_of(one, &rows[i]), *b = figure_of(many, &rows[i]);
 		char goal[32] = "-";
 
-		if (rows[i].goal)
+		if (rows[i].goal && goals)
 			g_snprintf(goal, sizeof(goal), "%11d (%s)", rows[i].goal,
 				   a->per_s >= rows[i].goal ? "met" : "missed");
 		bench_row_start(&row, cols, G_N_ELEMENTS(cols));
@@ -393,26 +445,72 @@ static void json_figure(struct bench_json *j, const char *name, const struct fig
 	bench_json_num(j, cpu_us, f->cpu_us, 3);
 }
 
-static void print_json(const struct bench_opts *o, const struct rates *one,
-		       const struct rates *many)
+/* The figures of one engine's runs; prefix "" for SQLite, "pg_" for
+ * PostgreSQL. */
+static void json_engine(struct bench_json *j, const struct bench_opts *o, const char *prefix,
+			const struct rates *one, const struct rates *many, gboolean goals)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+		g_autofree char *name = g_strconcat(prefix, rows[i].json, NULL);
+
+		json_figure(j, name, figure_of(one, &rows[i]), 1);
+		json_figure(j, name, figure_of(many, &rows[i]), o->threads);
+		if (rows[i].goal && goals) {
+			g_autofree char *goal = g_strconcat(rows[i].json, "_goal_per_s", NULL);
+
+			bench_json_int(j, goal, rows[i].goal);
+		}
+	}
+}
+
+/* Goals of PostgreSQL's creates: against SQLite's with 1 thread, and
+ * N threads against 1. */
+#define PG_CREATES_RATIO_GOAL 0.3
+#define PG_CREATES_SCALING_GOAL 3.0
+
+struct engines {
+	gboolean sqlite, pg;
+	struct rates one, many, pg_one, pg_many;
+	char *pg_where;
+};
+
+static void print_json(const struct bench_opts *o, const struct engines *e)
 {
 	struct bench_json j;
 
 	bench_json_init(&j, FALSE);
 	bench_json_str(&j, "bench", "meta");
+	bench_json_str(&j, "engine", o->engine);
 	bench_json_int(&j, "count", o->count);
 	bench_json_int(&j, "threads", o->threads);
 	bench_json_num(&j, "seconds", o->seconds, 2);
-	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
-		json_figure(&j, rows[i].json, figure_of(one, &rows[i]), 1);
-		json_figure(&j, rows[i].json, figure_of(many, &rows[i]), o->threads);
-		if (rows[i].goal) {
-			g_autofree char *goal = g_strconcat(rows[i].json, "_goal_per_s", NULL);
-
-			bench_json_int(&j, goal, rows[i].goal);
-		}
+	if (e->sqlite)
+		json_engine(&j, o, "", &e->one, &e->many, TRUE);
+	if (e->pg)
+		json_engine(&j, o, "pg_", &e->pg_one, &e->pg_many, FALSE);
+	if (e->sqlite && e->pg && e->one.creates.per_s > 0 && e->pg_one.creates.per_s > 0) {
+		bench_json_num(&j, "pg_creates_ratio", e->pg_one.creates.per_s / e->one.creates.per_s, 3);
+		bench_json_num(&j, "pg_creates_ratio_goal", PG_CREATES_RATIO_GOAL, 2);
+	}
+	if (e->pg && e->pg_one.creates.per_s > 0) {
+		bench_json_num(&j, "pg_creates_scaling",
+			       e->pg_many.creates.per_s / e->pg_one.creates.per_s, 3);
+		bench_json_num(&j, "pg_creates_scaling_goal", PG_CREATES_SCALING_GOAL, 2);
 	}
 	bench_json_print(&j);
+}
+
+static void print_ratios(const struct bench_opts *o, const struct engines *e)
+{
+	double ratio = e->one.creates.per_s > 0 ? e->pg_one.creates.per_s / e->one.creates.per_s : 0;
+	double scaling = e->pg_one.creates.per_s > 0 ?
+				 e->pg_many.creates.per_s / e->pg_one.creates.per_s : 0;
+
+	printf("\nPostgreSQL creates, 1 thread, against SQLite's: %.2f (goal %.1f, %s)\n", ratio,
+	       PG_CREATES_RATIO_GOAL, ratio >= PG_CREATES_RATIO_GOAL ? "met" : "missed");
+	printf("PostgreSQL creates, %d threads against 1:       %.2f (goal %.1f, %s)\n",
+	       o->threads, scaling, PG_CREATES_SCALING_GOAL,
+	       scaling >= PG_CREATES_SCALING_GOAL ? "met" : "missed");
 }
 
 /* A new directory for the databases: under --dir, else under /var/tmp. */
@@ -433,25 +531,69 @@ static char *make_scratch(const char *parent)
 	return scratch;
 }
 
+/* Both configurations on one engine: SQLite in scratch, or databases on
+ * server. */
+static int run_engine(const struct bench_opts *o, const char *scratch, const char *server,
+		      struct rates *one, struct rates *many)
+{
+	int rc = run_config(o, scratch, 1, one, server);
+
+	return rc ? rc : run_config(o, scratch, (unsigned)o->threads, many, server);
+}
+
+/* The PostgreSQL runs: on --url's server, or a throwaway one. */
+static int run_pg(const struct bench_opts *o, const char *scratch, struct engines *e)
+{
+	struct local_pg pg;
+	int rc;
+
+	if (o->url) {
+		e->pg_where = meta_url_safe(o->url);
+		return run_engine(o, scratch, o->url, &e->pg_one, &e->pg_many);
+	}
+	if (chmod(scratch, 0755) < 0 || !local_pg_init(&pg, scratch))
+		return -EIO;
+	rc = local_pg_create(&pg, "127.0.0.1") < 0 ? -EIO : 0;
+	e->pg_where = g_strdup_printf("PostgreSQL, a throwaway server in %s", pg.dir);
+	if (rc == 0)
+		rc = run_engine(o, scratch, pg.url, &e->pg_one, &e->pg_many);
+	local_pg_stop(&pg);
+	local_pg_fini(&pg);
+	return rc;
+}
+
 static int run(const struct bench_opts *o)
 {
-	struct rates one = {0}, many = {0};
+	struct engines e = {.sqlite = strcmp(o->engine, "postgres") != 0,
+			    .pg = strcmp(o->engine, "sqlite") != 0};
 	char *scratch = make_scratch(o->dir);
-	int rc;
+	int rc = 0;
 
 	if (!scratch)
 		return -EIO;
-	rc = run_config(o, scratch, 1, &one);
-	if (rc == 0)
-		rc = run_config(o, scratch, (unsigned)o->threads, &many);
-	if (rc < 0)
+	if (e.sqlite)
+		rc = run_engine(o, scratch, NULL, &e.one, &e.many);
+	if (rc == 0 && e.pg)
+		rc = run_pg(o, scratch, &e);
+	if (rc < 0) {
 		fprintf(stderr, "shardfs: bench meta failed: %s\n", g_strerror(-rc));
-	else if (o->json)
-		print_json(o, &one, &many);
-	else
-		print_table(o, scratch, &one, &many);
+	} else if (o->json) {
+		print_json(o, &e);
+	} else {
+		g_autofree char *sqlite_where = g_strdup_printf("SQLite in %s", scratch);
+
+		if (e.sqlite)
+			print_table(o, sqlite_where, &e.one, &e.many, TRUE);
+		if (e.sqlite && e.pg)
+			printf("\n");
+		if (e.pg)
+			print_table(o, e.pg_where, &e.pg_one, &e.pg_many, FALSE);
+		if (e.sqlite && e.pg)
+			print_ratios(o, &e);
+	}
 	bench_remove_tree(scratch);
 	g_free(scratch);
+	g_free(e.pg_where);
 	return rc;
 }
 
@@ -467,21 +609,33 @@ int cmd_bench_meta(int argc, char **argv)
 	     "duration of the lookup and readdir phases (default 1)", "S"},
 	    {"dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.dir,
 	     "where to make the scratch directory (default /var/tmp)", "DIR"},
+	    {"engine", 0, 0, G_OPTION_ARG_STRING, &o.engine,
+	     "sqlite (default), postgres or both", "ENGINE"},
+	    {"url", 0, 0, G_OPTION_ARG_STRING, &o.url,
+	     "a PostgreSQL database URL on a server where the bench may create databases"
+	     " (default: a throwaway local server)", "URL"},
 	    {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	int rc;
 
-	if (!tools_parse(argc, argv, entries, "- metadata creates, lookups and readdir on SQLite"))
+	if (!tools_parse(argc, argv, entries,
+			 "- metadata creates, lookups and readdir on SQLite and PostgreSQL"))
 		return SHARDFS_EXIT_USAGE;
+	if (!o.engine)
+		o.engine = g_strdup("sqlite");
 	if (o.threads < 2 || o.threads > 64 || o.count < 16 * o.threads || o.seconds <= 0 ||
-	    o.seconds > 600) {
+	    o.seconds > 600 || !g_strv_contains((const char *const[]){"sqlite", "postgres", "both", NULL}, o.engine)) {
 		fprintf(stderr, "shardfs: --threads must be 2..64, --count at least 16 per thread, "
-				"--seconds 0..600\n");
+				"--seconds 0..600, --engine sqlite, postgres or both\n");
 		g_free(o.dir);
+		g_free(o.engine);
+		g_free(o.url);
 		return SHARDFS_EXIT_USAGE;
 	}
 	rc = run(&o);
 	g_free(o.dir);
+	g_free(o.engine);
+	g_free(o.url);
 	return rc < 0 ? SHARDFS_EXIT_FAIL : 0;
 }
