@@ -1,7 +1,9 @@
 /*
- * meta.c - `shardfs meta migrate --to URL [-c CLUSTER]`: moves the
- * cluster's namespace into another metadata database (SQLite to
- * PostgreSQL, or back) and points the cluster file at it.
+ * meta.c - `shardfs meta check [-c CLUSTER]`: the integrity check of the
+ * cluster's namespace (meta_check), on either engine; and `shardfs meta
+ * migrate --to URL [-c CLUSTER]`: moves the namespace into another
+ * metadata database (SQLite to PostgreSQL, or back) and points the
+ * cluster file at it.
  *
  * Refused while a mount or repair worker of the cluster runs (a session
  * heard from lately), since what it wrote after the copy would be lost.
@@ -95,6 +97,28 @@ static int migrate(const char *conf, const char *to)
 	return 0;
 }
 
+static int check(const char *conf)
+{
+	g_autofree char *url = meta_url_of(conf);
+	g_autofree char *safe = url ? meta_url_safe(url) : g_strdup("(none)");
+	struct meta *m = NULL;
+	char *report = NULL;
+	int rc = url ? meta_open(url, &m) : -ENOENT;
+
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta check: %s: %s\n", safe, g_strerror(-rc));
+		return SHARDFS_EXIT_FAIL;
+	}
+	rc = meta_check(m, &report);
+	meta_close(m);
+	if (rc == 0)
+		printf("metadata %s: clean\n", safe);
+	else
+		printf("metadata %s: NOT clean\n%s", safe, report ? report : "");
+	g_free(report);
+	return rc == 0 ? 0 : SHARDFS_EXIT_FAIL;
+}
+
 int cmd_meta(int argc, char **argv)
 {
 	g_autofree char *named = NULL, *to = NULL, *conf = NULL;
@@ -104,14 +128,20 @@ int cmd_meta(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
-	if (!tools_parse(argc, argv, entries, "migrate --to URL - move the namespace into another"
-			 " metadata database (sqlite:///PATH or postgresql://...)"))
+	if (!tools_parse(argc, argv, entries, "check | migrate --to URL - check the namespace, or"
+			 " move it into another metadata database (sqlite:///PATH or postgresql://...)"))
 		return SHARDFS_EXIT_USAGE;
-	if (argc != 2 || strcmp(argv[1], "migrate") || !to) {
-		fprintf(stderr, "usage: shardfs meta migrate --to URL [-c CLUSTER]\n");
+	gboolean is_check = argc == 2 && !strcmp(argv[1], "check") && !to;
+	gboolean is_migrate = argc == 2 && !strcmp(argv[1], "migrate") && to;
+
+	if (!is_check && !is_migrate) {
+		fprintf(stderr, "usage: shardfs meta check [-c CLUSTER]\n"
+				"       shardfs meta migrate --to URL [-c CLUSTER]\n");
 		return SHARDFS_EXIT_USAGE;
 	}
 	int rc = tools_cluster_file("meta", named, &conf);
 
-	return rc ? rc : migrate(conf, to);
+	if (rc)
+		return rc;
+	return is_check ? check(conf) : migrate(conf, to);
 }

@@ -40,6 +40,11 @@ def migrate(cl, url, check=True):
                           capture_output=True, text=True, timeout=300, check=check)
 
 
+def meta_check(cl):
+    return subprocess.run([SHARDFS, "meta", "check", "-c", cl.conf], capture_output=True,
+                          text=True, timeout=120, check=True).stdout
+
+
 def test_migrate_to_postgres_and_back(tmp_path):
     cl = Cluster(tmp_path / "c", meta="sqlite")
     try:
@@ -64,6 +69,7 @@ def test_migrate_to_postgres_and_back(tmp_path):
         assert "checked" in out and "postgresql://" in open(cl.conf).read()
         r = migrate(cl, to, check=False)  # the cluster's own database now
         assert r.returncode == 1 and "already holds a shardfs namespace" in r.stderr
+        assert "clean" in meta_check(cl)
         m = Mount(cl.conf, tmp_path / "mnt")
         try:
             assert tree_state(root) == before
@@ -75,10 +81,17 @@ def test_migrate_to_postgres_and_back(tmp_path):
             m.close()
         back = f"sqlite://{tmp_path}/back.db"
         migrate(cl, back)
+        assert "clean" in meta_check(cl)
         m = Mount(cl.conf, tmp_path / "mnt")
         try:
             assert tree_state(root) == before
+            small = os.stat(root / "small").st_ino
         finally:
             m.close()
+        subprocess.run(["sqlite3", f"{tmp_path}/back.db",
+                        f"UPDATE inodes SET nlink = 7 WHERE ino = {small}"], check=True)
+        r = subprocess.run([SHARDFS, "meta", "check", "-c", cl.conf], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 1 and "NOT clean" in r.stdout and "link count" in r.stdout
     finally:
         cl.stop()
