@@ -449,10 +449,17 @@ def test_background_scrub_finds_a_flipped_byte(c3, tmp_path):
     while time.monotonic() < deadline and b"scrub: corrupt shard 0 of part 0" not in open(log_path, "rb").read():
         time.sleep(0.2)
     assert b"scrub: corrupt shard 0 of part 0" in open(log_path, "rb").read()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    assert re.search(r"^shardfs_scrub_corrupt_records_total 1$", text, re.M), text
-    assert re.search(r"^shardfs_scrub_passes_total [1-9]", text, re.M), text
+    # the pass's counters are added when it ends, a moment after the log
+    pattern = r"^shardfs_scrub_passes_total [1-9](?s:.*)^shardfs_scrub_corrupt_records_total 1$"
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        done = re.search(pattern, text, re.M)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done, text
     r = cat(c3, "/f", "--stats")
     assert r.stdout == data and stats(r.stderr)["corrupt_shards"] >= 1
     # repair asks the node what it found bad and rewrites it there
