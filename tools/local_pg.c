@@ -114,9 +114,9 @@ void local_pg_fini(struct local_pg *pg)
 	g_free(pg->url);
 }
 
-gboolean local_pg_exists(const struct local_pg *pg)
+gboolean local_pg_exists(const char *dir)
 {
-	g_autofree char *version = g_build_filename(pg->data, "PG_VERSION", NULL);
+	g_autofree char *version = g_build_filename(dir, "pg", "data", "PG_VERSION", NULL);
 
 	return g_file_test(version, G_FILE_TEST_EXISTS);
 }
@@ -352,13 +352,20 @@ int local_pg_tls(struct local_pg *pg, const char *ca, const char *ca_key, const 
 	return run_as_server(pg, reload) == 0 ? 0 : (print_failure(pg, "reload"), -1);
 }
 
+/* pg_ctl status: 0 while the server runs. */
+static gboolean running(const struct local_pg *pg)
+{
+	const char *status[] = {"pg_ctl", "-D", pg->data, "status", NULL};
+
+	return run_as_server(pg, status) == 0;
+}
+
 int local_pg_start(struct local_pg *pg)
 {
 	g_autofree char *log = g_build_filename(pg->dir, "server.log", NULL);
-	const char *status[] = {"pg_ctl", "-D", pg->data, "status", NULL};
 	const char *start[] = {"pg_ctl", "-D", pg->data, "-l", log, "-w", "-t", "60", "start", NULL};
 
-	if (run_as_server(pg, status) == 0)
+	if (running(pg))
 		return 1;
 	if (run_as_server(pg, start) == 0)
 		return 0;
@@ -368,10 +375,9 @@ int local_pg_start(struct local_pg *pg)
 
 int local_pg_stop(struct local_pg *pg)
 {
-	const char *status[] = {"pg_ctl", "-D", pg->data, "status", NULL};
 	const char *stop[] = {"pg_ctl", "-D", pg->data, "-m", "fast", "-w", "stop", NULL};
 
-	if (run_as_server(pg, status) != 0)
+	if (!running(pg))
 		return 1;
 	if (run_as_server(pg, stop) == 0)
 		return 0;

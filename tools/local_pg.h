@@ -31,8 +31,8 @@ struct local_pg {
  * stderr) without a PostgreSQL server installed. */
 gboolean local_pg_init(struct local_pg *pg, const char *dir);
 void local_pg_fini(struct local_pg *pg);
-/* Whether DIR/pg holds a server's data. */
-gboolean local_pg_exists(const struct local_pg *pg);
+/* Whether the cluster in dir has a server's data in DIR/pg. */
+gboolean local_pg_exists(const char *dir);
 /* initdb, settings for host, start, the database "shardfs"; -1 (said). */
 int local_pg_create(struct local_pg *pg, const char *host);
 /* TLS from the cluster's CA, once it exists (a certificate for host). */

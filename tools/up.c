@@ -98,8 +98,7 @@ static int prepare_pg(struct local *l)
 {
 	gboolean wanted = l->meta && !strcmp(l->meta, "postgres");
 	gboolean made = g_file_test(l->conf, G_FILE_TEST_EXISTS);
-	g_autofree char *data = g_build_filename(l->dir, "pg", "data", "PG_VERSION", NULL);
-	gboolean exists = g_file_test(data, G_FILE_TEST_EXISTS);
+	gboolean exists = local_pg_exists(l->dir);
 
 	if (made && l->meta && wanted != exists) {
 		fprintf(stderr, "shardfs up: %s holds a cluster with its metadata in %s already;"
@@ -374,9 +373,7 @@ static void stop_nodes(const struct local *l, const struct net_cluster *c)
 /* Last: the mount's flush and the nodes are done with the metadata. */
 static int stop_pg(struct local *l)
 {
-	g_autofree char *data = g_build_filename(l->dir, "pg", "data", "PG_VERSION", NULL);
-
-	if (!g_file_test(data, G_FILE_TEST_EXISTS))
+	if (!local_pg_exists(l->dir))
 		return 0;
 	if (!local_pg_init(&l->pg, l->dir))
 		return SHARDFS_EXIT_FAIL;

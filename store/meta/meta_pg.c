@@ -213,6 +213,20 @@ static bool connection_lost(struct meta *m, const PGresult *res)
 	return true;
 }
 
+/* Whether failed result *res lost its connection outside a transaction
+ * (a read, or a BEGIN): then *res is cleared, the connection made again
+ * (*rc its failure) and the caller sends its statement again. */
+static bool reconnected_to_resend(struct meta *m, PGresult **res, int *rc)
+{
+	if (PQresultStatus(*res) != PGRES_FATAL_ERROR || !connection_lost(m, *res) ||
+	    state(m)->in_tx)
+		return false;
+	PQclear(*res);
+	*res = NULL;
+	*rc = ensure_connected(m);
+	return true;
+}
+
 /* ---- statements ---- */
 
 /* The core's "?N" as "$N"; the highest N in *nparams. The SQL is ours and
@@ -322,15 +336,14 @@ static int prepare_on_server(struct meta *m, struct pg_stmt *s)
 	if (s->prepared_in == state(m)->generation + 1)
 		return 0;
 	PGresult *res = PQprepare(m->db, s->name, s->text, s->nparams, NULL);
+	int rc = 0;
 
-	if (PQresultStatus(res) == PGRES_FATAL_ERROR && connection_lost(m, res) &&
-	    !state(m)->in_tx) {
-		PQclear(res);
-		if (ensure_connected(m) < 0)
+	if (reconnected_to_resend(m, &res, &rc)) {
+		if (rc < 0)
 			return -EIO;
 		res = PQprepare(m->db, s->name, s->text, s->nparams, NULL);
 	}
-	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : result_errno(m, res);
+	rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : result_errno(m, res);
 
 	PQclear(res);
 	if (rc == 0)
@@ -356,12 +369,8 @@ static int run(struct meta *m, struct pg_stmt *s)
 	if (rc < 0)
 		return rc;
 	s->res = PQexecPrepared(m->db, s->name, s->nparams, s->values, s->lengths, s->formats, 1);
-	if (PQresultStatus(s->res) == PGRES_FATAL_ERROR && connection_lost(m, s->res) &&
-	    !state(m)->in_tx) {
-		/* outside a transaction: a read, run again on a new connection */
-		PQclear(s->res);
-		s->res = NULL;
-		if ((rc = ensure_connected(m)) < 0 || (rc = prepare_on_server(m, s)) < 0)
+	if (reconnected_to_resend(m, &s->res, &rc)) {
+		if (rc < 0 || (rc = prepare_on_server(m, s)) < 0)
 			return rc;
 		s->res = PQexecPrepared(m->db, s->name, s->nparams, s->values, s->lengths,
 					s->formats, 1);
@@ -457,10 +466,8 @@ static int pg_exec(struct meta *m, const char *text)
 	PGresult *res = PQexec(m->db, text);
 	ExecStatusType st = PQresultStatus(res);
 
-	if (st == PGRES_FATAL_ERROR && connection_lost(m, res) && !state(m)->in_tx) {
-		/* outside a transaction (a BEGIN among them): again, reconnected */
-		PQclear(res);
-		if ((rc = ensure_connected(m)) < 0)
+	if (reconnected_to_resend(m, &res, &rc)) {
+		if (rc < 0)
 			return rc;
 		res = PQexec(m->db, text);
 		st = PQresultStatus(res);
