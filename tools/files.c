@@ -365,7 +365,7 @@ static int get_file(struct client *c, const char *remote, int fd, const struct r
 
 	if (rc == 0 && !S_ISREG(a.mode))
 		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
-	if (rc || (rc = meta_session_start(c->meta, g_get_host_name(), &sid)))
+	if (rc || (rc = meta_session_start(c->meta, g_get_host_name(), META_LEASE_DEFAULT_S, &sid)))
 		return rc;
 	if ((rc = meta_open_file(c->meta, sid, a.ino)) == 0) {
 		rc = range ? copy_range(c, remote, &a, fd, (uint64_t)range->offset,

@@ -31,7 +31,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 4
+#define META_SCHEMA_VERSION 5
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -287,13 +287,21 @@ struct meta_garbage {
 int meta_garbage_list(struct meta *m, unsigned max, struct meta_garbage **items, unsigned *n);
 int meta_garbage_done(struct meta *m, uint64_t id);
 
-/* Sessions and open files: a file unlinked while open stays until its last
- * close; a dead session's open files are released by the next cleanup. */
-int meta_session_start(struct meta *m, const char *host, uint64_t *sid);
+/*
+ * Sessions and open files: a file unlinked while open stays until its last
+ * close. A session lives while its heartbeats come at most lease_s apart;
+ * past that any other session may end it (meta_session_reap), which
+ * releases its open files and its locks. The heartbeat of a session that
+ * was ended says -ENOENT. Heartbeats carry the clock of the host that
+ * sends them and are judged by the clock of the host that reaps: hosts'
+ * clocks must agree to well within a lease.
+ */
+#define META_LEASE_DEFAULT_S 30
+int meta_session_start(struct meta *m, const char *host, unsigned lease_s, uint64_t *sid);
 int meta_session_heartbeat(struct meta *m, uint64_t sid);
 int meta_session_end(struct meta *m, uint64_t sid);
-/* Ends every session whose heartbeat is older than timeout_s; *ended counts them. */
-int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended);
+/* Ends every session silent for longer than its lease; *ended counts them. */
+int meta_session_reap(struct meta *m, unsigned *ended);
 /* The sessions whose heartbeat is at most timeout_s old (mounts running). */
 int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live);
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino);
@@ -301,6 +309,35 @@ int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
 /* meta_close_file of each of the n inos, in one transaction; an ino with no
  * open record of sid is skipped. */
 int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n);
+
+/*
+ * Locks that mounts on every host see: flock (whole file) and POSIX
+ * (byte ranges) locks, each kind apart as in Linux. A lock is held by an
+ * owner (the kernel's lock owner) of a session; two holders conflict when
+ * their ranges overlap and either writes. Setting a lock replaces, splits
+ * or merges the holder's own locks of that range, as fcntl(2) does.
+ */
+enum meta_lock_kind { META_LOCK_POSIX = 0, META_LOCK_FLOCK = 1 };
+enum meta_lock_type { META_LOCK_UNLOCK = 0, META_LOCK_READ = 1, META_LOCK_WRITE = 2 };
+#define META_LOCK_EOF INT64_MAX /* an end that is the end of the file, however long */
+struct meta_lock {
+	uint64_t sid, owner;
+	enum meta_lock_type type;
+	int64_t start, end; /* bytes start..end, inclusive; 0 <= start <= end */
+	uint32_t pid;
+};
+/* Sets l (META_LOCK_UNLOCK: clears its range) on ino; -EAGAIN if another
+ * holder's lock conflicts (then in *conflict, when not NULL), -EINVAL for
+ * a bad range. */
+int meta_lock_set(struct meta *m, uint64_t ino, enum meta_lock_kind kind,
+		  const struct meta_lock *l, struct meta_lock *conflict);
+/* The first lock of another holder that conflicts with l, or type
+ * META_LOCK_UNLOCK if none (F_GETLK). */
+int meta_lock_test(struct meta *m, uint64_t ino, enum meta_lock_kind kind,
+		   const struct meta_lock *l, struct meta_lock *conflict);
+/* Drops every lock of kind that (sid, owner) holds on ino (at close). */
+int meta_lock_release(struct meta *m, uint64_t ino, enum meta_lock_kind kind, uint64_t sid,
+		      uint64_t owner);
 
 /*
  * Checks the namespace: every entry points to an inode, every inode is

@@ -19,14 +19,14 @@
 #include <string.h>
 
 /* A table, its columns, and their kinds: i an integer, b a byte string,
- * t text. The schema's current version (META_SCHEMA_VERSION 4). */
+ * t text. The schema's current version (META_SCHEMA_VERSION 5). */
 struct table {
 	const char *name;
 	const char *columns;
 	const char *kinds;
 };
 
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 4);
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 5);
 static const struct table tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
 		   " target, object_id", "iiiiiiiiiiibb"},
@@ -34,10 +34,11 @@ static const struct table tables[] = {
 	{"xattrs", "ino, name, value", "ibb"},
 	{"parts", "ino, idx, length, checksum, k, m, nodes, object_id, missing", "iiibiibbi"},
 	{"garbage", "id, object_id, idx, length, k, m, nodes", "ibiiiib"},
-	{"sessions", "sid, host, heartbeat", "iti"},
+	{"sessions", "sid, host, heartbeat, lease", "itii"},
 	{"open_files", "sid, ino, count", "iii"},
 	{"inline_data", "ino, data", "ib"},
 	{"nodes", "id, identity, since", "iti"},
+	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii"},
 };
 
 /* The insert of t's columns, "?1, ?2, ..." for each. */

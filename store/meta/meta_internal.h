@@ -8,6 +8,7 @@
  *   meta_manifest.c   manifests, inline data, garbage -> meta_namespace.c, core
  *   meta_xattr.c      extended attributes          -> core
  *   meta_session.c    sessions and open files      -> core
+ *   meta_lock.c       flock and POSIX locks        -> core
  *   meta_check.c      the integrity check          -> core
  *   meta_nodes.c      storage nodes' identities    -> core
  *   meta_copy.c       the namespace into another database -> core
@@ -96,6 +97,14 @@ enum meta_q {
 	META_Q_END_SESSION,
 	META_Q_DEAD_SESSIONS,
 	META_Q_LIVE_SESSIONS,
+	META_Q_SESSION_LOCKS_DROP,
+	/* locks */
+	META_Q_LOCK_CONFLICT,
+	META_Q_LOCKS_OF_HOLDER,
+	META_Q_LOCK_DELETE,
+	META_Q_LOCK_INSERT,
+	META_Q_LOCKS_RELEASE,
+	META_Q_INODE_LOCKS_DROP,
 	/* storage nodes */
 	META_Q_NODE_IDENTITY,
 	META_Q_NODE_SET,

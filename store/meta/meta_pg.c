@@ -526,7 +526,9 @@ static int pg_keys_follow(struct meta *m)
 			  "SELECT setval(pg_get_serial_sequence('garbage', 'id'),"
 			  " (SELECT coalesce(max(id), 0) + 1 FROM garbage), false);"
 			  "SELECT setval(pg_get_serial_sequence('sessions', 'sid'),"
-			  " (SELECT coalesce(max(sid), 0) + 1 FROM sessions), false)");
+			  " (SELECT coalesce(max(sid), 0) + 1 FROM sessions), false);"
+			  "SELECT setval(pg_get_serial_sequence('locks', 'id'),"
+			  " (SELECT coalesce(max(id), 0) + 1 FROM locks), false)");
 }
 
 /* The server checks its own storage (checksums, WAL); nothing to add. */

@@ -30,6 +30,12 @@
  * nodes      (version 4) the storage nodes the metadata has seen: id ->
  *            the identity (UUID) of the store the manifests' shards are
  *            on, and when it was first seen (ns)
+ * sessions.lease (version 5) seconds without a heartbeat after which
+ *            another session may end this one and take back what it held
+ * locks      (version 5) flock and POSIX locks: per inode and kind (0
+ *            POSIX, 1 flock) the holder (session, the kernel's lock
+ *            owner, pid), type (1 read, 2 write) and bytes lstart..lend,
+ *            inclusive; a holder's locks of one kind never overlap
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -78,6 +84,13 @@
 	"CREATE TABLE nodes (id " INT " PRIMARY KEY, identity TEXT NOT NULL,"               \
 	" since " INT " NOT NULL);"                                                         \
 	"CREATE INDEX parts_by_object ON parts (object_id, idx);",                          \
+	/* 4 -> 5: leases of sessions, and locks that every mount sees. */                 \
+	"ALTER TABLE sessions ADD COLUMN lease " INT " NOT NULL DEFAULT 60;"               \
+	"CREATE TABLE locks (id " ID ", ino " INT " NOT NULL, kind " INT " NOT NULL,"       \
+	" sid " INT " NOT NULL, owner " INT " NOT NULL, type " INT " NOT NULL,"             \
+	" lstart " INT " NOT NULL, lend " INT " NOT NULL, pid " INT " NOT NULL);"           \
+	"CREATE INDEX locks_by_ino ON locks (ino, kind);"                                   \
+	"CREATE INDEX locks_by_sid ON locks (sid);",                                        \
 }
 
 #endif

@@ -19,13 +19,15 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static int session_start_locked(struct meta *m, const char *host, uint64_t *sid)
+static int session_start_locked(struct meta *m, const char *host, unsigned lease_s,
+				uint64_t *sid)
 {
 	struct meta_stmt *s = meta_stmt(m, META_Q_SESSION_START);
 	int rc;
 
 	meta_bind_text(s, 1, host);
 	meta_bind_int(s, 2, now_s());
+	meta_bind_int(s, 3, lease_s);
 	rc = meta_step(s); /* RETURNING sid */
 	if (rc == META_ROW)
 		*sid = (uint64_t)meta_col_int(s, 0);
@@ -33,13 +35,15 @@ static int session_start_locked(struct meta *m, const char *host, uint64_t *sid)
 	return rc == META_ROW ? 0 : -EIO;
 }
 
-int meta_session_start(struct meta *m, const char *host, uint64_t *sid)
+int meta_session_start(struct meta *m, const char *host, unsigned lease_s, uint64_t *sid)
 {
 	struct meta_tx t = META_TX(m);
 	int rc = 0;
 
+	if (lease_s == 0)
+		return -EINVAL;
 	while (meta_tx_loop(&t, &rc))
-		rc = session_start_locked(m, host, sid);
+		rc = session_start_locked(m, host, lease_s, sid);
 	return rc;
 }
 
@@ -140,11 +144,15 @@ static GArray *collect_ids(struct meta *m, enum meta_q q, int64_t a)
 	return ids;
 }
 
-/* Releases every file session sid had open and removes the session. */
+/* Releases every file session sid had open and every lock it held, and
+ * removes the session. */
 static int end_session_locked(struct meta *m, uint64_t sid)
 {
 	GArray *inos = collect_ids(m, META_Q_SESSION_FILES, (int64_t)sid);
 	int rc = meta_run_ints(m, META_Q_FORGET_SESSION_FILES, (int64_t)sid, 0);
+
+	if (rc == 0)
+		rc = meta_run_ints(m, META_Q_SESSION_LOCKS_DROP, (int64_t)sid, 0);
 
 	for (guint i = 0; rc == 0 && i < inos->len; i++)
 		rc = release_if_orphan(m, g_array_index(inos, uint64_t, i));
@@ -164,14 +172,14 @@ int meta_session_end(struct meta *m, uint64_t sid)
 	return rc;
 }
 
-int meta_session_reap(struct meta *m, unsigned timeout_s, unsigned *ended)
+int meta_session_reap(struct meta *m, unsigned *ended)
 {
 	struct meta_tx t = META_TX(m);
 	int rc = 0;
 
 	*ended = 0;
 	while (meta_tx_loop(&t, &rc)) {
-		GArray *dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s() - timeout_s);
+		GArray *dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s());
 
 		for (guint i = 0; rc == 0 && i < dead->len; i++)
 			rc = end_session_locked(m, g_array_index(dead, uint64_t, i));

@@ -112,7 +112,8 @@ static const char *const sql[META_Q_COUNT] = {
 				  " ORDER BY id LIMIT ?1",
 	[META_Q_GARBAGE_DONE] = "DELETE FROM garbage WHERE id = ?1",
 	/* sessions and open files */
-	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat) VALUES (?1, ?2) RETURNING sid",
+	[META_Q_SESSION_START] = "INSERT INTO sessions (host, heartbeat, lease) VALUES (?1, ?2, ?3)"
+				 " RETURNING sid",
 	[META_Q_HEARTBEAT] = "UPDATE sessions SET heartbeat = ?2 WHERE sid = ?1",
 	[META_Q_OPEN_FILE] = "INSERT INTO open_files (sid, ino, count) VALUES (?1, ?2, 1)"
 			       " ON CONFLICT (sid, ino) DO UPDATE SET count = open_files.count + 1",
@@ -122,8 +123,22 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_SESSION_FILES] = "SELECT ino FROM open_files WHERE sid = ?1",
 	[META_Q_FORGET_SESSION_FILES] = "DELETE FROM open_files WHERE sid = ?1",
 	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
-	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat < ?1",
+	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat + lease < ?1",
 	[META_Q_LIVE_SESSIONS] = "SELECT count(*) FROM sessions WHERE heartbeat >= ?1",
+	[META_Q_SESSION_LOCKS_DROP] = "DELETE FROM locks WHERE sid = ?1",
+	/* locks: ?7 is the lowest type that conflicts with the one asked */
+	[META_Q_LOCK_CONFLICT] = "SELECT sid, owner, type, lstart, lend, pid FROM locks"
+				 " WHERE ino = ?1 AND kind = ?2 AND NOT (sid = ?3 AND owner = ?4)"
+				 " AND lstart <= ?6 AND lend >= ?5 AND type >= ?7"
+				 " ORDER BY lstart LIMIT 1",
+	[META_Q_LOCKS_OF_HOLDER] = "SELECT id, type, lstart, lend FROM locks"
+				   " WHERE ino = ?1 AND kind = ?2 AND sid = ?3 AND owner = ?4",
+	[META_Q_LOCK_DELETE] = "DELETE FROM locks WHERE id = ?1",
+	[META_Q_LOCK_INSERT] = "INSERT INTO locks (ino, kind, sid, owner, type, lstart, lend, pid)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[META_Q_LOCKS_RELEASE] = "DELETE FROM locks WHERE ino = ?1 AND kind = ?2 AND sid = ?3"
+				 " AND owner = ?4",
+	[META_Q_INODE_LOCKS_DROP] = "DELETE FROM locks WHERE ino = ?1",
 	/* storage nodes */
 	[META_Q_NODE_IDENTITY] = "SELECT identity FROM nodes WHERE id = ?1",
 	[META_Q_NODE_SET] = "INSERT INTO nodes (id, identity, since) VALUES (?1, ?2, ?3)"
@@ -345,6 +360,8 @@ int meta_destroy_inode(struct meta *m, uint64_t ino)
 		rc = meta_by_ino(m, META_Q_DELETE_INLINE, ino);
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_XATTRS, ino);
+	if (rc == 0)
+		rc = meta_by_ino(m, META_Q_INODE_LOCKS_DROP, ino);
 	if (rc == 0)
 		rc = meta_by_ino(m, META_Q_DELETE_INODE, ino);
 	return rc;

@@ -718,8 +718,9 @@ static void test_open_unlinked_files(void **state)
 	unsigned ended;
 	uint64_t ino = test_create_ok(f->m, ROOT, "f"), ino2 = test_create_ok(f->m, ROOT, "g");
 
-	assert_int_equal(meta_session_start(f->m, "host-a", &s1), 0);
-	assert_int_equal(meta_session_start(f->m, "host-b", &s2), 0);
+	assert_int_equal(meta_session_start(f->m, "host-a", 0, &s1), -EINVAL);
+	assert_int_equal(meta_session_start(f->m, "host-a", 3600, &s1), 0);
+	assert_int_equal(meta_session_start(f->m, "host-b", 1, &s2), 0);
 	assert_int_equal(meta_open_file(f->m, s1, ino), 0);
 	assert_int_equal(meta_open_file(f->m, s1, ino), 0);
 	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
@@ -736,12 +737,13 @@ static void test_open_unlinked_files(void **state)
 	assert_int_equal(meta_open_file(f->m, s2, ino2), 0);
 	assert_int_equal(meta_unlink(f->m, ROOT, "g"), 0);
 	assert_int_equal(meta_session_heartbeat(f->m, s1), 0);
-	assert_int_equal(meta_session_reap(f->m, 3600, &ended), 0);
+	assert_int_equal(meta_session_reap(f->m, &ended), 0);
 	assert_int_equal(ended, 0);
-	g_usleep(1100000);
+	g_usleep(2100000); /* past s2's lease of 1 s, whole seconds */
 	assert_int_equal(meta_session_heartbeat(f->m, s1), 0);
-	assert_int_equal(meta_session_reap(f->m, 0, &ended), 0);
-	assert_int_equal(ended, 1);
+	assert_int_equal(meta_session_reap(f->m, &ended), 0);
+	assert_int_equal(ended, 1); /* s1's lease is an hour */
+	assert_int_equal(meta_session_heartbeat(f->m, s2), -ENOENT);
 	assert_int_equal(meta_getattr(f->m, ino2, &a), -ENOENT);
 	assert_int_equal(meta_session_end(f->m, s1), 0);
 	assert_int_equal(meta_session_heartbeat(f->m, s1), -ENOENT);
@@ -757,7 +759,7 @@ static void test_create_open_and_batched_closes(void **state)
 	uint64_t sid, none = 4242;
 	bool made;
 
-	assert_int_equal(meta_session_start(f->m, "host-a", &sid), 0);
+	assert_int_equal(meta_session_start(f->m, "host-a", 30, &sid), 0);
 	assert_int_equal(meta_create_open(f->m, 0, ROOT, "f", 0644, 1, 2, true, &a, &made), -EINVAL);
 	assert_int_equal(meta_create_open(f->m, sid, ROOT, "f", 0644, 1, 2, true, &a, &made), 0);
 	assert_true(made);
@@ -923,6 +925,7 @@ static void test_schema_migration(void **state)
 	meta_close(f->m);
 	test_meta_raw_exec(f->url, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
 		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
+		       "DROP TABLE locks; ALTER TABLE sessions DROP COLUMN lease;"
 		       "UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
@@ -936,9 +939,116 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 5");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 6");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 4");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 5");
+}
+
+static struct meta_lock lk(uint64_t sid, uint64_t owner, enum meta_lock_type type, int64_t start,
+			   int64_t end)
+{
+	return (struct meta_lock){sid, owner, type, start, end, (uint32_t)(100 + owner)};
+}
+
+static int set(struct meta *m, uint64_t ino, struct meta_lock l, struct meta_lock *conflict)
+{
+	return meta_lock_set(m, ino, META_LOCK_POSIX, &l, conflict);
+}
+
+/* Byte ranges conflict when they overlap and one writes; a holder's own
+ * ranges are split and merged; flock is a kind apart; a session's end and
+ * an inode's removal drop their locks. */
+static void test_locks(void **state)
+{
+	struct fx *f = *state;
+	struct meta_lock c, l;
+	uint64_t s1, s2;
+	uint64_t ino = test_create_ok(f->m, ROOT, "f");
+
+	assert_int_equal(meta_session_start(f->m, "a", 30, &s1), 0);
+	assert_int_equal(meta_session_start(f->m, "b", 30, &s2), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 1, META_LOCK_WRITE, 0, 99), NULL), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 2, META_LOCK_READ, 50, 60), &c), -EAGAIN);
+	assert_true(c.sid == s1 && c.owner == 1 && c.type == META_LOCK_WRITE);
+	assert_true(c.start == 0 && c.end == 99 && c.pid == 101);
+	/* the same owner number in another session is another holder */
+	assert_int_equal(set(f->m, ino, lk(s2, 1, META_LOCK_READ, 99, 99), NULL), -EAGAIN);
+	assert_int_equal(set(f->m, ino, lk(s2, 1, META_LOCK_READ, 100, META_LOCK_EOF), NULL), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 2, META_LOCK_READ, 150, 160), NULL), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 2, META_LOCK_WRITE, 150, 160), &c), -EAGAIN);
+	assert_true(c.sid == s2 && c.end == META_LOCK_EOF);
+	/* a hole punched into a write lock, then downgraded in part */
+	assert_int_equal(set(f->m, ino, lk(s1, 1, META_LOCK_UNLOCK, 10, 19), NULL), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 3, META_LOCK_WRITE, 10, 19), NULL), 0);
+	assert_int_equal(set(f->m, ino, lk(s1, 1, META_LOCK_READ, 20, 29), NULL), 0);
+	l = lk(s2, 9, META_LOCK_READ, 0, 99);
+	assert_int_equal(meta_lock_test(f->m, ino, META_LOCK_POSIX, &l, &c), 0);
+	assert_true(c.type == META_LOCK_WRITE && c.start == 0 && c.end == 9);
+	l = lk(s2, 9, META_LOCK_READ, 20, 29);
+	assert_int_equal(meta_lock_test(f->m, ino, META_LOCK_POSIX, &l, &c), 0);
+	assert_int_equal(c.type, META_LOCK_UNLOCK); /* reads share */
+	l = lk(s1, 1, META_LOCK_WRITE, 0, 99); /* its own locks do not count */
+	assert_int_equal(meta_lock_test(f->m, ino, META_LOCK_POSIX, &l, &c), 0);
+	assert_true(c.owner == 3 && c.start == 10 && c.end == 19);
+	/* flock is apart from POSIX locks */
+	l = lk(s2, 7, META_LOCK_WRITE, 0, META_LOCK_EOF);
+	assert_int_equal(meta_lock_set(f->m, ino, META_LOCK_FLOCK, &l, NULL), 0);
+	l.owner = 8;
+	assert_int_equal(meta_lock_set(f->m, ino, META_LOCK_FLOCK, &l, &c), -EAGAIN);
+	assert_int_equal(meta_lock_release(f->m, ino, META_LOCK_FLOCK, s2, 7), 0);
+	assert_int_equal(meta_lock_set(f->m, ino, META_LOCK_FLOCK, &l, NULL), 0);
+	/* bad ranges, no such inode */
+	assert_int_equal(set(f->m, ino, lk(s1, 1, META_LOCK_READ, -1, 5), NULL), -EINVAL);
+	assert_int_equal(set(f->m, ino, lk(s1, 1, META_LOCK_READ, 6, 5), NULL), -EINVAL);
+	assert_int_equal(set(f->m, 4242, lk(s1, 1, META_LOCK_READ, 0, 5), NULL), -ENOENT);
+	/* the end of s1 frees all it held */
+	assert_int_equal(meta_session_end(f->m, s1), 0);
+	assert_int_equal(set(f->m, ino, lk(s2, 2, META_LOCK_WRITE, 0, 99), NULL), 0);
+	assert_int_equal(meta_unlink(f->m, ROOT, "f"), 0);
+	ino = test_create_ok(f->m, ROOT, "f");
+	assert_int_equal(set(f->m, ino, lk(s2, 5, META_LOCK_WRITE, 0, 99), NULL), 0);
+	assert_int_equal(meta_check(f->m, NULL), 0);
+}
+
+/*
+ * Random lock operations of three holders over bytes 0..64 (64 stands for
+ * everything from 64 to the end) against a model of who holds each byte:
+ * every set must succeed or conflict as the model says, and tests must
+ * see the model's writers.
+ */
+#define MODEL_BYTES 65
+static void test_locks_model(void **state)
+{
+	struct fx *f = *state;
+	enum meta_lock_type held[3][MODEL_BYTES] = {{0}};
+	uint64_t sid, ino = test_create_ok(f->m, ROOT, "f");
+	GRand *r = g_rand_new_with_seed(17);
+
+	assert_int_equal(meta_session_start(f->m, "a", 30, &sid), 0);
+	for (int op = 0; op < 300; op++) {
+		unsigned o = (unsigned)g_rand_int_range(r, 0, 3);
+		enum meta_lock_type t = (enum meta_lock_type)g_rand_int_range(r, 0, 3);
+		int a = g_rand_int_range(r, 0, MODEL_BYTES), b = g_rand_int_range(r, a, MODEL_BYTES);
+		bool conflict = false;
+
+		for (int i = a; t != META_LOCK_UNLOCK && i <= b; i++)
+			for (unsigned other = 0; other < 3; other++)
+				conflict |= other != o && held[other][i] &&
+					    (t == META_LOCK_WRITE || held[other][i] == META_LOCK_WRITE);
+		int64_t end = b == MODEL_BYTES - 1 ? META_LOCK_EOF : b;
+		assert_int_equal(set(f->m, ino, lk(sid, o, t, a, end), NULL), conflict ? -EAGAIN : 0);
+		for (int i = a; !conflict && i <= b; i++)
+			held[o][i] = t;
+		for (int i = 0; op % 25 == 0 && i < MODEL_BYTES; i++) {
+			struct meta_lock probe = lk(sid, 9, META_LOCK_READ, i, i), c;
+			bool writer = held[0][i] == META_LOCK_WRITE || held[1][i] == META_LOCK_WRITE ||
+				      held[2][i] == META_LOCK_WRITE;
+
+			assert_int_equal(meta_lock_test(f->m, ino, META_LOCK_POSIX, &probe, &c), 0);
+			assert_int_equal(c.type == META_LOCK_WRITE, writer);
+		}
+	}
+	g_rand_free(r);
 }
 
 /* statfs counts inodes and bytes. */
@@ -972,6 +1082,7 @@ int main(void)
 		T(test_node_identity_and_lost_store),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
+		T(test_locks), T(test_locks_model),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
