@@ -599,12 +599,34 @@ static int set_size(struct fs *fs, struct fs_inode *in, uint64_t size)
 	return 0;
 }
 
+static bool revoked(struct fs_inode *in)
+{
+	return __atomic_load_n(&in->revoked, __ATOMIC_RELAXED);
+}
+
+unsigned fs_inodes_revoke(struct fs *fs)
+{
+	GHashTableIter it;
+	gpointer in;
+
+	g_mutex_lock(&fs->lock);
+	unsigned n = g_hash_table_size(fs->inodes);
+	g_hash_table_iter_init(&it, fs->inodes);
+	while (g_hash_table_iter_next(&it, NULL, &in))
+		__atomic_store_n(&((struct fs_inode *)in)->revoked, true, __ATOMIC_RELAXED);
+	g_mutex_unlock(&fs->lock);
+	return n;
+}
+
 ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const void *buf,
 		       size_t len)
 {
 	const uint8_t *src = buf;
 	size_t done = 0;
 	int rc = 0;
+
+	if (revoked(in))
+		return -EIO;
 
 	g_mutex_lock(&in->lock);
 	if (off + len > in->size)
@@ -631,6 +653,8 @@ ssize_t fs_inode_write(struct fs *fs, struct fs_inode *in, uint64_t off, const v
 
 int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size)
 {
+	if (revoked(in))
+		return -EIO;
 	g_mutex_lock(&in->lock);
 	int rc = set_size(fs, in, size);
 	g_mutex_unlock(&in->lock);
@@ -664,6 +688,8 @@ ssize_t fs_inode_read(struct fs *fs, struct fs_inode *in, uint64_t off, void *bu
 {
 	ssize_t rc = 0;
 
+	if (revoked(in))
+		return -EIO;
 	g_mutex_lock(&in->lock);
 	if (off >= in->size) {
 		g_mutex_unlock(&in->lock);
@@ -771,6 +797,8 @@ static int commit_inline(struct fs *fs, struct fs_inode *in)
 
 static int flush_locked(struct fs *fs, struct fs_inode *in)
 {
+	if (revoked(in)) /* what it holds is not to be committed */
+		return -EIO;
 	/* Dirty parts and uploads both imply a change: with none, there is
 	 * nothing to store (a dirty part 0 may be an inline file's content). */
 	if (!in->changed)

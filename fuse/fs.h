@@ -24,6 +24,7 @@ struct fs_mount_options {
 	uint64_t repair_bytes_per_s; /* the repairer's read rate at most; 0: unbounded */
 	const char *metrics_addr;   /* ADDR:PORT of the /metrics endpoint, or NULL: none */
 	unsigned meta_connections;  /* metadata connections the FUSE threads share; 0: 8 */
+	unsigned session_lease_s;   /* silence after which others reclaim the session; 0: 30 */
 };
 
 /* Mounts and serves until unmounted; returns the process exit status (0,

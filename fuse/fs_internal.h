@@ -19,7 +19,8 @@
 struct fs {
 	struct store *store;
 	GAsyncQueue *metas;	/* idle struct meta connections */
-	uint64_t sid;		/* this mount's metadata session */
+	uint64_t sid;		/* this mount's metadata session (atomic: fs_sid) */
+	unsigned lease_s;	/* the session's lease */
 	size_t part_size;
 	double attr_timeout, entry_timeout;
 	GMutex lock;
@@ -41,6 +42,7 @@ struct fs {
 	uint64_t init_unique;
 	bool direct_io; /* the kernel keeps direct I/O coherent (atomic) */
 	struct fs_streams *streams; /* stream.c */
+	struct fs_locks *locks;	    /* lock.c */
 	struct fs_metrics *metrics; /* metrics.c; NULL when the mount serves none */
 	struct metrics_server *metrics_server;
 };
@@ -127,11 +129,36 @@ struct fs_inode {
 	uint32_t mode;
 	uint64_t attr_changes; /* fs_inode_attr_changes (atomic) */
 	int error;	/* -EIO after a failed upload or commit: sticky */
+	/* The session it was opened in was reclaimed: every read, write and
+	 * flush fails (atomic). */
+	bool revoked;
 	struct store_reader *reader; /* over parts when nothing is dirty; NULL when stale */
 };
 
 struct meta *fs_meta_take(struct fs *fs);
 void fs_meta_give(struct fs *fs, struct meta *m);
+
+/* The session: a new one replaces a session that was reclaimed. */
+static inline uint64_t fs_sid(struct fs *fs)
+{
+	return __atomic_load_n(&fs->sid, __ATOMIC_RELAXED);
+}
+
+/* lock.c: flock and POSIX locks, held in the metadata. */
+void fs_locks_init(struct fs *fs);
+/* Answers the requests still waiting for a lock (EINTR); at unmount. */
+void fs_locks_stop(struct fs *fs);
+void fs_locks_free(struct fs *fs);
+void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *fl);
+void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *fl,
+	      int sleep);
+void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+/* Drops owner's locks of kind on ino (a close), if this mount set any. */
+int fs_locks_release(struct fs *fs, uint64_t ino, enum meta_lock_kind kind, uint64_t owner);
+/* Waiting locks are tried again now: this mount released one. */
+void fs_locks_released(struct fs *fs);
+/* ino is closed in this mount: it holds no lock of it. */
+void fs_locks_forget(struct fs *fs, uint64_t ino);
 
 /* xattr.c: replies to a get or set of an xattr the mount answers
  * itself and returns true; false for the others. */
@@ -169,6 +196,8 @@ int fs_inode_truncate(struct fs *fs, struct fs_inode *in, uint64_t size);
 /* Stores every dirty part and commits the manifest (durable); returns the
  * first error since the last flush (-EIO for a failed upload). */
 int fs_inode_flush(struct fs *fs, struct fs_inode *in);
+/* Marks every open state revoked; returns how many. */
+unsigned fs_inodes_revoke(struct fs *fs);
 /* At unmount (no request left): commits what every state still open
  * holds and frees it. */
 void fs_inode_close_all(struct fs *fs);

@@ -32,8 +32,7 @@
 /* Metadata connections by default: FUSE threads that each wait for the
  * database (a server's round trips) would be serialised on fewer. */
 #define META_CONNECTIONS 8
-#define HEARTBEAT_S 5
-#define REAP_AFTER_S 60
+#define HEARTBEAT_S 5 /* at most; a third of the lease when that is shorter */
 #define GC_EVERY_S 30
 #define READAHEAD_KB "1024" /* a whole FUSE request (max_write, max_readahead) */
 
@@ -70,10 +69,10 @@ void fs_closes_drop(struct fs *fs, struct meta *m)
 	g_mutex_unlock(&fs->lock);
 	/* An unlinked file goes now. After a failed batch, one at a time: a
 	 * close that keeps failing waits for the next try alone. */
-	if (due->len && meta_close_files(m, fs->sid, (uint64_t *)due->data, due->len)) {
+	if (due->len && meta_close_files(m, fs_sid(fs), (uint64_t *)due->data, due->len)) {
 		for (guint i = 0; i < due->len; i++) {
 			uint64_t ino = g_array_index(due, uint64_t, i);
-			int rc = meta_close_file(m, fs->sid, ino);
+			int rc = meta_close_file(m, fs_sid(fs), ino);
 
 			if (rc && rc != -ENOENT) {
 				g_warning("inode %" G_GUINT64_FORMAT ": open record not dropped: %s", ino,
@@ -102,27 +101,66 @@ static void trim_when_idle(struct fs *fs, uint64_t *last_bytes)
 	*last_bytes = bytes;
 }
 
+/*
+ * The session was ended by another mount: no heartbeat of this one reached
+ * the metadata within its lease (the mount was frozen, or cut off), so its
+ * locks and open records are gone and files it held open unlinked may be
+ * too. Its open files fail from now on rather than write over what others
+ * since did; new opens go on in a new session.
+ */
+static void session_reclaimed(struct fs *fs, struct meta *m, bool *told)
+{
+	uint64_t sid;
+
+	if (!*told) {
+		unsigned n = fs_inodes_revoke(fs);
+
+		g_warning("metadata session %" G_GUINT64_FORMAT " was reclaimed by another mount:"
+			  " no heartbeat reached the metadata within its lease of %u s; its locks"
+			  " are released and its %u open files fail with EIO until closed",
+			  fs_sid(fs), fs->lease_s, n);
+		*told = true;
+	}
+	if (meta_session_start(m, g_get_host_name(), fs->lease_s, &sid) == 0) {
+		g_message("metadata session %" G_GUINT64_FORMAT " started", sid);
+		__atomic_store_n(&fs->sid, sid, __ATOMIC_RELAXED);
+		*told = false;
+	}
+}
+
+static void reap_sessions(struct meta *m)
+{
+	unsigned n;
+
+	if (meta_session_reap(m, &n) == 0 && n)
+		g_message("reclaimed %u sessions of mounts silent past their lease", n);
+}
+
 /* Heartbeats, reaping of dead mounts' sessions, garbage collection,
  * pins that are due, heap trimming. */
 static gpointer housekeeper(gpointer arg)
 {
 	struct fs *fs = arg;
 	gint64 next_gc = g_get_monotonic_time();
+	gint64 every = MAX(MIN(HEARTBEAT_S * G_USEC_PER_SEC, fs->lease_s * G_USEC_PER_SEC / 3),
+			   G_USEC_PER_SEC / 2);
 	uint64_t last_bytes = UINT64_MAX;
+	bool told = false;
 
 	g_mutex_lock(&fs->stop_lock);
 	while (!fs->stopping) {
-		gint64 until = g_get_monotonic_time() + HEARTBEAT_S * G_USEC_PER_SEC;
+		gint64 until = g_get_monotonic_time() + every;
 
 		g_mutex_unlock(&fs->stop_lock);
 		struct meta *m = fs_meta_take(fs);
-		meta_session_heartbeat(m, fs->sid);
+		if (meta_session_heartbeat(m, fs_sid(fs)) == -ENOENT)
+			session_reclaimed(fs, m, &told);
+		reap_sessions(m); /* their locks go at once: others may wait for them */
 		fs_closes_drop(fs, m);
 		trim_when_idle(fs, &last_bytes);
 		if (g_get_monotonic_time() >= next_gc) {
 			unsigned n;
 
-			meta_session_reap(m, REAP_AFTER_S, &n);
 			store_collect_garbage(fs->store, m, 1024, &n);
 			next_gc = g_get_monotonic_time() + GC_EVERY_S * G_USEC_PER_SEC;
 		}
@@ -198,7 +236,7 @@ static gpointer repairer(gpointer arg)
 	return NULL;
 }
 
-static int open_metas(struct fs *fs, unsigned connections)
+static int open_metas(struct fs *fs, unsigned connections, unsigned lease_s)
 {
 	const char *url = store_meta_url(fs->store);
 
@@ -216,7 +254,8 @@ static int open_metas(struct fs *fs, unsigned connections)
 		g_async_queue_push(fs->metas, m);
 	}
 	struct meta *m = fs_meta_take(fs);
-	int rc = meta_session_start(m, g_get_host_name(), &fs->sid);
+	fs->lease_s = lease_s ? lease_s : META_LEASE_DEFAULT_S;
+	int rc = meta_session_start(m, g_get_host_name(), fs->lease_s, &fs->sid);
 	fs_meta_give(fs, m);
 	return rc;
 }
@@ -242,7 +281,7 @@ static struct fs *fs_new(const struct fs_mount_options *o)
 		return fs;
 	}
 	fs->part_size = store_part_size(fs->store);
-	if (open_metas(fs, o->meta_connections) || fs_streams_init(fs, o->stream_dirs))
+	if (open_metas(fs, o->meta_connections, o->session_lease_s) || fs_streams_init(fs, o->stream_dirs))
 		g_clear_pointer(&fs->store, store_close);
 	return fs;
 }
@@ -252,6 +291,7 @@ static void fs_free(struct fs *fs)
 {
 	fs_inode_close_all(fs);
 	fs_streams_free(fs);
+	fs_locks_free(fs);
 	fs_metrics_free(fs->metrics);
 	if (fs->housekeeper) {
 		g_mutex_lock(&fs->stop_lock);
@@ -470,6 +510,7 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 		goto out;
 	}
 	widen_readahead(o->mountpoint);
+	fs_locks_init(fs);
 	fs->housekeeper = g_thread_new("housekeeper", housekeeper, fs);
 	fs->repair_interval_s = o->repair_interval_s;
 	fs->repair_bytes_per_s = o->repair_bytes_per_s;
@@ -491,7 +532,9 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	rc = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);
 	sd_notify(0, "STOPPING=1");
-	fs_streams_stop(fs); /* READs still parked are answered while the session exists */
+	/* READs and locks still parked are answered while the session exists */
+	fs_streams_stop(fs);
+	fs_locks_stop(fs);
 	fuse_session_unmount(fs->se);
 	g_message("unmounted %s", o->mountpoint);
 out:

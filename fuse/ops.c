@@ -126,7 +126,7 @@ static void pin_victim(struct fs *fs, struct meta *m, uint64_t parent, const cha
 	g_mutex_unlock(&fs->lock);
 	if (!pin)
 		return;
-	if (meta_open_file(m, fs->sid, a.ino)) {
+	if (meta_open_file(m, fs_sid(fs), a.ino)) {
 		g_mutex_lock(&fs->lock);
 		if ((l = g_hash_table_lookup(fs->lookups, &a.ino)))
 			l->pinned = false;
@@ -645,7 +645,7 @@ static int open_state(fuse_req_t req, const struct meta_attr *a, bool made,
 	if (rc) {
 		struct meta *m = fs_meta_take(fs);
 
-		meta_close_file(m, fs->sid, a->ino);
+		meta_close_file(m, fs_sid(fs), a->ino);
 		fs_meta_give(fs, m);
 		return rc;
 	}
@@ -679,7 +679,7 @@ static int open_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc == 0 && !S_ISREG(a.mode))
 		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 	if (rc == 0)
-		rc = meta_open_file(m, fs->sid, ino);
+		rc = meta_open_file(m, fs_sid(fs), ino);
 	fs_meta_give(fs, m);
 	return rc ? stale(rc) : open_state(req, &a, false, fi);
 }
@@ -703,7 +703,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct meta *m = fs_meta_take(fs);
 	struct meta_attr a;
 	enum made how;
-	int rc = make_file(m, fs->sid, parent, name, mode & ~ctx->umask, ctx,
+	int rc = make_file(m, fs_sid(fs), parent, name, mode & ~ctx->umask, ctx,
 			   (fi->flags & O_EXCL) != 0, &a, &how);
 
 	fs_meta_give(fs, m);
@@ -769,10 +769,14 @@ static int flush_file(fuse_req_t req, struct fuse_file_info *fi)
 	return fs_inode_flush(fs_of(req), (struct fs_inode *)(uintptr_t)fi->fh);
 }
 
+/* Every close: the closing process's POSIX locks of the file go. */
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, -flush_file(req, fi));
+	int rc = flush_file(req, fi);
+
+	if (fs_locks_release(fs_of(req), ino, META_LOCK_POSIX, fi->lock_owner) && !rc)
+		rc = -EIO;
+	fuse_reply_err(req, -rc);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -782,10 +786,13 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, -flush_file(req, fi));
 }
 
+/* The last close of an open file: its flock lock goes. */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 
+	if (fi->flock_release)
+		fs_locks_release(fs, ino, META_LOCK_FLOCK, fi->lock_owner);
 	if (fs_stream_fh(fi)) {
 		fs_stream_release(fs, fi);
 		fuse_reply_err(req, 0);
@@ -796,7 +803,10 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	g_mutex_lock(&fs->lock);
 	g_array_append_val(fs->closes, ino);
 	bool full = fs->closes->len >= FS_CLOSES_MAX;
+	bool closed = !fs_inode_find(fs, ino);
 	g_mutex_unlock(&fs->lock);
+	if (closed)
+		fs_locks_forget(fs, ino);
 	if (full) {
 		struct meta *m = fs_meta_take(fs);
 
@@ -984,6 +994,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* A stream READ answered short must end the read(2): parallel
 	 * direct I/O requests would put later bytes after a hole. */
 	conn->want &= ~FUSE_CAP_ASYNC_DIO;
+	/* Locks are the metadata's (lock.c), so that every mount sees them. */
+	conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
@@ -1014,4 +1026,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
 	.removexattr = fs_removexattr,
+	.getlk = fs_getlk,
+	.setlk = fs_setlk,
+	.flock = fs_flock,
 };

@@ -7,9 +7,10 @@
  *
  * Options mount(8) passes that are not FUSE's (defaults, _netdev, auto,
  * noauto, user, nofail, rw) are dropped; streams=DIR[:DIR...] (those
- * directories, relative to the mount, become stream directories) and
- * repair_interval=S (as --repair-interval) are shardfs's own; the rest (allow_other, default_permissions, ro, ...) go
- * to libfuse and the kernel.
+ * directories, relative to the mount, become stream directories),
+ * repair_interval=S, repair_rate=MIB, meta_connections=N, session_lease=S
+ * (as the long options) and metrics=ADDR:PORT are shardfs's own; the rest
+ * (allow_other, default_permissions, ro, ...) go to libfuse and the kernel.
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -33,6 +34,7 @@ struct own_options {
 	int *repair_s;	/* repair_interval=S if given (-1 if not a number) */
 	int *repair_rate; /* repair_rate=MIB if given (-1 if not a number) */
 	int *meta_connections; /* meta_connections=N if given (-1 if not a number) */
+	int *session_lease; /* session_lease=S if given (-1 if not a number) */
 };
 
 /* Takes a number option name=N (0..max) of list item o into *value; -1
@@ -71,7 +73,8 @@ static char *fuse_options(const char *opts, struct own_options *own)
 		if (take_value(*o, "streams", &own->streams) || take_value(*o, "metrics", &own->metrics) ||
 		    take_number(*o, "repair_interval", 86400, own->repair_s) ||
 		    take_number(*o, "repair_rate", 100000, own->repair_rate) ||
-		    take_number(*o, "meta_connections", 64, own->meta_connections))
+		    take_number(*o, "meta_connections", 64, own->meta_connections) ||
+		    take_number(*o, "session_lease", 86400, own->session_lease))
 			continue;
 		if (**o && !g_strv_contains(mount8_only, *o))
 			g_string_append_printf(out, ",%s", *o);
@@ -108,9 +111,10 @@ int cmd_mount(int argc, char **argv)
 	gboolean foreground = FALSE, debug = FALSE, force = FALSE;
 	char **opts = NULL, *named = NULL;
 	int threads = 16, repair_interval = 30, repair_rate = STORE_REPAIR_RATE_MIB, metas = 8;
+	int lease = META_LEASE_DEFAULT_S;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
-		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, repair_rate=MIB, meta_connections=N, metrics=ADDR:PORT, ...)", "OPTS"},
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, repair_rate=MIB, meta_connections=N, session_lease=S, metrics=ADDR:PORT, ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"force", 0, 0, G_OPTION_ARG_NONE, &force, "mount even on a regular file or over a shardfs already mounted there", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
@@ -121,6 +125,9 @@ int cmd_mount(int argc, char **argv)
 		 "MiB/s the mount's repair reads at most (default " G_STRINGIFY(STORE_REPAIR_RATE_MIB) ", 0: unbounded)", "MIB"},
 		{"meta-connections", 0, 0, G_OPTION_ARG_INT, &metas,
 		 "connections to the metadata engine that the FUSE threads share (default 8)", "N"},
+		{"session-lease", 0, 0, G_OPTION_ARG_INT, &lease,
+		 "seconds without a heartbeat after which other mounts take back this mount's locks and"
+		 " open files (default " G_STRINGIFY(META_LEASE_DEFAULT_S) ")", "S"},
 		G_OPTION_ENTRY_NULL,
 	};
 
@@ -131,15 +138,15 @@ int cmd_mount(int argc, char **argv)
 	gboolean spec_given = argc == 3 && !named;
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
 	struct own_options own = {.repair_s = &repair_interval, .repair_rate = &repair_rate,
-				  .meta_connections = &metas};
+				  .meta_connections = &metas, .session_lease = &lease};
 	g_autofree char *fuse_opts = fuse_options(joined, &own);
 	g_autofree char *streams = own.streams, *metrics = own.metrics;
 	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
 	    repair_interval > 86400 || repair_rate < 0 || repair_rate > 100000 || metas < 1 ||
-	    metas > 64) {
+	    metas > 64 || lease < 3 || lease > 86400) {
 		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
 				" (repair interval 0..86400 s, repair rate 0..100000 MiB/s,"
-				" metadata connections 1..64)\n");
+				" metadata connections 1..64, session lease 3..86400 s)\n");
 		g_strfreev(opts);
 		g_free(named);
 		return SHARDFS_EXIT_USAGE;
@@ -165,6 +172,7 @@ int cmd_mount(int argc, char **argv)
 		.repair_bytes_per_s = (uint64_t)repair_rate << 20,
 		.metrics_addr = metrics,
 		.meta_connections = (unsigned)metas,
+		.session_lease_s = (unsigned)lease,
 	};
 	g_strfreev(opts);
 	return force || mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
