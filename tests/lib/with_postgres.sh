@@ -3,7 +3,10 @@
 # server: Debian's initdb and postgres, a data directory and a unix socket
 # in a new temporary directory, no TCP. CMD finds it through
 # SHARDFS_TEST_PG, a URL of its maintenance database for a superuser
-# "shardfs"; tests make their own databases on it. The server is stopped
+# "shardfs"; tests make their own databases on it. With SHARDFS_PG_LISTEN
+# set to an address (a test's network namespace), the server also listens
+# there on TCP port 5432, trusting any client (only that namespace's
+# hosts can reach it), and SHARDFS_TEST_PG_TCP is that URL. The server is stopped
 # by its pid and the directory removed however CMD ends; CMD's exit code
 # is this script's.
 #
@@ -22,12 +25,14 @@ fi
 
 dir=$(mktemp -d /tmp/shardfs-pg.XXXXXX)
 pid=
-as_owner() { "$@"; }
+# A command prefix, not a function: a function run in the background is a
+# subshell whose pid is not the server's.
+as_owner=
 if [ "$(id -u)" = 0 ]; then
 	owner=postgres
 	id "$owner" >/dev/null 2>&1 || owner=nobody
 	chown "$owner" "$dir"
-	as_owner() { setpriv --reuid="$owner" --regid="$(id -g "$owner")" --clear-groups -- "$@"; }
+	as_owner="setpriv --reuid=$owner --regid=$(id -g "$owner") --clear-groups --"
 fi
 
 stop() {
@@ -43,9 +48,13 @@ trap 'exit 130' INT TERM
 
 # fsync off: the tests kill processes, never the machine, and a process
 # crash loses nothing the kernel was given.
-as_owner "$bindir/initdb" -D "$dir/data" -U shardfs -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
+$as_owner "$bindir/initdb" -D "$dir/data" -U shardfs -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
 	{ cat "$dir/initdb.log" >&2; exit 1; }
-as_owner "$bindir/postgres" -D "$dir/data" -k "$dir" -c listen_addresses= \
+listen=${SHARDFS_PG_LISTEN:-}
+if [ -n "$listen" ]; then
+	echo "host all all 0.0.0.0/0 trust" >>"$dir/data/pg_hba.conf"
+fi
+$as_owner "$bindir/postgres" -D "$dir/data" -k "$dir" -c listen_addresses="$listen" \
 	-c fsync=off -c max_connections=200 >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
@@ -59,6 +68,9 @@ until "$bindir/pg_isready" -q -h "$dir"; do
 done
 
 export SHARDFS_TEST_PG="postgresql:///postgres?host=$dir&user=shardfs"
+if [ -n "$listen" ]; then
+	export SHARDFS_TEST_PG_TCP="postgresql://shardfs@$listen:5432/postgres"
+fi
 set +e
 "$@"
 rc=$?
