@@ -19,6 +19,7 @@ PACKAGES=(
   libcmocka-dev python3 python3-pytest attr rsync procps time
   python3-psycopg2  # tests read a PostgreSQL metadata database
   util-linux-extra  # fincore: what the page cache holds of a file
+  iproute2 util-linux  # hosts of multi-host tests: ip netns, veth, bridge; nsenter
   dpkg-dev file lintian  # cpack -G DEB (dpkg-shlibdeps) and its check
   prometheus  # a real Prometheus scrapes a node and a mount; promtool
 )

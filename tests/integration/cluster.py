@@ -83,20 +83,27 @@ def new_pg_database():
 
 
 class Cluster:
-    def __init__(self, root, nodes=3, ec="2+1", meta=None):
+    def __init__(self, root, nodes=3, ec="2+1", meta=None, host=None):
         """meta: "sqlite" keeps the metadata in SQLite even when the run
-        has a PostgreSQL server (TEST_PG) for it."""
+        has a PostgreSQL server (TEST_PG) for it; a URL puts it there.
+        host: where the nodes run (hosts.Host: a network namespace of the
+        test's own, whose ports are all free), else 127.0.0.1 here."""
         self.dir = str(root)
         self.n = nodes
         self.procs = {}
-        ports = free_udp_ports(nodes)
-        args = [SHARDFS, "init", "--dir", self.dir, "--ec", ec]
+        self.prefix = host.prefix if host else []
+        address = host.address if host else "127.0.0.1"
+        ports = [7001 + i for i in range(nodes)] if host else free_udp_ports(nodes)
+        args = [*self.prefix, SHARDFS, "init", "--dir", self.dir, "--ec", ec]
         self.meta_url = "sqlite://" + os.path.join(self.dir, "meta.db")
-        if TEST_PG and meta != "sqlite":
+        if meta and meta.startswith("postgresql:"):
+            self.meta_url = meta
+            args += ["--meta", self.meta_url]
+        elif TEST_PG and meta != "sqlite":
             self.meta_url = new_pg_database()
             args += ["--meta", self.meta_url]
         for i, port in enumerate(ports, 1):
-            args += ["--node", f"{i}=127.0.0.1:{port}"]
+            args += ["--node", f"{i}={address}:{port}"]
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
         self.conf = os.path.join(self.dir, "cluster.conf")
         for i in range(1, nodes + 1):
@@ -107,14 +114,15 @@ class Cluster:
         """Starts node i (extra: more `shardfs node` arguments)."""
         log = open(os.path.join(self.dir, f"node-{i}.log"), "ab")
         self.procs[i] = subprocess.Popen(
-            [SHARDFS, "node", "--config", self.conf, "--id", str(i), *extra],
+            [*self.prefix, SHARDFS, "node", "--config", self.conf, "--id", str(i), *extra],
             stdout=log, stderr=log, start_new_session=True)
 
     def wait_up(self, timeout=20):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # 3: every node up, parts with shards missing
-            if subprocess.run([SHARDFS, "status", self.conf], stdout=subprocess.DEVNULL,
+            if subprocess.run([*self.prefix, SHARDFS, "status", self.conf],
+                              stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL).returncode in (0, 3):
                 return
             time.sleep(0.2)
@@ -130,7 +138,8 @@ class Cluster:
 
     def run(self, *args, input=None, timeout=300, check=True):
         env = dict(os.environ, SHARDFS_CONF=self.conf)
-        return subprocess.run([SHARDFS, *args], input=input, capture_output=True, env=env,
+        return subprocess.run([*self.prefix, SHARDFS, *args], input=input, capture_output=True,
+                              env=env,
                               timeout=timeout, check=check)
 
     def stop(self):
@@ -171,10 +180,12 @@ class Mount:
     ours (its pid is known), so tests can signal it; close() always leaves
     the directory unmounted and the process gone."""
 
-    def __init__(self, conf, path, *opts, timeout=30, debug=False):
+    def __init__(self, conf, path, *opts, timeout=30, debug=False, host=None):
+        """host: a hosts.Host whose network the mount process uses."""
         self.path = str(path)
         os.makedirs(self.path, exist_ok=True)
-        args = [SHARDFS, "mount", "-d" if debug else "-f", conf, self.path]
+        args = [*(host.prefix if host else []), SHARDFS, "mount", "-d" if debug else "-f", conf,
+                self.path]
         for o in opts:
             args += ["-o", o]
         self.log = os.path.join(os.path.dirname(self.path),
