@@ -4,6 +4,7 @@ with a mount, run again safely, stopped without losing files."""
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -136,15 +137,19 @@ def pg_connect(local, password, sslmode="verify-full"):
                             sslrootcert=str(local / "ca.crt"), connect_timeout=10)
 
 
+def open_to_postgres_user(local):
+    for d in (local.parent, *local.parent.parents):  # pytest's are 0700
+        if d.stat().st_uid == os.getuid() and not d.stat().st_mode & 0o001:
+            d.chmod(d.stat().st_mode | 0o001)
+
+
 def test_up_with_postgres_serves_the_namespace_and_keeps_it(local):
     """up --meta postgres: a PostgreSQL server of the cluster's own in
     DIR/pg holds the namespace; over TCP it takes only TLS with the
     cluster CA's certificate and the password; down stops it and up
     starts it again with every file kept."""
     import psycopg2
-    for d in (local.parent, *local.parent.parents):  # pytest's are 0700
-        if d.stat().st_uid == os.getuid() and not d.stat().st_mode & 0o001:
-            d.chmod(d.stat().st_mode | 0o001)
+    open_to_postgres_user(local)
     out = run("up", "--meta", "postgres", str(local)).stdout
     assert "created a PostgreSQL server in" in out and "metadata in PostgreSQL" in out
     assert "3 of 3 nodes up" in out and mounted(local / "mnt")
@@ -182,4 +187,63 @@ def test_up_with_postgres_serves_the_namespace_and_keeps_it(local):
     assert (local / "mnt" / "small").read_text() == "inline"
     r = run("up", "--meta", "sqlite", str(local), check=False)
     assert r.returncode == 1 and "metadata in PostgreSQL already" in r.stderr
+    run("down", str(local))
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+WRITER = """
+import hashlib, os, sys, time
+mnt, log, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+end = time.monotonic() + seconds
+i = 0
+with open(log, "a") as out:
+    while time.monotonic() < end:
+        data = hashlib.sha256(str(i).encode()).digest() * (32 + (i * 997) % 9000)
+        try:
+            with open(os.path.join(mnt, f"w{i}"), "wb") as f:
+                f.write(data)
+            out.write(f"{i} {hashlib.md5(data).hexdigest()}\\n")
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as e:
+            print(f"w{i}: {e}", file=sys.stderr)
+        i += 1
+"""
+
+
+def test_postgres_killed_while_writing_loses_no_closed_file(local):
+    """kill -9 of the server while a mount writes files: it comes back
+    after crash recovery, the mount goes on by itself, and every file
+    whose close returned is there, exact, after a remount."""
+    import ctypes
+    import hashlib
+    open_to_postgres_user(local)
+    # The server's parent is then this process, which can reap it at once:
+    # a killed server not yet reaped keeps a new one from starting.
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        run("up", "--meta", "postgres", str(local))
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    log = local / "closed.log"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(local / "mnt"), str(log), "12"],
+                              stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    server = int((local / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(server, signal.SIGKILL)
+    os.waitpid(server, 0)
+    time.sleep(1)
+    pg_ctl(local, "-l", f"{local}/pg/server.log", "start")  # crash recovery
+    _, errors = writer.communicate(timeout=120)
+    assert writer.returncode == 0, errors
+    closed = dict(line.split() for line in log.read_text().splitlines())
+    assert len(closed) > 20, errors
+    run("down", str(local))
+    run("up", str(local))
+    for i, digest in closed.items():
+        data = (local / "mnt" / f"w{i}").read_bytes()
+        assert hashlib.md5(data).hexdigest() == digest, f"w{i}"
+    assert run("meta", "check", "-c", str(local / "cluster.conf")).returncode == 0
     run("down", str(local))
