@@ -9,6 +9,10 @@
  * heard from lately), since what it wrote after the copy would be lost.
  * The copy is checked (meta_check) before the cluster file changes; the
  * old database stays as it was, for the user to keep or remove.
+ *
+ * `shardfs meta dump [FILE|-]` writes the namespace as a dump (meta_dump)
+ * and `shardfs meta load [--to URL] [FILE|-]` loads one into an empty
+ * database, the cluster's own by default (meta_load).
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Three missed heartbeats of a mount (every 5 s): it is gone. */
 #define LIVE_WITHIN_S 15
@@ -119,29 +124,122 @@ static int check(const char *conf)
 	return rc == 0 ? 0 : SHARDFS_EXIT_FAIL;
 }
 
+/* To FILE through FILE.tmp, renamed once whole: a dump that fails
+ * leaves no file that looks like one. */
+static int dump(const char *conf, const char *file)
+{
+	g_autofree char *url = meta_url_of(conf);
+	g_autofree char *safe = url ? meta_url_safe(url) : g_strdup("(none)");
+	gboolean to_stdout = !file || !strcmp(file, "-");
+	g_autofree char *tmp = to_stdout ? NULL : g_strconcat(file, ".tmp", NULL);
+	struct meta *m = NULL;
+	GError *err = NULL;
+	uint64_t rows = 0;
+	int rc = url ? meta_open(url, &m) : -ENOENT;
+
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta dump: %s: %s\n", safe, g_strerror(-rc));
+		return SHARDFS_EXIT_FAIL;
+	}
+	FILE *out = to_stdout ? stdout : fopen(tmp, "w");
+	if (!out) {
+		fprintf(stderr, "shardfs meta dump: %s: %s\n", tmp, g_strerror(errno));
+		meta_close(m);
+		return SHARDFS_EXIT_FAIL;
+	}
+	rc = meta_dump(m, out, &rows, &err);
+	meta_close(m);
+	if (!to_stdout && (fsync(fileno(out)) | fclose(out)) && rc == 0)
+		rc = -errno;
+	if (!to_stdout && rc == 0 && rename(tmp, file))
+		rc = -errno;
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta dump: %s\n", err ? err->message : g_strerror(-rc));
+		g_clear_error(&err);
+		if (tmp)
+			unlink(tmp);
+		return SHARDFS_EXIT_FAIL;
+	}
+	fprintf(stderr, "dumped %" G_GUINT64_FORMAT " rows of %s%s%s\n", rows, safe,
+		to_stdout ? "" : " to ", to_stdout ? "" : file);
+	return 0;
+}
+
+static int load(const char *url, const char *file)
+{
+	g_autofree char *safe = meta_url_safe(url);
+	gboolean from_stdin = !file || !strcmp(file, "-");
+	FILE *in = from_stdin ? stdin : fopen(file, "r");
+	GError *err = NULL;
+	uint64_t rows = 0;
+
+	if (!in) {
+		fprintf(stderr, "shardfs meta load: %s: %s\n", file, g_strerror(errno));
+		return SHARDFS_EXIT_FAIL;
+	}
+	int rc = meta_load(url, in, &rows, &err);
+
+	if (!from_stdin)
+		fclose(in);
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta load: %s%s%s: %s (nothing was loaded)\n",
+			from_stdin ? "" : file, from_stdin ? "" : " into ", safe, err->message);
+		g_error_free(err);
+		return SHARDFS_EXIT_FAIL;
+	}
+	printf("loaded %" G_GUINT64_FORMAT " rows into %s, checked\n", rows, safe);
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: shardfs meta check [-c CLUSTER]\n"
+			"       shardfs meta migrate --to URL [-c CLUSTER]\n"
+			"       shardfs meta dump [-c CLUSTER] [FILE|-]\n"
+			"       shardfs meta load [-c CLUSTER | --to URL] [FILE|-]\n");
+	return SHARDFS_EXIT_USAGE;
+}
+
 int cmd_meta(int argc, char **argv)
 {
 	g_autofree char *named = NULL, *to = NULL, *conf = NULL;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: $SHARDFS_CONF)", "CLUSTER"},
-		{"to", 0, 0, G_OPTION_ARG_STRING, &to, "the empty database to move the namespace into", "URL"},
+		{"to", 0, 0, G_OPTION_ARG_STRING, &to, "the empty database to move the namespace or load the dump into", "URL"},
 		G_OPTION_ENTRY_NULL,
 	};
 
-	if (!tools_parse(argc, argv, entries, "check | migrate --to URL - check the namespace, or"
-			 " move it into another metadata database (sqlite:///PATH or postgresql://...)"))
+	if (!tools_parse(argc, argv, entries, "check | migrate --to URL | dump [FILE] | load [FILE]"
+			 " - check the namespace, move it into another metadata database"
+			 " (sqlite:///PATH or postgresql://...), write it as a dump, or load a dump"
+			 " into an empty database"))
 		return SHARDFS_EXIT_USAGE;
-	gboolean is_check = argc == 2 && !strcmp(argv[1], "check") && !to;
-	gboolean is_migrate = argc == 2 && !strcmp(argv[1], "migrate") && to;
+	const char *what = argc >= 2 ? argv[1] : "";
+	const char *file = argc == 3 ? argv[2] : NULL;
+	gboolean is_check = argc == 2 && !strcmp(what, "check") && !to;
+	gboolean is_migrate = argc == 2 && !strcmp(what, "migrate") && to;
+	gboolean is_dump = (argc == 2 || argc == 3) && !strcmp(what, "dump") && !to;
+	gboolean is_load = (argc == 2 || argc == 3) && !strcmp(what, "load") && !(to && named);
 
-	if (!is_check && !is_migrate) {
-		fprintf(stderr, "usage: shardfs meta check [-c CLUSTER]\n"
-				"       shardfs meta migrate --to URL [-c CLUSTER]\n");
-		return SHARDFS_EXIT_USAGE;
-	}
+	if (!is_check && !is_migrate && !is_dump && !is_load)
+		return usage();
+	if (is_load && to)
+		return load(to, file);
 	int rc = tools_cluster_file("meta", named, &conf);
 
 	if (rc)
 		return rc;
+	if (is_load) {
+		g_autofree char *url = meta_url_of(conf);
+
+		if (!url) {
+			fprintf(stderr, "shardfs meta load: %s names no metadata ([cluster] meta)\n",
+				conf);
+			return SHARDFS_EXIT_FAIL;
+		}
+		return load(url, file);
+	}
+	if (is_dump)
+		return dump(conf, file);
 	return is_check ? check(conf) : migrate(conf, to);
 }

@@ -24,9 +24,11 @@
 #ifndef SHARDFS_STORE_META_H
 #define SHARDFS_STORE_META_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #define META_ROOT_INO 1u
@@ -309,6 +311,19 @@ int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
 /* meta_close_file of each of the n inos, in one transaction; an ino with no
  * open record of sid is skipped. */
 int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n);
+
+/*
+ * The whole namespace as a dump (meta_dump.c): JSON lines ending with a
+ * SHA-256 of what comes before, read from one snapshot in bounded memory;
+ * *rows counts the rows. meta_load puts one into the empty database url
+ * (made if missing) in one transaction, or nothing at all: errors are
+ * META_DUMP_ERROR with an errno code and say at which line the dump went
+ * wrong; -EEXIST if the database holds a namespace.
+ */
+#define META_DUMP_ERROR (meta_dump_error_quark())
+GQuark meta_dump_error_quark(void);
+int meta_dump(struct meta *m, FILE *out, uint64_t *rows, GError **err);
+int meta_load(const char *url, FILE *in, uint64_t *rows, GError **err);
 
 /*
  * Locks that mounts on every host see: flock (whole file) and POSIX

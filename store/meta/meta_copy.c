@@ -18,31 +18,24 @@
 #include <glib.h>
 #include <string.h>
 
-/* A table, its columns, and their kinds: i an integer, b a byte string,
- * t text. The schema's current version (META_SCHEMA_VERSION 5). */
-struct table {
-	const char *name;
-	const char *columns;
-	const char *kinds;
-};
-
+/* The schema's current version (META_SCHEMA_VERSION 5). */
 G_STATIC_ASSERT(META_SCHEMA_VERSION == 5);
-static const struct table tables[] = {
+const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
-		   " target, object_id", "iiiiiiiiiiibb"},
-	{"dentries", "id, parent, name, ino", "iibi"},
-	{"xattrs", "ino, name, value", "ibb"},
-	{"parts", "ino, idx, length, checksum, k, m, nodes, object_id, missing", "iiibiibbi"},
-	{"garbage", "id, object_id, idx, length, k, m, nodes", "ibiiiib"},
-	{"sessions", "sid, host, heartbeat, lease", "itii"},
-	{"open_files", "sid, ino, count", "iii"},
-	{"inline_data", "ino, data", "ib"},
-	{"nodes", "id, identity, since", "iti"},
-	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii"},
+		   " target, object_id", "iiiiiiiiiiibb", 1},
+	{"dentries", "id, parent, name, ino", "iibi", 1},
+	{"xattrs", "ino, name, value", "ibb", 2},
+	{"parts", "ino, idx, length, checksum, k, m, nodes, object_id, missing", "iiibiibbi", 2},
+	{"garbage", "id, object_id, idx, length, k, m, nodes", "ibiiiib", 1},
+	{"sessions", "sid, host, heartbeat, lease", "itii", 1},
+	{"open_files", "sid, ino, count", "iii", 2},
+	{"inline_data", "ino, data", "ib", 1},
+	{"nodes", "id, identity, since", "iti", 1},
+	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii", 1},
 };
+const size_t meta_ntables = G_N_ELEMENTS(meta_tables);
 
-/* The insert of t's columns, "?1, ?2, ..." for each. */
-static char *insert_sql(const struct table *t)
+char *meta_table_insert_sql(const struct meta_table *t)
 {
 	GString *s = g_string_new(NULL);
 
@@ -80,10 +73,11 @@ static void bind_row(struct meta_stmt *sel, struct meta_stmt *ins, const char *k
 	}
 }
 
-static int copy_table(struct meta *from, struct meta *to, const struct table *t, uint64_t *rows)
+static int copy_table(struct meta *from, struct meta *to, const struct meta_table *t,
+		      uint64_t *rows)
 {
 	g_autofree char *select = g_strdup_printf("SELECT %s FROM %s", t->columns, t->name);
-	g_autofree char *insert = insert_sql(t);
+	g_autofree char *insert = meta_table_insert_sql(t);
 	struct meta_stmt *sel = meta_stmt_text(from, select), *ins = meta_stmt_text(to, insert);
 	GPtrArray *keep = g_ptr_array_new_with_free_func(g_free);
 	int rc = sel && ins ? 0 : -EIO, step = META_DONE;
@@ -108,8 +102,8 @@ static int copy_tables(struct meta *from, struct meta *to, uint64_t *rows)
 	int rc = 0;
 
 	*rows = 0;
-	for (size_t i = 0; rc == 0 && i < G_N_ELEMENTS(tables); i++)
-		rc = copy_table(from, to, &tables[i], rows);
+	for (size_t i = 0; rc == 0 && i < meta_ntables; i++)
+		rc = copy_table(from, to, &meta_tables[i], rows);
 	if (rc == 0 && to->engine->keys_follow)
 		rc = to->engine->keys_follow(to);
 	return rc;

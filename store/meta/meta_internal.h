@@ -11,7 +11,8 @@
  *   meta_lock.c       flock and POSIX locks        -> core
  *   meta_check.c      the integrity check          -> core
  *   meta_nodes.c      storage nodes' identities    -> core
- *   meta_copy.c       the namespace into another database -> core
+ *   meta_copy.c       the namespace into another database; the tables -> core
+ *   meta_dump.c       the namespace as a dump, and loaded from one -> core
  *   meta_sql.c        the core: life cycle, schema, the statements,
  *                     transactions, errno mapping, rows every topic
  *                     touches                      -> engine
@@ -51,6 +52,7 @@ enum meta_q {
 	META_Q_DELETE_DENTRY,
 	META_Q_HAS_CHILDREN,
 	META_Q_OPEN_COUNT,
+	META_Q_HAS_INODES,
 	META_Q_PARTS_TO_GARBAGE,
 	META_Q_DELETE_PARTS,
 	META_Q_DELETE_XATTRS,
@@ -155,6 +157,9 @@ struct meta_engine {
 	int (*begin)(struct meta *m, bool durable);
 	int (*commit)(struct meta *m, bool durable);
 	void (*rollback)(struct meta *m, bool durable);
+	/* A read-only transaction that sees one snapshot however long it runs
+	 * and holds writers back from nothing; ended by rollback. */
+	int (*begin_snapshot)(struct meta *m);
 	/* After rows with their keys were copied in: the self-growing keys
 	 * go on from the largest (NULL: they do by themselves). */
 	int (*keys_follow)(struct meta *m);
@@ -300,6 +305,23 @@ int meta_set_ctime(struct meta *m, uint64_t ino, int64_t now);
 /* A connection to url with the schema made and no rows (meta_copy_to);
  * -EEXIST if it holds a schema already. */
 int meta_create_schema(const char *url, struct meta **out);
+/* The same, but a schema of this version with no inode in it (left by a
+ * load that failed) is taken as it is; -EEXIST if it holds a namespace,
+ * -EPROTO if a schema of another version. */
+int meta_open_empty(const char *url, struct meta **out);
+
+/* Every table, with its columns and their kinds (i an integer, b a byte
+ * string, t text); the first nkey columns are its key, in its order. */
+struct meta_table {
+	const char *name;
+	const char *columns;
+	const char *kinds;
+	unsigned nkey;
+};
+extern const struct meta_table meta_tables[];
+extern const size_t meta_ntables;
+/* "INSERT INTO t (columns) VALUES (?1, ...)", freed with g_free. */
+char *meta_table_insert_sql(const struct meta_table *t);
 
 /* ---- the engines ---- */
 

@@ -489,6 +489,16 @@ static int pg_begin(struct meta *m, bool durable)
 	return rc;
 }
 
+/* A snapshot that no writer can make fail; in_tx, so that a lost
+ * connection ends it rather than going on outside it. */
+static int pg_begin_snapshot(struct meta *m)
+{
+	int rc = pg_exec(m, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+
+	state(m)->in_tx = rc == 0;
+	return rc;
+}
+
 /* The server answers COMMIT of a transaction an error ended with ROLLBACK. */
 static int pg_commit(struct meta *m, bool durable)
 {
@@ -561,6 +571,7 @@ static const struct meta_engine pg_engine = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.begin_snapshot = pg_begin_snapshot,
 	.keys_follow = pg_keys_follow,
 	.integrity = pg_integrity,
 	.close = pg_close,

@@ -57,6 +57,7 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_DELETE_DENTRY] = "DELETE FROM dentries WHERE id = ?1",
 	[META_Q_HAS_CHILDREN] = "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
 	[META_Q_OPEN_COUNT] = "SELECT count(*) FROM open_files WHERE ino = ?1",
+	[META_Q_HAS_INODES] = "SELECT 1 FROM inodes LIMIT 1",
 	[META_Q_PARTS_TO_GARBAGE] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
 			       " SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1 AND k > 0",
 	[META_Q_DELETE_PARTS] = "DELETE FROM parts WHERE ino = ?1",
@@ -521,6 +522,37 @@ int meta_create_schema(const char *url, struct meta **out)
 	if (rc < 0)
 		return rc;
 	rc = read_version(m) >= 0 ? -EEXIST : migrate(m, 0);
+	if (rc < 0) {
+		meta_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+static bool has_inodes(struct meta *m)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_HAS_INODES);
+	int rc = meta_step(s);
+
+	meta_reset(s);
+	return rc != META_DONE;
+}
+
+int meta_open_empty(const char *url, struct meta **out)
+{
+	struct meta *m;
+	int rc = open_db(url, true, &m), v;
+
+	if (rc < 0)
+		return rc;
+	v = read_version(m);
+	if (v < 0)
+		rc = migrate(m, 0);
+	else if (v != META_SCHEMA_VERSION)
+		rc = -EPROTO;
+	else if (has_inodes(m))
+		rc = -EEXIST;
 	if (rc < 0) {
 		meta_close(m);
 		return rc;

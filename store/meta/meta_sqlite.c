@@ -324,6 +324,12 @@ static void sq_rollback(struct meta *m, bool durable)
 		sq_exec(m, "PRAGMA synchronous = NORMAL");
 }
 
+/* Deferred: in WAL mode the first read fixes the snapshot and writers go on. */
+static int sq_begin_snapshot(struct meta *m)
+{
+	return sq_exec(m, "BEGIN");
+}
+
 static void sq_integrity(struct meta *m, GString *report)
 {
 	sqlite3_stmt *s;
@@ -357,6 +363,7 @@ static const struct meta_engine sqlite_engine = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
+	.begin_snapshot = sq_begin_snapshot,
 	.integrity = sq_integrity,
 	.close = sq_close,
 };

@@ -46,7 +46,10 @@ def alive(pid):
 def local(tmp_path):
     d = tmp_path / "local"
     yield d
-    subprocess.run(["fusermount3", "-u", str(d / "mnt")], capture_output=True, timeout=60)
+    if subprocess.run(["fusermount3", "-u", str(d / "mnt")], capture_output=True,
+                      timeout=60).returncode:
+        subprocess.run(["fusermount3", "-u", "-z", str(d / "mnt")], capture_output=True,
+                       timeout=60)
     if d.exists():
         for pid in pids(d).values():
             if alive(pid):
