@@ -25,6 +25,9 @@ struct fs_mount_options {
 	const char *metrics_addr;   /* ADDR:PORT of the /metrics endpoint, or NULL: none */
 	unsigned meta_connections;  /* metadata connections the FUSE threads share; 0: 8 */
 	unsigned session_lease_s;   /* silence after which others reclaim the session; 0: 30 */
+	unsigned backup_interval_s; /* the metadata backed up into the cluster this often at most
+				     * apart, and at unmount, by one mount; 0: never */
+	unsigned backups_kept;	    /* backups in the cluster (0: STORE_BACKUPS_KEPT) */
 };
 
 /* Mounts and serves until unmounted; returns the process exit status (0,

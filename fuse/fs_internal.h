@@ -31,6 +31,8 @@ struct fs {
 	GArray *closes;		/* uint64_t inos closed, records not yet dropped, lock */
 	GThread *housekeeper;
 	GThread *repairer;	/* NULL when the mount does not repair */
+	GThread *backuper;	/* NULL when the mount makes no backups */
+	unsigned backup_interval_s, backups_kept;
 	unsigned repair_interval_s;
 	uint64_t repair_bytes_per_s; /* 0: unbounded */
 	GMutex stop_lock;

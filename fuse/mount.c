@@ -236,6 +236,62 @@ static gpointer repairer(gpointer arg)
 	return NULL;
 }
 
+/* Whether this mount is the one of the cluster that makes backups: the
+ * oldest live session's (a lease the metadata keeps). */
+static bool backup_is_ours(struct fs *fs, struct meta *m)
+{
+	uint64_t first;
+
+	return meta_session_first_live(m, &first) == 0 && first == fs_sid(fs);
+}
+
+/* Seconds since the newest backup in the cluster; G_MAXINT64 if none. */
+static gint64 backup_age_s(struct fs *fs)
+{
+	uint64_t *seqs;
+	unsigned n;
+	gint64 age = G_MAXINT64;
+
+	if (store_backup_list(fs->store, &seqs, &n))
+		return 0; /* no node answers: nowhere to write one either */
+	if (n)
+		age = g_get_real_time() / G_USEC_PER_SEC - (gint64)(seqs[0] / 1000000000);
+	g_free(seqs);
+	return age;
+}
+
+static void backup_now(struct fs *fs, struct meta *m, const char *why)
+{
+	struct store_backup b;
+	GError *err = NULL;
+
+	if (store_backup_write(fs->store, m, fs->backups_kept, &b, &err)) {
+		g_warning("metadata backup (%s) not written: %s", why, err->message);
+		g_error_free(err);
+		return;
+	}
+	g_message("metadata backup %" G_GUINT64_FORMAT " (%s) written into the cluster: %"
+		  G_GUINT64_FORMAT " rows, %" G_GUINT64_FORMAT " bytes", b.seq, why, b.rows, b.length);
+}
+
+/* Backs the metadata up into the cluster once the newest backup is a
+ * backup interval old, when this mount is the cluster's backup mount;
+ * looks at most every minute. */
+static gpointer backuper(gpointer arg)
+{
+	struct fs *fs = arg;
+	unsigned every = MIN(fs->backup_interval_s, 60u);
+
+	while (!wait_or_stop(fs, every)) {
+		struct meta *m = fs_meta_take(fs);
+
+		if (backup_is_ours(fs, m) && backup_age_s(fs) >= (gint64)fs->backup_interval_s)
+			backup_now(fs, m, "periodic");
+		fs_meta_give(fs, m);
+	}
+	return NULL;
+}
+
 static int open_metas(struct fs *fs, unsigned connections, unsigned lease_s)
 {
 	const char *url = store_meta_url(fs->store);
@@ -301,12 +357,16 @@ static void fs_free(struct fs *fs)
 		g_thread_join(fs->housekeeper);
 		if (fs->repairer)
 			g_thread_join(fs->repairer);
+		if (fs->backuper)
+			g_thread_join(fs->backuper);
 	}
 	if (fs->metas) {
 		struct meta *m;
 
 		if (fs->sid && (m = g_async_queue_try_pop(fs->metas))) {
-			meta_session_end(m, fs->sid);
+			if (fs->backuper && backup_is_ours(fs, m))
+				backup_now(fs, m, "unmount");
+			meta_session_end(m, fs_sid(fs));
 			meta_close(m);
 		}
 		while ((m = g_async_queue_try_pop(fs->metas)))
@@ -516,6 +576,10 @@ static int serve(struct fs *fs, const struct fs_mount_options *o, int ready_fd)
 	fs->repair_bytes_per_s = o->repair_bytes_per_s;
 	if (o->repair_interval_s)
 		fs->repairer = g_thread_new("repairer", repairer, fs);
+	fs->backup_interval_s = o->backup_interval_s;
+	fs->backups_kept = o->backups_kept ? o->backups_kept : STORE_BACKUPS_KEPT;
+	if (o->backup_interval_s)
+		fs->backuper = g_thread_new("backuper", backuper, fs);
 	ok = 1;
 	if (ready_fd >= 0) {
 		detach_stderr();

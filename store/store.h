@@ -132,6 +132,28 @@ int store_part_read(struct store *s, const struct meta_part *p, uint64_t a, uint
  * error (best effort: every shard is tried). */
 int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned nparts);
 
+/*
+ * Backups of the metadata in the cluster itself (backup.c): a dump of the
+ * namespace as an object on the nodes, its catalog on every node, under
+ * object ids no file has (store_backup_oid). seq is the backup's time in
+ * nanoseconds since the epoch.
+ */
+#define STORE_BACKUP_CATALOG_PART UINT32_MAX
+#define STORE_BACKUPS_KEPT 24
+struct store_backup {
+	uint64_t seq, length, rows;
+};
+bool store_backup_oid(const uint8_t oid[16]);
+/* Dumps m into the cluster, then deletes all but the keep newest backups. */
+int store_backup_write(struct store *s, struct meta *m, unsigned keep, struct store_backup *out,
+		       GError **err);
+/* The backups the nodes that answer hold, newest first (*seqs freed with
+ * g_free); STORE_EUNAVAIL if no node answers. */
+int store_backup_list(struct store *s, uint64_t **seqs, unsigned *n);
+/* Writes backup seq's dump to out; *info, when not NULL, says what it is. */
+int store_backup_read(struct store *s, uint64_t seq, FILE *out, struct store_backup *info,
+		      GError **err);
+
 /* What one repair pass did. */
 struct store_repair_stats {
 	uint64_t parts_repaired; /* every missing shard of them rebuilt */

@@ -12,12 +12,17 @@
  *
  * `shardfs meta dump [FILE|-]` writes the namespace as a dump (meta_dump)
  * and `shardfs meta load [--to URL] [FILE|-]` loads one into an empty
- * database, the cluster's own by default (meta_load).
+ * database, the cluster's own by default (meta_load). `shardfs meta backup`
+ * writes a backup into the cluster (store_backup_write, as mounts do on
+ * their own), `backups` lists them, and `restore --from-cluster` loads the
+ * newest (or --backup SEQ) into the cluster file's empty database with
+ * nothing but the nodes and the certificates.
  */
 #define G_LOG_DOMAIN "shardfs"
 
 #include "shardfs.h"
 #include "store/meta/meta.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -191,28 +196,175 @@ static int load(const char *url, const char *file)
 	return 0;
 }
 
+static char *seq_time(uint64_t seq)
+{
+	GDateTime *t = g_date_time_new_from_unix_utc((gint64)(seq / 1000000000));
+	char *text = g_date_time_format_iso8601(t);
+
+	g_date_time_unref(t);
+	return text;
+}
+
+static struct store *open_store(const char *what, const char *conf)
+{
+	struct store *s = NULL;
+	GError *err = NULL;
+
+	if (store_open(conf, NULL, &s, &err)) {
+		fprintf(stderr, "shardfs meta %s: %s\n", what, err->message);
+		g_error_free(err);
+	}
+	return s;
+}
+
+/* A backup into the cluster now, as a mount makes them. */
+static int backup(const char *conf)
+{
+	g_autofree char *url = meta_url_of(conf);
+	struct store *s = open_store("backup", conf);
+	struct meta *m = NULL;
+	struct store_backup b;
+	GError *err = NULL;
+	int rc = !s ? -EIO : url ? meta_open(url, &m) : -ENOENT;
+
+	if (s && rc < 0)
+		fprintf(stderr, "shardfs meta backup: metadata: %s\n", g_strerror(-rc));
+	if (rc == 0 && (rc = store_backup_write(s, m, STORE_BACKUPS_KEPT, &b, &err))) {
+		fprintf(stderr, "shardfs meta backup: %s\n", err->message);
+		g_error_free(err);
+	}
+	if (rc == 0) {
+		g_autofree char *when = seq_time(b.seq);
+
+		printf("backup %" G_GUINT64_FORMAT " (%s): %" G_GUINT64_FORMAT " rows, %"
+		       G_GUINT64_FORMAT " bytes, in the cluster\n", b.seq, when, b.rows, b.length);
+	}
+	meta_close(m);
+	store_close(s);
+	return rc ? SHARDFS_EXIT_FAIL : 0;
+}
+
+static int backups(const char *conf)
+{
+	struct store *s = open_store("backups", conf);
+	uint64_t *seqs = NULL;
+	unsigned n = 0;
+	int rc = s ? store_backup_list(s, &seqs, &n) : -EIO;
+
+	if (s && rc)
+		fprintf(stderr, "shardfs meta backups: no node answers\n");
+	for (unsigned i = 0; rc == 0 && i < n; i++) {
+		g_autofree char *when = seq_time(seqs[i]);
+
+		printf("%" G_GUINT64_FORMAT " %s\n", seqs[i], when);
+	}
+	g_free(seqs);
+	store_close(s);
+	return rc ? SHARDFS_EXIT_FAIL : 0;
+}
+
+/* The sessions of the backup were mounts of the lost database: their
+ * open files and locks go now, not a lease after the first mount. */
+static int end_restored_sessions(const char *url)
+{
+	struct meta *m;
+	unsigned ended;
+	int rc = meta_open(url, &m);
+
+	if (rc == 0)
+		rc = meta_session_end_all(m, &ended);
+	meta_close(m);
+	return rc;
+}
+
+/* The backup's dump through a temporary file (meta_load reads a stream
+ * once; the nodes are read first, whole, so that a load never waits on
+ * them). */
+static int restore_from(struct store *s, uint64_t seq, const char *url)
+{
+	g_autofree char *safe = meta_url_safe(url);
+	struct store_backup b;
+	GError *err = NULL;
+	uint64_t rows = 0;
+	FILE *tmp = tmpfile();
+	int rc = tmp ? store_backup_read(s, seq, tmp, &b, &err) : -errno;
+
+	if (rc == 0 && (fflush(tmp) || fseek(tmp, 0, SEEK_SET)))
+		rc = -errno;
+	if (rc == 0)
+		rc = meta_load(url, tmp, &rows, &err);
+	if (tmp)
+		fclose(tmp);
+	if (rc == 0)
+		rc = end_restored_sessions(url);
+	g_autofree char *when = seq_time(seq);
+	if (rc < 0) {
+		fprintf(stderr, "shardfs meta restore: the backup of %s into %s: %s (nothing was"
+				" restored)\n", when, safe, err ? err->message : g_strerror(-rc));
+		g_clear_error(&err);
+		return SHARDFS_EXIT_FAIL;
+	}
+	printf("restored the backup of %s (%" G_GUINT64_FORMAT " rows) into %s, checked;"
+	       " what changed after it is lost\n", when, rows, safe);
+	return 0;
+}
+
+static int restore(const char *conf, guint64 seq)
+{
+	g_autofree char *url = meta_url_of(conf);
+	struct store *s = url ? open_store("restore", conf) : NULL;
+	uint64_t *seqs = NULL;
+	unsigned n = 0;
+	int rc = s ? store_backup_list(s, &seqs, &n) : -EIO;
+
+	if (!url)
+		fprintf(stderr, "shardfs meta restore: %s names no metadata ([cluster] meta)\n", conf);
+	else if (s && rc)
+		fprintf(stderr, "shardfs meta restore: no node answers\n");
+	else if (s && n == 0)
+		fprintf(stderr, "shardfs meta restore: the nodes hold no backup of the metadata\n");
+	bool found = !seq && n;
+	for (unsigned i = 0; !found && i < n; i++)
+		found = seqs[i] == seq;
+	if (rc == 0 && n && !found)
+		fprintf(stderr, "shardfs meta restore: no backup %" G_GUINT64_FORMAT
+				" (shardfs meta backups lists them)\n", seq);
+	rc = rc == 0 && found ? restore_from(s, seq ? seq : seqs[0], url) : SHARDFS_EXIT_FAIL;
+	g_free(seqs);
+	store_close(s);
+	return rc;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: shardfs meta check [-c CLUSTER]\n"
 			"       shardfs meta migrate --to URL [-c CLUSTER]\n"
 			"       shardfs meta dump [-c CLUSTER] [FILE|-]\n"
-			"       shardfs meta load [-c CLUSTER | --to URL] [FILE|-]\n");
+			"       shardfs meta load [-c CLUSTER | --to URL] [FILE|-]\n"
+			"       shardfs meta backup [-c CLUSTER]\n"
+			"       shardfs meta backups [-c CLUSTER]\n"
+			"       shardfs meta restore --from-cluster [--backup SEQ] [-c CLUSTER]\n");
 	return SHARDFS_EXIT_USAGE;
 }
 
 int cmd_meta(int argc, char **argv)
 {
 	g_autofree char *named = NULL, *to = NULL, *conf = NULL;
+	gboolean from_cluster = FALSE;
+	gint64 seq = 0;
 	GOptionEntry entries[] = {
+		{"from-cluster", 0, 0, G_OPTION_ARG_NONE, &from_cluster, "restore from the backups the nodes hold", NULL},
+		{"backup", 0, 0, G_OPTION_ARG_INT64, &seq, "the backup to restore (default: the newest)", "SEQ"},
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: $SHARDFS_CONF)", "CLUSTER"},
 		{"to", 0, 0, G_OPTION_ARG_STRING, &to, "the empty database to move the namespace or load the dump into", "URL"},
 		G_OPTION_ENTRY_NULL,
 	};
 
 	if (!tools_parse(argc, argv, entries, "check | migrate --to URL | dump [FILE] | load [FILE]"
-			 " - check the namespace, move it into another metadata database"
-			 " (sqlite:///PATH or postgresql://...), write it as a dump, or load a dump"
-			 " into an empty database"))
+			 " | backup | backups | restore --from-cluster - check the namespace, move it"
+			 " into another metadata database (sqlite:///PATH or postgresql://...), write"
+			 " it as a dump, load a dump into an empty database, back it up into the"
+			 " cluster, list those backups, or restore the newest"))
 		return SHARDFS_EXIT_USAGE;
 	const char *what = argc >= 2 ? argv[1] : "";
 	const char *file = argc == 3 ? argv[2] : NULL;
@@ -220,8 +372,13 @@ int cmd_meta(int argc, char **argv)
 	gboolean is_migrate = argc == 2 && !strcmp(what, "migrate") && to;
 	gboolean is_dump = (argc == 2 || argc == 3) && !strcmp(what, "dump") && !to;
 	gboolean is_load = (argc == 2 || argc == 3) && !strcmp(what, "load") && !(to && named);
+	gboolean is_backup = argc == 2 && !strcmp(what, "backup") && !to;
+	gboolean is_backups = argc == 2 && !strcmp(what, "backups") && !to;
+	gboolean is_restore = argc == 2 && !strcmp(what, "restore") && from_cluster && !to &&
+			      seq >= 0;
 
-	if (!is_check && !is_migrate && !is_dump && !is_load)
+	if (!is_check && !is_migrate && !is_dump && !is_load && !is_backup && !is_backups &&
+	    !is_restore)
 		return usage();
 	if (is_load && to)
 		return load(to, file);
@@ -241,5 +398,9 @@ int cmd_meta(int argc, char **argv)
 	}
 	if (is_dump)
 		return dump(conf, file);
+	if (is_backup || is_backups)
+		return is_backup ? backup(conf) : backups(conf);
+	if (is_restore)
+		return restore(conf, (guint64)seq);
 	return is_check ? check(conf) : migrate(conf, to);
 }

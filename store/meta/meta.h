@@ -304,6 +304,12 @@ int meta_session_heartbeat(struct meta *m, uint64_t sid);
 int meta_session_end(struct meta *m, uint64_t sid);
 /* Ends every session silent for longer than its lease; *ended counts them. */
 int meta_session_reap(struct meta *m, unsigned *ended);
+/* Ends every session (a database restored from a backup: none of them is
+ * a mount of it). */
+int meta_session_end_all(struct meta *m, unsigned *ended);
+/* The oldest live session (within its lease), 0 if none: the one that
+ * does what one mount of the cluster should do (its backups). */
+int meta_session_first_live(struct meta *m, uint64_t *sid);
 /* The sessions whose heartbeat is at most timeout_s old (mounts running). */
 int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live);
 int meta_open_file(struct meta *m, uint64_t sid, uint64_t ino);

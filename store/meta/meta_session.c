@@ -172,14 +172,15 @@ int meta_session_end(struct meta *m, uint64_t sid)
 	return rc;
 }
 
-int meta_session_reap(struct meta *m, unsigned *ended)
+/* Ends the sessions statement q with parameter a lists; *ended counts them. */
+static int end_sessions(struct meta *m, enum meta_q q, int64_t a, unsigned *ended)
 {
 	struct meta_tx t = META_TX(m);
 	int rc = 0;
 
 	*ended = 0;
 	while (meta_tx_loop(&t, &rc)) {
-		GArray *dead = collect_ids(m, META_Q_DEAD_SESSIONS, now_s());
+		GArray *dead = collect_ids(m, q, a);
 
 		for (guint i = 0; rc == 0 && i < dead->len; i++)
 			rc = end_session_locked(m, g_array_index(dead, uint64_t, i));
@@ -189,6 +190,16 @@ int meta_session_reap(struct meta *m, unsigned *ended)
 	if (rc < 0)
 		*ended = 0;
 	return rc;
+}
+
+int meta_session_reap(struct meta *m, unsigned *ended)
+{
+	return end_sessions(m, META_Q_DEAD_SESSIONS, now_s(), ended);
+}
+
+int meta_session_end_all(struct meta *m, unsigned *ended)
+{
+	return end_sessions(m, META_Q_ALL_SESSIONS, 0, ended);
 }
 
 int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live)
@@ -201,6 +212,21 @@ int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live)
 	meta_bind_int(s, 1, now_s() - timeout_s);
 	rc = meta_step(s);
 	*live = rc == META_ROW ? (unsigned)meta_col_int(s, 0) : 0;
+	meta_reset(s);
+	g_mutex_unlock(&m->lock);
+	return rc == META_ROW ? 0 : rc < 0 ? rc : -EIO;
+}
+
+int meta_session_first_live(struct meta *m, uint64_t *sid)
+{
+	struct meta_stmt *s;
+	int rc;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt(m, META_Q_FIRST_LIVE_SESSION);
+	meta_bind_int(s, 1, now_s());
+	rc = meta_step(s);
+	*sid = rc == META_ROW && !meta_col_null(s, 0) ? (uint64_t)meta_col_int(s, 0) : 0;
 	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc == META_ROW ? 0 : rc < 0 ? rc : -EIO;

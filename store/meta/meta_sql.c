@@ -126,6 +126,8 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_END_SESSION] = "DELETE FROM sessions WHERE sid = ?1",
 	[META_Q_DEAD_SESSIONS] = "SELECT sid FROM sessions WHERE heartbeat + lease < ?1",
 	[META_Q_LIVE_SESSIONS] = "SELECT count(*) FROM sessions WHERE heartbeat >= ?1",
+	[META_Q_ALL_SESSIONS] = "SELECT sid FROM sessions WHERE sid > ?1",
+	[META_Q_FIRST_LIVE_SESSION] = "SELECT min(sid) FROM sessions WHERE heartbeat + lease >= ?1",
 	[META_Q_SESSION_LOCKS_DROP] = "DELETE FROM locks WHERE sid = ?1",
 	/* locks: ?7 is the lowest type that conflicts with the one asked */
 	[META_Q_LOCK_CONFLICT] = "SELECT sid, owner, type, lstart, lend, pid FROM locks"

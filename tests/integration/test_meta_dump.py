@@ -8,7 +8,9 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -178,5 +180,82 @@ def test_dump_memory_does_not_grow_with_the_namespace(tmp_path):
         # 30 times the rows; the process grows by far less than the dump
         assert peaks[60000] - peaks[2000] < 8 * 1024, peaks
         assert (tmp_path / "again60000.dump").stat().st_size > 8 << 20
+    finally:
+        cl.stop()
+
+
+def files_md5(mnt):
+    out = {}
+    for dirpath, _, files in os.walk(mnt):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, mnt)] = hashlib.md5(f.read()).hexdigest()
+    return out
+
+
+def backups(cl):
+    return [int(line.split()[0]) for line in meta("backups", "-c", cl.conf).stdout.splitlines()]
+
+
+def lose_database(cl):
+    """The metadata database is gone, as with its disk: a SQLite file
+    removed, or a PostgreSQL database dropped and made again empty."""
+    if cl.meta_url.startswith("sqlite://"):
+        for suffix in ("", "-wal", "-shm"):
+            path = cl.meta_url[len("sqlite://"):] + suffix
+            if os.path.exists(path):
+                os.unlink(path)
+        return
+    from cluster import pg_rows
+    db = cl.meta_url.split("///")[1].split("?")[0]
+    pg_rows(TEST_PG, f"DROP DATABASE {db} WITH (FORCE)")
+    pg_rows(TEST_PG, f"CREATE DATABASE {db}")
+
+
+def test_restore_from_the_cluster_after_the_database_is_lost(tmp_path):
+    """A mount backs the metadata up into the cluster on its own; with the
+    database lost, `meta restore --from-cluster` brings back every file
+    the newest backup knew, exact."""
+    cl = Cluster(tmp_path / "c")
+    try:
+        r = meta("restore", "--from-cluster", "-c", cl.conf, check=False)
+        assert r.returncode == 1 and "no backup" in r.stderr
+        m = Mount(cl.conf, tmp_path / "m", "backup_interval=2", "backups_kept=3")
+        try:
+            fill(m.path)
+            first = files_md5(m.path)
+            written = time.time_ns()
+            deadline = time.monotonic() + 60
+            while not any(seq > written for seq in backups(cl)):
+                assert time.monotonic() < deadline, m.log_text()
+                time.sleep(0.5)
+            assert len(backups(cl)) <= 3
+            os.kill(m.pid, signal.SIGKILL)  # no backup at unmount: the periodic one serves
+        finally:
+            m.close()
+        lose_database(cl)
+        r = meta("restore", "--from-cluster", "-c", cl.conf)
+        assert "restored the backup of" in r.stdout and "is lost" in r.stdout
+        assert "clean" in meta("check", "-c", cl.conf).stdout
+        m = Mount(cl.conf, tmp_path / "m", "backup_interval=3600")
+        try:
+            assert files_md5(m.path) == first
+            with open(os.path.join(m.path, "later"), "wb") as f:
+                f.write(os.urandom(100000))
+            second = files_md5(m.path)
+            m.unmount()  # a clean unmount backs up what changed
+        finally:
+            m.close()
+        lose_database(cl)
+        r = meta("restore", "--from-cluster", "-c", cl.conf, check=False)
+        assert r.returncode == 0, r.stderr
+        r = meta("restore", "--from-cluster", "-c", cl.conf, check=False)
+        assert r.returncode == 1 and "holds a namespace already" in r.stderr
+        m = Mount(cl.conf, tmp_path / "m", "backup_interval=0")
+        try:
+            assert files_md5(m.path) == second
+        finally:
+            m.close()
     finally:
         cl.stop()
