@@ -14,6 +14,7 @@
 #define G_LOG_DOMAIN "shardfs-fuse"
 
 #include "fs_internal.h"
+#include "net/net.h"
 #include "metrics.h"
 
 #include "common/metrics_http.h"
@@ -301,10 +302,12 @@ static int open_metas(struct fs *fs, unsigned connections, unsigned lease_s)
 		struct meta *m;
 		int rc = meta_open(url, &m);
 
+		if (rc == 0 && i == 0 && (rc = meta_cluster_check(m, store_cluster(fs->store)->id)))
+			meta_close(m);
 		if (rc) {
 			g_autofree char *safe = meta_url_safe(url);
 
-			g_printerr("shardfs: metadata %s: %s\n", safe, g_strerror(-rc));
+			g_printerr("shardfs: metadata %s: %s\n", safe, meta_open_reason(rc));
 			return rc;
 		}
 		g_async_queue_push(fs->metas, m);

@@ -151,6 +151,7 @@ static gboolean load_cluster_group(struct net_cluster *c, GError **err)
 	if (c->part_size < 4096 || c->part_size > (256u << 20))
 		return bad(err, c->path, "cluster", "part_size must be 4096..268435456");
 	c->meta_url = g_key_file_get_string(c->kf, "cluster", "meta", NULL);
+	c->id = g_key_file_get_string(c->kf, "cluster", "id", NULL);
 	return TRUE;
 }
 
@@ -259,6 +260,7 @@ void net_cluster_free(struct net_cluster *c)
 	g_free(c->cert);
 	g_free(c->key);
 	g_free(c->meta_url);
+	g_free(c->id);
 	g_free(c->path);
 	g_free(c->dir);
 	g_free(c);

@@ -38,6 +38,7 @@ struct net_cluster {
 	unsigned min_shards; /* durable shards a part needs to commit, k..k+m */
 	uint64_t part_size;
 	char *meta_url;
+	char *id;	 /* the cluster's identity (UUID), NULL in files made before it */
 	GArray *nodes;	 /* struct net_node_conf */
 };
 

@@ -25,11 +25,14 @@ int client_open(struct client *c, const char *cmd, const char *config)
 		return SHARDFS_EXIT_FAIL;
 	}
 	const char *url = store_cluster(c->store)->meta_url;
-	if ((rc = meta_open(url, &c->meta))) {
-		store_close(c->store);
-		g_autofree char *safe = meta_url_safe(url);
+	if ((rc = meta_open(url, &c->meta)) == 0 &&
+	    (rc = meta_cluster_check(c->meta, store_cluster(c->store)->id)))
+		g_clear_pointer(&c->meta, meta_close);
+	if (rc) {
+		g_autofree char *safe = meta_url_safe(url); /* url is the store's */
 
-		fprintf(stderr, "shardfs: metadata %s: %s\n", safe, common_strerror(rc));
+		fprintf(stderr, "shardfs: metadata %s: %s\n", safe, meta_open_reason(rc));
+		store_close(c->store);
 		return SHARDFS_EXIT_FAIL;
 	}
 	return 0;

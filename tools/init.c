@@ -178,9 +178,15 @@ static gboolean write_host_dirs(const char *dir, GArray *nodes, GError **err)
 /* The schema of a new namespace. An SQLite file already there (init run
  * again) is kept; a server's database that holds one is another
  * cluster's, and refused. */
-static gboolean make_meta(const char *url, GError **err)
+static gboolean make_meta(const char *url, const char *id, GError **err)
 {
 	int rc = meta_create_db(url, getuid(), getgid());
+	struct meta *m;
+
+	if (rc == 0 && (rc = meta_open(url, &m)) == 0) {
+		rc = meta_cluster_id_set(m, id);
+		meta_close(m);
+	}
 	bool sqlite = g_str_has_prefix(url, "sqlite://");
 	g_autofree char *safe = meta_url_safe(url);
 
@@ -192,7 +198,7 @@ static gboolean make_meta(const char *url, GError **err)
 			    " (another cluster's?); give an empty database", safe);
 	else
 		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-			    "cannot create the metadata database %s: %s", safe, g_strerror(-rc));
+			    "cannot create the metadata database %s: %s", safe, meta_open_reason(rc));
 	return FALSE;
 }
 
@@ -205,8 +211,9 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	GKeyFile *kf = g_key_file_new();
 	char *meta_url = meta ? g_strdup(meta) : g_strconcat("sqlite://", dir, "/meta.db", NULL);
 	bool sqlite = g_str_has_prefix(meta_url, "sqlite://");
+	g_autofree char *id = g_uuid_string_random();
 	/* a server's database first: nothing is written if it is refused */
-	gboolean ok = (sqlite || make_meta(meta_url, err)) && make_private_dir(ca_dir, err) &&
+	gboolean ok = (sqlite || make_meta(meta_url, id, err)) && make_private_dir(ca_dir, err) &&
 		      net_pki_create_ca(ca, ca_key, err) &&
 		      net_pki_issue(ca, ca_key, "shardfs client", NULL, FALSE, cc, ck, err);
 
@@ -216,6 +223,7 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	g_key_file_set_string(kf, "cluster", "ec", ec);
 	g_key_file_set_int64(kf, "cluster", "part_size", 8 << 20);
 	g_key_file_set_string(kf, "cluster", "meta", meta_url);
+	g_key_file_set_string(kf, "cluster", "id", id);
 	for (guint i = 0; ok && i < nodes->len; i++) {
 		struct node_arg *n = &g_array_index(nodes, struct node_arg, i);
 		char *group = g_strdup_printf("node.%u", n->id);
@@ -242,7 +250,7 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 		g_free(group);
 	}
 	ok = ok && write_conf(dir, kf, err) && write_host_dirs(dir, nodes, err);
-	ok = ok && (!sqlite || make_meta(meta_url, err));
+	ok = ok && (!sqlite || make_meta(meta_url, id, err));
 	g_key_file_free(kf);
 	g_free(meta_url);
 	g_free(ca);

@@ -73,7 +73,7 @@ static int migrate(const char *conf, const char *to)
 		return SHARDFS_EXIT_FAIL;
 	}
 	if ((rc = meta_open(from_url, &from)) < 0) {
-		fprintf(stderr, "shardfs meta migrate: %s: %s\n", safe_from, g_strerror(-rc));
+		fprintf(stderr, "shardfs meta migrate: %s: %s\n", safe_from, meta_open_reason(rc));
 		return SHARDFS_EXIT_FAIL;
 	}
 	rc = meta_session_live(from, LIVE_WITHIN_S, &live);
@@ -116,7 +116,7 @@ static int check(const char *conf)
 	int rc = url ? meta_open(url, &m) : -ENOENT;
 
 	if (rc < 0) {
-		fprintf(stderr, "shardfs meta check: %s: %s\n", safe, g_strerror(-rc));
+		fprintf(stderr, "shardfs meta check: %s: %s\n", safe, meta_open_reason(rc));
 		return SHARDFS_EXIT_FAIL;
 	}
 	rc = meta_check(m, &report);
@@ -143,7 +143,7 @@ static int dump(const char *conf, const char *file)
 	int rc = url ? meta_open(url, &m) : -ENOENT;
 
 	if (rc < 0) {
-		fprintf(stderr, "shardfs meta dump: %s: %s\n", safe, g_strerror(-rc));
+		fprintf(stderr, "shardfs meta dump: %s: %s\n", safe, meta_open_reason(rc));
 		return SHARDFS_EXIT_FAIL;
 	}
 	FILE *out = to_stdout ? stdout : fopen(tmp, "w");
@@ -228,7 +228,7 @@ static int backup(const char *conf)
 	int rc = !s ? -EIO : url ? meta_open(url, &m) : -ENOENT;
 
 	if (s && rc < 0)
-		fprintf(stderr, "shardfs meta backup: metadata: %s\n", g_strerror(-rc));
+		fprintf(stderr, "shardfs meta backup: metadata: %s\n", meta_open_reason(rc));
 	if (rc == 0 && (rc = store_backup_write(s, m, STORE_BACKUPS_KEPT, &b, &err))) {
 		fprintf(stderr, "shardfs meta backup: %s\n", err->message);
 		g_error_free(err);

@@ -183,7 +183,7 @@ static int ensure_meta_db(const struct net_cluster *c)
 		return 0;
 	int rc = meta_create_db(c->meta_url, getuid(), getgid());
 	if (rc < 0 && rc != -EEXIST) {
-		fprintf(stderr, "shardfs up: cannot create %s: %s\n", c->meta_url, g_strerror(-rc));
+		fprintf(stderr, "shardfs up: cannot create %s: %s\n", c->meta_url, meta_open_reason(rc));
 		return -1;
 	}
 	printf("created the metadata database %s\n", c->meta_url + strlen(prefix));

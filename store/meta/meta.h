@@ -128,6 +128,15 @@ struct meta;
  * schema is migrated.
  */
 int meta_open(const char *url, struct meta **out);
+/* Why the last meta_open, meta_create_db or meta_load of this thread
+ * failed, in one line that names the server or file and never a password
+ * (NULL if nothing more than the errno is known); callers print it once. */
+const char *meta_open_error(void);
+/* That reason, or rc's errno text. */
+static inline const char *meta_open_reason(int rc)
+{
+	return meta_open_error() ? meta_open_error() : g_strerror(-rc);
+}
 /* url without its password, for messages; free it. */
 char *meta_url_safe(const char *url);
 /* Creates the schema with an empty root directory owned by uid/gid: the
@@ -317,6 +326,15 @@ int meta_close_file(struct meta *m, uint64_t sid, uint64_t ino);
 /* meta_close_file of each of the n inos, in one transaction; an ino with no
  * open record of sid is skipped. */
 int meta_close_files(struct meta *m, uint64_t sid, const uint64_t *inos, unsigned n);
+
+/*
+ * The cluster the namespace is of: its cluster file's id, recorded at
+ * init. meta_cluster_check refuses (-EXDEV, with meta_open_error saying
+ * whose it is) a database that records another cluster; one that records
+ * none, or a file without an id (both made before ids), passes.
+ */
+int meta_cluster_id_set(struct meta *m, const char *id);
+int meta_cluster_check(struct meta *m, const char *id);
 
 /*
  * The whole namespace as a dump (meta_dump.c): JSON lines ending with a

@@ -32,6 +32,7 @@ const struct meta_table meta_tables[] = {
 	{"inline_data", "ino, data", "ib", 1},
 	{"nodes", "id, identity, since", "iti", 1},
 	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii", 1},
+	{"cluster", "id", "t", 1},
 };
 const size_t meta_ntables = G_N_ELEMENTS(meta_tables);
 

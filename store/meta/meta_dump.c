@@ -509,7 +509,7 @@ int meta_load(const char *url, FILE *in, uint64_t *rows, GError **err)
 		g_set_error(err, META_DUMP_ERROR, EEXIST, "the database holds a namespace already;"
 			    " a dump loads only into an empty one");
 	else if (rc < 0)
-		g_set_error(err, META_DUMP_ERROR, -rc, "%s", g_strerror(-rc));
+		g_set_error(err, META_DUMP_ERROR, -rc, "%s", meta_open_reason(rc));
 	if (rc == 0) {
 		rc = load_in_one_transaction(m, &l, err);
 		meta_stmt_free(l.insert);

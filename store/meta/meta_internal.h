@@ -114,6 +114,8 @@ enum meta_q {
 	META_Q_NODE_SET,
 	META_Q_NODE_LOST,
 	META_Q_SHARD_LOST,
+	META_Q_CLUSTER_ID,
+	META_Q_CLUSTER_ID_SET,
 	META_Q_COUNT,
 };
 
@@ -185,6 +187,8 @@ struct meta {
 /* ---- the core (meta_sql.c) ---- */
 
 int64_t meta_now_ns(void);
+/* Sets (NULL: clears) the reason meta_open_error gives. */
+void meta_set_open_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* A step's result as 0 (META_ROW, META_DONE) or the negative errno. */
 int meta_sql_errno(struct meta *m, int rc);
 /*

@@ -2,8 +2,8 @@
  * meta_nodes.c - the storage nodes the metadata knows (meta.h): the
  * identity of each node's store, and what a store that came back as
  * another one costs: every shard the manifests place on it is marked
- * missing, for repair; and the same for one shard a node found bad.
- * Calls only the core.
+ * missing, for repair; and the same for one shard a node found bad. And
+ * the identity of the cluster itself. Calls only the core.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
@@ -127,4 +127,39 @@ int meta_shard_lost(struct meta *m, const uint8_t oid[16], uint32_t index, uint3
 		*marked = rc == 0 ? (unsigned)m->changes : 0;
 	}
 	return rc;
+}
+
+int meta_cluster_id_set(struct meta *m, const char *id)
+{
+	struct meta_tx t = META_TX_DURABLE(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc)) {
+		struct meta_stmt *s = meta_stmt(m, META_Q_CLUSTER_ID_SET);
+
+		meta_bind_text(s, 1, id);
+		rc = meta_run_done(s);
+	}
+	return rc;
+}
+
+int meta_cluster_check(struct meta *m, const char *id)
+{
+	g_autofree char *recorded = NULL;
+
+	g_mutex_lock(&m->lock);
+	struct meta_stmt *s = meta_stmt(m, META_Q_CLUSTER_ID);
+	if (meta_step(s) == META_ROW) {
+		size_t n;
+		const char *text = meta_col_blob(s, 0, &n);
+
+		recorded = g_strndup(text, n);
+	}
+	meta_reset(s);
+	g_mutex_unlock(&m->lock);
+	if (!id || !recorded || !strcmp(id, recorded))
+		return 0;
+	meta_set_open_error("the database holds the namespace of cluster %s, not of this cluster"
+			    " file's (%s)", recorded, id);
+	return -EXDEV;
 }

@@ -597,8 +597,8 @@ int meta_pg_connect(struct meta *m, const char *url, bool create)
 		char *line = first_line(PQerrorMessage(m->db));
 		int rc = connect_errno(line);
 
-		g_printerr("shardfs: metadata server %s:%s: %s\n", PQhost(m->db) ? PQhost(m->db) : "?",
-			   PQport(m->db) ? PQport(m->db) : "?", line);
+		meta_set_open_error("server %s:%s: %s", PQhost(m->db) ? PQhost(m->db) : "?",
+				    PQport(m->db) ? PQport(m->db) : "?", line);
 		g_free(line);
 		return rc;
 	}

@@ -36,6 +36,8 @@
  *            POSIX, 1 flock) the holder (session, the kernel's lock
  *            owner, pid), type (1 read, 2 write) and bytes lstart..lend,
  *            inclusive; a holder's locks of one kind never overlap
+ * cluster    (version 5) the identity of the cluster the namespace is of
+ *            (the id of its cluster file), one row
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -90,7 +92,8 @@
 	" sid " INT " NOT NULL, owner " INT " NOT NULL, type " INT " NOT NULL,"             \
 	" lstart " INT " NOT NULL, lend " INT " NOT NULL, pid " INT " NOT NULL);"           \
 	"CREATE INDEX locks_by_ino ON locks (ino, kind);"                                   \
-	"CREATE INDEX locks_by_sid ON locks (sid);",                                        \
+	"CREATE INDEX locks_by_sid ON locks (sid);"                                         \
+	"CREATE TABLE cluster (id TEXT NOT NULL);",                                         \
 }
 
 #endif

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <glib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
@@ -152,11 +153,32 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_NODE_LOST] = "UPDATE parts SET missing = missing | ?3 WHERE k > 0 AND"
 			     " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
 			     " AND (missing & ?3) = 0",
+	[META_Q_CLUSTER_ID] = "SELECT id FROM cluster",
+	[META_Q_CLUSTER_ID_SET] = "INSERT INTO cluster (id) VALUES (?1)",
 	/* the parts_by_object index serves this */
 	[META_Q_SHARD_LOST] = "UPDATE parts SET missing = missing | ?4 WHERE object_id = ?1 AND"
 			      " idx = ?2 AND k > 0 AND length(nodes) >= 2 * ?3 + 2 AND"
 			      " substr(nodes, 2 * ?3 + 1, 2) = ?5 AND (missing & ?4) = 0",
 };
+
+static __thread char *open_error;
+
+void meta_set_open_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	g_clear_pointer(&open_error, g_free);
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	open_error = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+}
+
+const char *meta_open_error(void)
+{
+	return open_error;
+}
 
 int64_t meta_now_ns(void)
 {
@@ -414,12 +436,15 @@ static int open_db(const char *url, bool create, struct meta **out)
 	int rc;
 
 	g_mutex_init(&m->lock);
+	meta_set_open_error(NULL);
 	if (g_str_has_prefix(url, "sqlite://"))
 		rc = meta_sqlite_connect(m, url, create);
 	else if (g_str_has_prefix(url, "postgresql://") || g_str_has_prefix(url, "postgres://"))
 		rc = meta_pg_connect(m, url, create);
 	else
 		rc = -EINVAL;
+	if (rc == -EINVAL && !open_error)
+		meta_set_open_error("not a metadata URL (sqlite:///PATH or postgresql://...)");
 	if (rc < 0) {
 		meta_close(m);
 		return rc;
@@ -481,8 +506,13 @@ int meta_open(const char *url, struct meta **out)
 		return rc;
 	v = read_version(m);
 	if (v < 0 || v > META_SCHEMA_VERSION) {
-		g_warning("metadata database %s: %s", m->engine->name,
-			  v < 0 ? "no shardfs schema" : "schema newer than this program");
+		if (v < 0)
+			meta_set_open_error("the %s database holds no shardfs namespace (shardfs init"
+					    " makes one)", m->engine->name);
+		else
+			meta_set_open_error("the namespace is of schema version %d, newer than this"
+					    " program's %d: use a newer shardfs", v,
+					    META_SCHEMA_VERSION);
 		meta_close(m);
 		return v < 0 ? -ENOENT : -EPROTO;
 	}

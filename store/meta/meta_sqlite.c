@@ -383,7 +383,7 @@ int meta_sqlite_connect(struct meta *m, const char *url, bool create)
 	m->engine = &sqlite_engine;
 	m->engine_state = g_new0(struct sqlite_state, 1);
 	if (sqlite3_open_v2(path, (sqlite3 **)&m->db, flags, meta_vfs_name()) != SQLITE_OK) {
-		g_warning("cannot open metadata database %s: %s", path, sqlite3_errmsg(m->db));
+		meta_set_open_error("cannot open the metadata database %s: %s", path, sqlite3_errmsg(m->db));
 		g_free(path);
 		return -EIO;
 	}

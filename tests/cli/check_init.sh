@@ -62,7 +62,7 @@ refused "--meta mysql://db/x" $two --meta mysql://db/x
 # and no cluster file is written.
 rc=0; out=$("$shardfs" init --dir "$dir/p" $two --meta "postgresql://u:sekrit@127.0.0.1:1/x" 2>&1) || rc=$?
 [ $rc -eq 1 ] || fail "init with an unreachable server exited $rc"
-echo "$out" | grep -qF "metadata server 127.0.0.1:1" || fail "no server named in: $out"
+echo "$out" | grep -qF "server 127.0.0.1:1" || fail "no server named in: $out"
 ! echo "$out" | grep -q sekrit || fail "the password was printed: $out"
 [ ! -e "$dir/p/cluster.conf" ] || fail "init wrote a cluster file without its metadata"
 refused "weight=0" --node 1=h:1,weight=0 --node 2=h:2

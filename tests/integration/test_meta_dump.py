@@ -125,7 +125,7 @@ def test_dump_of_a_missing_database_fails_clearly(tmp_path):
 
 SANITIZED = os.environ.get("SHARDFS_SANITIZED", "0").upper() in ("1", "ON", "TRUE")
 TABLES = ["inodes", "dentries", "xattrs", "parts", "garbage", "sessions", "open_files",
-          "inline_data", "nodes", "locks"]
+          "inline_data", "nodes", "locks", "cluster"]
 
 
 def synthetic_dump(path, files, columns):
@@ -259,3 +259,24 @@ def test_restore_from_the_cluster_after_the_database_is_lost(tmp_path):
             m.close()
     finally:
         cl.stop()
+
+
+def test_database_of_another_cluster_is_refused(tmp_path):
+    """A cluster file pointed at the database of another cluster (a typo
+    in a URL) is refused, by the mount and by commands, in one line."""
+    a = Cluster(tmp_path / "a", nodes=2, ec="1+1")
+    b = Cluster(tmp_path / "b", nodes=2, ec="1+1")
+    try:
+        wrong = conf_with_meta(b, a.meta_url, os.path.join(b.dir, "wrong.conf"))
+        os.makedirs(tmp_path / "m")
+        r = subprocess.run([SHARDFS, "mount", "-f", wrong, str(tmp_path / "m")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "holds the namespace of cluster" in lines[0], r.stderr
+        r = subprocess.run([SHARDFS, "ls", "-c", wrong, "/"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 1 and "holds the namespace of cluster" in r.stderr
+    finally:
+        a.stop()
+        b.stop()

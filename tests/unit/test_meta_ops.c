@@ -925,7 +925,7 @@ static void test_schema_migration(void **state)
 	meta_close(f->m);
 	test_meta_raw_exec(f->url, "DROP INDEX parts_missing; ALTER TABLE parts DROP COLUMN missing;"
 		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
-		       "DROP TABLE locks; ALTER TABLE sessions DROP COLUMN lease;"
+		       "DROP TABLE locks; DROP TABLE cluster; ALTER TABLE sessions DROP COLUMN lease;"
 		       "UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
