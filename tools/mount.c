@@ -9,7 +9,7 @@
  * noauto, user, nofail, rw) are dropped; streams=DIR[:DIR...] (those
  * directories, relative to the mount, become stream directories),
  * repair_interval=S, repair_rate=MIB, meta_connections=N, session_lease=S,
- * backup_interval=S, backups_kept=N (as the long options) and metrics=ADDR:PORT are shardfs's own; the rest
+ * meta_timeout=S, backup_interval=S, backups_kept=N (as the long options) and metrics=ADDR:PORT are shardfs's own; the rest
  * (allow_other, default_permissions, ro, ...) go to libfuse and the kernel.
  */
 #define G_LOG_DOMAIN "shardfs"
@@ -37,6 +37,7 @@ struct own_options {
 	int *session_lease; /* session_lease=S if given (-1 if not a number) */
 	int *backup_interval; /* backup_interval=S if given (-1 if not a number) */
 	int *backups_kept; /* backups_kept=N if given (-1 if not a number) */
+	int *meta_timeout; /* meta_timeout=S if given (-1 if not a number) */
 };
 
 /* Takes a number option name=N (0..max) of list item o into *value; -1
@@ -78,7 +79,8 @@ static char *fuse_options(const char *opts, struct own_options *own)
 		    take_number(*o, "meta_connections", 64, own->meta_connections) ||
 		    take_number(*o, "session_lease", 86400, own->session_lease) ||
 		    take_number(*o, "backup_interval", 604800, own->backup_interval) ||
-		    take_number(*o, "backups_kept", 10000, own->backups_kept))
+		    take_number(*o, "backups_kept", 10000, own->backups_kept) ||
+		    take_number(*o, "meta_timeout", 86400, own->meta_timeout))
 			continue;
 		if (**o && !g_strv_contains(mount8_only, *o))
 			g_string_append_printf(out, ",%s", *o);
@@ -116,9 +118,10 @@ int cmd_mount(int argc, char **argv)
 	char **opts = NULL, *named = NULL;
 	int threads = 16, repair_interval = 30, repair_rate = STORE_REPAIR_RATE_MIB, metas = 8;
 	int lease = META_LEASE_DEFAULT_S, backup_interval = 3600, kept = STORE_BACKUPS_KEPT;
+	int meta_timeout = META_WAIT_DEFAULT_S;
 	GOptionEntry entries[] = {
 		{"config", 'c', 0, G_OPTION_ARG_FILENAME, &named, "cluster file or directory (default: the first argument, or $SHARDFS_CONF)", "CLUSTER"},
-		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, repair_rate=MIB, meta_connections=N, session_lease=S, backup_interval=S, backups_kept=N, metrics=ADDR:PORT, ...)", "OPTS"},
+		{"options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts, "mount options (allow_other, default_permissions, ro, streams=DIR[:DIR...], repair_interval=S, repair_rate=MIB, meta_connections=N, session_lease=S, meta_timeout=S, backup_interval=S, backups_kept=N, metrics=ADDR:PORT, ...)", "OPTS"},
 		{"foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "stay in the foreground", NULL},
 		{"force", 0, 0, G_OPTION_ARG_NONE, &force, "mount even on a regular file or over a shardfs already mounted there", NULL},
 		{"debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "print every FUSE request (implies -f)", NULL},
@@ -132,6 +135,9 @@ int cmd_mount(int argc, char **argv)
 		{"session-lease", 0, 0, G_OPTION_ARG_INT, &lease,
 		 "seconds without a heartbeat after which other mounts take back this mount's locks and"
 		 " open files (default " G_STRINGIFY(META_LEASE_DEFAULT_S) ")", "S"},
+		{"meta-timeout", 0, 0, G_OPTION_ARG_INT, &meta_timeout,
+		 "seconds operations wait for a metadata server that went away before they fail with"
+		 " EIO (default " G_STRINGIFY(META_WAIT_DEFAULT_S) ")", "S"},
 		{"backup-interval", 0, 0, G_OPTION_ARG_INT, &backup_interval,
 		 "seconds at most between backups of the metadata into the cluster, made by one mount"
 		 " of the cluster (and at its unmount); default 3600, 0: none", "S"},
@@ -148,17 +154,20 @@ int cmd_mount(int argc, char **argv)
 	g_autofree char *joined = opts ? g_strjoinv(",", opts) : NULL;
 	struct own_options own = {.repair_s = &repair_interval, .repair_rate = &repair_rate,
 				  .meta_connections = &metas, .session_lease = &lease,
-				  .backup_interval = &backup_interval, .backups_kept = &kept};
+				  .backup_interval = &backup_interval, .backups_kept = &kept,
+				  .meta_timeout = &meta_timeout};
 	g_autofree char *fuse_opts = fuse_options(joined, &own);
 	g_autofree char *streams = own.streams, *metrics = own.metrics;
 	if (!(spec_given || argc == 2) || threads < 1 || threads > 256 || repair_interval < 0 ||
 	    repair_interval > 86400 || repair_rate < 0 || repair_rate > 100000 || metas < 1 ||
 	    metas > 64 || lease < 3 || lease > 86400 || backup_interval < 0 ||
-	    backup_interval > 604800 || kept < 1 || kept > 10000) {
+	    backup_interval > 604800 || kept < 1 || kept > 10000 || meta_timeout < 1 ||
+	    meta_timeout > 86400) {
 		fprintf(stderr, "usage: shardfs mount [-c CLUSTER | CLUSTER] MNT [-o OPTS] [-f]"
 				" (repair interval 0..86400 s, repair rate 0..100000 MiB/s,"
 				" metadata connections 1..64, session lease 3..86400 s,"
-				" backup interval 0..604800 s, backups kept 1..10000)\n");
+				" backup interval 0..604800 s, backups kept 1..10000,"
+				" metadata timeout 1..86400 s)\n");
 		g_strfreev(opts);
 		g_free(named);
 		return SHARDFS_EXIT_USAGE;
@@ -189,5 +198,6 @@ int cmd_mount(int argc, char **argv)
 		.backups_kept = (unsigned)kept,
 	};
 	g_strfreev(opts);
+	meta_set_wait_timeout((unsigned)meta_timeout);
 	return force || mountpoint_ok(mnt) ? fs_mount_run(&o) : SHARDFS_EXIT_FAIL;
 }

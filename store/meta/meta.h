@@ -128,6 +128,10 @@ struct meta;
  * schema is migrated.
  */
 int meta_open(const char *url, struct meta **out);
+/* How long operations wait for a database server that went away (a
+ * restart) before they fail with EIO; for the whole process. */
+#define META_WAIT_DEFAULT_S 30
+void meta_set_wait_timeout(unsigned seconds);
 /* Why the last meta_open, meta_create_db or meta_load of this thread
  * failed, in one line that names the server or file and never a password
  * (NULL if nothing more than the errno is known); callers print it once. */

@@ -23,7 +23,7 @@
  * wal_writer_delay, 600 ms by default); durable commits wait for the
  * server's fsync, as every commit does by default.
  *
- * A connection that broke is made again, waiting up to RECONNECT_S for a
+ * A connection that broke is made again, waiting up to reconnect_s for a
  * server that restarts: a statement outside a transaction (a read, or a
  * BEGIN) is sent again on the new connection, and a transaction that lost
  * its connection before its COMMIT is run again whole (m->retry). A
@@ -61,7 +61,13 @@ G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == META_SCHEMA_VERSION);
 
 #define CONNECT_TIMEOUT_S "10"
 /* How long operations wait for a server that went away to come back. */
-#define RECONNECT_S 30
+/* Seconds to wait for a server that went away (meta_set_wait_timeout). */
+static unsigned reconnect_s = META_WAIT_DEFAULT_S;
+
+void meta_set_wait_timeout(unsigned seconds)
+{
+	__atomic_store_n(&reconnect_s, seconds, __ATOMIC_RELAXED);
+}
 /* Parameters a statement may have: the core's use at most 9. */
 #define PARAMS_MAX 16
 
@@ -162,10 +168,11 @@ static int connect_errno(const char *msg)
 }
 
 /* Makes the connection again if it broke, trying for up to
- * RECONNECT_S (a server restarting); 0 when it is up. */
+ * reconnect_s (a server restarting); 0 when it is up. */
 static int ensure_connected(struct meta *m)
 {
-	gint64 deadline = g_get_monotonic_time() + RECONNECT_S * G_USEC_PER_SEC;
+	gint64 deadline = g_get_monotonic_time() +
+			  (gint64)__atomic_load_n(&reconnect_s, __ATOMIC_RELAXED) * G_USEC_PER_SEC;
 	gulong pause = 50000;
 	bool said = false;
 

@@ -250,3 +250,30 @@ def test_postgres_killed_while_writing_loses_no_closed_file(local):
         assert hashlib.md5(data).hexdigest() == digest, f"w{i}"
     assert run("meta", "check", "-c", str(local / "cluster.conf")).returncode == 0
     run("down", str(local))
+
+
+def test_postgres_away_past_the_timeout_gives_eio_then_recovers(local, tmp_path):
+    """With the server stopped for longer than -o meta_timeout, operations
+    fail with EIO (not hang); once it is back the mount goes on by itself."""
+    import errno
+
+    from cluster import Mount
+    open_to_postgres_user(local)
+    run("up", "--meta", "postgres", str(local))
+    subprocess.run(["fusermount3", "-u", str(local / "mnt")], check=True, timeout=60)
+    m = Mount(str(local / "cluster.conf"), tmp_path / "m", "meta_timeout=3")
+    try:
+        (tmp_path / "m" / "before").write_text("kept")
+        pg_ctl(local, "-m", "fast", "stop")
+        start = time.monotonic()
+        with pytest.raises(OSError) as e:
+            (tmp_path / "m" / "while-down").write_text("x")
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - start < 30
+        pg_ctl(local, "-l", f"{local}/pg/server.log", "start")
+        (tmp_path / "m" / "after").write_text("back")
+        assert (tmp_path / "m" / "before").read_text() == "kept"
+        assert (tmp_path / "m" / "after").read_text() == "back"
+    finally:
+        m.close()
+    run("down", str(local))
