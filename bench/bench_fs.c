@@ -76,6 +76,7 @@
 #include "kit.h"
 #include "tools/cli_args.h"
 #include "tools/local_cluster.h"
+#include "tools/local_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +101,7 @@
 		    * after one idle heartbeat (5-10 s) */
 #define GOAL_RATIO 0.80 /* of put (writes) and get (reads) */
 #define GOAL_FILES_PER_S 1000
+#define GOAL_FILES_PER_S_PG 500 /* a round trip to a server per statement */
 #define GOAL_COPY_RSS_MIB 256
 #define GOAL_AFTER_MIB 32 /* "back near idle": at most this above the idle RSS */
 #define SYNC_PROBES 64	 /* 8 KiB writes, each fdatasync'ed, to time a durable commit */
@@ -111,6 +113,7 @@ static volatile sig_atomic_t interrupted;
 struct opts {
 	gint size_mib, files, entries;
 	char *dir;
+	char *meta; /* "sqlite" (the default) or "postgres" */
 	gboolean json, keep;
 };
 
@@ -161,6 +164,8 @@ struct bench {
 	char *root, *src, *mnt, *local, *back;
 	uint8_t *pool; /* POOL_BLOCKS random blocks */
 	struct local_cluster cl;
+	struct local_pg pg; /* with --meta postgres */
+	bool pg_made;
 	pid_t mount; /* 0: not mounted */
 	struct rss_watch watch;
 	struct results r;
@@ -605,11 +610,30 @@ static int bench_local(struct bench *b)
 	return list_entries(b, b->local, s);
 }
 
+static bool postgres(const struct bench *b)
+{
+	return b->o->meta && !strcmp(b->o->meta, "postgres");
+}
+
+static int files_goal(const struct bench *b)
+{
+	return postgres(b) ? GOAL_FILES_PER_S_PG : GOAL_FILES_PER_S;
+}
+
 static int start_cluster(struct bench *b)
 {
 	g_autofree char *dir = g_build_filename(b->root, "cluster", NULL);
 
 	local_cluster_init(&b->cl, b->self, dir, NODES, LOCAL_PROC_TIED);
+	if (postgres(b)) { /* a throwaway server in the cluster's directory */
+		if (g_mkdir_with_parents(dir, 0755) || chmod(b->root, 0755) ||
+		    !local_pg_init(&b->pg, dir))
+			return -1;
+		b->pg_made = true;
+		if (local_pg_create(&b->pg, "127.0.0.1") < 0)
+			return -1;
+		b->cl.meta_url = b->pg.url;
+	}
 	if (local_cluster_create(&b->cl, "2+1"))
 		return -1;
 	return local_cluster_start(&b->cl, 10);
@@ -891,9 +915,9 @@ static void print_goals(const struct bench *b)
 	g_snprintf(fig, sizeof(fig), "%.3f", read_ratio);
 	print_goal(label, fig, ">= 0.80", read_ratio >= GOAL_RATIO);
 	g_snprintf(fig, sizeof(fig), "%.0f/s", r->mnt.files_per_s);
-	g_snprintf(goal, sizeof(goal), ">= %d/s", GOAL_FILES_PER_S);
+	g_snprintf(goal, sizeof(goal), ">= %d/s", files_goal(b));
 	print_goal("create: tar x + sync -f through the mount", fig, goal,
-		   r->mnt.files_per_s >= GOAL_FILES_PER_S);
+		   r->mnt.files_per_s >= files_goal(b));
 	g_snprintf(fig, sizeof(fig), "%.0f MiB", r->copy_rss_mib);
 	g_snprintf(goal, sizeof(goal), "< %d MiB", GOAL_COPY_RSS_MIB);
 	print_goal("mount VmRSS during the big copies (max)", fig, goal,
@@ -917,7 +941,8 @@ static void print_table(const struct bench *b)
 
 	printf("shardfs bench fs: %d MiB file, %d files of 4 KiB, %d entries\n", b->o->size_mib,
 	       b->o->files, b->o->entries);
-	printf("3 nodes 2+1 on 127.0.0.1, mount and local directory in %s\n\n", b->root);
+	printf("3 nodes 2+1 on 127.0.0.1, metadata in %s, mount and local directory in %s\n\n",
+	       postgres(b) ? "PostgreSQL (a throwaway local server)" : "SQLite", b->root);
 	bench_table_head(table_cols, G_N_ELEMENTS(table_cols));
 	print_row("write  dd bs=1M conv=fsync", "MiB/s", m->write_mibs, l->write_mibs,
 		  ratio(m->write_mibs, l->write_mibs));
@@ -1041,6 +1066,7 @@ static void print_json(const struct bench *b)
 
 	bench_json_init(&j, FALSE);
 	bench_json_str(&j, "bench", "fs");
+	bench_json_str(&j, "meta", postgres(b) ? "postgres" : "sqlite");
 	json_big(&j, b);
 	json_small(&j, b);
 	json_rss(&j, r);
@@ -1049,7 +1075,7 @@ static void print_json(const struct bench *b)
 	json_cpu(&j, "get", &get);
 	json_cpu(&j, "read", &r->read_cpu);
 	bench_json_num(&j, "goal_ratio", GOAL_RATIO, 2);
-	bench_json_int(&j, "goal_files_per_s", GOAL_FILES_PER_S);
+	bench_json_int(&j, "goal_files_per_s", files_goal(b));
 	bench_json_int(&j, "goal_copy_rss_mib", GOAL_COPY_RSS_MIB);
 	bench_json_int(&j, "goal_after_above_idle_mib", GOAL_AFTER_MIB);
 	bench_json_print(&j);
@@ -1115,6 +1141,10 @@ static int cleanup(struct bench *b)
 	rss_watch_stop(&b->watch);
 	local_cluster_stop(&b->cl);
 	local_cluster_fini(&b->cl);
+	if (b->pg_made) {
+		local_pg_stop(&b->pg);
+		local_pg_fini(&b->pg);
+	}
 	if (b->o->keep)
 		fprintf(stderr, "shardfs: bench fs: kept %s\n", b->root);
 	else if (!local_mount_is_mounted(b->mnt))
@@ -1175,6 +1205,9 @@ int cmd_bench_fs(int argc, char **argv)
 	     "where to make the bench directory (default: the current one)", "DIR"},
 	    {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
 	    {"keep", 0, 0, G_OPTION_ARG_NONE, &o.keep, "keep the bench directory", NULL},
+	    {"meta", 0, 0, G_OPTION_ARG_STRING, &o.meta,
+	     "the metadata engine of the cluster: sqlite (default) or postgres (a throwaway local"
+	     " server)", "ENGINE"},
 	    G_OPTION_ENTRY_NULL,
 	};
 	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
@@ -1183,13 +1216,16 @@ int cmd_bench_fs(int argc, char **argv)
 	if (!tools_parse(argc, argv, entries, "- cp, dd, tar and ls through a mount vs local disk"))
 		return SHARDFS_EXIT_USAGE;
 	if (argc != 1 || o.size_mib < 8 || o.size_mib > (1 << 20) || o.files < 1 ||
-	    o.files > 1000000 || o.entries < 1 || o.entries > 1000000) {
+	    o.files > 1000000 || o.entries < 1 || o.entries > 1000000 ||
+	    (o.meta && strcmp(o.meta, "sqlite") && strcmp(o.meta, "postgres"))) {
 		fprintf(stderr, "shardfs: --size must be 8..1048576, --files and --entries "
-				"1..1000000\n");
+				"1..1000000, --meta sqlite or postgres\n");
 		g_free(o.dir);
+		g_free(o.meta);
 		return SHARDFS_EXIT_USAGE;
 	}
 	rc = self ? run(&o, self) : -1;
 	g_free(o.dir);
+	g_free(o.meta);
 	return rc ? SHARDFS_EXIT_FAIL : 0;
 }
