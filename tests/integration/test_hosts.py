@@ -186,6 +186,9 @@ def test_mkdir_rmdir_races(world):
     assert len(left) == filled.get("ok", 0)
     for name in left:
         assert os.listdir(os.path.join(a.path, "races", name)) == ["inside"]
+    with open(os.path.join(a.path, "races", "keep"), "w") as f:  # however the race went
+        f.write("x")
+    time.sleep(CACHE_S)
     with pytest.raises(OSError) as e:
         os.rmdir(os.path.join(b.path, "races"))
     assert e.value.errno == errno.ENOTEMPTY
