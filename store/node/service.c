@@ -152,7 +152,9 @@ static void do_list(struct node_service *n, struct net_request *r)
 			first++;
 	count = (guint)MIN((uint64_t)(l.entries->len - first), h->length);
 	size_t len = (size_t)count * NET_LIST_ENTRY_SIZE;
-	void *page = g_memdup2(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, len ? len : 1);
+	/* an empty array has no data at all: no pointer arithmetic on it */
+	void *page = len ? g_memdup2(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, len)
+			 : g_malloc(1);
 
 	net_request_reply(r, 0, first + count < l.entries->len, page, len, g_free);
 	g_array_free(l.entries, TRUE);
