@@ -211,28 +211,30 @@ def test_links_and_inode_numbers(world):
 
 
 def test_stream_written_on_a_read_live_on_b(world, tmp_path):
+    """The writer stays open throughout: a stream whose writer closed has
+    ended, and a reader that comes then reads to its end and stops."""
     a, b = world.a, world.b
     path_a = os.path.join(a.path, "live", "events")
-    with open(path_a, "wb"):
-        pass
     out = tmp_path / "tail"
-    with open(out, "wb") as sink:
-        reader = subprocess.Popen(["cat", os.path.join(b.path, "live", "events")], stdout=sink)
-    try:
-        time.sleep(1)
-        with open(path_a, "ab") as w:
+    with open(path_a, "ab") as w:
+        time.sleep(CACHE_S)
+        with open(out, "wb") as sink:
+            reader = subprocess.Popen(["cat", os.path.join(b.path, "live", "events")],
+                                      stdout=sink)
+        try:
+            time.sleep(1)
             for i in range(50):
                 w.write(b"event %d\n" % i)
                 w.flush()
-        expect = b"".join(b"event %d\n" % i for i in range(50))
-        deadline = time.monotonic() + 30
-        while out.read_bytes() != expect:
-            assert time.monotonic() < deadline, out.read_bytes()[-200:]
-            time.sleep(0.1)
-        assert reader.poll() is None  # still tailing
-    finally:
-        reader.kill()
-        reader.wait()
+            expect = b"".join(b"event %d\n" % i for i in range(50))
+            deadline = time.monotonic() + 30
+            while out.read_bytes() != expect:
+                assert time.monotonic() < deadline, out.read_bytes()[-200:]
+                time.sleep(0.1)
+            assert reader.poll() is None  # still tailing
+        finally:
+            reader.kill()
+            reader.wait()
 
 
 def test_locks_between_hosts(world):
