@@ -48,6 +48,7 @@ struct dump {
 	GChecksum *sum;
 	JsonGenerator *gen;
 	uint64_t rows;
+	bool ended;
 };
 
 static bool put_line(struct dump *d, JsonNode *node)
@@ -57,8 +58,10 @@ static bool put_line(struct dump *d, JsonNode *node)
 	json_generator_set_root(d->gen, node);
 	g_autofree char *text = json_generator_to_data(d->gen, &n);
 	json_node_unref(node);
-	g_checksum_update(d->sum, (const guchar *)text, (gssize)n);
-	g_checksum_update(d->sum, (const guchar *)"\n", 1);
+	if (!d->ended) { /* the end record is not summed: it holds the sum */
+		g_checksum_update(d->sum, (const guchar *)text, (gssize)n);
+		g_checksum_update(d->sum, (const guchar *)"\n", 1);
+	}
 	return fwrite(text, 1, n, d->out) == n && fputc('\n', d->out) != EOF;
 }
 
@@ -96,6 +99,7 @@ static bool put_end(struct dump *d)
 	json_object_set_int_member(end, "rows", (gint64)d->rows);
 	json_object_set_string_member(end, "sha256", g_checksum_get_string(d->sum));
 	json_object_set_object_member(o, "end", end);
+	d->ended = true;
 	return put_line(d, object_node(o));
 }
 
@@ -236,7 +240,7 @@ static int dump_all(struct meta *m, struct dump *d)
 
 int meta_dump(struct meta *m, FILE *out, uint64_t *rows, GError **err)
 {
-	struct dump d = {out, g_checksum_new(G_CHECKSUM_SHA256), json_generator_new(), 0};
+	struct dump d = {out, g_checksum_new(G_CHECKSUM_SHA256), json_generator_new(), 0, false};
 	int rc;
 
 	g_mutex_lock(&m->lock);
