@@ -202,32 +202,37 @@ int meta_session_end_all(struct meta *m, unsigned *ended)
 	return end_sessions(m, META_Q_ALL_SESSIONS, 0, ended);
 }
 
-int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live)
+/* Column 0 of statement q's one row with parameter a (NULL: 0), read under
+ * the connection's lock. */
+static int read_int(struct meta *m, enum meta_q q, int64_t a, int64_t *v)
 {
 	struct meta_stmt *s;
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	s = meta_stmt(m, META_Q_LIVE_SESSIONS);
-	meta_bind_int(s, 1, now_s() - timeout_s);
+	s = meta_stmt(m, q);
+	meta_bind_int(s, 1, a);
 	rc = meta_step(s);
-	*live = rc == META_ROW ? (unsigned)meta_col_int(s, 0) : 0;
+	*v = rc == META_ROW && !meta_col_null(s, 0) ? meta_col_int(s, 0) : 0;
 	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc == META_ROW ? 0 : rc < 0 ? rc : -EIO;
 }
 
+int meta_session_live(struct meta *m, unsigned timeout_s, unsigned *live)
+{
+	int64_t n;
+	int rc = read_int(m, META_Q_LIVE_SESSIONS, now_s() - timeout_s, &n);
+
+	*live = (unsigned)n;
+	return rc;
+}
+
 int meta_session_first_live(struct meta *m, uint64_t *sid)
 {
-	struct meta_stmt *s;
-	int rc;
+	int64_t first;
+	int rc = read_int(m, META_Q_FIRST_LIVE_SESSION, now_s(), &first);
 
-	g_mutex_lock(&m->lock);
-	s = meta_stmt(m, META_Q_FIRST_LIVE_SESSION);
-	meta_bind_int(s, 1, now_s());
-	rc = meta_step(s);
-	*sid = rc == META_ROW && !meta_col_null(s, 0) ? (uint64_t)meta_col_int(s, 0) : 0;
-	meta_reset(s);
-	g_mutex_unlock(&m->lock);
-	return rc == META_ROW ? 0 : rc < 0 ? rc : -EIO;
+	*sid = (uint64_t)first;
+	return rc;
 }
