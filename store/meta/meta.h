@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 5
+#define META_SCHEMA_VERSION 6
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:

@@ -18,8 +18,8 @@
 #include <glib.h>
 #include <string.h>
 
-/* The schema's current version (META_SCHEMA_VERSION 5). */
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 5);
+/* The tables of the current schema (META_SCHEMA_VERSION 6; version 6 added none). */
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 6);
 const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
 		   " target, object_id", "iiiiiiiiiiibb", 1},

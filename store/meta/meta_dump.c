@@ -31,6 +31,8 @@
 
 #define DUMP_FORMAT "shardfs-meta-dump"
 #define DUMP_VERSION 1
+/* The oldest schema whose dumps load: version 6 added no table or column. */
+#define DUMP_SCHEMA_MIN 5
 #define PAGE_ROWS 256
 /* The longest line a dump of ours has: a row of the largest xattr value
  * or inline file, in base64, with room to spare. */
@@ -348,10 +350,11 @@ static int read_header(struct load *l, GError **err)
 	if (!format || strcmp(format, DUMP_FORMAT) || !member_int(o, "version", &version) ||
 	    !member_int(o, "schema", &schema))
 		return bad(l, err, "not a shardfs metadata dump");
-	if (version != DUMP_VERSION || schema != META_SCHEMA_VERSION) {
+	if (version != DUMP_VERSION || schema < DUMP_SCHEMA_MIN || schema > META_SCHEMA_VERSION) {
 		g_set_error(err, META_DUMP_ERROR, EPROTO, "a dump of format %" G_GINT64_FORMAT
 			    " and schema %" G_GINT64_FORMAT "; this program reads format %d,"
-			    " schema %d", version, schema, DUMP_VERSION, META_SCHEMA_VERSION);
+			    " schema %d to %d", version, schema, DUMP_VERSION, DUMP_SCHEMA_MIN,
+			    META_SCHEMA_VERSION);
 		return -EPROTO;
 	}
 	return 0;

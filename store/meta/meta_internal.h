@@ -46,6 +46,7 @@ enum meta_q {
 	META_Q_DENTRY,
 	META_Q_INSERT_INODE,
 	META_Q_INSERT_DENTRY,
+	META_Q_MAKE_NODE, /* engines with make_node_at_once only */
 	META_Q_TOUCH_DIR,
 	META_Q_ADD_NLINK,
 	META_Q_SET_CTIME,
@@ -141,6 +142,9 @@ struct meta_engine {
 	const char *name;
 	/* meta_schema.h's steps in the engine's type names */
 	const char *const *migrations;
+	/* The schema has shardfs_make_node() (META_Q_MAKE_NODE): a creation
+	 * in one statement, which is a transaction of its own. */
+	bool make_node_at_once;
 	/* The one SQL dialect of the table in meta_sql.c, as this engine reads
 	 * it; -EIO if it does not prepare. */
 	int (*prepare)(struct meta *m, const char *sql, void **impl);
@@ -290,10 +294,12 @@ int meta_exec(struct meta *m, const char *text);
 struct meta_tx {
 	struct meta *m;
 	bool durable;
+	bool alone; /* one statement that is a transaction by itself: no BEGIN */
 	int attempt;
 };
 #define META_TX(db) ((struct meta_tx){.m = (db), .durable = false, .attempt = -1})
 #define META_TX_DURABLE(db) ((struct meta_tx){.m = (db), .durable = true, .attempt = -1})
+#define META_TX_ALONE(db) ((struct meta_tx){.m = (db), .alone = true, .attempt = -1})
 bool meta_tx_loop(struct meta_tx *t, int *rc);
 
 /* Rows every topic touches. */

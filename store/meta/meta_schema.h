@@ -38,12 +38,15 @@
  *            inclusive; a holder's locks of one kind never overlap
  * cluster    (version 5) the identity of the cluster the namespace is of
  *            (the id of its cluster file), one row
+ * version 6  no table: a step of the engine's own (MAKE_NODE; PostgreSQL:
+ *            shardfs_make_node(), a creation in one statement; SQLite:
+ *            nothing)
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
 
 /* The steps, as an array initializer, for the engine's type names. */
-#define META_MIGRATIONS(ID, INT, BYTES) {                                                  \
+#define META_MIGRATIONS(ID, INT, BYTES, MAKE_NODE) {                                       \
 	/* 0 -> 1 */                                                                       \
 	"CREATE TABLE schema_version (version " INT " NOT NULL);"                           \
 	"INSERT INTO schema_version VALUES (0);"                                            \
@@ -94,6 +97,8 @@
 	"CREATE INDEX locks_by_ino ON locks (ino, kind);"                                   \
 	"CREATE INDEX locks_by_sid ON locks (sid);"                                         \
 	"CREATE TABLE cluster (id TEXT NOT NULL);",                                         \
+	/* 5 -> 6 */                                                                       \
+	MAKE_NODE,                                                                         \
 }
 
 #endif

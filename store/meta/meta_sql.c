@@ -52,6 +52,7 @@ static const char *const sql[META_Q_COUNT] = {
 			   " generation, parent, target, object_id)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9) RETURNING ino",
 	[META_Q_INSERT_DENTRY] = "INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)",
+	[META_Q_MAKE_NODE] = "SELECT * FROM shardfs_make_node(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[META_Q_TOUCH_DIR] = "UPDATE inodes SET mtime = ?2, ctime = ?2 WHERE ino = ?1",
 	[META_Q_ADD_NLINK] = "UPDATE inodes SET nlink = nlink + ?2, ctime = ?3 WHERE ino = ?1",
 	[META_Q_SET_CTIME] = "UPDATE inodes SET ctime = ?2 WHERE ino = ?1",
@@ -278,7 +279,7 @@ static void pause_before_retry(int attempt)
 static int tx_begin(struct meta_tx *t)
 {
 	t->m->retry = false;
-	return t->m->engine->begin(t->m, t->durable);
+	return t->alone ? 0 : t->m->engine->begin(t->m, t->durable);
 }
 
 /* COMMIT if rc is 0, else ROLLBACK; rc (1 is 0), or the commit's error. */
@@ -286,6 +287,8 @@ static int tx_end(struct meta_tx *t, int rc)
 {
 	struct meta *m = t->m;
 
+	if (t->alone)
+		return rc == 1 ? 0 : rc;
 	if (rc == 0 && !m->retry)
 		return m->engine->commit(m, t->durable);
 	m->engine->rollback(m, t->durable);

@@ -65,7 +65,7 @@ static char *sqlite_path(const char *url)
 #define CHECKPOINT_WAIT_MS 200
 
 static const char *const migrations[] =
-	META_MIGRATIONS("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "BLOB");
+	META_MIGRATIONS("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "BLOB", "");
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == META_SCHEMA_VERSION);
 
 /* What a connection keeps besides its handle. */

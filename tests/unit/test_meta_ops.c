@@ -3,6 +3,7 @@
  * promises, on a real SQLite database in a scratch directory.
  */
 #include "store/meta/meta.h"
+#include "store/meta/meta_internal.h"
 #include "fixture.h"
 #include "meta_fixture.h"
 
@@ -782,6 +783,57 @@ static void test_create_open_and_batched_closes(void **state)
 	assert_int_equal(meta_session_end(f->m, sid), 0);
 }
 
+/* The err column of shardfs_make_node's answer to a creation of "again"
+ * at ctime now in the root, sent as it is. */
+static int make_node_again(struct meta *m, int64_t now)
+{
+	char *call = g_strdup_printf("SELECT * FROM shardfs_make_node(1, 'again'::bytea, 33188,"
+				     " 1, 2, %" G_GINT64_FORMAT ","
+				     " '\\x000102030405060708090a0b0c0d0e0f'::bytea, 0)", now);
+	struct meta_stmt *s;
+	int err = 1;
+
+	g_mutex_lock(&m->lock);
+	s = meta_stmt_text(m, call);
+	if (s && meta_step(s) == META_ROW)
+		err = (int)meta_col_int(s, 10);
+	meta_stmt_free(s);
+	g_mutex_unlock(&m->lock);
+	g_free(call);
+	return err;
+}
+
+/* On PostgreSQL a creation is one statement, which a reply lost with its
+ * connection sends again: sent twice it makes one file and answers as if
+ * it had made it; a creation of the name by anyone else is refused. */
+static void test_make_node_sent_again(void **state)
+{
+	struct fx *f = *state;
+	struct listing l = {g_ptr_array_new_with_free_func(g_free), 0};
+	struct meta_attr a, dir;
+
+	if (!test_meta_is_pg())
+		skip();
+	assert_int_equal(make_node_again(f->m, 1234), 0);
+	assert_int_equal(make_node_again(f->m, 1234), 0); /* found as its own */
+	assert_int_equal(make_node_again(f->m, 1235), -EEXIST);
+	assert_int_equal(meta_lookup(f->m, ROOT, "again", &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0644);
+	assert_int_equal(a.ctime_ns, 1234);
+	assert_int_equal(a.nlink, 1);
+	assert_int_equal(meta_readdir(f->m, ROOT, 0, 16, collect, &l), 0);
+	assert_int_equal(l.names->len, 1);
+	g_ptr_array_free(l.names, TRUE);
+	assert_int_equal(meta_getattr(f->m, ROOT, &dir), 0);
+	assert_int_equal(dir.mtime_ns, 1234);
+	assert_int_equal(meta_create(f->m, ROOT, "again", 0644, 1, 2, true, &dir), -EEXIST);
+	assert_int_equal(meta_create(f->m, ROOT, "again", 0644, 1, 2, false, &dir), 0);
+	assert_int_equal(dir.ino, a.ino);
+	assert_int_equal(meta_mkdir(f->m, ROOT, "again", 0755, 1, 2, &dir), -EEXIST);
+	assert_int_equal(meta_mkdir(f->m, a.ino, "x", 0755, 1, 2, &dir), -ENOTDIR);
+	assert_int_equal(meta_create(f->m, 999999, "x", 0644, 1, 2, true, &dir), -ENOENT);
+}
+
 /* A small file's content commits inline and reads back byte-exact; it
  * sets the size and replaces the file's parts (sent to the garbage), and
  * a later manifest commit drops it again. */
@@ -939,9 +991,9 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 6");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 7");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 5");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 6");
 }
 
 static struct meta_lock lk(uint64_t sid, uint64_t owner, enum meta_lock_type type, int64_t start,
@@ -1081,7 +1133,8 @@ int main(void)
 		T(test_degraded_parts_and_relocation),
 		T(test_node_identity_and_lost_store),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
-		T(test_open_unlinked_files), T(test_create_open_and_batched_closes), T(test_statfs),
+		T(test_open_unlinked_files), T(test_create_open_and_batched_closes),
+		T(test_make_node_sent_again), T(test_statfs),
 		T(test_locks), T(test_locks_model),
 	};
 
