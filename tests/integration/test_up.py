@@ -2,9 +2,12 @@
 with a mount, run again safely, stopped without losing files."""
 
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -43,9 +46,19 @@ def alive(pid):
 
 
 @pytest.fixture
-def local(tmp_path):
-    d = tmp_path / "local"
+def local():
+    # Not under pytest's own root: the PostgreSQL server's user must pass
+    # through every parent, and each pytest run that starts (ctest runs
+    # several at once) sets that root back to 0700.
+    top = pathlib.Path(tempfile.mkdtemp(prefix="shardfs-test-up-"))
+    top.chmod(0o711)
+    d = top / "local"
     yield d
+    stop_local(d)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def stop_local(d):
     if subprocess.run(["fusermount3", "-u", str(d / "mnt")], capture_output=True,
                       timeout=60).returncode:
         subprocess.run(["fusermount3", "-u", "-z", str(d / "mnt")], capture_output=True,
@@ -140,19 +153,12 @@ def pg_connect(local, password, sslmode="verify-full"):
                             sslrootcert=str(local / "ca.crt"), connect_timeout=10)
 
 
-def open_to_postgres_user(local):
-    for d in (local.parent, *local.parent.parents):  # pytest's are 0700
-        if d.stat().st_uid == os.getuid() and not d.stat().st_mode & 0o001:
-            d.chmod(d.stat().st_mode | 0o001)
-
-
 def test_up_with_postgres_serves_the_namespace_and_keeps_it(local):
     """up --meta postgres: a PostgreSQL server of the cluster's own in
     DIR/pg holds the namespace; over TCP it takes only TLS with the
     cluster CA's certificate and the password; down stops it and up
     starts it again with every file kept."""
     import psycopg2
-    open_to_postgres_user(local)
     out = run("up", "--meta", "postgres", str(local)).stdout
     assert "created a PostgreSQL server in" in out and "metadata in PostgreSQL" in out
     assert "3 of 3 nodes up" in out and mounted(local / "mnt")
@@ -221,7 +227,6 @@ def test_postgres_killed_while_writing_loses_no_closed_file(local):
     whose close returned is there, exact, after a remount."""
     import ctypes
     import hashlib
-    open_to_postgres_user(local)
     # The server's parent is then this process, which can reap it at once:
     # a killed server not yet reaped keeps a new one from starting.
     libc = ctypes.CDLL(None, use_errno=True)
@@ -258,7 +263,6 @@ def test_postgres_away_past_the_timeout_gives_eio_then_recovers(local, tmp_path)
     import errno
 
     from cluster import Mount
-    open_to_postgres_user(local)
     run("up", "--meta", "postgres", str(local))
     subprocess.run(["fusermount3", "-u", str(local / "mnt")], check=True, timeout=60)
     m = Mount(str(local / "cluster.conf"), tmp_path / "m", "meta_timeout=3")
