@@ -79,7 +79,7 @@ enum meta_q {
 	META_Q_SET_MANIFEST,
 	META_Q_OBJECT_ID,
 	META_Q_PARTS,
-	META_Q_LIVE_PARTS,
+	META_Q_FILE_PARTS,
 	META_Q_GARBAGE_ADD,
 	META_Q_INLINE_SET,
 	META_Q_INLINE_GET,
@@ -347,6 +347,11 @@ int meta_pg_connect(struct meta *m, const char *url, bool create);
 /* meta_setattr inside a transaction (meta_namespace.c). */
 int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 			struct meta_attr *out);
+/* The same for a caller that read ino's attributes into *a in this
+ * transaction (and may have changed them since: they are written whole);
+ * *a becomes the new ones. */
+int meta_setattr_from(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+		      struct meta_attr *a, struct meta_attr *out);
 /* The open record of meta_open_file, for an inode known to exist
  * (meta_session.c). */
 int meta_open_locked(struct meta *m, uint64_t sid, uint64_t ino);

@@ -109,21 +109,26 @@ static bool part_kept(const uint8_t oid[16], uint32_t idx, const uint8_t file_oi
 
 /* The stored parts of ino that the new list does not keep go to the
  * garbage table; parts kept (same object id and index) stay where they
- * are. Holes have nothing to collect. */
+ * are. Holes have nothing to collect. *rows: the file's rows of parts,
+ * holes included. */
 static int replaced_parts_to_garbage(struct meta *m, uint64_t ino, const uint8_t file_oid[16],
-				     const struct meta_part *parts, unsigned nparts)
+				     const struct meta_part *parts, unsigned nparts,
+				     unsigned *rows)
 {
-	struct meta_stmt *sel = meta_stmt(m, META_Q_LIVE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
+	struct meta_stmt *sel = meta_stmt(m, META_Q_FILE_PARTS), *ins = meta_stmt(m, META_Q_GARBAGE_ADD);
 	int rc = 0;
 
+	*rows = 0;
 	meta_bind_int(sel, 1, (int64_t)ino);
 	while (rc == 0 && meta_step(sel) == META_ROW) {
 		uint8_t oid[16];
 		size_t n;
 		const void *nodes;
 
-		if (meta_col_16(sel, 0, oid) &&
-		    part_kept(oid, (uint32_t)meta_col_int(sel, 1), file_oid, parts, nparts))
+		++*rows;
+		if (meta_col_int(sel, 3) == 0 || /* a hole */
+		    (meta_col_16(sel, 0, oid) &&
+		     part_kept(oid, (uint32_t)meta_col_int(sel, 1), file_oid, parts, nparts)))
 			continue;
 		meta_reset(ins);
 		meta_bind_blob(ins, 1, oid, 16);
@@ -153,16 +158,17 @@ static int set_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[16
  * regular file, and its parts that the new content (parts) does not name
  * go to the garbage table. */
 static int content_replaced(struct meta *m, uint64_t ino, const uint8_t object_id[16],
-			    const struct meta_part *parts, unsigned nparts)
+			    const struct meta_part *parts, unsigned nparts, struct meta_attr *a)
 {
-	struct meta_attr a;
-	int rc = meta_getattr_locked(m, ino, &a);
+	unsigned rows = 0;
+	int rc = meta_getattr_locked(m, ino, a);
 
-	if (rc == 0 && !S_ISREG(a.mode))
-		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+	if (rc == 0 && !S_ISREG(a->mode))
+		rc = S_ISDIR(a->mode) ? -EISDIR : -EINVAL;
 	if (rc == 0)
-		rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts);
-	return rc ? rc : meta_by_ino(m, META_Q_DELETE_PARTS, ino);
+		rc = replaced_parts_to_garbage(m, ino, object_id, parts, nparts, &rows);
+	/* a new file's first commit has none: a round trip saved */
+	return rc || rows == 0 ? rc : meta_by_ino(m, META_Q_DELETE_PARTS, ino);
 }
 
 /* The common end of a content commit: the attributes. */
@@ -178,7 +184,8 @@ static int commit_manifest_locked(struct meta *m, uint64_t ino, const uint8_t ob
 				  uint64_t size, const struct meta_part *parts, unsigned nparts,
 				  const struct meta_setattr *attrs)
 {
-	int rc = content_replaced(m, ino, object_id, parts, nparts);
+	struct meta_attr a;
+	int rc = content_replaced(m, ino, object_id, parts, nparts, &a);
 
 	for (unsigned i = 0; rc == 0 && i < nparts; i++)
 		rc = insert_part(m, ino, object_id, &parts[i]);
@@ -201,9 +208,28 @@ int meta_commit_manifest(struct meta *m, uint64_t ino, const uint8_t object_id[1
 	return rc;
 }
 
-static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len)
+static int set_inline_size(struct meta *m, uint64_t ino, size_t len, int64_t now)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_SET_INLINE_SIZE);
+
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, (int64_t)len);
+	meta_bind_int(s, 3, now);
+	return meta_run_done(s);
+}
+
+/* The content's row, then the new size and times and the attributes
+ * that come with the content (a: ino's attributes before). When the
+ * attributes always write the row (not a size, not only a suid/sgid
+ * clear, which may change nothing), size, times and attributes are one
+ * UPDATE: a round trip less on every small file's close. */
+static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
+		      const struct meta_setattr *attrs, struct meta_attr *a)
 {
 	struct meta_stmt *s = meta_stmt(m, META_Q_INLINE_SET);
+	bool fold = attrs && attrs->mask && attrs->mask != META_SET_KILL_SUIDGID &&
+		    !(attrs->mask & META_SET_SIZE);
+	int64_t now = meta_now_ns();
 	int rc;
 
 	if (len == 0) { /* an empty file keeps no row */
@@ -213,14 +239,11 @@ static int set_inline(struct meta *m, uint64_t ino, const void *data, size_t len
 		meta_bind_blob(s, 2, data, len);
 		rc = meta_run_done(s);
 	}
-	if (rc == 0) {
-		s = meta_stmt(m, META_Q_SET_INLINE_SIZE);
-		meta_bind_int(s, 1, (int64_t)ino);
-		meta_bind_int(s, 2, (int64_t)len);
-		meta_bind_int(s, 3, meta_now_ns());
-		rc = meta_run_done(s);
-	}
-	return rc;
+	if (rc == 0 && !fold)
+		return content_committed(m, ino, attrs, set_inline_size(m, ino, len, now));
+	a->size = len;
+	a->mtime_ns = a->ctime_ns = now;
+	return rc ? rc : meta_setattr_from(m, ino, attrs, a, NULL);
 }
 
 int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t len,
@@ -233,10 +256,11 @@ int meta_commit_inline(struct meta *m, uint64_t ino, const void *data, size_t le
 	if (len > META_INLINE_MAX)
 		return -EFBIG;
 	while (meta_tx_loop(&t, &rc)) {
-		rc = content_replaced(m, ino, no_oid, NULL, 0);
+		struct meta_attr a;
+
+		rc = content_replaced(m, ino, no_oid, NULL, 0, &a);
 		if (rc == 0)
-			rc = set_inline(m, ino, data, len);
-		rc = content_committed(m, ino, attrs, rc);
+			rc = set_inline(m, ino, data, len, attrs, &a);
 	}
 	return rc;
 }

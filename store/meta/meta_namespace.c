@@ -751,43 +751,48 @@ void meta_setattr_apply(const struct meta_setattr *set, int64_t now, struct meta
 		a->mtime_ns = set->mtime_ns;
 }
 
+int meta_setattr_from(struct meta *m, uint64_t ino, const struct meta_setattr *set,
+		      struct meta_attr *a, struct meta_attr *out)
+{
+	if ((set->mask & META_SET_SIZE) && !S_ISREG(a->mode) &&
+	    S_TYPE(a->mode) != META_S_IFSTREAM) /* a stream's size: bytes written */
+		return S_ISDIR(a->mode) ? -EISDIR : -EINVAL;
+	int64_t now = meta_now_ns();
+	struct meta_stmt *s = meta_stmt(m, META_Q_SETATTR);
+	uint32_t mode = a->mode;
+	int rc;
+
+	meta_setattr_apply(set, now, a);
+	if (set->mask == META_SET_KILL_SUIDGID && a->mode == mode) {
+		if (out) /* nothing to clear: nothing changes, not even ctime */
+			*out = *a;
+		return 0;
+	}
+	a->ctime_ns = now;
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, a->mode);
+	meta_bind_int(s, 3, a->uid);
+	meta_bind_int(s, 4, a->gid);
+	meta_bind_int(s, 5, (int64_t)a->size);
+	meta_bind_int(s, 6, a->atime_ns);
+	meta_bind_int(s, 7, a->mtime_ns);
+	meta_bind_int(s, 8, a->ctime_ns);
+	rc = meta_sql_errno(m, meta_step(s));
+	meta_reset(s);
+	if (rc == 0 && (set->mask & META_SET_SIZE))
+		rc = cut_inline(m, ino, a->size);
+	if (rc == 0 && out)
+		*out = *a;
+	return rc;
+}
+
 int meta_setattr_locked(struct meta *m, uint64_t ino, const struct meta_setattr *set,
 			struct meta_attr *out)
 {
 	struct meta_attr a;
 	int rc = meta_getattr_locked(m, ino, &a);
 
-	if (rc == 0 && (set->mask & META_SET_SIZE) && !S_ISREG(a.mode) &&
-	    S_TYPE(a.mode) != META_S_IFSTREAM) /* a stream's size: bytes written */
-		rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
-	if (rc)
-		return rc;
-	int64_t now = meta_now_ns();
-	struct meta_stmt *s = meta_stmt(m, META_Q_SETATTR);
-	uint32_t mode = a.mode;
-
-	meta_setattr_apply(set, now, &a);
-	if (set->mask == META_SET_KILL_SUIDGID && a.mode == mode) {
-		if (out) /* nothing to clear: nothing changes, not even ctime */
-			*out = a;
-		return 0;
-	}
-	a.ctime_ns = now;
-	meta_bind_int(s, 1, (int64_t)ino);
-	meta_bind_int(s, 2, a.mode);
-	meta_bind_int(s, 3, a.uid);
-	meta_bind_int(s, 4, a.gid);
-	meta_bind_int(s, 5, (int64_t)a.size);
-	meta_bind_int(s, 6, a.atime_ns);
-	meta_bind_int(s, 7, a.mtime_ns);
-	meta_bind_int(s, 8, a.ctime_ns);
-	rc = meta_sql_errno(m, meta_step(s));
-	meta_reset(s);
-	if (rc == 0 && (set->mask & META_SET_SIZE))
-		rc = cut_inline(m, ino, a.size);
-	if (rc == 0 && out)
-		*out = a;
-	return rc;
+	return rc ? rc : meta_setattr_from(m, ino, set, &a, out);
 }
 
 int meta_setattr(struct meta *m, uint64_t ino, const struct meta_setattr *set,

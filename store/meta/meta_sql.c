@@ -102,8 +102,7 @@ static const char *const sql[META_Q_COUNT] = {
 				 " idx = ?2 AND object_id = ?3 AND nodes = ?4 AND missing = ?7",
 	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id, missing FROM parts"
 			   " WHERE ino = ?1 ORDER BY idx",
-	[META_Q_LIVE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts"
-				" WHERE ino = ?1 AND k > 0",
+	[META_Q_FILE_PARTS] = "SELECT object_id, idx, length, k, m, nodes FROM parts WHERE ino = ?1",
 	[META_Q_GARBAGE_ADD] = "INSERT INTO garbage (object_id, idx, length, k, m, nodes)"
 				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[META_Q_INLINE_SET] = "INSERT INTO inline_data (ino, data) VALUES (?1, ?2)"
