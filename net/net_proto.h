@@ -40,7 +40,10 @@
  * response = entries of (22-byte packed key, 4-byte length), in key order.
  * DAMAGED: the same as LIST, over the shards the node found bad (a record
  * failing its CRC at scrub or recovery, or a read meeting a bad block),
- * for clients to rewrite; STATUS says how many (bad_shards).
+ * for clients to rewrite; STATUS says how many (bad_shards). LIST_AGED:
+ * the same as LIST, each entry followed by 4 bytes more, the shard's age
+ * in seconds by the node's clock (at least that old; capped at 2^32-1),
+ * so that a cluster scrub tells an orphan from a write in progress.
  * STATUS response = "key=value\n" lines (text, extensible).
  *
  * Stream opcodes (live byte streams kept in a ring on their home node).
@@ -80,6 +83,7 @@
 #define NET_RESP_HEADER_SIZE 32u
 #define NET_KEY_PACKED_SIZE 22u
 #define NET_LIST_ENTRY_SIZE (NET_KEY_PACKED_SIZE + 4u)
+#define NET_LIST_AGED_ENTRY_SIZE (NET_LIST_ENTRY_SIZE + 4u)
 
 /* Limits every node enforces before allocating anything. */
 #define NET_MAX_SHARD (32u << 20) /* PUT body, GET length */
@@ -127,7 +131,8 @@ enum net_op {
 	NET_OP_STREAM_STAT = 12,
 	NET_OP_STREAM_KEEP = 13,
 	NET_OP_DAMAGED = 14,
-	NET_OP_LAST = NET_OP_DAMAGED,
+	NET_OP_LIST_AGED = 15,
+	NET_OP_LAST = NET_OP_LIST_AGED,
 };
 
 /* "put", "stream_read", ...: the op's name for logs and metrics labels;

@@ -90,6 +90,7 @@ static bool lengths_valid(const struct net_req_header *h)
 		       h->offset <= UINT64_MAX - h->length;
 	case NET_OP_LIST:
 	case NET_OP_DAMAGED:
+	case NET_OP_LIST_AGED:
 		return (h->body_len == 0 || h->body_len == NET_KEY_PACKED_SIZE) &&
 		       h->length >= 1 && h->length <= NET_MAX_LIST && h->offset == 0;
 	case NET_OP_STREAM_OPEN:
@@ -401,6 +402,7 @@ const char *net_op_name(unsigned op)
 		[NET_OP_STREAM_STAT] = "stream_stat",
 		[NET_OP_STREAM_KEEP] = "stream_keep",
 		[NET_OP_DAMAGED] = "damaged",
+		[NET_OP_LIST_AGED] = "list_aged",
 	};
 
 	return op >= 1 && op <= NET_OP_LAST ? names[op] : "unknown";

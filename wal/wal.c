@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Requests per pwritev run: each takes up to two iovecs. */
@@ -560,13 +561,30 @@ ssize_t wal_read(struct wal *w, const struct wal_key *key, uint64_t off, void *b
 struct list_item {
 	struct wal_key key;
 	uint32_t length;
+	struct wal_seg *seg; /* a reference; NULL: a checkpoint entry not yet placed */
 };
+
+/* The modification time of seg's file, or now (never older than true). */
+static int64_t seg_written_s(struct wal_seg *seg, GHashTable *times)
+{
+	gpointer known = seg ? g_hash_table_lookup(times, seg) : NULL;
+	struct stat st;
+
+	if (known)
+		return GPOINTER_TO_SIZE(known);
+	int64_t t = seg && fstat(seg->fd, &st) == 0 ? (int64_t)st.st_mtime : (int64_t)time(NULL);
+
+	if (seg)
+		g_hash_table_insert(times, seg, GSIZE_TO_POINTER((gsize)t));
+	return t;
+}
 
 /* Snapshots the live shards (only the bad ones when bad_only) under the
  * lock, then calls fn for each without it. */
 static int list_shards(struct wal *w, bool bad_only, wal_list_fn fn, void *arg)
 {
 	GArray *items = g_array_new(FALSE, FALSE, sizeof(struct list_item));
+	GHashTable *times = g_hash_table_new(NULL, NULL);
 	GHashTableIter it;
 	gpointer value;
 	int rc = 0;
@@ -577,17 +595,22 @@ static int list_shards(struct wal *w, bool bad_only, wal_list_fn fn, void *arg)
 		struct wal_entry *e = value;
 
 		if (e->type == WAL_REC_PUT && (!bad_only || e->corrupt || e->damaged)) {
-			struct list_item item = {e->key, e->payload_len};
+			struct list_item item = {e->key, e->payload_len,
+						 e->seg ? wal_seg_ref(e->seg) : NULL};
 
 			g_array_append_val(items, item);
 		}
 	}
 	g_mutex_unlock(&w->lock);
-	for (guint i = 0; i < items->len && rc == 0; i++) {
+	for (guint i = 0; i < items->len; i++) {
 		struct list_item *item = &g_array_index(items, struct list_item, i);
+		int64_t written = seg_written_s(item->seg, times);
 
-		rc = fn(arg, &item->key, item->length);
+		if (rc == 0)
+			rc = fn(arg, &item->key, item->length, written);
+		wal_seg_unref(item->seg);
 	}
+	g_hash_table_destroy(times);
 	g_array_free(items, TRUE);
 	return rc;
 }

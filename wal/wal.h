@@ -168,8 +168,11 @@ struct wal;
 typedef void (*wal_done_fn)(void *arg, int status);
 typedef void (*wal_scrub_fn)(void *arg, const struct wal_scrub_item *item);
 /* Called by wal_list() for each live shard, under no lock; return non-zero
- * to stop. */
-typedef int (*wal_list_fn)(void *arg, const struct wal_key *key, uint32_t length);
+ * to stop. written_s: the latest time (Unix seconds) its record can have
+ * been written, the modification time of its segment (a copy made by
+ * compaction is newer than the record it copies, never older). */
+typedef int (*wal_list_fn)(void *arg, const struct wal_key *key, uint32_t length,
+			   int64_t written_s);
 
 void wal_options_default(struct wal_options *o);
 

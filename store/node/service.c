@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -109,19 +110,28 @@ static void do_stat(struct node_service *n, struct net_request *r)
 }
 
 struct listing {
-	GArray *entries; /* uint8_t[NET_LIST_ENTRY_SIZE] */
+	GArray *entries; /* uint8_t[entry_size] */
+	size_t entry_size; /* NET_LIST_ENTRY_SIZE, or NET_LIST_AGED_ENTRY_SIZE */
+	int64_t now_s;
 };
 
-static int collect_key(void *arg, const struct wal_key *key, uint32_t length)
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int collect_key(void *arg, const struct wal_key *key, uint32_t length, int64_t written_s)
 {
 	struct listing *l = arg;
 	struct net_key nk = {.part = key->part, .shard = key->shard};
-	uint8_t e[NET_LIST_ENTRY_SIZE];
+	uint8_t e[NET_LIST_AGED_ENTRY_SIZE];
+	int64_t age = l->now_s - written_s;
 
 	memcpy(nk.object_id, key->object_id, 16);
 	net_key_pack(&nk, e);
-	for (int i = 0; i < 4; i++)
-		e[NET_KEY_PACKED_SIZE + i] = (uint8_t)(length >> (8 * i));
+	put_le32(e + NET_KEY_PACKED_SIZE, length);
+	put_le32(e + NET_LIST_ENTRY_SIZE, (uint32_t)CLAMP(age, 0, (int64_t)UINT32_MAX));
 	g_array_append_vals(l->entries, e, 1);
 	return 0;
 }
@@ -137,7 +147,8 @@ static gint cmp_entry(gconstpointer a, gconstpointer b)
 static void do_list(struct node_service *n, struct net_request *r)
 {
 	const struct net_req_header *h = net_request_header(r);
-	struct listing l = {g_array_new(FALSE, FALSE, NET_LIST_ENTRY_SIZE)};
+	size_t size = h->op == NET_OP_LIST_AGED ? NET_LIST_AGED_ENTRY_SIZE : NET_LIST_ENTRY_SIZE;
+	struct listing l = {g_array_new(FALSE, FALSE, (guint)size), size, (int64_t)time(NULL)};
 	guint first = 0, count;
 
 	if (h->op == NET_OP_DAMAGED)
@@ -147,14 +158,13 @@ static void do_list(struct node_service *n, struct net_request *r)
 	g_array_sort(l.entries, cmp_entry);
 	if (h->body_len == NET_KEY_PACKED_SIZE)
 		while (first < l.entries->len &&
-		       memcmp(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, net_request_body(r),
+		       memcmp(l.entries->data + (size_t)first * size, net_request_body(r),
 			      NET_KEY_PACKED_SIZE) <= 0)
 			first++;
 	count = (guint)MIN((uint64_t)(l.entries->len - first), h->length);
-	size_t len = (size_t)count * NET_LIST_ENTRY_SIZE;
+	size_t len = (size_t)count * size;
 	/* an empty array has no data at all: no pointer arithmetic on it */
-	void *page = len ? g_memdup2(l.entries->data + (size_t)first * NET_LIST_ENTRY_SIZE, len)
-			 : g_malloc(1);
+	void *page = len ? g_memdup2(l.entries->data + (size_t)first * size, len) : g_malloc(1);
 
 	net_request_reply(r, 0, first + count < l.entries->len, page, len, g_free);
 	g_array_free(l.entries, TRUE);
@@ -202,6 +212,7 @@ static void worker(gpointer data, gpointer user)
 		break;
 	case NET_OP_LIST:
 	case NET_OP_DAMAGED:
+	case NET_OP_LIST_AGED:
 		do_list(n, r);
 		break;
 	default:

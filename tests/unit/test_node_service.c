@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 
 static int setup(void **state)
@@ -172,6 +175,51 @@ static void test_list_pages_in_key_order(void **state)
 	assert_int_equal(seen, 5);
 }
 
+/* The age LIST_AGED gives the only key there is (-1: none listed). */
+static int64_t listed_age(struct node_fixture *f)
+{
+	uint8_t page[4 * NET_LIST_AGED_ENTRY_SIZE];
+	struct net_call c = {.req = {.op = NET_OP_LIST_AGED, .length = 4}, .resp_buf = page,
+			     .resp_cap = sizeof(page)};
+	uint32_t len = 0, age = 0;
+
+	if (node_fixture_call(f, 1, &c) || c.resp.body_len != NET_LIST_AGED_ENTRY_SIZE)
+		return -1;
+	for (int b = 0; b < 4; b++) {
+		len |= (uint32_t)page[NET_KEY_PACKED_SIZE + b] << (8 * b);
+		age |= (uint32_t)page[NET_LIST_ENTRY_SIZE + b] << (8 * b);
+	}
+	assert_int_equal(len, 321);
+	return age;
+}
+
+/* LIST_AGED adds to each entry how old the shard is at least: the age of
+ * the segment file it is in, by the node's clock. */
+static void test_list_aged_says_how_old(void **state)
+{
+	struct node_fixture *f = *state;
+	uint8_t data[321] = {0};
+	char *dir = node_fixture_data_dir(f, 1);
+	GDir *d = g_dir_open(dir, 0, NULL);
+	struct timespec two_hours_ago[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+	const char *name;
+
+	assert_int_equal(put(f, 3, data, sizeof(data)), 0);
+	int64_t fresh = listed_age(f);
+	assert_true(fresh >= 0 && fresh <= 5);
+	assert_non_null(d);
+	while ((name = g_dir_read_name(d))) {
+		char *path = g_build_filename(dir, name, NULL);
+
+		assert_int_equal(utimensat(AT_FDCWD, path, two_hours_ago, 0), 0);
+		g_free(path);
+	}
+	g_dir_close(d);
+	g_free(dir);
+	int64_t old = listed_age(f);
+	assert_true(old >= 7200 - 5 && old <= 7200 + 5);
+}
+
 /* STATUS answers key=value lines naming the node, the version and the
  * shards and bytes it holds, with a healthy store. */
 static void test_status_body(void **state)
@@ -314,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_aged_says_how_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_pages_in_key_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests_leave_node_serving, setup, teardown),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1165,27 +1166,39 @@ static void test_group_commit_shares_fsyncs(void **state)
 	wal_close(w);
 }
 
-static int count_listed(void *arg, const struct wal_key *key, uint32_t length)
+struct listed {
+	uint64_t bytes;
+	int64_t oldest, newest; /* written_s */
+};
+
+static int count_listed(void *arg, const struct wal_key *key, uint32_t length, int64_t written_s)
 {
+	struct listed *l = arg;
+
 	(void)key;
-	*(uint64_t *)arg += length;
+	l->bytes += length;
+	l->oldest = MIN(l->oldest, written_s);
+	l->newest = MAX(l->newest, written_s);
 	return 0;
 }
 
-/* wal_list walks exactly the live shards. */
+/* wal_list walks exactly the live shards, with when they were written. */
 static void test_list(void **state)
 {
 	struct test_wal *f = *state;
 	struct model m = model_new();
-	uint64_t total = 0;
+	struct listed l = {0, INT64_MAX, 0};
+	int64_t before = (int64_t)time(NULL);
 	struct wal *w;
 
 	w = test_wal_open(&f->o);
 	for (uint64_t id = 0; id < 10; id++)
 		put_ok(w, &m, id, 1, 100 + (uint32_t)id);
 	delete_ok(w, &m, 3);
-	assert_int_equal(wal_list(w, count_listed, &total), 0);
-	assert_int_equal(total, 10 * 100 + 45 - 103);
+	assert_int_equal(wal_list(w, count_listed, &l), 0);
+	assert_int_equal(l.bytes, 10 * 100 + 45 - 103);
+	/* the segment's mtime: not before the puts, not after now */
+	assert_true(l.oldest >= before - 1 && l.newest <= (int64_t)time(NULL));
 	wal_close(w);
 	model_free(&m);
 }
