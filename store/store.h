@@ -196,6 +196,44 @@ int store_repair_step(struct store *s, struct meta *m, struct store_repair_curso
  * a time per cluster. 0, or the metadata's error. */
 int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st);
 
+/*
+ * The cluster's scrub (scrub.c): every shard the manifests name is looked
+ * for on its node, and a missing one is marked for repair; with deep,
+ * every part is read whole and checked against its checksum; shards that
+ * no manifest names (orphans) are deleted once at least grace_s old.
+ * dry_run: count only, change nothing.
+ */
+#define STORE_SCRUB_GRACE_DEFAULT_S 3600
+#define STORE_SCRUB_INOS_MAX 1000u
+
+struct store_scrub_options {
+	bool deep;
+	bool dry_run;
+	uint64_t grace_s;
+};
+
+struct store_scrub_stats {
+	unsigned nodes, nodes_answered; /* a node that does not answer is not checked */
+	uint64_t parts, bytes;		/* stored parts walked, and their plain bytes */
+	uint64_t shards_named;		/* by the manifests */
+	uint64_t shards_listed;		/* by the nodes that answered, but for backups' */
+	uint64_t backup_shards;		/* of the metadata's backups: never orphans */
+	uint64_t missing_found, missing_marked; /* named shards not on their node */
+	uint64_t orphans_found, orphans_deleted, orphans_young; /* young: kept */
+	uint64_t parts_read, parts_unreadable;	/* deep */
+	uint64_t corrupt_reads; /* deep: shard reads found corrupt, read around; their
+				  * nodes note them for repair */
+	GArray *unreadable_inos; /* uint64_t, the first STORE_SCRUB_INOS_MAX */
+};
+
+typedef void (*store_scrub_progress_fn)(void *arg, uint64_t parts_done, uint64_t parts_total);
+
+/* 0, or the metadata's error; st is filled either way (free it with
+ * store_scrub_stats_free). */
+int store_scrub(struct store *s, struct meta *m, const struct store_scrub_options *o,
+		struct store_scrub_stats *st, store_scrub_progress_fn progress, void *arg);
+void store_scrub_stats_free(struct store_scrub_stats *st);
+
 /* The cluster's capacity as its nodes report it, in bytes of user data
  * (raw space x k/(k+m)); nodes that do not answer count as empty.
  * Cached for a few seconds. 0 or STORE_EUNAVAIL (no node answers). */

@@ -36,6 +36,8 @@ static const struct command commands[] = {
 	{"ls", "list a directory of the cluster", cmd_ls},
 	{"rm", "remove files of the cluster", cmd_rm},
 	{"repair", "rebuild the shards that writes with a node down left missing", cmd_repair},
+	{"scrub", "check every shard against the manifests: mark missing ones for repair, delete orphans",
+	 cmd_scrub},
 	{"meta", "check the namespace, or move it into another metadata database", cmd_meta},
 	{"bench", "measure throughput against this machine's own limits", cmd_bench},
 	{"version", "print the version", cmd_version},

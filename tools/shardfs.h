@@ -24,6 +24,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+int cmd_scrub(int argc, char **argv);
 int cmd_meta(int argc, char **argv);
 
 #endif

@@ -262,6 +262,11 @@ int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index,
 		       struct meta_degraded **items, unsigned *n);
 /* How many parts have shards missing, and their plain bytes. */
 int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes);
+/* The same over every stored part (holes left out), in the same order by
+ * the primary key: a cluster scrub's walk. */
+int meta_parts_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
+		    struct meta_degraded **items, unsigned *n);
+int meta_parts_count(struct meta *m, uint64_t *parts, uint64_t *bytes);
 /* Compare-and-set of where a part's shards are: the part (ino, old->index)
  * gets now's nodes and missing set if its row is still old (same object
  * id, nodes and missing set), in one durable transaction. -ESTALE if not

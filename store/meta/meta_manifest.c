@@ -335,15 +335,15 @@ static int parts_of(struct meta *m, uint64_t ino, GArray *list)
 	return rc;
 }
 
-int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
-		       struct meta_degraded **items, unsigned *n)
+static int parts_page(struct meta *m, enum meta_q q, uint64_t after_ino, uint32_t after_index,
+		      unsigned max, struct meta_degraded **items, unsigned *n)
 {
 	GArray *list = g_array_new(FALSE, TRUE, sizeof(struct meta_degraded));
 	struct meta_stmt *s;
 	int rc = 0;
 
 	g_mutex_lock(&m->lock);
-	s = meta_stmt(m, META_Q_DEGRADED_PARTS);
+	s = meta_stmt(m, q);
 	meta_bind_int(s, 1, (int64_t)after_ino);
 	meta_bind_int(s, 2, after_index);
 	meta_bind_int(s, 3, max);
@@ -360,18 +360,41 @@ int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index,
 	return rc;
 }
 
-int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
+int meta_degraded_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
+		       struct meta_degraded **items, unsigned *n)
+{
+	return parts_page(m, META_Q_DEGRADED_PARTS, after_ino, after_index, max, items, n);
+}
+
+int meta_parts_list(struct meta *m, uint64_t after_ino, uint32_t after_index, unsigned max,
+		    struct meta_degraded **items, unsigned *n)
+{
+	return parts_page(m, META_Q_PARTS_PAGE, after_ino, after_index, max, items, n);
+}
+
+/* The count and the sum of lengths statement q answers. */
+static int parts_count(struct meta *m, enum meta_q q, uint64_t *parts, uint64_t *bytes)
 {
 	int rc;
 
 	g_mutex_lock(&m->lock);
-	struct meta_stmt *s = meta_stmt(m, META_Q_DEGRADED_COUNT);
+	struct meta_stmt *s = meta_stmt(m, q);
 	rc = meta_step(s) == META_ROW ? 0 : -EIO;
 	*parts = rc ? 0 : (uint64_t)meta_col_int(s, 0);
 	*bytes = rc ? 0 : (uint64_t)meta_col_int(s, 1);
 	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
+}
+
+int meta_degraded_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
+{
+	return parts_count(m, META_Q_DEGRADED_COUNT, parts, bytes);
+}
+
+int meta_parts_count(struct meta *m, uint64_t *parts, uint64_t *bytes)
+{
+	return parts_count(m, META_Q_PARTS_COUNT, parts, bytes);
 }
 
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,

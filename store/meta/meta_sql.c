@@ -98,6 +98,12 @@ static const char *const sql[META_Q_COUNT] = {
 				  " idx > ?2)) ORDER BY ino, idx LIMIT ?3",
 	[META_Q_DEGRADED_COUNT] = "SELECT count(*), CAST(coalesce(sum(length), 0) AS BIGINT) FROM parts"
 				  " WHERE missing <> 0",
+	/* row values, so that both engines walk the primary key */
+	[META_Q_PARTS_PAGE] = "SELECT ino, idx, length, checksum, k, m, nodes, object_id, missing"
+			      " FROM parts WHERE k > 0 AND (ino, idx) > (?1, ?2)"
+			      " ORDER BY ino, idx LIMIT ?3",
+	[META_Q_PARTS_COUNT] = "SELECT count(*), CAST(coalesce(sum(length), 0) AS BIGINT) FROM parts"
+			       " WHERE k > 0",
 	[META_Q_RELOCATE_PART] = "UPDATE parts SET nodes = ?5, missing = ?6 WHERE ino = ?1 AND"
 				 " idx = ?2 AND object_id = ?3 AND nodes = ?4 AND missing = ?7",
 	[META_Q_PARTS] = "SELECT idx, length, checksum, k, m, nodes, object_id, missing FROM parts"

@@ -1,0 +1,167 @@
+"""`shardfs scrub` on real node processes: a store that lost its shards
+without a new identity, orphan shards young and old, a byte flipped on
+disk, and parts that no longer read."""
+
+import glob
+import json
+import os
+import random
+import signal
+import sqlite3
+
+import pytest
+
+from cluster import Cluster, db_rows, pg_rows
+
+PART = 8 << 20
+
+
+@pytest.fixture
+def c3(tmp_path):
+    cl = Cluster(tmp_path / "c3", nodes=3, ec="2+1")
+    yield cl
+    cl.stop()
+
+
+def rand_bytes(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def put(cl, data, remote, tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    cl.run("put", str(src), remote)
+
+
+def cat(cl, remote, check=True):
+    return cl.run("cat", remote, check=check).stdout
+
+
+def scrub(cl, *opts, code=0):
+    r = cl.run("scrub", "--json", *opts, check=False)
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def wipe_store_keeping_identity(cl, i):
+    """Node i loses every shard but keeps its identity file: a loss that
+    only a scrub can see (a restored or half-copied data directory)."""
+    cl.kill(i)
+    for path in glob.glob(os.path.join(cl.node_dir(i), "*")):
+        if os.path.basename(path) != "identity":
+            os.unlink(path)
+    cl.start(i)
+    cl.wait_up()
+
+
+def test_scrub_finds_the_shards_a_store_lost_and_repair_rebuilds_them(c3, tmp_path):
+    files = {f"/f{n}": rand_bytes(size, n) for n, size in
+             enumerate([100_000, PART + 12345, 2 * PART + 1])}
+    for name, data in files.items():
+        put(c3, data, name, tmp_path)
+    clean = scrub(c3)
+    assert clean["parts"] == 6 and clean["shards_named"] == 18 and clean["shards_listed"] == 18
+    assert clean["missing_found"] == 0 and clean["orphans_found"] == 0 and clean["clean"]
+    wipe_store_keeping_identity(c3, 2)
+    found = scrub(c3)
+    lost = 18 - found["shards_listed"]
+    assert lost > 0 and found["missing_found"] == lost and found["missing_marked"] == lost, found
+    assert found["clean"]  # each is marked for repair
+    again = scrub(c3)
+    assert again["missing_found"] == 0, again  # marked once
+    r = c3.run("repair", "--once")
+    assert r.stdout.startswith(f"repaired {lost} parts ({lost} shards rebuilt), 0 failed".encode()), r.stdout
+    healed = scrub(c3, "--deep")
+    assert healed["shards_listed"] == 18 and healed["missing_found"] == 0, healed
+    assert healed["parts_read"] == 6 and healed["parts_unreadable"] == 0, healed
+    # redundancy is back: any other node may go
+    c3.kill(3)
+    for name, data in files.items():
+        assert cat(c3, name) == data, name
+
+
+def drop_from_metadata(cl, name):
+    """The file called name vanishes from the metadata, its shards left on
+    the nodes: what a writer that died before its commit leaves."""
+    (ino,) = db_rows(cl, "SELECT ino FROM dentries WHERE name = ?", name.encode())[0]
+    for sql in ("DELETE FROM parts WHERE ino = ?", "DELETE FROM dentries WHERE ino = ?",
+                "DELETE FROM inodes WHERE ino = ?"):
+        if cl.meta_url.startswith("postgresql:"):
+            pg_rows(cl.meta_url, sql, ino)
+        else:
+            with sqlite3.connect(os.path.join(cl.dir, "meta.db"), timeout=10) as db:
+                db.execute(sql, (ino,))
+
+
+def test_scrub_deletes_orphans_past_the_grace_period_and_keeps_backups(c3, tmp_path):
+    keep = rand_bytes(300_000, 1)
+    put(c3, keep, "/keep", tmp_path)
+    put(c3, rand_bytes(PART + 1, 2), "/gone", tmp_path)
+    c3.run("meta", "backup")
+    backups = c3.run("meta", "backups").stdout
+    drop_from_metadata(c3, "gone")
+    young = scrub(c3)
+    assert young["orphans_found"] == 6 and young["orphans_young"] == 6, young
+    assert young["orphans_deleted"] == 0 and young["clean"], young
+    dry = scrub(c3, "--grace", "0", "--dry-run", code=1)
+    assert dry["orphans_found"] == 6 and dry["orphans_deleted"] == 0, dry
+    old = scrub(c3, "--grace", "0")
+    assert old["orphans_found"] == 6 and old["orphans_deleted"] == 6 and old["clean"], old
+    after = scrub(c3, "--grace", "0")
+    assert after["orphans_found"] == 0 and after["shards_listed"] == after["shards_named"], after
+    assert after["backup_shards"] > 0, after
+    assert cat(c3, "/keep") == keep
+    assert c3.run("meta", "backups").stdout == backups  # never an orphan
+
+
+def flip_byte_in_shard(cl, needle):
+    for i in range(1, cl.n + 1):
+        for path in glob.glob(os.path.join(cl.node_dir(i), "seg-*")):
+            with open(path, "r+b") as f:
+                blob = f.read()
+                at = blob.find(needle)
+                if at >= 0:
+                    f.seek(at + len(needle) // 2)
+                    f.write(bytes([blob[at + len(needle) // 2] ^ 0x40]))
+                    return i
+    raise AssertionError("shard bytes not found on any node")
+
+
+def test_deep_scrub_finds_a_flipped_byte_and_repair_rewrites_it(c3, tmp_path):
+    data = rand_bytes(PART, 3)
+    put(c3, data, "/f", tmp_path)
+    flip_byte_in_shard(c3, data[7000:7064])
+    plain = scrub(c3)
+    assert plain["missing_found"] == 0 and plain["corrupt_reads"] == 0  # listings only
+    deep = scrub(c3, "--deep")
+    assert deep["parts_read"] == 1 and deep["corrupt_reads"] >= 1, deep
+    assert deep["parts_unreadable"] == 0 and deep["clean"], deep
+    r = c3.run("repair", "--once")
+    assert r.stdout.startswith(b"repaired 1 parts (1 shards rebuilt), 0 failed"), r.stdout
+    healed = scrub(c3, "--deep")
+    assert healed["corrupt_reads"] == 0 and healed["parts_read"] == 1, healed
+    assert cat(c3, "/f") == data
+
+
+def test_scrub_names_the_inodes_of_parts_that_no_longer_read(c3, tmp_path):
+    put(c3, rand_bytes(200_000, 4), "/lost", tmp_path)
+    (ino,) = db_rows(c3, "SELECT ino FROM dentries WHERE name = ?", b"lost")[0]
+    wipe_store_keeping_identity(c3, 1)
+    wipe_store_keeping_identity(c3, 2)
+    r = c3.run("scrub", "--deep", check=False)
+    assert r.returncode == 1, r.stdout
+    assert f"unreadable: inode {ino}".encode() in r.stdout, r.stdout
+    st = scrub(c3, "--deep", code=1)
+    assert st["parts_unreadable"] == 1 and st["unreadable_inodes"] == [ino], st
+    assert not st["clean"]
+
+
+def test_a_node_that_does_not_answer_is_not_judged(c3, tmp_path):
+    put(c3, rand_bytes(100_000, 5), "/f", tmp_path)
+    c3.kill(3, signal.SIGSTOP)
+    try:
+        st = scrub(c3, "--grace", "0", code=1)
+    finally:
+        c3.kill(3, signal.SIGCONT)
+    assert st["nodes_answered"] == 2 and st["missing_found"] == 0, st
+    assert st["orphans_found"] == 0 and not st["clean"], st
