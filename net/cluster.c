@@ -9,6 +9,8 @@
  *   ec=4+2               k data + m parity shards
  *   min_shards=5         durable shards a part needs to commit (k..k+m;
  *                        default k+1, at most k+m-1)
+ *   down_out_s=600       seconds a node may not answer before repair
+ *                        rebuilds its shards on the others (0: never)
  *   part_size=8388608
  *   meta=sqlite:///abs/path/meta.db
  *
@@ -126,6 +128,24 @@ static gboolean load_min_shards(struct net_cluster *c, GError **err)
 	return TRUE;
 }
 
+/* Ceph's mon_osd_down_out_interval: how long a node may stay silent
+ * before its shards are rebuilt on the others. */
+static gboolean load_down_out(struct net_cluster *c, GError **err)
+{
+	GError *e = NULL;
+
+	c->down_out_s = NET_DOWN_OUT_DEFAULT_S;
+	if (!g_key_file_has_key(c->kf, "cluster", "down_out_s", NULL))
+		return TRUE;
+	gint64 v = g_key_file_get_int64(c->kf, "cluster", "down_out_s", &e);
+	if (e || v < 0 || v > NET_DOWN_OUT_MAX_S) {
+		g_clear_error(&e);
+		return bad(err, c->path, "cluster", "down_out_s must be 0 (never) ..2592000 seconds");
+	}
+	c->down_out_s = (unsigned)v;
+	return TRUE;
+}
+
 static gboolean load_cluster_group(struct net_cluster *c, GError **err)
 {
 	char *ec;
@@ -143,7 +163,7 @@ static gboolean load_cluster_group(struct net_cluster *c, GError **err)
 		return bad(err, c->path, "cluster", "ec must be K+M, e.g. 4+2");
 	}
 	g_free(ec);
-	if (!load_min_shards(c, err))
+	if (!load_min_shards(c, err) || !load_down_out(c, err))
 		return FALSE;
 	c->part_size = 8u << 20;
 	if (g_key_file_has_key(c->kf, "cluster", "part_size", NULL))

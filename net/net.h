@@ -36,11 +36,15 @@ struct net_cluster {
 	char *cert, *key; /* this host's client identity (may be NULL) */
 	unsigned ec_k, ec_m;
 	unsigned min_shards; /* durable shards a part needs to commit, k..k+m */
+	unsigned down_out_s; /* silence after which a node's shards are rebuilt elsewhere */
 	uint64_t part_size;
 	char *meta_url;
 	char *id;	 /* the cluster's identity (UUID), NULL in files made before it */
 	GArray *nodes;	 /* struct net_node_conf */
 };
+
+#define NET_DOWN_OUT_DEFAULT_S 600u
+#define NET_DOWN_OUT_MAX_S (30 * 86400)
 
 /* Loads and checks a cluster file; -EINVAL with *err saying what is wrong. */
 int net_cluster_load(const char *path, struct net_cluster **out, GError **err);

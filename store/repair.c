@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #define REPAIR_BATCH 64u
 
@@ -295,8 +296,29 @@ static void note_damaged(struct store *s, struct meta *m, uint32_t id, struct st
  * has its identity recorded. A node that found shards bad (scrub, or a
  * read that met a bad block) lists them, and each is marked missing too:
  * the rebuilt shard goes back onto that node, over the bad copy. Nodes
- * that do not answer are left as they are.
+ * that do not answer are recorded down, and put out past down_out_s
+ * (note_health).
  */
+/* A node that answers is no longer down or out; one that does not is
+ * recorded down, and once down past the cluster's down_out_s its shards
+ * are marked missing, for this and later rounds to rebuild elsewhere. */
+static void note_health(struct store *s, struct meta *m, uint32_t id, bool up,
+			struct store_repair_stats *st)
+{
+	uint64_t lost = 0;
+
+	if (up) {
+		if (meta_node_up(m, id) == 1)
+			g_message("node %u answers again", id);
+		return;
+	}
+	if (meta_node_down(m, id, (int64_t)time(NULL), s->cluster->down_out_s, &lost) || !lost)
+		return;
+	g_warning("node %u has not answered for %u s (down_out_s): the shards of %" G_GUINT64_FORMAT
+		  " parts on it are rebuilt on the other nodes", id, s->cluster->down_out_s, lost);
+	st->parts_down_out += lost;
+}
+
 static void check_nodes(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
 	guint n = s->cluster->nodes->len;
@@ -307,6 +329,7 @@ static void check_nodes(struct store *s, struct meta *m, struct store_repair_sta
 	for (guint i = 0; i < n; i++) {
 		uint32_t id = g_array_index(s->cluster->nodes, struct net_node_conf, i).id;
 
+		note_health(s, m, id, up[i], st);
 		if (up[i] && ns[i].identity[0])
 			note_identity(m, id, ns[i].identity, st);
 		if (up[i] && ns[i].bad_shards)

@@ -164,6 +164,7 @@ struct store_repair_stats {
 	uint64_t bytes_read;	 /* of parts read to rebuild from */
 	uint64_t parts_lost_store; /* parts marked missing a shard: its node's store was lost */
 	uint64_t shards_found_bad; /* shards marked missing: their node found them bad */
+	uint64_t parts_down_out;   /* parts marked missing a shard: its node stayed down */
 };
 
 /* The default bound of a repair's reads (MiB/s): it leaves the disks and

@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 6
+#define META_SCHEMA_VERSION 7
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -289,6 +289,20 @@ int meta_node_identity(struct meta *m, uint32_t node, char out[META_IDENTITY_MAX
  * touched (0 when the identity is new or the same).
  */
 int meta_node_identity_set(struct meta *m, uint32_t node, const char *identity, uint64_t *lost);
+/* Since when node has not answered (Unix s; 0: it answers) and whether it
+ * was put out (meta_node_down). */
+int meta_node_health(struct meta *m, uint32_t node, int64_t *down_since, bool *out);
+/*
+ * Records that node did not answer at now_s: the first time, since when.
+ * Once it has not answered for down_out_s (0: never), it is put out:
+ * every shard the manifests place on it is marked missing, in the same
+ * durable transaction, for repair to rebuild on other nodes, and *lost
+ * says in how many parts (this happens once; 0 otherwise).
+ */
+int meta_node_down(struct meta *m, uint32_t node, int64_t now_s, unsigned down_out_s,
+		   uint64_t *lost);
+/* node answers: no longer down or out. 0, or 1 if it was either. */
+int meta_node_up(struct meta *m, uint32_t node);
 /* A node found its copy of shard of part index of object oid bad: if a
  * manifest places that shard on node and does not count it missing yet,
  * it is marked missing (one durable transaction), for repair to rewrite.

@@ -18,8 +18,9 @@
 #include <glib.h>
 #include <string.h>
 
-/* The tables of the current schema (META_SCHEMA_VERSION 6; version 6 added none). */
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 6);
+/* The tables of the current schema (META_SCHEMA_VERSION 7) that dumps and
+ * copies keep: version 6 added none, and 7's node_health is learnt anew. */
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 7);
 const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
 		   " target, object_id", "iiiiiiiiiiibb", 1},

@@ -105,6 +105,85 @@ int meta_node_identity_set(struct meta *m, uint32_t node, const char *identity, 
 	return rc;
 }
 
+static int health_locked(struct meta *m, uint32_t node, int64_t *down_since, bool *out)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_NODE_HEALTH);
+	int rc;
+
+	meta_bind_int(s, 1, node);
+	rc = meta_step(s);
+	*down_since = rc == META_ROW ? meta_col_int(s, 0) : 0;
+	*out = rc == META_ROW && meta_col_int(s, 1) != 0;
+	meta_reset(s);
+	return rc < 0 ? rc : 0;
+}
+
+int meta_node_health(struct meta *m, uint32_t node, int64_t *down_since, bool *out)
+{
+	g_mutex_lock(&m->lock);
+	int rc = health_locked(m, node, down_since, out);
+
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static int health_set(struct meta *m, uint32_t node, int64_t down_since, bool out)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_NODE_HEALTH_SET);
+
+	meta_bind_int(s, 1, node);
+	meta_bind_int(s, 2, down_since);
+	meta_bind_int(s, 3, out);
+	return meta_run(m, s);
+}
+
+/* 1: nothing to change. */
+static int down_locked(struct meta *m, uint32_t node, int64_t now_s, unsigned down_out_s,
+		       uint64_t *lost)
+{
+	int64_t since;
+	bool out;
+	int rc = health_locked(m, node, &since, &out);
+
+	*lost = 0;
+	if (rc == 0 && since == 0)
+		return health_set(m, node, now_s, false);
+	if (rc || out || !down_out_s || now_s - since < (int64_t)down_out_s)
+		return rc ? rc : 1;
+	rc = mark_node_lost(m, node, lost);
+	return rc ? rc : health_set(m, node, since, true);
+}
+
+int meta_node_down(struct meta *m, uint32_t node, int64_t now_s, unsigned down_out_s,
+		   uint64_t *lost)
+{
+	struct meta_tx t = META_TX_DURABLE(m);
+	int rc = 0;
+
+	if (node > UINT16_MAX || now_s <= 0)
+		return -EINVAL;
+	while (meta_tx_loop(&t, &rc))
+		rc = down_locked(m, node, now_s, down_out_s, lost);
+	if (rc)
+		*lost = 0;
+	return rc;
+}
+
+int meta_node_up(struct meta *m, uint32_t node)
+{
+	int64_t since;
+	bool out;
+	int rc = meta_node_health(m, node, &since, &out);
+
+	if (rc || !since) /* the common case: one read, no transaction */
+		return rc;
+	struct meta_tx t = META_TX(m);
+
+	while (meta_tx_loop(&t, &rc))
+		rc = meta_run_ints(m, META_Q_NODE_HEALTH_CLEAR, node, 0);
+	return rc ? rc : 1;
+}
+
 int meta_shard_lost(struct meta *m, const uint8_t oid[16], uint32_t index, uint32_t shard,
 		    uint32_t node, unsigned *marked)
 {

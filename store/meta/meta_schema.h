@@ -41,6 +41,11 @@
  * version 6  no table: a step of the engine's own (MAKE_NODE; PostgreSQL:
  *            shardfs_make_node(), a creation in one statement; SQLite:
  *            nothing)
+ * node_health (version 7) the nodes that do not answer: since when (Unix
+ *            s), and whether they were put out (their shards marked
+ *            missing, to rebuild elsewhere); a row goes when its node
+ *            answers again. What every repair worker learns anew: not in
+ *            dumps or copies (meta_tables)
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -99,6 +104,9 @@
 	"CREATE TABLE cluster (id TEXT NOT NULL);",                                         \
 	/* 5 -> 6 */                                                                       \
 	MAKE_NODE,                                                                         \
+	/* 6 -> 7 */                                                                       \
+	"CREATE TABLE node_health (id " INT " PRIMARY KEY, down_since " INT " NOT NULL,"   \
+	" down_out " INT " NOT NULL);",                                                    \
 }
 
 #endif

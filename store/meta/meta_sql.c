@@ -159,6 +159,11 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_NODE_LOST] = "UPDATE parts SET missing = missing | ?3 WHERE k > 0 AND"
 			     " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
 			     " AND (missing & ?3) = 0",
+	[META_Q_NODE_HEALTH] = "SELECT down_since, down_out FROM node_health WHERE id = ?1",
+	[META_Q_NODE_HEALTH_SET] = "INSERT INTO node_health (id, down_since, down_out)"
+				   " VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET"
+				   " down_since = excluded.down_since, down_out = excluded.down_out",
+	[META_Q_NODE_HEALTH_CLEAR] = "DELETE FROM node_health WHERE id = ?1",
 	[META_Q_CLUSTER_ID] = "SELECT id FROM cluster",
 	[META_Q_CLUSTER_ID_SET] = "INSERT INTO cluster (id) VALUES (?1)",
 	/* the parts_by_object index serves this */

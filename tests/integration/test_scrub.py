@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import time
 import sqlite3
 
 import pytest
@@ -165,3 +166,37 @@ def test_a_node_that_does_not_answer_is_not_judged(c3, tmp_path):
         c3.kill(3, signal.SIGCONT)
     assert st["nodes_answered"] == 2 and st["missing_found"] == 0, st
     assert st["orphans_found"] == 0 and not st["clean"], st
+
+
+def test_a_node_down_past_down_out_s_has_its_shards_rebuilt_on_the_others(tmp_path):
+    cl = Cluster(tmp_path / "c4", nodes=4, ec="2+1")
+    try:
+        conf = open(cl.conf).read()
+        with open(cl.conf, "w") as f:
+            f.write(conf.replace("[cluster]\n", "[cluster]\ndown_out_s=3\n", 1))
+        files = {f"/f{n}": rand_bytes(PART + n * 1000, 10 + n) for n in range(4)}
+        for name, data in files.items():
+            put(cl, data, name, tmp_path)
+        before = scrub(cl)
+        cl.kill(4)
+        first = cl.run("repair", "--once", check=False)  # records since when it is down
+        assert b"has not answered" not in first.stderr, first.stderr
+        time.sleep(3.5)
+        r = cl.run("repair", "--once")
+        assert b"node 4 has not answered for 3 s" in r.stderr, r.stderr
+        rebuilt = int(r.stdout.split()[1])
+        assert rebuilt > 0 and b"0 failed, 0 waiting" in r.stdout, r.stdout
+        # every part is whole again without node 4: node 1 may go too
+        cl.kill(1)
+        for name, data in files.items():
+            assert cat(cl, name) == data, name
+        cl.start(1)
+        cl.start(4)
+        cl.wait_up()
+        back = cl.run("repair", "--once")
+        assert b"node 4 answers again" in back.stderr, back.stderr
+        after = scrub(cl)
+        assert after["missing_found"] == 0 and after["shards_named"] == before["shards_named"]
+        assert after["orphans_young"] == rebuilt, after  # node 4's old copies, for a later scrub
+    finally:
+        cl.stop()
