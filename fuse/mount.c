@@ -211,7 +211,7 @@ static bool wait_or_stop(struct fs *fs, unsigned secs)
 static gpointer repairer(gpointer arg)
 {
 	struct fs *fs = arg;
-	struct store_repair_cursor cur = {0, 0};
+	struct store_repair_cursor cur = {.rate_bound = fs->repair_bytes_per_s};
 	struct store_repair_stats round = {0};
 	gint64 round_start = g_get_monotonic_time();
 	gint64 pause = 0;

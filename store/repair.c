@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define REPAIR_BATCH 64u
 
@@ -339,25 +340,63 @@ static void check_nodes(struct store *s, struct meta *m, struct store_repair_sta
 	g_free(up);
 }
 
+/* "host:pid": the name this process reports its repair rate under. */
+static const char *worker_name(void)
+{
+	static gsize done;
+	static char name[64];
+
+	if (g_once_init_enter(&done)) {
+		g_snprintf(name, sizeof(name), "%.48s:%d", g_get_host_name(), (int)getpid());
+		g_once_init_leave(&done, 1);
+	}
+	return name;
+}
+
+/* A step that read something tells the metadata this round's rate, at
+ * most the bound its caller holds it to (the first steps, before any
+ * pause, go faster than the round will). */
+static void report_rate(struct meta *m, struct store_repair_cursor *cur, uint64_t read)
+{
+	gint64 took_us = MAX(g_get_monotonic_time() - cur->round_start_us, 1);
+	uint64_t rate;
+
+	cur->round_bytes += read;
+	rate = (uint64_t)((double)cur->round_bytes * 1e6 / (double)took_us);
+	if (cur->rate_bound)
+		rate = MIN(rate, cur->rate_bound);
+	if (read)
+		meta_repair_report(m, worker_name(), rate, (int64_t)time(NULL));
+}
+
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped)
 {
 	struct meta_degraded *d = NULL;
 	unsigned n;
 
-	if (cur->ino == 0 && cur->index == 0) /* a round begins */
+	if (cur->ino == 0 && cur->index == 0) { /* a round begins */
 		check_nodes(s, m, st);
+		cur->round_start_us = g_get_monotonic_time();
+		cur->round_bytes = 0;
+	}
 	int rc = meta_degraded_list(m, cur->ino, cur->index, max, &d, &n);
 
 	if (rc)
 		return rc;
+	uint64_t read_before = st->bytes_read;
+
 	for (unsigned i = 0; i < n; i++)
 		repair_one(s, m, &d[i], st);
+	report_rate(m, cur, st->bytes_read - read_before);
 	*wrapped = n < max;
-	if (*wrapped)
-		*cur = (struct store_repair_cursor){0, 0};
-	else
-		*cur = (struct store_repair_cursor){d[n - 1].ino, d[n - 1].part.index};
+	if (*wrapped) {
+		cur->ino = 0;
+		cur->index = 0;
+	} else {
+		cur->ino = d[n - 1].ino;
+		cur->index = d[n - 1].part.index;
+	}
 	g_free(d);
 	return 0;
 }
@@ -373,7 +412,7 @@ gint64 store_repair_pause_us(uint64_t bytes, uint64_t bytes_per_s, gint64 elapse
 
 int store_repair_pass(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
-	struct store_repair_cursor cur = {0, 0};
+	struct store_repair_cursor cur = {0};
 	bool wrapped = false;
 	int rc = 0;
 

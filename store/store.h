@@ -179,6 +179,9 @@ gint64 store_repair_pause_us(uint64_t bytes, uint64_t bytes_per_s, gint64 elapse
 struct store_repair_cursor {
 	uint64_t ino;
 	uint32_t index;
+	gint64 round_start_us; /* the round's rate, which status shows */
+	uint64_t round_bytes;
+	uint64_t rate_bound; /* bytes/s the caller holds the rate to (0: none) */
 };
 
 /* Repairs up to max parts with shards missing after *cur and moves it on,

@@ -81,7 +81,7 @@ static void log_round(const struct store_repair_stats *st, gint64 took_us)
 static gpointer daemon_main(gpointer arg)
 {
 	struct daemon *d = arg;
-	struct store_repair_cursor cur = {0, 0};
+	struct store_repair_cursor cur = {.rate_bound = d->bytes_per_s};
 	struct store_repair_stats round = {0};
 	gint64 start = g_get_monotonic_time(), pause = 0;
 

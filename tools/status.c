@@ -6,6 +6,13 @@
  * node is unreachable or reports a failed store; 3 (SHARDFS_EXIT_DEGRADED)
  * when every node is up but parts have shards missing; 0 only when
  * healthy. The same in both forms.
+ *
+ * From the metadata besides: since when a node has not answered and
+ * whether it was put out (down_out_s), whether one that answers has
+ * another store than the manifests name (wiped or replaced), the parts
+ * below k + m and those left with min_shards shards or fewer (one more
+ * loss from losing data on 2+1), and the repair workers' rate, which
+ * turns DEGRADED into REPAIRING with a time to go.
  */
 #define G_LOG_DOMAIN "shardfs"
 
@@ -19,22 +26,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STATUS_TIMEOUT_MS 3000
 #define STATUS_MAX 4096
+/* A repair worker that reported within this is at work. */
+#define REPAIR_RECENT_S 60
+/* Degraded parts looked at one by one for the count at min_shards. */
+#define RISK_WALK_MAX 100000u
 
 /* What one node said, or why it said nothing. */
 struct node_row {
 	const struct net_node_conf *conf;
-	const char *state; /* "up", "down" (no answer) or "failed" (store failed) */
+	const char *state; /* "up", "down" (no answer), "out" (down past down_out_s)
+			    * or "failed" (store failed) */
 	double rtt_ms;
 	struct net_node_status ns; /* when answered */
 	char *error;		   /* NULL when up */
+	int64_t down_s;		   /* how long it has not answered, by the metadata; 0 */
+	char was[META_IDENTITY_MAX]; /* the store the manifests name, if another */
 };
 
 struct health {
-	const char *state; /* "healthy", "degraded" or "unknown" (metadata unread) */
-	uint64_t parts, bytes;
+	const char *state; /* "healthy", "degraded", "repairing" or "unknown" (metadata unread) */
+	uint64_t parts, bytes;		 /* below k + m */
+	uint64_t risk_parts, risk_bytes; /* at min_shards or below */
+	bool risk_partial;		 /* more degraded parts than were walked */
+	unsigned workers;		 /* repair workers at work */
+	uint64_t repair_bytes_per_s;
+	unsigned nodes_down;
 	char *error;
 };
 
@@ -68,27 +88,136 @@ static void ask_node(struct net_pool *pool, const struct net_node_conf *n, struc
 	g_free(text);
 }
 
+/* What the metadata says of node r: how long it has been silent, out,
+ * or answering with another store. */
+static void node_from_meta(struct meta *m, struct node_row *r)
+{
+	int64_t since = 0;
+	bool out = false;
+	char recorded[META_IDENTITY_MAX] = "";
+
+	if (meta_node_health(m, r->conf->id, &since, &out) == 0 && since && strcmp(r->state, "up"))
+		r->down_s = MAX((int64_t)time(NULL) - since, 0);
+	if (out && !strcmp(r->state, "down"))
+		r->state = "out";
+	if (!strcmp(r->state, "up") && r->ns.identity[0] &&
+	    meta_node_identity(m, r->conf->id, recorded) == 0 && recorded[0] &&
+	    strcmp(recorded, r->ns.identity))
+		g_strlcpy(r->was, recorded, sizeof(r->was));
+}
+
+/* The degraded parts with min_shards shards or fewer, one by one. */
+static int count_at_risk(struct meta *m, unsigned min_shards, struct health *h)
+{
+	uint64_t after_ino = 0, walked = 0;
+	uint32_t after_index = 0;
+	unsigned n = 256;
+	int rc = 0;
+
+	while (rc == 0 && n == 256 && walked < RISK_WALK_MAX) {
+		struct meta_degraded *d;
+
+		rc = meta_degraded_list(m, after_ino, after_index, 256, &d, &n);
+		for (unsigned i = 0; rc == 0 && i < n; i++) {
+			const struct meta_part *p = &d[i].part;
+			unsigned left = (unsigned)(p->k + p->m) - (unsigned)__builtin_popcountll(p->missing);
+
+			if (left <= min_shards) {
+				h->risk_parts++;
+				h->risk_bytes += p->length;
+			}
+		}
+		walked += n;
+		if (rc == 0 && n) {
+			after_ino = d[n - 1].ino;
+			after_index = d[n - 1].part.index;
+		}
+		g_free(d);
+	}
+	h->risk_partial = rc == 0 && n == 256;
+	return rc;
+}
+
+static int read_data_health(struct meta *m, const struct net_cluster *c, struct health *h)
+{
+	int rc = meta_degraded_count(m, &h->parts, &h->bytes);
+
+	if (rc == 0 && h->parts)
+		rc = count_at_risk(m, c->min_shards, h);
+	if (rc == 0)
+		rc = meta_repair_rate(m, (int64_t)time(NULL) - REPAIR_RECENT_S, &h->workers,
+				      &h->repair_bytes_per_s);
+	return rc;
+}
+
 /* A metadata that cannot be read (a node host without it) is said, and
  * does not count against the nodes. */
-static void read_health(const struct net_cluster *c, struct health *h)
+static void read_health(const struct net_cluster *c, struct node_row *rows, guint n,
+			struct health *h)
 {
 	struct meta *m = NULL;
 	int rc = c->meta_url ? meta_open(c->meta_url, &m) : -ENOENT;
 
 	*h = (struct health){.state = "unknown"};
-	if (rc == 0)
-		rc = meta_degraded_count(m, &h->parts, &h->bytes);
+	for (guint i = 0; i < n; i++)
+		h->nodes_down += strcmp(rows[i].state, "up") != 0;
+	if (rc == 0) {
+		for (guint i = 0; i < n; i++)
+			node_from_meta(m, &rows[i]);
+		rc = read_data_health(m, c, h);
+	}
 	meta_close(m);
 	if (rc) {
 		g_autofree char *safe = c->meta_url ? meta_url_safe(c->meta_url) : g_strdup("not set");
 
 		h->error = g_strdup_printf("metadata %s: %s", safe, common_strerror(rc));
+	} else if (h->parts && h->workers && h->repair_bytes_per_s) {
+		h->state = "repairing";
+	} else {
+		h->state = h->parts || h->nodes_down ? "degraded" : "healthy";
 	}
-	else
-		h->state = h->parts ? "degraded" : "healthy";
 }
 
-static void print_table(const struct node_row *rows, guint n, guint up, const struct health *h)
+static char *duration_text(int64_t s)
+{
+	return s >= 3600 ? g_strdup_printf("%" G_GINT64_FORMAT ":%02d:%02d", s / 3600,
+					   (int)(s / 60 % 60), (int)(s % 60))
+			 : g_strdup_printf("%d:%02d", (int)(s / 60), (int)(s % 60));
+}
+
+static void print_health(const struct net_cluster *c, const struct health *h)
+{
+	if (h->error) {
+		printf("health: unknown (%s)\n", h->error);
+		return;
+	}
+	if (!h->parts && !h->nodes_down) {
+		printf("health: HEALTHY\n");
+		return;
+	}
+	printf("health: %s", !strcmp(h->state, "repairing") ? "REPAIRING" : "DEGRADED");
+	if (h->parts)
+		printf(": %" G_GUINT64_FORMAT " parts (%.1f MiB) with shards missing, %s%"
+		       G_GUINT64_FORMAT " (%.1f MiB) with %u or fewer (min_shards)", h->parts,
+		       (double)h->bytes / (1 << 20), h->risk_partial ? "at least " : "",
+		       h->risk_parts, (double)h->risk_bytes / (1 << 20), c->min_shards);
+	if (h->nodes_down)
+		printf("%s%u node%s not answering", h->parts ? "; " : ": ", h->nodes_down,
+		       h->nodes_down == 1 ? "" : "s");
+	if (!strcmp(h->state, "repairing")) {
+		g_autofree char *left =
+			duration_text((int64_t)((double)h->bytes / (double)h->repair_bytes_per_s));
+
+		printf("; %u repair worker%s at %.1f MiB/s, about %s to go", h->workers,
+		       h->workers == 1 ? "" : "s", (double)h->repair_bytes_per_s / (1 << 20), left);
+	} else if (h->parts) {
+		printf("; every mount repairs by itself, or run 'shardfs repair --once'");
+	}
+	printf("\n");
+}
+
+static void print_table(const struct net_cluster *c, const struct node_row *rows, guint n, guint up,
+			const struct health *h)
 {
 	printf("%-5s %-22s %-8s %8s %10s %11s %11s %s\n", "NODE", "ADDRESS", "STATE", "RTT(ms)",
 	       "SHARDS", "STORED", "FREE", "VERSION");
@@ -104,20 +233,22 @@ static void print_table(const struct node_row *rows, guint n, guint up, const st
 			       addr, r->state, r->rtt_ms, r->ns.shards, live, free_h, r->ns.version);
 			g_free(live);
 			g_free(free_h);
+		} else if (r->down_s) {
+			g_autofree char *for_s = duration_text(r->down_s);
+
+			printf("%-5u %-22s %-8s for %s%s: %s\n", r->conf->id, addr, r->state, for_s,
+			       !strcmp(r->state, "out") ? ", its shards rebuilt on the others" : "",
+			       r->error);
 		} else {
 			printf("%-5u %-22s %-8s %s\n", r->conf->id, addr, r->state, r->error);
 		}
+		if (r->was[0])
+			printf("      a new store (identity %s; the manifests name %s): its shards are"
+			       " rebuilt onto it\n", r->ns.identity, r->was);
 		g_free(addr);
 	}
 	printf("%u of %u nodes up\n", up, n);
-	if (h->error)
-		printf("health: unknown (%s)\n", h->error);
-	else if (!h->parts)
-		printf("health: HEALTHY\n");
-	else
-		printf("health: DEGRADED: %" G_GUINT64_FORMAT " parts (%.1f MiB) with shards missing;"
-		       " run 'shardfs repair --once' with every node up\n", h->parts,
-		       (double)h->bytes / (1 << 20));
+	print_health(c, h);
 }
 
 static void json_node(JsonBuilder *b, const struct node_row *r)
@@ -143,6 +274,10 @@ static void json_node(JsonBuilder *b, const struct node_row *r)
 		json_builder_add_string_value(b, r->error);
 	else
 		json_builder_add_null_value(b);
+	json_builder_set_member_name(b, "down_seconds");
+	json_builder_add_int_value(b, r->down_s);
+	json_builder_set_member_name(b, "new_store");
+	json_builder_add_boolean_value(b, r->was[0] != '\0');
 	if (!strcmp(r->state, "up")) {
 		const struct {
 			const char *name;
@@ -184,6 +319,21 @@ static void json_health(JsonBuilder *b, const struct health *h)
 	json_builder_add_int_value(b, (gint64)h->parts);
 	json_builder_set_member_name(b, "degraded_bytes");
 	json_builder_add_int_value(b, (gint64)h->bytes);
+	json_builder_set_member_name(b, "at_min_shards_parts");
+	json_builder_add_int_value(b, (gint64)h->risk_parts);
+	json_builder_set_member_name(b, "at_min_shards_bytes");
+	json_builder_add_int_value(b, (gint64)h->risk_bytes);
+	json_builder_set_member_name(b, "nodes_down");
+	json_builder_add_int_value(b, h->nodes_down);
+	json_builder_set_member_name(b, "repair_workers");
+	json_builder_add_int_value(b, h->workers);
+	json_builder_set_member_name(b, "repair_bytes_per_s");
+	json_builder_add_int_value(b, (gint64)h->repair_bytes_per_s);
+	json_builder_set_member_name(b, "repair_seconds_left");
+	if (!strcmp(h->state, "repairing"))
+		json_builder_add_int_value(b, (gint64)((double)h->bytes / (double)h->repair_bytes_per_s));
+	else
+		json_builder_add_null_value(b);
 	json_builder_set_member_name(b, "error");
 	if (h->error)
 		json_builder_add_string_value(b, h->error);
@@ -237,11 +387,11 @@ static int report(const struct net_cluster *c, struct net_pool *pool, gboolean j
 		ask_node(pool, &g_array_index(c->nodes, struct net_node_conf, i), &rows[i]);
 		up += !strcmp(rows[i].state, "up");
 	}
-	read_health(c, &h);
+	read_health(c, rows, n, &h);
 	if (json)
 		print_json(c, rows, n, up, &h);
 	else
-		print_table(rows, n, up, &h);
+		print_table(c, rows, n, up, &h);
 	for (guint i = 0; i < n; i++)
 		g_free(rows[i].error);
 	g_free(rows);

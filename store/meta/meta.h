@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 7
+#define META_SCHEMA_VERSION 8
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -274,6 +274,14 @@ int meta_parts_count(struct meta *m, uint64_t *parts, uint64_t *bytes);
  * nothing changed. */
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
 		       const struct meta_part *now);
+
+/* ---- repair workers, for status ---- */
+
+/* Worker (a name of its own, at most 63 bytes) rebuilt at bytes_per_s
+ * lately, said at now_s; rows of workers silent for a day go with it. */
+int meta_repair_report(struct meta *m, const char *worker, uint64_t bytes_per_s, int64_t now_s);
+/* The workers that reported at or after since_s, and their rates' sum. */
+int meta_repair_rate(struct meta *m, int64_t since_s, unsigned *workers, uint64_t *bytes_per_s);
 
 /* ---- storage nodes ---- */
 

@@ -46,6 +46,9 @@
  *            missing, to rebuild elsewhere); a row goes when its node
  *            answers again. What every repair worker learns anew: not in
  *            dumps or copies (meta_tables)
+ * repair_workers (version 8) each repair worker that rebuilt something
+ *            lately (name "host:pid"): when it last said so (Unix s) and
+ *            its rate (bytes read per second), for status; not in dumps
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -107,6 +110,9 @@
 	/* 6 -> 7 */                                                                       \
 	"CREATE TABLE node_health (id " INT " PRIMARY KEY, down_since " INT " NOT NULL,"   \
 	" down_out " INT " NOT NULL);",                                                    \
+	/* 7 -> 8 */                                                                       \
+	"CREATE TABLE repair_workers (name TEXT PRIMARY KEY, updated " INT " NOT NULL,"     \
+	" bytes_per_s " INT " NOT NULL);",                                                 \
 }
 
 #endif

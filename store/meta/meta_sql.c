@@ -164,6 +164,12 @@ static const char *const sql[META_Q_COUNT] = {
 				   " VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET"
 				   " down_since = excluded.down_since, down_out = excluded.down_out",
 	[META_Q_NODE_HEALTH_CLEAR] = "DELETE FROM node_health WHERE id = ?1",
+	[META_Q_REPAIR_REPORT] = "INSERT INTO repair_workers (name, updated, bytes_per_s)"
+				 " VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET"
+				 " updated = excluded.updated, bytes_per_s = excluded.bytes_per_s",
+	[META_Q_REPAIR_RATE] = "SELECT count(*), CAST(coalesce(sum(bytes_per_s), 0) AS BIGINT)"
+			       " FROM repair_workers WHERE updated >= ?1",
+	[META_Q_REPAIR_FORGET] = "DELETE FROM repair_workers WHERE updated < ?1",
 	[META_Q_CLUSTER_ID] = "SELECT id FROM cluster",
 	[META_Q_CLUSTER_ID_SET] = "INSERT INTO cluster (id) VALUES (?1)",
 	/* the parts_by_object index serves this */

@@ -1,18 +1,20 @@
-"""`shardfs scrub` on real node processes: a store that lost its shards
-without a new identity, orphan shards young and old, a byte flipped on
-disk, and parts that no longer read."""
+"""Healing on real node processes: `shardfs scrub` (a store that lost
+its shards without a new identity, orphan shards young and old, a byte
+flipped on disk, parts that no longer read), a node put out after
+down_out_s, and what `shardfs status` says meanwhile."""
 
 import glob
 import json
 import os
 import random
 import signal
-import time
 import sqlite3
+import subprocess
+import time
 
 import pytest
 
-from cluster import Cluster, db_rows, pg_rows
+from cluster import SHARDFS, Cluster, db_rows, pg_rows
 
 PART = 8 << 20
 
@@ -53,6 +55,12 @@ def wipe_store_keeping_identity(cl, i):
             os.unlink(path)
     cl.start(i)
     cl.wait_up()
+
+
+def status(cl, code=0):
+    r = cl.run("status", "--json", check=False)
+    assert r.returncode == code, (r.returncode, r.stdout)
+    return json.loads(r.stdout)
 
 
 def test_scrub_finds_the_shards_a_store_lost_and_repair_rebuilds_them(c3, tmp_path):
@@ -186,6 +194,11 @@ def test_a_node_down_past_down_out_s_has_its_shards_rebuilt_on_the_others(tmp_pa
         assert b"node 4 has not answered for 3 s" in r.stderr, r.stderr
         rebuilt = int(r.stdout.split()[1])
         assert rebuilt > 0 and b"0 failed, 0 waiting" in r.stdout, r.stdout
+        st = status(cl, code=1)
+        out = [n for n in st["nodes"] if n["id"] == 4][0]
+        assert out["state"] == "out" and out["down_seconds"] >= 3, out
+        assert st["health"]["state"] == "degraded" and st["health"]["nodes_down"] == 1, st
+        assert st["health"]["degraded_parts"] == 0, st
         # every part is whole again without node 4: node 1 may go too
         cl.kill(1)
         for name, data in files.items():
@@ -200,3 +213,49 @@ def test_a_node_down_past_down_out_s_has_its_shards_rebuilt_on_the_others(tmp_pa
         assert after["orphans_young"] == rebuilt, after  # node 4's old copies, for a later scrub
     finally:
         cl.stop()
+
+
+def test_status_says_repairing_with_a_rate_and_time_to_go(c3, tmp_path):
+    """A node down while 6 parts are written, back, and a repair daemon
+    held to 1 MiB/s: after its first step of 4 parts status says
+    REPAIRING, with the daemon's rate and the time left for the rest."""
+    c3.kill(3)
+    put(c3, rand_bytes(6 * PART, 6), "/f", tmp_path)
+    c3.start(3)
+    c3.wait_up()
+    assert status(c3, code=3)["health"]["state"] == "degraded"
+    env = dict(os.environ, SHARDFS_CONF=c3.conf)
+    daemon = subprocess.Popen([SHARDFS, "repair", "--daemon", "--rate", "1", "--interval", "1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = c3.run("status", check=False)
+            if b"health: REPAIRING" in r.stdout:
+                break
+            time.sleep(0.5)
+        assert b"health: REPAIRING: 2 parts (16.0 MiB) with shards missing" in r.stdout, r.stdout
+        assert b"1 repair worker at" in r.stdout and b"to go" in r.stdout, r.stdout
+        h = status(c3, code=3)["health"]
+        assert h["state"] == "repairing" and h["repair_workers"] == 1, h
+        assert h["repair_bytes_per_s"] > 0 and h["repair_seconds_left"] > 0, h
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
+def test_status_tells_a_wiped_store(c3, tmp_path):
+    put(c3, rand_bytes(100_000, 7), "/f", tmp_path)
+    c3.run("repair", "--once")  # records each node's identity
+    c3.kill(2)
+    for path in glob.glob(os.path.join(c3.node_dir(2), "*")):
+        os.unlink(path)
+    c3.start(2)
+    c3.wait_up()
+    r = c3.run("status", check=False)
+    assert b"a new store (identity" in r.stdout and b"rebuilt onto it" in r.stdout, r.stdout
+    node = [n for n in status(c3, code=r.returncode)["nodes"] if n["id"] == 2][0]
+    assert node["new_store"], node
+    c3.run("repair", "--once")
+    st = status(c3)
+    assert st["health"]["state"] == "healthy" and not any(n["new_store"] for n in st["nodes"])

@@ -170,12 +170,16 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
     c3.wait_up()
     r = c3.run("status", check=False)
     assert r.returncode == 3, r.stdout
-    assert b"health: DEGRADED: 4 parts (24.0 MiB) with shards missing" in r.stdout, r.stdout
+    assert (b"health: DEGRADED: 4 parts (24.0 MiB) with shards missing, 4 (24.0 MiB) with 2 or"
+            b" fewer (min_shards)") in r.stdout, r.stdout
     r = c3.run("status", "--json", check=False)
     assert r.returncode == 3
     st = json.loads(r.stdout)
     assert st["health"] == {"state": "degraded", "degraded_parts": 4,
-                            "degraded_bytes": 3 * PART + 5, "error": None}, st
+                            "degraded_bytes": 3 * PART + 5, "at_min_shards_parts": 4,
+                            "at_min_shards_bytes": 3 * PART + 5, "nodes_down": 0,
+                            "repair_workers": 0, "repair_bytes_per_s": 0,
+                            "repair_seconds_left": None, "error": None}, st
     r = c3.run("repair", "--once")
     print(r.stdout.decode().strip())
     assert r.stdout.startswith(b"repaired 4 parts (4 shards rebuilt), 0 failed"), r.stdout
