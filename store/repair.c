@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #define REPAIR_BATCH 64u
+/* A part's lease: long beside its rebuild, short beside an outage. */
+#define REPAIR_LEASE_S 300u
 
 static bool holds_shard(const struct meta_part *p, uint32_t node)
 {
@@ -183,8 +185,21 @@ static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
 	g_free(cur);
 }
 
-static void repair_one(struct store *s, struct meta *m, const struct meta_degraded *d,
-		       struct store_repair_stats *st)
+/* "host:pid": the name this process reports its rate and leases under. */
+static const char *worker_name(void)
+{
+	static gsize done;
+	static char name[64];
+
+	if (g_once_init_enter(&done)) {
+		g_snprintf(name, sizeof(name), "%.48s:%d", g_get_host_name(), (int)getpid());
+		g_once_init_leave(&done, 1);
+	}
+	return name;
+}
+
+static void rebuild_and_commit(struct store *s, struct meta *m, const struct meta_degraded *d,
+			       struct store_repair_stats *st)
 {
 	struct meta_part now;
 	unsigned placed = 0;
@@ -215,6 +230,25 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 		st->parts_failed++; /* no node took some of its shards */
 	else
 		st->parts_repaired++;
+}
+
+/* Under the part's lease, so that no other worker rebuilds it meanwhile;
+ * a part another worker holds, or repaired since the list was read, is
+ * left to it. */
+static void repair_one(struct store *s, struct meta *m, const struct meta_degraded *d,
+		       struct store_repair_stats *st)
+{
+	int rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), REPAIR_LEASE_S,
+				   (int64_t)time(NULL));
+
+	if (rc == -EBUSY || rc == -ESTALE) {
+		st->parts_elsewhere++;
+		return;
+	}
+	rebuild_and_commit(s, m, d, st); /* a lease not taken (metadata error): the
+					  * manifest's compare-and-set still holds */
+	if (rc == 0)
+		meta_repair_unlease(m, d->ino, d->part.index, worker_name());
 }
 
 /*
@@ -340,19 +374,6 @@ static void check_nodes(struct store *s, struct meta *m, struct store_repair_sta
 	g_free(up);
 }
 
-/* "host:pid": the name this process reports its repair rate under. */
-static const char *worker_name(void)
-{
-	static gsize done;
-	static char name[64];
-
-	if (g_once_init_enter(&done)) {
-		g_snprintf(name, sizeof(name), "%.48s:%d", g_get_host_name(), (int)getpid());
-		g_once_init_leave(&done, 1);
-	}
-	return name;
-}
-
 /* A step that read something tells the metadata this round's rate, at
  * most the bound its caller holds it to (the first steps, before any
  * pause, go faster than the round will). */
@@ -369,13 +390,40 @@ static void report_rate(struct meta *m, struct store_repair_cursor *cur, uint64_
 		meta_repair_report(m, worker_name(), rate, (int64_t)time(NULL));
 }
 
+static unsigned shards_held(const struct meta_part *p)
+{
+	return (unsigned)(p->k + p->m) - (unsigned)__builtin_popcountll(p->missing);
+}
+
+/* Whether pass level of a round takes p; else notes if a later one will. */
+static bool in_pass(const struct meta_part *p, struct store_repair_cursor *cur)
+{
+	unsigned held = shards_held(p);
+
+	if (held > p->k + cur->level)
+		cur->more = true;
+	return cur->level == 0 ? held <= p->k : held == p->k + cur->level;
+}
+
+/* After the end of the list: the next pass, or the end of the round. */
+static bool next_pass(struct store_repair_cursor *cur)
+{
+	bool last = !cur->more;
+
+	cur->ino = 0;
+	cur->index = 0;
+	cur->level = last ? 0 : cur->level + 1;
+	cur->more = false;
+	return last;
+}
+
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped)
 {
 	struct meta_degraded *d = NULL;
 	unsigned n;
 
-	if (cur->ino == 0 && cur->index == 0) { /* a round begins */
+	if (cur->ino == 0 && cur->index == 0 && cur->level == 0) { /* a round begins */
 		check_nodes(s, m, st);
 		cur->round_start_us = g_get_monotonic_time();
 		cur->round_bytes = 0;
@@ -387,12 +435,12 @@ int store_repair_step(struct store *s, struct meta *m, struct store_repair_curso
 	uint64_t read_before = st->bytes_read;
 
 	for (unsigned i = 0; i < n; i++)
-		repair_one(s, m, &d[i], st);
+		if (in_pass(&d[i].part, cur))
+			repair_one(s, m, &d[i], st);
 	report_rate(m, cur, st->bytes_read - read_before);
-	*wrapped = n < max;
-	if (*wrapped) {
-		cur->ino = 0;
-		cur->index = 0;
+	*wrapped = false;
+	if (n < max) {
+		*wrapped = next_pass(cur);
 	} else {
 		cur->ino = d[n - 1].ino;
 		cur->index = d[n - 1].part.index;

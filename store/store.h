@@ -165,6 +165,7 @@ struct store_repair_stats {
 	uint64_t parts_lost_store; /* parts marked missing a shard: its node's store was lost */
 	uint64_t shards_found_bad; /* shards marked missing: their node found them bad */
 	uint64_t parts_down_out;   /* parts marked missing a shard: its node stayed down */
+	uint64_t parts_elsewhere;  /* left alone: another worker holds their lease */
 };
 
 /* The default bound of a repair's reads (MiB/s): it leaves the disks and
@@ -175,17 +176,23 @@ struct store_repair_stats {
  * at bytes_per_s (0: unbounded, never waits). */
 gint64 store_repair_pause_us(uint64_t bytes, uint64_t bytes_per_s, gint64 elapsed_us);
 
-/* Where a repair that goes a few parts at a time is; {0, 0}: the start. */
+/* Where a repair that goes a few parts at a time is; {0}: the start. A
+ * round is passes over the list of degraded parts, the parts closest to
+ * loss first: pass L takes the parts that hold k + L shards (pass 0 also
+ * those with fewer). */
 struct store_repair_cursor {
 	uint64_t ino;
 	uint32_t index;
+	unsigned level; /* the round's pass */
+	bool more;	/* this pass saw parts that hold more shards */
 	gint64 round_start_us; /* the round's rate, which status shows */
 	uint64_t round_bytes;
 	uint64_t rate_bound; /* bytes/s the caller holds the rate to (0: none) */
 };
 
-/* Repairs up to max parts with shards missing after *cur and moves it on,
- * adding to *st; at the end of the list *cur goes back to the start and
+/* Looks at up to max parts with shards missing after *cur, repairs those
+ * of its pass, and moves it on, adding to *st; at the end of the list the
+ * next pass begins, and after the last *cur goes back to the start and
  * *wrapped is set. A step from the start first asks every node which
  * store it has and which shards it found bad: the shards of a store that
  * answers with another identity than the metadata recorded, and the bad

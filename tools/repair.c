@@ -39,8 +39,9 @@ static int repair_once(struct client *c)
 	}
 	printf("repaired %" G_GUINT64_FORMAT " parts (%" G_GUINT64_FORMAT " shards rebuilt), %"
 	       G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " waiting for a node, %"
-	       G_GUINT64_FORMAT " rewritten meanwhile\n", st.parts_repaired, st.shards_rebuilt,
-	       st.parts_failed, st.parts_waiting, st.parts_changed);
+	       G_GUINT64_FORMAT " rewritten meanwhile, %" G_GUINT64_FORMAT " left to another"
+	       " worker\n", st.parts_repaired, st.shards_rebuilt, st.parts_failed,
+	       st.parts_waiting, st.parts_changed, st.parts_elsewhere);
 	return st.parts_failed || st.parts_waiting ? SHARDFS_EXIT_FAIL : 0;
 }
 

@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 8
+#define META_SCHEMA_VERSION 9
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -282,6 +282,15 @@ int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old
 int meta_repair_report(struct meta *m, const char *worker, uint64_t bytes_per_s, int64_t now_s);
 /* The workers that reported at or after since_s, and their rates' sum. */
 int meta_repair_rate(struct meta *m, int64_t since_s, unsigned *workers, uint64_t *bytes_per_s);
+/* Worker takes part (ino, p->index) to rebuild for lease_s seconds from
+ * now_s, if its row still has p's object id and missing set: 0, -EBUSY
+ * while another worker's lease of it runs, -ESTALE if the row changed (a
+ * repair or a rewrite since p was read). Expired leases of any part go in
+ * the same transaction. */
+int meta_repair_lease(struct meta *m, uint64_t ino, const struct meta_part *p, const char *worker,
+		      unsigned lease_s, int64_t now_s);
+/* Gives the lease back (nothing if it is not the worker's). */
+int meta_repair_unlease(struct meta *m, uint64_t ino, uint32_t index, const char *worker);
 
 /* ---- storage nodes ---- */
 

@@ -18,10 +18,10 @@
 #include <glib.h>
 #include <string.h>
 
-/* The tables of the current schema (META_SCHEMA_VERSION 8) that dumps and
- * copies keep: version 6 added none, and 7's node_health and 8's
- * repair_workers are learnt anew. */
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 8);
+/* The tables of the current schema (META_SCHEMA_VERSION 9) that dumps and
+ * copies keep: version 6 added none, and 7's node_health, 8's
+ * repair_workers and 9's repair_leases are learnt anew. */
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 9);
 const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
 		   " target, object_id", "iiiiiiiiiiibb", 1},

@@ -31,7 +31,7 @@
 
 #define DUMP_FORMAT "shardfs-meta-dump"
 #define DUMP_VERSION 1
-/* The oldest schema whose dumps load: versions 6 to 8 added no table or
+/* The oldest schema whose dumps load: versions 6 to 9 added no table or
  * column that dumps keep. */
 #define DUMP_SCHEMA_MIN 5
 #define PAGE_ROWS 256

@@ -1,8 +1,10 @@
 /*
  * meta_repair.c - what the repair workers say of themselves (meta.h):
  * each rebuilding worker's rate, which `shardfs status` sums to say that
- * the cluster is repairing and how long it has to go. Calls only the
- * core.
+ * the cluster is repairing and how long it has to go; and the leases that
+ * keep two workers from rebuilding one part (a row per part being
+ * rebuilt, taken in a short transaction of its own, so that no lock is
+ * held while the part is read and sent). Calls only the core.
  */
 #define G_LOG_DOMAIN "shardfs-meta"
 
@@ -55,5 +57,65 @@ int meta_repair_rate(struct meta *m, int64_t since_s, unsigned *workers, uint64_
 	*bytes_per_s = rc ? 0 : (uint64_t)meta_col_int(s, 1);
 	meta_reset(s);
 	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static bool part_unchanged(struct meta *m, uint64_t ino, const struct meta_part *p)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_PART_STILL);
+	bool same;
+
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, p->index);
+	meta_bind_blob(s, 3, p->object_id, 16);
+	meta_bind_int(s, 4, (int64_t)p->missing);
+	same = meta_step(s) == META_ROW;
+	meta_reset(s);
+	return same;
+}
+
+static int lease_locked(struct meta *m, uint64_t ino, const struct meta_part *p,
+			const char *worker, unsigned lease_s, int64_t now_s)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_REPAIR_LEASE);
+	int rc = meta_run_ints(m, META_Q_REPAIR_LEASES_EXPIRED, now_s, 0);
+
+	if (rc == 0 && !part_unchanged(m, ino, p))
+		return -ESTALE;
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, p->index);
+	meta_bind_text(s, 3, worker);
+	meta_bind_int(s, 4, now_s + lease_s);
+	meta_bind_int(s, 5, now_s);
+	rc = rc ?: meta_run(m, s);
+	return rc ? rc : m->changes == 1 ? 0 : -EBUSY;
+}
+
+int meta_repair_lease(struct meta *m, uint64_t ino, const struct meta_part *p, const char *worker,
+		      unsigned lease_s, int64_t now_s)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	if (!worker[0] || strlen(worker) >= 64 || !lease_s)
+		return -EINVAL;
+	while (meta_tx_loop(&t, &rc))
+		rc = lease_locked(m, ino, p, worker, lease_s, now_s);
+	return rc;
+}
+
+int meta_repair_unlease(struct meta *m, uint64_t ino, uint32_t index, const char *worker)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc)) {
+		struct meta_stmt *s = meta_stmt(m, META_Q_REPAIR_UNLEASE);
+
+		meta_bind_int(s, 1, (int64_t)ino);
+		meta_bind_int(s, 2, index);
+		meta_bind_text(s, 3, worker);
+		rc = meta_run(m, s);
+	}
 	return rc;
 }

@@ -49,6 +49,8 @@
  * repair_workers (version 8) each repair worker that rebuilt something
  *            lately (name "host:pid"): when it last said so (Unix s) and
  *            its rate (bytes read per second), for status; not in dumps
+ * repair_leases (version 9) which worker rebuilds part (ino, idx), until
+ *            when (Unix s): two never rebuild the same part; not in dumps
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -113,6 +115,9 @@
 	/* 7 -> 8 */                                                                       \
 	"CREATE TABLE repair_workers (name TEXT PRIMARY KEY, updated " INT " NOT NULL,"     \
 	" bytes_per_s " INT " NOT NULL);",                                                 \
+	/* 8 -> 9 */                                                                       \
+	"CREATE TABLE repair_leases (ino " INT " NOT NULL, idx " INT " NOT NULL,"          \
+	" holder TEXT NOT NULL, until " INT " NOT NULL, PRIMARY KEY (ino, idx));",         \
 }
 
 #endif

@@ -170,6 +170,15 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_REPAIR_RATE] = "SELECT count(*), CAST(coalesce(sum(bytes_per_s), 0) AS BIGINT)"
 			       " FROM repair_workers WHERE updated >= ?1",
 	[META_Q_REPAIR_FORGET] = "DELETE FROM repair_workers WHERE updated < ?1",
+	/* taken when free, expired, or already the worker's */
+	[META_Q_REPAIR_LEASE] = "INSERT INTO repair_leases (ino, idx, holder, until)"
+				" VALUES (?1, ?2, ?3, ?4) ON CONFLICT (ino, idx) DO UPDATE SET"
+				" holder = excluded.holder, until = excluded.until"
+				" WHERE repair_leases.until < ?5 OR repair_leases.holder = excluded.holder",
+	[META_Q_PART_STILL] = "SELECT 1 FROM parts WHERE ino = ?1 AND idx = ?2 AND object_id = ?3"
+			      " AND missing = ?4",
+	[META_Q_REPAIR_UNLEASE] = "DELETE FROM repair_leases WHERE ino = ?1 AND idx = ?2 AND holder = ?3",
+	[META_Q_REPAIR_LEASES_EXPIRED] = "DELETE FROM repair_leases WHERE until < ?1",
 	[META_Q_CLUSTER_ID] = "SELECT id FROM cluster",
 	[META_Q_CLUSTER_ID_SET] = "INSERT INTO cluster (id) VALUES (?1)",
 	/* the parts_by_object index serves this */

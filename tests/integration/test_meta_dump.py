@@ -133,7 +133,7 @@ def synthetic_dump(path, files, columns):
     each table's column list, from a real dump)."""
     t = 1796677587451469579
     zero_id = base64.b64encode(bytes(16)).decode()
-    lines = ['{"format":"shardfs-meta-dump","version":1,"schema":8}']
+    lines = ['{"format":"shardfs-meta-dump","version":1,"schema":9}']
     for table in TABLES:
         lines.append('{"table":"%s","columns":"%s"}' % (table, columns[table]))
         if table == "inodes":

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -259,3 +260,73 @@ def test_status_tells_a_wiped_store(c3, tmp_path):
     c3.run("repair", "--once")
     st = status(c3)
     assert st["health"]["state"] == "healthy" and not any(n["new_store"] for n in st["nodes"])
+
+
+def set_conf(cl, **keys):
+    """Keys of the [cluster] group, for the clients started after this."""
+    text = open(cl.conf).read()
+    for key, value in keys.items():
+        text = re.sub(rf"^{key}=.*\n", "", text, flags=re.M)
+        text = text.replace("[cluster]\n", f"[cluster]\n{key}={value}\n", 1)
+    with open(cl.conf, "w") as f:
+        f.write(text)
+
+
+def missing_of(cl, name):
+    return [m for (m,) in db_rows(cl, "SELECT p.missing FROM parts p JOIN dentries d"
+                                  " ON d.ino = p.ino WHERE d.name = ? ORDER BY p.idx",
+                                  name.encode())]
+
+
+def test_repair_takes_the_parts_closest_to_loss_first(tmp_path):
+    """2+2 on 4 nodes: file a written with one node down (3 shards a
+    part), then b with two down (2 shards, one loss from none spare).
+    A daemon held to 1 MiB/s rebuilds b's parts before any of a's, though
+    a comes first in the list."""
+    cl = Cluster(tmp_path / "c4", nodes=4, ec="2+2")
+    daemon = None
+    try:
+        set_conf(cl, min_shards=2, part_size=1 << 20)
+        cl.kill(4)
+        put(cl, rand_bytes(4 << 20, 21), "/a", tmp_path)
+        cl.kill(3)
+        put(cl, rand_bytes(4 << 20, 22), "/b", tmp_path)
+        assert all(bin(m).count("1") == 1 for m in missing_of(cl, "a"))
+        assert all(bin(m).count("1") == 2 for m in missing_of(cl, "b"))
+        cl.start(3)
+        cl.start(4)
+        cl.wait_up()
+        env = dict(os.environ, SHARDFS_CONF=cl.conf)
+        daemon = subprocess.Popen([SHARDFS, "repair", "--daemon", "--rate", "1", "--interval", "1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(missing_of(cl, "b")):
+            assert all(missing_of(cl, "a")), "a part of a rebuilt before b's"
+            time.sleep(0.05)
+        assert not any(missing_of(cl, "b"))
+        assert all(missing_of(cl, "a")), "a's parts wait for the next pass"
+    finally:
+        if daemon:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+        cl.stop()
+
+
+def test_two_repair_workers_never_rebuild_the_same_part(c3, tmp_path):
+    set_conf(c3, part_size=1 << 20)
+    c3.kill(2)
+    data = rand_bytes(16 << 20, 23)
+    put(c3, data, "/f", tmp_path)
+    c3.start(2)
+    c3.wait_up()
+    env = dict(os.environ, SHARDFS_CONF=c3.conf)
+    workers = [subprocess.Popen([SHARDFS, "repair", "--once"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [w.communicate(timeout=120)[0].decode() for w in workers]
+    counts = [list(map(int, re.findall(r"\d+", out))) for out in outs]
+    # repaired, shards rebuilt, failed, waiting, rewritten meanwhile, left to another
+    assert sum(c[0] for c in counts) == 16 and sum(c[1] for c in counts) == 16, outs
+    assert all(c[2] == 0 and c[4] == 0 for c in counts), outs
+    assert not any(missing_of(c3, "f"))
+    c3.kill(1)
+    assert cat(c3, "/f") == data
