@@ -23,6 +23,8 @@ static const struct bench benches[] = {
 	{"meta", "metadata creates, lookups and readdir on a fresh SQLite database", cmd_bench_meta},
 	{"fs", "dd, cp, tar and ls -l through a mount vs a local directory and put/get", cmd_bench_fs},
 	{"stream", "stream fan-out to 1-64 readers on two mounts vs local pipes", cmd_bench_stream},
+	{"repair", "a wiped node rebuilt, vs the transport's put rate and clients' writes",
+	 cmd_bench_repair},
 };
 
 int cmd_bench(int argc, char **argv)

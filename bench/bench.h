@@ -22,5 +22,6 @@ int cmd_bench_store(int argc, char **argv);
 int cmd_bench_meta(int argc, char **argv);
 int cmd_bench_fs(int argc, char **argv);
 int cmd_bench_stream(int argc, char **argv);
+int cmd_bench_repair(int argc, char **argv);
 
 #endif

@@ -51,27 +51,6 @@ static void make_block(const struct bench *b, uint64_t i, uint8_t *out)
 	memcpy(out, &i, sizeof(i));
 }
 
-/* Starts `shardfs ARGS` with a pipe to its stdin, in *to_child. */
-static pid_t spawn_piped(const char *self, const char *conf, char **args, int *to_child)
-{
-	int fds[2];
-
-	if (pipe(fds))
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[0], STDIN_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		setenv("SHARDFS_CONF", conf, 1);
-		execv(self, args);
-		_exit(127);
-	}
-	close(fds[0]);
-	*to_child = fds[1];
-	return pid;
-}
-
 /* Waits for pid; its peak RSS in MiB, or -1 if it failed. */
 static double reap(pid_t pid)
 {
@@ -84,7 +63,7 @@ static int put_object(struct bench *b, const char *conf, struct config *c)
 {
 	char *args[] = {(char *)b->self, "put", "-", "/bench-object", NULL};
 	int fd = -1;
-	pid_t pid = spawn_piped(b->self, conf, args, &fd);
+	pid_t pid = bench_spawn_piped(b->self, conf, args, &fd);
 	uint8_t *block = g_malloc(BLOCK);
 	gint64 t0 = g_get_monotonic_time();
 	int rc = pid < 0 ? -1 : 0;

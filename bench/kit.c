@@ -126,6 +126,26 @@ int bench_run(char **argv, char **out)
 	return g_spawn_check_wait_status(status, NULL) ? 0 : -1;
 }
 
+pid_t bench_spawn_piped(const char *self, const char *conf, char **args, int *to_child)
+{
+	int fds[2];
+
+	if (pipe(fds))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[0], STDIN_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		setenv("SHARDFS_CONF", conf, 1);
+		execv(self, args);
+		_exit(127);
+	}
+	close(fds[0]);
+	*to_child = fds[1];
+	return pid;
+}
+
 int bench_reap(pid_t pid, struct rusage *ru)
 {
 	struct rusage unused;

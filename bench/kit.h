@@ -63,6 +63,10 @@ gboolean bench_drop_dentries(void);
  */
 int bench_run(char **argv, char **out);
 
+/* Starts `shardfs ARGS` (self: the binary) with SHARDFS_CONF=conf and a
+ * pipe to its stdin, whose end is *to_child. The pid, or -1. */
+pid_t bench_spawn_piped(const char *self, const char *conf, char **args, int *to_child);
+
 /* Waits for child pid (retrying EINTR); its rusage in *ru when given.
  * 0 if it exited with status 0, else -1. */
 int bench_reap(pid_t pid, struct rusage *ru);

@@ -280,6 +280,22 @@ static void note_identity(struct meta *m, uint32_t id, const char *identity,
 	st->parts_lost_store += lost;
 }
 
+void store_note_identities(struct store *s, struct meta *m)
+{
+	guint n = s->cluster->nodes->len;
+	struct net_node_status *ns = g_new0(struct net_node_status, n);
+	bool *up = g_new0(bool, n);
+	struct store_repair_stats unused = {0};
+
+	store_node_statuses(s, ns, up);
+	for (guint i = 0; i < n; i++)
+		if (up[i] && ns[i].identity[0])
+			note_identity(m, g_array_index(s->cluster->nodes, struct net_node_conf, i).id,
+				      ns[i].identity, &unused);
+	g_free(ns);
+	g_free(up);
+}
+
 #define DAMAGED_PAGE 1024u
 
 /* The shards node id found bad, each marked missing where a manifest

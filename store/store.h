@@ -200,6 +200,12 @@ struct store_repair_cursor {
 int store_repair_step(struct store *s, struct meta *m, struct store_repair_cursor *cur,
 		      unsigned max, struct store_repair_stats *st, bool *wrapped);
 
+/* Records the identity of each node's store where the metadata has none
+ * yet, and marks missing the shards of a store that answers with another
+ * (as a repair round does first): a writer calls it before it places
+ * shards, so that a store wiped after the write is told from a new one. */
+void store_note_identities(struct store *s, struct meta *m);
+
 /* One pass over the parts that writes recorded with shards missing
  * (meta_degraded_list): each is read and checked, its missing shards are
  * rebuilt onto nodes that hold none of the part, and their places are

@@ -262,6 +262,7 @@ int cmd_put(int argc, char **argv)
 		return rc;
 	}
 	uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	store_note_identities(c.store, c.meta);
 	rc = put_target(&c, local, remote, &ino, &created);
 	if (rc == 0 && (rc = put_object(&c, fd, strcmp(local, "-") ? local : "stdin", ino, total)) &&
 	    created)

@@ -55,6 +55,7 @@ struct health {
 	unsigned workers;		 /* repair workers at work */
 	uint64_t repair_bytes_per_s;
 	unsigned nodes_down;
+	unsigned new_stores; /* answering with a store the manifests do not name */
 	char *error;
 };
 
@@ -162,8 +163,10 @@ static void read_health(const struct net_cluster *c, struct node_row *rows, guin
 	for (guint i = 0; i < n; i++)
 		h->nodes_down += strcmp(rows[i].state, "up") != 0;
 	if (rc == 0) {
-		for (guint i = 0; i < n; i++)
+		for (guint i = 0; i < n; i++) {
 			node_from_meta(m, &rows[i]);
+			h->new_stores += rows[i].was[0] != '\0';
+		}
 		rc = read_data_health(m, c, h);
 	}
 	meta_close(m);
@@ -174,7 +177,7 @@ static void read_health(const struct net_cluster *c, struct node_row *rows, guin
 	} else if (h->parts && h->workers && h->repair_bytes_per_s) {
 		h->state = "repairing";
 	} else {
-		h->state = h->parts || h->nodes_down ? "degraded" : "healthy";
+		h->state = h->parts || h->nodes_down || h->new_stores ? "degraded" : "healthy";
 	}
 }
 
@@ -191,7 +194,7 @@ static void print_health(const struct net_cluster *c, const struct health *h)
 		printf("health: unknown (%s)\n", h->error);
 		return;
 	}
-	if (!h->parts && !h->nodes_down) {
+	if (!strcmp(h->state, "healthy")) {
 		printf("health: HEALTHY\n");
 		return;
 	}
@@ -204,6 +207,10 @@ static void print_health(const struct net_cluster *c, const struct health *h)
 	if (h->nodes_down)
 		printf("%s%u node%s not answering", h->parts ? "; " : ": ", h->nodes_down,
 		       h->nodes_down == 1 ? "" : "s");
+	if (h->new_stores)
+		printf("%s%u node%s with a new store, whose shards the next repair round rebuilds",
+		       h->parts || h->nodes_down ? "; " : ": ", h->new_stores,
+		       h->new_stores == 1 ? "" : "s");
 	if (!strcmp(h->state, "repairing")) {
 		g_autofree char *left =
 			duration_text((int64_t)((double)h->bytes / (double)h->repair_bytes_per_s));
@@ -325,6 +332,8 @@ static void json_health(JsonBuilder *b, const struct health *h)
 	json_builder_add_int_value(b, (gint64)h->risk_bytes);
 	json_builder_set_member_name(b, "nodes_down");
 	json_builder_add_int_value(b, h->nodes_down);
+	json_builder_set_member_name(b, "new_stores");
+	json_builder_add_int_value(b, h->new_stores);
 	json_builder_set_member_name(b, "repair_workers");
 	json_builder_add_int_value(b, h->workers);
 	json_builder_set_member_name(b, "repair_bytes_per_s");
@@ -392,11 +401,14 @@ static int report(const struct net_cluster *c, struct net_pool *pool, gboolean j
 		print_json(c, rows, n, up, &h);
 	else
 		print_table(c, rows, n, up, &h);
+	/* a metadata this host cannot read is no fault of the nodes' */
+	bool degraded = !strcmp(h.state, "degraded") || !strcmp(h.state, "repairing");
+
 	for (guint i = 0; i < n; i++)
 		g_free(rows[i].error);
 	g_free(rows);
 	g_free(h.error);
-	return up != n ? SHARDFS_EXIT_FAIL : h.parts ? SHARDFS_EXIT_DEGRADED : 0;
+	return up != n ? SHARDFS_EXIT_FAIL : degraded ? SHARDFS_EXIT_DEGRADED : 0;
 }
 
 int cmd_status(int argc, char **argv)

@@ -177,7 +177,7 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
     st = json.loads(r.stdout)
     assert st["health"] == {"state": "degraded", "degraded_parts": 4,
                             "degraded_bytes": 3 * PART + 5, "at_min_shards_parts": 4,
-                            "at_min_shards_bytes": 3 * PART + 5, "nodes_down": 0,
+                            "at_min_shards_bytes": 3 * PART + 5, "nodes_down": 0, "new_stores": 0,
                             "repair_workers": 0, "repair_bytes_per_s": 0,
                             "repair_seconds_left": None, "error": None}, st
     r = c3.run("repair", "--once")
