@@ -219,8 +219,12 @@ static void rebuild_and_commit(struct store *s, struct meta *m, const struct met
 		return;
 	}
 	if (rc) {
-		g_warning("inode %" G_GUINT64_FORMAT " object %s part %u: not repaired: %s", d->ino,
-			  hex, d->part.index, common_strerror(rc));
+		g_autofree char *path = NULL;
+
+		meta_path_of(m, d->ino, &path);
+		g_warning("file %s (inode %" G_GUINT64_FORMAT ") object %s part %u: not repaired: %s",
+			  path ? path : "with no name", d->ino, hex, d->part.index,
+			  common_strerror(rc));
 		st->parts_failed++;
 		return;
 	}

@@ -51,7 +51,19 @@ static bool left_wrong(const struct store_scrub_stats *st, bool dry_run)
 	       orphans_left || st->parts_unreadable;
 }
 
-static void print_text(const struct store_scrub_stats *st, const struct store_scrub_options *o)
+/* The paths of the unreadable inodes ("" for one without a name). */
+static char **unreadable_paths(struct meta *m, const struct store_scrub_stats *st)
+{
+	char **paths = g_new0(char *, st->unreadable_inos->len + 1);
+
+	for (guint i = 0; i < st->unreadable_inos->len; i++)
+		if (meta_path_of(m, g_array_index(st->unreadable_inos, uint64_t, i), &paths[i]))
+			paths[i] = g_strdup("");
+	return paths;
+}
+
+static void print_text(const struct store_scrub_stats *st, const struct store_scrub_options *o,
+		       char **paths)
 {
 	printf("nodes:   %u of %u answered\n", st->nodes_answered, st->nodes);
 	printf("parts:   %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT
@@ -68,7 +80,8 @@ static void print_text(const struct store_scrub_stats *st, const struct store_sc
 		       " reads read around (repair rewrites those shards), %" G_GUINT64_FORMAT " parts unreadable\n",
 		       st->parts_read, st->corrupt_reads, st->parts_unreadable);
 	for (guint i = 0; i < st->unreadable_inos->len; i++)
-		printf("unreadable: inode %" G_GUINT64_FORMAT "\n",
+		printf("unreadable: %s (inode %" G_GUINT64_FORMAT ")\n",
+		       paths[i][0] ? paths[i] : "a file with no name",
 		       g_array_index(st->unreadable_inos, uint64_t, i));
 	if (o->dry_run)
 		printf("dry run: nothing was changed\n");
@@ -81,7 +94,7 @@ static void member(JsonBuilder *b, const char *name, uint64_t v)
 }
 
 static void print_json(const struct store_scrub_stats *st, const struct store_scrub_options *o,
-		       bool clean)
+		       char **paths, bool clean)
 {
 	JsonBuilder *b = json_builder_new();
 
@@ -110,6 +123,11 @@ static void print_json(const struct store_scrub_stats *st, const struct store_sc
 	json_builder_begin_array(b);
 	for (guint i = 0; i < st->unreadable_inos->len; i++)
 		json_builder_add_int_value(b, (gint64)g_array_index(st->unreadable_inos, uint64_t, i));
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "unreadable_paths");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < st->unreadable_inos->len; i++)
+		json_builder_add_string_value(b, paths[i]);
 	json_builder_end_array(b);
 	json_builder_set_member_name(b, "clean");
 	json_builder_add_boolean_value(b, clean);
@@ -167,6 +185,8 @@ int cmd_scrub(int argc, char **argv)
 	rc = store_scrub(c.store, c.meta, &o, &st, show_progress, &bar);
 	if (bar.on)
 		fprintf(stderr, "\r\033[K");
+	char **paths = rc ? NULL : unreadable_paths(c.meta, &st);
+
 	client_close(&c);
 	if (rc) {
 		fprintf(stderr, "shardfs scrub: metadata: %s\n", common_strerror(rc));
@@ -176,9 +196,10 @@ int cmd_scrub(int argc, char **argv)
 	bool wrong = left_wrong(&st, dry_run);
 
 	if (json)
-		print_json(&st, &o, !wrong);
+		print_json(&st, &o, paths, !wrong);
 	else
-		print_text(&st, &o);
+		print_text(&st, &o, paths);
+	g_strfreev(paths);
 	store_scrub_stats_free(&st);
 	return wrong ? SHARDFS_EXIT_FAIL : 0;
 }

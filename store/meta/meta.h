@@ -187,6 +187,11 @@ int meta_symlink(struct meta *m, uint64_t parent, const char *name, const char *
 		 uint32_t uid, uint32_t gid, struct meta_attr *out);
 /* Returns the target in *target (caller frees with g_free). */
 int meta_readlink(struct meta *m, uint64_t ino, char **target);
+/* A path of ino from the root ("/a/b"; for a file of several links, the
+ * one of its oldest entry), for messages that name a file; -ENOENT when
+ * it has no entry (unlinked while open) or a loop or depth past 4096
+ * stops the walk. *path freed with g_free. */
+int meta_path_of(struct meta *m, uint64_t ino, char **path);
 int meta_link(struct meta *m, uint64_t ino, uint64_t newparent, const char *newname,
 	      struct meta_attr *out);
 int meta_unlink(struct meta *m, uint64_t parent, const char *name);

@@ -327,6 +327,44 @@ int meta_symlink(struct meta *m, uint64_t parent, const char *name, const char *
 	return create_typed(m, parent, name, S_IFLNK | 0777, uid, gid, target, out);
 }
 
+#define PATH_DEPTH_MAX 4096
+
+/* The entry of ino: parent and name prepended to *path. */
+static int prepend_entry(struct meta *m, uint64_t *ino, GString *path)
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_ENTRY_OF);
+	int rc;
+
+	meta_bind_int(s, 1, (int64_t)*ino);
+	rc = meta_step(s);
+	if (rc == META_ROW) {
+		size_t n;
+		const char *name = meta_col_blob(s, 1, &n);
+
+		*ino = (uint64_t)meta_col_int(s, 0);
+		g_string_prepend_len(path, name, (gssize)n);
+		g_string_prepend_c(path, '/');
+	}
+	rc = rc == META_ROW ? 0 : rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
+	meta_reset(s);
+	return rc;
+}
+
+int meta_path_of(struct meta *m, uint64_t ino, char **path)
+{
+	GString *p = g_string_new(NULL);
+	int rc = 0;
+
+	g_mutex_lock(&m->lock);
+	for (int depth = 0; rc == 0 && ino != META_ROOT_INO; depth++)
+		rc = depth < PATH_DEPTH_MAX ? prepend_entry(m, &ino, p) : -ENOENT;
+	g_mutex_unlock(&m->lock);
+	if (rc == 0 && p->len == 0)
+		g_string_assign(p, "/");
+	*path = rc == 0 ? g_string_free(p, FALSE) : (g_string_free(p, TRUE), NULL);
+	return rc;
+}
+
 int meta_readlink(struct meta *m, uint64_t ino, char **target)
 {
 	struct meta_stmt *s;

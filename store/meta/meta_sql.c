@@ -57,6 +57,8 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_ADD_NLINK] = "UPDATE inodes SET nlink = nlink + ?2, ctime = ?3 WHERE ino = ?1",
 	[META_Q_SET_CTIME] = "UPDATE inodes SET ctime = ?2 WHERE ino = ?1",
 	[META_Q_DELETE_DENTRY] = "DELETE FROM dentries WHERE id = ?1",
+	/* one of ino's entries (any, for a file of several links) */
+	[META_Q_ENTRY_OF] = "SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id LIMIT 1",
 	[META_Q_HAS_CHILDREN] = "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
 	[META_Q_OPEN_COUNT] = "SELECT count(*) FROM open_files WHERE ino = ?1",
 	[META_Q_HAS_INODES] = "SELECT 1 FROM inodes LIMIT 1",

@@ -153,16 +153,19 @@ def test_deep_scrub_finds_a_flipped_byte_and_repair_rewrites_it(c3, tmp_path):
     assert cat(c3, "/f") == data
 
 
-def test_scrub_names_the_inodes_of_parts_that_no_longer_read(c3, tmp_path):
+def test_scrub_and_repair_name_the_files_whose_parts_no_longer_read(c3, tmp_path):
     put(c3, rand_bytes(200_000, 4), "/lost", tmp_path)
     (ino,) = db_rows(c3, "SELECT ino FROM dentries WHERE name = ?", b"lost")[0]
     wipe_store_keeping_identity(c3, 1)
     wipe_store_keeping_identity(c3, 2)
     r = c3.run("scrub", "--deep", check=False)
     assert r.returncode == 1, r.stdout
-    assert f"unreadable: inode {ino}".encode() in r.stdout, r.stdout
+    assert f"unreadable: /lost (inode {ino})".encode() in r.stdout, r.stdout
     st = scrub(c3, "--deep", code=1)
     assert st["parts_unreadable"] == 1 and st["unreadable_inodes"] == [ino], st
+    assert st["unreadable_paths"] == ["/lost"], st
+    r = c3.run("repair", "--once", check=False)
+    assert r.returncode == 1 and f"file /lost (inode {ino})".encode() in r.stderr, r.stderr
     assert not st["clean"]
 
 

@@ -783,6 +783,33 @@ static void test_create_open_and_batched_closes(void **state)
 	assert_int_equal(meta_session_end(f->m, sid), 0);
 }
 
+/* A file is named by the path of its oldest entry; the root is "/". */
+static void test_path_of(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a = test_mkdir_ok(f->m, ROOT, "a"), b = test_mkdir_ok(f->m, a, "b");
+	uint64_t file = test_create_ok(f->m, b, "f");
+	struct meta_attr attr;
+	char *path;
+
+	assert_int_equal(meta_path_of(f->m, file, &path), 0);
+	assert_string_equal(path, "/a/b/f");
+	g_free(path);
+	assert_int_equal(meta_link(f->m, file, ROOT, "second", &attr), 0);
+	assert_int_equal(meta_path_of(f->m, file, &path), 0);
+	assert_string_equal(path, "/a/b/f");
+	g_free(path);
+	assert_int_equal(meta_path_of(f->m, ROOT, &path), 0);
+	assert_string_equal(path, "/");
+	g_free(path);
+	assert_int_equal(meta_unlink(f->m, b, "f"), 0);
+	assert_int_equal(meta_path_of(f->m, file, &path), 0);
+	assert_string_equal(path, "/second");
+	g_free(path);
+	assert_int_equal(meta_path_of(f->m, 987654, &path), -ENOENT);
+	assert_null(path);
+}
+
 /* The err column of shardfs_make_node's answer to a creation of "again"
  * at ctime now in the root, sent as it is. */
 static int make_node_again(struct meta *m, int64_t now)
@@ -1135,7 +1162,7 @@ int main(void)
 		T(test_node_identity_and_lost_store),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes),
-		T(test_make_node_sent_again), T(test_statfs),
+		T(test_make_node_sent_again), T(test_path_of), T(test_statfs),
 		T(test_locks), T(test_locks_model),
 	};
 
