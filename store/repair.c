@@ -26,6 +26,8 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,15 +238,41 @@ static void rebuild_and_commit(struct store *s, struct meta *m, const struct met
 		st->parts_repaired++;
 }
 
+/* Whether worker ("host:pid") is a process of this host that is gone: a
+ * repair daemon killed and started again by systemd need not wait for the
+ * leases its last life held. */
+static bool gone_here(const char *worker)
+{
+	const char *colon = strrchr(worker, ':');
+	size_t host_len = colon ? (size_t)(colon - worker) : 0;
+	const char *host = g_get_host_name();
+	char *end;
+	long pid = colon ? strtol(colon + 1, &end, 10) : 0;
+
+	if (!colon || *end || pid <= 0 || strlen(host) < host_len ||
+	    strncmp(worker, host, host_len) || (host_len < 48 && host[host_len]))
+		return false;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 /* Under the part's lease, so that no other worker rebuilds it meanwhile;
  * a part another worker holds, or repaired since the list was read, is
  * left to it. */
 static void repair_one(struct store *s, struct meta *m, const struct meta_degraded *d,
 		       struct store_repair_stats *st)
 {
-	int rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), REPAIR_LEASE_S,
-				   (int64_t)time(NULL));
+	char holder[META_WORKER_MAX];
+	int64_t now = (int64_t)time(NULL);
+	int rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), "", REPAIR_LEASE_S, now,
+				   holder);
 
+	if (rc == -EBUSY && gone_here(holder)) {
+		char dead[META_WORKER_MAX];
+
+		g_strlcpy(dead, holder, sizeof(dead));
+		rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), dead, REPAIR_LEASE_S, now,
+				       holder);
+	}
 	if (rc == -EBUSY || rc == -ESTALE) {
 		st->parts_elsewhere++;
 		return;

@@ -280,7 +280,9 @@ int meta_parts_count(struct meta *m, uint64_t *parts, uint64_t *bytes);
 int meta_part_relocate(struct meta *m, uint64_t ino, const struct meta_part *old,
 		       const struct meta_part *now);
 
-/* ---- repair workers, for status ---- */
+/* ---- repair workers: their rates, for status, and their leases ---- */
+
+#define META_WORKER_MAX 64
 
 /* Worker (a name of its own, at most 63 bytes) rebuilt at bytes_per_s
  * lately, said at now_s; rows of workers silent for a day go with it. */
@@ -289,11 +291,13 @@ int meta_repair_report(struct meta *m, const char *worker, uint64_t bytes_per_s,
 int meta_repair_rate(struct meta *m, int64_t since_s, unsigned *workers, uint64_t *bytes_per_s);
 /* Worker takes part (ino, p->index) to rebuild for lease_s seconds from
  * now_s, if its row still has p's object id and missing set: 0, -EBUSY
- * while another worker's lease of it runs, -ESTALE if the row changed (a
- * repair or a rewrite since p was read). Expired leases of any part go in
- * the same transaction. */
+ * while another worker's lease of it runs (its name in holder), -ESTALE
+ * if the row changed (a repair or a rewrite since p was read). A lease of
+ * dead (a worker known to be gone; "" none) is taken like an expired one.
+ * Expired leases of any part go in the same transaction. */
 int meta_repair_lease(struct meta *m, uint64_t ino, const struct meta_part *p, const char *worker,
-		      unsigned lease_s, int64_t now_s);
+		      const char *dead, unsigned lease_s, int64_t now_s,
+		      char holder[META_WORKER_MAX]);
 /* Gives the lease back (nothing if it is not the worker's). */
 int meta_repair_unlease(struct meta *m, uint64_t ino, uint32_t index, const char *worker);
 

@@ -31,7 +31,7 @@ int meta_repair_report(struct meta *m, const char *worker, uint64_t bytes_per_s,
 	struct meta_tx t = META_TX(m);
 	int rc = 0;
 
-	if (!worker[0] || strlen(worker) >= 64 || bytes_per_s > INT64_MAX)
+	if (!worker[0] || strlen(worker) >= META_WORKER_MAX || bytes_per_s > INT64_MAX)
 		return -EINVAL;
 	while (meta_tx_loop(&t, &rc)) {
 		struct meta_stmt *s = meta_stmt(m, META_Q_REPAIR_REPORT);
@@ -74,33 +74,67 @@ static bool part_unchanged(struct meta *m, uint64_t ino, const struct meta_part 
 	return same;
 }
 
-static int lease_locked(struct meta *m, uint64_t ino, const struct meta_part *p,
-			const char *worker, unsigned lease_s, int64_t now_s)
+static void holder_of(struct meta *m, uint64_t ino, uint32_t index, char holder[META_WORKER_MAX])
+{
+	struct meta_stmt *s = meta_stmt(m, META_Q_REPAIR_HOLDER);
+
+	holder[0] = '\0';
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_int(s, 2, index);
+	if (meta_step(s) == META_ROW) {
+		size_t n;
+		const char *text = meta_col_blob(s, 0, &n);
+
+		n = MIN(n, META_WORKER_MAX - 1);
+		memcpy(holder, text, n);
+		holder[n] = '\0';
+	}
+	meta_reset(s);
+}
+
+struct lease {
+	uint64_t ino;
+	const struct meta_part *p;
+	const char *worker, *dead;
+	unsigned lease_s;
+	int64_t now_s;
+	char *holder;
+};
+
+static int lease_locked(struct meta *m, const struct lease *l)
 {
 	struct meta_stmt *s = meta_stmt(m, META_Q_REPAIR_LEASE);
-	int rc = meta_run_ints(m, META_Q_REPAIR_LEASES_EXPIRED, now_s, 0);
+	int rc = meta_run_ints(m, META_Q_REPAIR_LEASES_EXPIRED, l->now_s, 0);
 
-	if (rc == 0 && !part_unchanged(m, ino, p))
+	if (rc == 0 && !part_unchanged(m, l->ino, l->p))
 		return -ESTALE;
-	meta_bind_int(s, 1, (int64_t)ino);
-	meta_bind_int(s, 2, p->index);
-	meta_bind_text(s, 3, worker);
-	meta_bind_int(s, 4, now_s + lease_s);
-	meta_bind_int(s, 5, now_s);
+	meta_bind_int(s, 1, (int64_t)l->ino);
+	meta_bind_int(s, 2, l->p->index);
+	meta_bind_text(s, 3, l->worker);
+	meta_bind_int(s, 4, l->now_s + l->lease_s);
+	meta_bind_int(s, 5, l->now_s);
+	meta_bind_text(s, 6, l->dead);
 	rc = rc ?: meta_run(m, s);
-	return rc ? rc : m->changes == 1 ? 0 : -EBUSY;
+	if (rc == 0 && m->changes != 1) {
+		holder_of(m, l->ino, l->p->index, l->holder);
+		rc = -EBUSY;
+	}
+	return rc;
 }
 
 int meta_repair_lease(struct meta *m, uint64_t ino, const struct meta_part *p, const char *worker,
-		      unsigned lease_s, int64_t now_s)
+		      const char *dead, unsigned lease_s, int64_t now_s,
+		      char holder[META_WORKER_MAX])
 {
 	struct meta_tx t = META_TX(m);
+	struct lease l = {ino, p, worker, dead, lease_s, now_s, holder};
 	int rc = 0;
 
-	if (!worker[0] || strlen(worker) >= 64 || !lease_s)
+	holder[0] = '\0';
+	if (!worker[0] || strlen(worker) >= META_WORKER_MAX || !lease_s)
 		return -EINVAL;
 	while (meta_tx_loop(&t, &rc))
-		rc = lease_locked(m, ino, p, worker, lease_s, now_s);
+		rc = lease_locked(m, &l);
 	return rc;
 }
 

@@ -176,7 +176,9 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_REPAIR_LEASE] = "INSERT INTO repair_leases (ino, idx, holder, until)"
 				" VALUES (?1, ?2, ?3, ?4) ON CONFLICT (ino, idx) DO UPDATE SET"
 				" holder = excluded.holder, until = excluded.until"
-				" WHERE repair_leases.until < ?5 OR repair_leases.holder = excluded.holder",
+				" WHERE repair_leases.until < ?5 OR repair_leases.holder = excluded.holder"
+				" OR repair_leases.holder = ?6",
+	[META_Q_REPAIR_HOLDER] = "SELECT holder FROM repair_leases WHERE ino = ?1 AND idx = ?2",
 	[META_Q_PART_STILL] = "SELECT 1 FROM parts WHERE ino = ?1 AND idx = ?2 AND object_id = ?3"
 			      " AND missing = ?4",
 	[META_Q_REPAIR_UNLEASE] = "DELETE FROM repair_leases WHERE ino = ?1 AND idx = ?2 AND holder = ?3",
