@@ -56,24 +56,11 @@ struct bench {
 	uint8_t *block;
 };
 
-static double number_after(const char *json, const char *key)
-{
-	g_autofree char *pat = g_strdup_printf("\"%s\":", key);
-	const char *at = json ? strstr(json, pat) : NULL;
-
-	return at ? g_ascii_strtod(at + strlen(pat), NULL) : 0;
-}
-
 static int measure_transport(struct bench *b, struct figures *f)
 {
-	g_autofree char *size = g_strdup_printf("%d", MIN(b->size_mib, 1024));
-	char *argv[] = {(char *)b->self, "bench", "net", "--size", size, "--json", NULL};
-	g_autofree char *out = NULL;
+	double get;
 
-	if (bench_run(argv, &out))
-		return -1;
-	f->net_put = number_after(out, "put_mib_s");
-	return f->net_put > 0 ? 0 : -1;
+	return bench_measure_net(b->self, MIN(b->size_mib, 1024), &f->net_put, &get);
 }
 
 /* `shardfs put -` of mib MiB of fresh random data as path; MiB/s or -1. */

@@ -140,25 +140,9 @@ static int run_config(struct bench *b, struct config *c)
 	return rc;
 }
 
-static double json_number(const char *json, const char *key)
-{
-	g_autofree char *pat = g_strdup_printf("\"%s\":", key);
-	const char *at = json ? strstr(json, pat) : NULL;
-
-	return at ? g_ascii_strtod(at + strlen(pat), NULL) : 0;
-}
-
 static int measure_transport(struct bench *b)
 {
-	g_autofree char *size = g_strdup_printf("%d", MIN(b->size_mib, 1024));
-	char *argv[] = {(char *)b->self, "bench", "net", "--size", size, "--json", NULL};
-	g_autofree char *out = NULL;
-
-	if (bench_run(argv, &out))
-		return -1;
-	b->net_put = json_number(out, "put_mib_s");
-	b->net_get = json_number(out, "get_mib_s");
-	return b->net_put > 0 && b->net_get > 0 ? 0 : -1;
+	return bench_measure_net(b->self, MIN(b->size_mib, 1024), &b->net_put, &b->net_get);
 }
 
 static double put_ratio(const struct bench *b, const struct config *c)

@@ -126,6 +126,27 @@ int bench_run(char **argv, char **out)
 	return g_spawn_check_wait_status(status, NULL) ? 0 : -1;
 }
 
+static double json_number(const char *json, const char *key)
+{
+	g_autofree char *pat = g_strdup_printf("\"%s\":", key);
+	const char *at = json ? strstr(json, pat) : NULL;
+
+	return at ? g_ascii_strtod(at + strlen(pat), NULL) : 0;
+}
+
+int bench_measure_net(const char *self, int size_mib, double *put, double *get)
+{
+	g_autofree char *size = g_strdup_printf("%d", size_mib);
+	char *argv[] = {(char *)self, "bench", "net", "--size", size, "--json", NULL};
+	g_autofree char *out = NULL;
+
+	if (bench_run(argv, &out))
+		return -1;
+	*put = json_number(out, "put_mib_s");
+	*get = json_number(out, "get_mib_s");
+	return *put > 0 && *get > 0 ? 0 : -1;
+}
+
 pid_t bench_spawn_piped(const char *self, const char *conf, char **args, int *to_child)
 {
 	int fds[2];

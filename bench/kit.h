@@ -63,6 +63,11 @@ gboolean bench_drop_dentries(void);
  */
 int bench_run(char **argv, char **out);
 
+/* `shardfs bench net --size MIB` (self: the binary), the transport's
+ * ceiling that other benches compare with: MiB/s of one connection's
+ * puts and gets. 0, or -1 if it failed. */
+int bench_measure_net(const char *self, int size_mib, double *put, double *get);
+
 /* Starts `shardfs ARGS` (self: the binary) with SHARDFS_CONF=conf and a
  * pipe to its stdin, whose end is *to_child. The pid, or -1. */
 pid_t bench_spawn_piped(const char *self, const char *conf, char **args, int *to_child);

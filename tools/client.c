@@ -43,3 +43,19 @@ void client_close(struct client *c)
 	meta_close(c->meta);
 	store_close(c->store);
 }
+
+void tools_print_json(JsonBuilder *b)
+{
+	JsonGenerator *gen = json_generator_new();
+	JsonNode *root = json_builder_get_root(b);
+
+	json_generator_set_root(gen, root);
+	json_generator_set_pretty(gen, TRUE);
+	char *text = json_generator_to_data(gen, NULL);
+
+	printf("%s\n", text);
+	g_free(text);
+	json_node_unref(root);
+	g_object_unref(gen);
+	g_object_unref(b);
+}

@@ -5,6 +5,8 @@
 #ifndef SHARDFS_TOOLS_CLIENT_H
 #define SHARDFS_TOOLS_CLIENT_H
 
+#include <json-glib/json-glib.h>
+
 struct store;
 struct meta;
 
@@ -18,5 +20,9 @@ struct client {
  * status after printing why not, prefixed with cmd. */
 int client_open(struct client *c, const char *cmd, const char *config);
 void client_close(struct client *c);
+
+/* Prints b's object, indented, on stdout, and frees b (the --json of the
+ * commands that report). */
+void tools_print_json(JsonBuilder *b);
 
 #endif

@@ -133,18 +133,7 @@ static void print_json(const struct store_scrub_stats *st, const struct store_sc
 	json_builder_add_boolean_value(b, clean);
 	json_builder_end_object(b);
 
-	JsonGenerator *gen = json_generator_new();
-	JsonNode *root = json_builder_get_root(b);
-
-	json_generator_set_root(gen, root);
-	json_generator_set_pretty(gen, TRUE);
-	char *text = json_generator_to_data(gen, NULL);
-
-	printf("%s\n", text);
-	g_free(text);
-	json_node_unref(root);
-	g_object_unref(gen);
-	g_object_unref(b);
+	tools_print_json(b);
 }
 
 int cmd_scrub(int argc, char **argv)

@@ -16,6 +16,7 @@
  */
 #define G_LOG_DOMAIN "shardfs"
 
+#include "client.h"
 #include "common/error.h"
 #include "net/net.h"
 #include "net/net_proto.h"
@@ -371,18 +372,7 @@ static void print_json(const struct net_cluster *c, const struct node_row *rows,
 	json_health(b, h);
 	json_builder_end_object(b);
 
-	JsonGenerator *gen = json_generator_new();
-	JsonNode *root = json_builder_get_root(b);
-
-	json_generator_set_root(gen, root);
-	json_generator_set_pretty(gen, TRUE);
-	char *text = json_generator_to_data(gen, NULL);
-
-	printf("%s\n", text);
-	g_free(text);
-	json_node_unref(root);
-	g_object_unref(gen);
-	g_object_unref(b);
+	tools_print_json(b);
 }
 
 /* Asks every node and the metadata, prints, and returns the exit status. */

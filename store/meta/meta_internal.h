@@ -274,6 +274,8 @@ static inline bool meta_col_16(struct meta_stmt *s, int c, uint8_t out[16])
 	return true;
 }
 
+/* Text column c of s into out (cap bytes with its NUL), cut to fit. */
+void meta_col_text_copy(struct meta_stmt *s, int c, char *out, size_t cap);
 /* Runs a statement without rows and resets it; 0 or -errno. */
 int meta_run(struct meta *m, struct meta_stmt *s);
 /* The same, but any failure is -EIO. */

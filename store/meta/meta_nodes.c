@@ -22,12 +22,7 @@ static int identity_locked(struct meta *m, uint32_t node, char out[META_IDENTITY
 
 	meta_bind_int(s, 1, node);
 	if (meta_step(s) == META_ROW) {
-		size_t n;
-		const char *text = meta_col_blob(s, 0, &n);
-
-		n = MIN(n, META_IDENTITY_MAX - 1);
-		memcpy(out, text, n);
-		out[n] = '\0';
+		meta_col_text_copy(s, 0, out, META_IDENTITY_MAX);
 		rc = 0;
 	}
 	meta_reset(s);

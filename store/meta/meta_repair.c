@@ -81,14 +81,8 @@ static void holder_of(struct meta *m, uint64_t ino, uint32_t index, char holder[
 	holder[0] = '\0';
 	meta_bind_int(s, 1, (int64_t)ino);
 	meta_bind_int(s, 2, index);
-	if (meta_step(s) == META_ROW) {
-		size_t n;
-		const char *text = meta_col_blob(s, 0, &n);
-
-		n = MIN(n, META_WORKER_MAX - 1);
-		memcpy(holder, text, n);
-		holder[n] = '\0';
-	}
+	if (meta_step(s) == META_ROW)
+		meta_col_text_copy(s, 0, holder, META_WORKER_MAX);
 	meta_reset(s);
 }
 

@@ -267,6 +267,17 @@ int meta_run(struct meta *m, struct meta_stmt *s)
 	return rc == META_DONE ? 0 : meta_sql_errno(m, rc == META_ROW ? -EIO : rc);
 }
 
+void meta_col_text_copy(struct meta_stmt *s, int c, char *out, size_t cap)
+{
+	size_t n;
+	const char *text = meta_col_blob(s, c, &n);
+
+	n = MIN(n, cap - 1);
+	if (n)
+		memcpy(out, text, n);
+	out[n] = '\0';
+}
+
 int meta_run_done(struct meta_stmt *s)
 {
 	int rc = meta_step(s);

@@ -3,6 +3,7 @@
 `shardfs mount -f` processes on them, unmounted by fusermount3."""
 
 import os
+import random
 import re
 import signal
 import socket
@@ -153,6 +154,34 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def rand_bytes(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def put(cl, data, remote, tmp_path):
+    """`shardfs put` of data as remote, through a file in tmp_path."""
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    cl.run("put", str(src), remote)
+
+
+def flip_byte_in_shard(cl, needle):
+    """Flips a bit of a byte in the middle of needle where a node stores it;
+    which node."""
+    for i in range(1, cl.n + 1):
+        for root, _, files in os.walk(cl.node_dir(i)):
+            for name in files:
+                path = os.path.join(root, name)
+                with open(path, "r+b") as f:
+                    blob = f.read()
+                    at = blob.find(needle)
+                    if at >= 0:
+                        f.seek(at + len(needle) // 2)
+                        f.write(bytes([blob[at + len(needle) // 2] ^ 0x40]))
+                        return i
+    raise AssertionError("shard bytes not found on any node")
 
 
 MOUNT_TYPE = "fuse.shardfs"

@@ -16,26 +16,14 @@ import time
 
 import pytest
 
-from cluster import SHARDFS, Cluster, db_rows, pg_rows
+from cluster import SHARDFS, Cluster, db_rows, flip_byte_in_shard, pg_rows, put, rand_bytes
 
 PART = 8 << 20
 
 
 @pytest.fixture
-def c3(tmp_path):
-    cl = Cluster(tmp_path / "c3", nodes=3, ec="2+1")
-    yield cl
-    cl.stop()
-
-
-def rand_bytes(n, seed):
-    return random.Random(seed).randbytes(n)
-
-
-def put(cl, data, remote, tmp_path):
-    src = tmp_path / "src"
-    src.write_bytes(data)
-    cl.run("put", str(src), remote)
+def c3(cluster):
+    return cluster
 
 
 def cat(cl, remote, check=True):
@@ -123,19 +111,6 @@ def test_scrub_deletes_orphans_past_the_grace_period_and_keeps_backups(c3, tmp_p
     assert after["backup_shards"] > 0, after
     assert cat(c3, "/keep") == keep
     assert c3.run("meta", "backups").stdout == backups  # never an orphan
-
-
-def flip_byte_in_shard(cl, needle):
-    for i in range(1, cl.n + 1):
-        for path in glob.glob(os.path.join(cl.node_dir(i), "seg-*")):
-            with open(path, "r+b") as f:
-                blob = f.read()
-                at = blob.find(needle)
-                if at >= 0:
-                    f.seek(at + len(needle) // 2)
-                    f.write(bytes([blob[at + len(needle) // 2] ^ 0x40]))
-                    return i
-    raise AssertionError("shard bytes not found on any node")
 
 
 def test_deep_scrub_finds_a_flipped_byte_and_repair_rewrites_it(c3, tmp_path):

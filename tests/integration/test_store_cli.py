@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from cluster import SHARDFS, Cluster, db_rows, free_tcp_ports
+from cluster import SHARDFS, Cluster, db_rows, flip_byte_in_shard, free_tcp_ports, put, rand_bytes
 
 PART = 8 << 20
 MIB = 1 << 20
@@ -31,16 +31,6 @@ def c6(tmp_path):
     cl = Cluster(tmp_path / "c6", nodes=6, ec="4+2")
     yield cl
     cl.stop()
-
-
-def rand_bytes(n, seed):
-    return random.Random(seed).randbytes(n)
-
-
-def put(cl, data, remote, tmp_path):
-    src = tmp_path / "src"
-    src.write_bytes(data)
-    cl.run("put", str(src), remote)
 
 
 def cat(cl, remote, *opts, check=True, timeout=300):
@@ -212,21 +202,6 @@ def test_put_below_min_shards_fails_and_leaves_nothing(c3, tmp_path):
     c3.wait_up()
     assert cat(c3, "/f").stdout == old
     assert b"g" not in c3.run("ls", "/").stdout.split()
-
-
-def flip_byte_in_shard(cl, needle):
-    for i in range(1, cl.n + 1):
-        for root, _, files in os.walk(cl.node_dir(i)):
-            for name in files:
-                path = os.path.join(root, name)
-                with open(path, "r+b") as f:
-                    blob = f.read()
-                    at = blob.find(needle)
-                    if at >= 0:
-                        f.seek(at + len(needle) // 2)
-                        f.write(bytes([blob[at + len(needle) // 2] ^ 0x40]))
-                        return i
-    raise AssertionError("shard bytes not found on any node")
 
 
 def test_flipped_byte_on_disk_is_read_around_and_reported(c3, tmp_path):
