@@ -85,7 +85,9 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_XATTR_EXISTS] = "SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2",
 	[META_Q_XATTR_SET] = "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)"
 			     " ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value",
-	[META_Q_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+	/* one round trip: no row, no inode; a NULL value, no such attribute */
+	[META_Q_XATTR_GET] = "SELECT x.value, x.ino FROM inodes i LEFT JOIN xattrs x"
+			     " ON x.ino = i.ino AND x.name = ?2 WHERE i.ino = ?1",
 	[META_Q_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
 	[META_Q_XATTR_REMOVE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
 	/* manifests, inline data, garbage */

@@ -96,21 +96,19 @@ int meta_getxattr(struct meta *m, uint64_t ino, const char *name, void *value, s
 	if (rc < 0)
 		return rc;
 	g_mutex_lock(&m->lock);
-	rc = meta_getattr_locked(m, ino, NULL);
-	if (rc == 0) {
-		s = meta_stmt(m, META_Q_XATTR_GET);
-		meta_bind_int(s, 1, (int64_t)ino);
-		meta_bind_name(s, 2, name);
-		if (meta_step(s) == META_ROW) {
-			size_t n;
-			const void *data = meta_col_blob(s, 0, &n);
+	s = meta_stmt(m, META_Q_XATTR_GET);
+	meta_bind_int(s, 1, (int64_t)ino);
+	meta_bind_name(s, 2, name);
+	rc = meta_step(s);
+	if (rc == META_ROW && !meta_col_null(s, 1)) {
+		size_t n;
+		const void *data = meta_col_blob(s, 0, &n);
 
-			rc = copy_sized(data, n, value, size);
-		} else {
-			rc = -ENODATA;
-		}
-		meta_reset(s);
+		rc = copy_sized(data, n, value, size);
+	} else {
+		rc = rc == META_ROW ? -ENODATA : rc == META_DONE ? -ENOENT : meta_sql_errno(m, rc);
 	}
+	meta_reset(s);
 	g_mutex_unlock(&m->lock);
 	return rc;
 }
