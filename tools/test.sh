@@ -12,10 +12,10 @@ jobs=$(nproc)
 echo "== gcc build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-(cd build && ctest --output-on-failure)
+(cd build && ctest --output-on-failure -j"$jobs")
 
 echo "== clang build with ASan + UBSan, and fuzzing"
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
   -DSHARDFS_SANITIZE=ON -DSHARDFS_FUZZ=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ctest --output-on-failure)
+(cd build-asan && ctest --output-on-failure -j"$jobs")
