@@ -17,6 +17,7 @@
  */
 #define G_LOG_DOMAIN "shardfs-node"
 
+#include "common/error.h"
 #include "common/metrics.h"
 #include "node.h"
 #include "net/net.h"
@@ -68,8 +69,28 @@ static struct wal_key wal_key_of(const struct net_key *k)
 	return w;
 }
 
+/* A store that refuses shards (a full disk, a failed one) says so in the
+ * log, once every PUT_REFUSED_LOG_S at most: a full disk refuses every
+ * put until space is made, and the client places the shard elsewhere or
+ * records it missing. */
+#define PUT_REFUSED_LOG_S 10
+
+static void note_refused(int status)
+{
+	static gint64 said_at;
+	gint64 now = g_get_monotonic_time(), was = __atomic_load_n(&said_at, __ATOMIC_RELAXED);
+
+	if ((was && now - was < PUT_REFUSED_LOG_S * G_USEC_PER_SEC) ||
+	    !__atomic_compare_exchange_n(&said_at, &was, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;
+	g_warning("the store refuses shards: %s (reads go on)", common_strerror(status));
+}
+
 static void put_done(void *arg, int status)
 {
+	if (status < 0)
+		note_refused(status);
 	net_request_reply(arg, status, 0, NULL, 0, NULL);
 }
 
@@ -242,7 +263,7 @@ static void dispatch(void *arg, struct net_request *r)
 		k = wal_key_of(&h->key);
 		rc = wal_put_async(n->wal, &k, net_request_body(r), h->body_len, put_done, r);
 		if (rc < 0)
-			net_request_reply(r, rc, 0, NULL, 0, NULL);
+			put_done(r, rc); /* refused at once: a failed store (-EROFS) */
 		break;
 	case NET_OP_STREAM_OPEN:
 	case NET_OP_STREAM_CLOSE:

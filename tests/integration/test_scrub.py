@@ -405,3 +405,37 @@ def test_a_lease_of_a_worker_gone_from_this_host_is_taken_at_once(c3, tmp_path):
     r = c3.run("repair", "--once", check=False)
     assert r.stdout.startswith(b"repaired 1 parts") and b"1 left to another worker" in r.stdout, r.stdout
     assert missing_of(c3, "a") == [0] and missing_of(c3, "b") != [0]
+
+
+def test_a_node_with_a_full_disk_refuses_shards_keeps_serving_reads(c3, tmp_path):
+    """Node 3's store on a 12 MiB tmpfs: once it is full, writes still
+    commit (its shards recorded missing, min_shards 2 of 3), every file
+    reads back exact, also with another node down, since node 3 goes on
+    serving the shards it has; status shows the disk and the damage."""
+    data_dir = c3.node_dir(3)
+    c3.kill(3)
+    for path in glob.glob(os.path.join(data_dir, "*")):
+        os.unlink(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", data_dir], check=True)
+    try:
+        c3.start(3)
+        c3.wait_up()
+        files = {f"/full{n}": rand_bytes(PART, 70 + n) for n in range(5)}
+        for name, data in files.items():
+            put(c3, data, name, tmp_path)
+        log = open(os.path.join(c3.dir, "node-3.log"), "rb").read()
+        assert b"the store refuses shards: No space left on device" in log, log[-2000:]
+        st = status(c3, code=3)
+        node3 = [n for n in st["nodes"] if n["id"] == 3][0]
+        assert node3["state"] == "up" and node3["free_bytes"] < 4 << 20, node3
+        assert st["health"]["degraded_parts"] >= 1, st
+        for name, data in files.items():
+            assert cat(c3, name) == data, name
+        held = [name for name in files if missing_of(c3, name.lstrip("/")) == [0]]
+        assert held, "node 3 took no shard at all"
+        c3.kill(1)  # node 3 serves what it holds
+        for name in held:
+            assert cat(c3, name) == files[name], name
+    finally:
+        c3.stop()
+        subprocess.run(["umount", "-l", data_dir], check=False)
