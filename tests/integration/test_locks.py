@@ -97,8 +97,18 @@ def test_flock_excludes_across_mounts(mounts):
         fcntl.flock(fa, fcntl.LOCK_UN)
         fcntl.flock(fb, fcntl.LOCK_UN)
         fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    with open(pa, "rb") as fa:  # the close of fb let go of it
-        fcntl.flock(fa, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # the close of fb lets go of it: with the kernel's RELEASE, which it
+    # sends a moment after close() returns
+    with open(pa, "rb") as fa:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                fcntl.flock(fa, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
 
 def test_posix_ranges_across_mounts(mounts):
