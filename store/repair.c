@@ -373,18 +373,6 @@ static void note_damaged(struct store *s, struct meta *m, uint32_t id, struct st
 	g_free(page);
 }
 
-/*
- * What the nodes say of their stores, at the start of a round. A node
- * whose store answers with another identity than the metadata recorded
- * was wiped or replaced: the shards the manifests place on it are gone,
- * and are marked missing (meta_node_identity_set) for this and later
- * rounds to rebuild, onto it or elsewhere; a node seen for the first time
- * has its identity recorded. A node that found shards bad (scrub, or a
- * read that met a bad block) lists them, and each is marked missing too:
- * the rebuilt shard goes back onto that node, over the bad copy. Nodes
- * that do not answer are recorded down, and put out past down_out_s
- * (note_health).
- */
 /* A node that answers is no longer down or out; one that does not is
  * recorded down, and once down past the cluster's down_out_s its shards
  * are marked missing, for this and later rounds to rebuild elsewhere. */
@@ -405,6 +393,18 @@ static void note_health(struct store *s, struct meta *m, uint32_t id, bool up,
 	st->parts_down_out += lost;
 }
 
+/*
+ * What the nodes say of their stores, at the start of a round. A node
+ * whose store answers with another identity than the metadata recorded
+ * was wiped or replaced: the shards the manifests place on it are gone,
+ * and are marked missing (meta_node_identity_set) for this and later
+ * rounds to rebuild, onto it or elsewhere; a node seen for the first time
+ * has its identity recorded. A node that found shards bad (scrub, or a
+ * read that met a bad block) lists them, and each is marked missing too:
+ * the rebuilt shard goes back onto that node, over the bad copy. Nodes
+ * that do not answer are recorded down, and put out past down_out_s
+ * (note_health).
+ */
 static void check_nodes(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
 	guint n = s->cluster->nodes->len;
@@ -441,15 +441,10 @@ static void report_rate(struct meta *m, struct store_repair_cursor *cur, uint64_
 		meta_repair_report(m, worker_name(), rate, (int64_t)time(NULL));
 }
 
-static unsigned shards_held(const struct meta_part *p)
-{
-	return (unsigned)(p->k + p->m) - (unsigned)__builtin_popcountll(p->missing);
-}
-
 /* Whether pass level of a round takes p; else notes if a later one will. */
 static bool in_pass(const struct meta_part *p, struct store_repair_cursor *cur)
 {
-	unsigned held = shards_held(p);
+	unsigned held = meta_shards_held(p);
 
 	if (held > p->k + cur->level)
 		cur->more = true;

@@ -116,8 +116,7 @@ static void plain_release(struct store_writer *w, uint8_t *b)
 /* A part short of shards fails as a whole; lock held. */
 static void check_durable_shards(struct wpart *p)
 {
-	unsigned n = p->meta.k + p->meta.m;
-	unsigned written = n - (unsigned)__builtin_popcountll(p->meta.missing);
+	unsigned n = p->meta.k + p->meta.m, written = meta_shards_held(&p->meta);
 	unsigned need = p->w->s->cluster->min_shards;
 
 	if (p->error || written >= need)

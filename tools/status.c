@@ -122,9 +122,7 @@ static int count_at_risk(struct meta *m, unsigned min_shards, struct health *h)
 		rc = meta_degraded_list(m, after_ino, after_index, 256, &d, &n);
 		for (unsigned i = 0; rc == 0 && i < n; i++) {
 			const struct meta_part *p = &d[i].part;
-			unsigned left = (unsigned)(p->k + p->m) - (unsigned)__builtin_popcountll(p->missing);
-
-			if (left <= min_shards) {
+			if (meta_shards_held(p) <= min_shards) {
 				h->risk_parts++;
 				h->risk_bytes += p->length;
 			}

@@ -111,6 +111,12 @@ static inline bool meta_shard_missing(const struct meta_part *p, unsigned i)
 	return p->missing >> i & 1;
 }
 
+/* The shards of p that were written (k + m less the missing ones). */
+static inline unsigned meta_shards_held(const struct meta_part *p)
+{
+	return (unsigned)(p->k + p->m) - (unsigned)__builtin_popcountll(p->missing);
+}
+
 struct meta_statfs {
 	uint64_t inodes;
 	uint64_t bytes;
