@@ -242,46 +242,31 @@ static int get_catalog(struct store *s, uint64_t seq, struct store_backup *b,
 	return rc;
 }
 
+/* A listed shard: a backup's catalog goes into seqs (a set); false past
+ * the backups, keys being in order. */
+static bool note_backup(void *seqs, const uint8_t *entry)
+{
+	struct net_key k;
+
+	net_key_unpack(entry, &k);
+	if (!store_backup_oid(k.object_id))
+		return false;
+	if (k.part == STORE_BACKUP_CATALOG_PART)
+		g_hash_table_add(seqs, g_memdup2(&(uint64_t){oid_seq(k.object_id)}, sizeof(uint64_t)));
+	return true;
+}
+
 /* Adds the backups node lists to seqs (a set); false if it did not answer. */
 static bool list_node(struct store *s, uint32_t node, GHashTable *seqs)
 {
-	struct net_key after = {.part = 0, .shard = 0};
-	uint8_t cursor[NET_KEY_PACKED_SIZE];
-	bool more = true;
+	struct net_key first = {.part = 0, .shard = 0};
+	uint8_t from[NET_KEY_PACKED_SIZE];
 
-	memcpy(after.object_id, MAGIC, 8);
-	memset(after.object_id + 8, 0, 8);
-	net_key_pack(&after, cursor);
-	while (more) {
-		struct net_call c = {.req = {.op = NET_OP_LIST, .length = NET_MAX_LIST,
-					     .body_len = NET_KEY_PACKED_SIZE}, .body = cursor};
-		size_t cap = (size_t)NET_MAX_LIST * NET_LIST_ENTRY_SIZE;
-
-		c.resp_buf = g_malloc(cap);
-		c.resp_cap = cap;
-		if (net_pool_call(s->pool, node, &c) != 0) {
-			g_free(c.resp_buf);
-			return false;
-		}
-		size_t entries = c.resp.body_len / NET_LIST_ENTRY_SIZE;
-		more = c.resp.aux == 1 && entries > 0;
-		for (size_t e = 0; e < entries; e++) {
-			const uint8_t *entry = (uint8_t *)c.resp_buf + e * NET_LIST_ENTRY_SIZE;
-			struct net_key k;
-
-			net_key_unpack(entry, &k);
-			if (!store_backup_oid(k.object_id)) {
-				more = false; /* past the backups: keys are in order */
-				break;
-			}
-			if (k.part == STORE_BACKUP_CATALOG_PART)
-				g_hash_table_add(seqs, g_memdup2(&(uint64_t){oid_seq(k.object_id)},
-								 sizeof(uint64_t)));
-			memcpy(cursor, entry, NET_KEY_PACKED_SIZE);
-		}
-		g_free(c.resp_buf);
-	}
-	return true;
+	memcpy(first.object_id, MAGIC, 8);
+	memset(first.object_id + 8, 0, 8);
+	net_key_pack(&first, from);
+	return store_node_list(s, node, NET_OP_LIST, NET_LIST_ENTRY_SIZE, NET_MAX_LIST, from,
+			       note_backup, seqs);
 }
 
 static gint newest_first(gconstpointer a, gconstpointer b)

@@ -333,44 +333,40 @@ void store_note_identities(struct store *s, struct meta *m)
 
 #define DAMAGED_PAGE 1024u
 
+struct damaged {
+	struct meta *m;
+	uint32_t node;
+	struct store_repair_stats *st;
+};
+
+/* A shard the node found bad, marked missing where a manifest places it
+ * there. */
+static bool note_one_damaged(void *arg, const uint8_t *entry)
+{
+	struct damaged *d = arg;
+	struct net_key k;
+	unsigned marked = 0;
+
+	net_key_unpack(entry, &k);
+	if (meta_shard_lost(d->m, k.object_id, k.part, k.shard, d->node, &marked) == 0 && marked) {
+		char hex[33];
+
+		store_oid_hex(k.object_id, hex);
+		g_message("node %u found shard %u of part %u of object %s bad: it is rewritten",
+			  d->node, k.shard, k.part, hex);
+	}
+	d->st->shards_found_bad += marked;
+	return true;
+}
+
 /* The shards node id found bad, each marked missing where a manifest
  * places it there, for this round to rewrite. */
 static void note_damaged(struct store *s, struct meta *m, uint32_t id, struct store_repair_stats *st)
 {
-	uint8_t *page = g_malloc((size_t)DAMAGED_PAGE * NET_LIST_ENTRY_SIZE);
-	uint8_t after[NET_KEY_PACKED_SIZE];
-	bool more = true, first = true;
+	struct damaged d = {m, id, st};
 
-	while (more) {
-		struct net_call c = {.req = {.op = NET_OP_DAMAGED, .length = DAMAGED_PAGE,
-					     .body_len = first ? 0 : NET_KEY_PACKED_SIZE},
-				     .body = after, .resp_buf = page,
-				     .resp_cap = (size_t)DAMAGED_PAGE * NET_LIST_ENTRY_SIZE};
-
-		if (net_pool_call(s->pool, id, &c) || c.resp.body_len % NET_LIST_ENTRY_SIZE)
-			break;
-		size_t n = (size_t)c.resp.body_len / NET_LIST_ENTRY_SIZE;
-
-		for (size_t i = 0; i < n; i++) {
-			struct net_key k;
-			unsigned marked = 0;
-
-			net_key_unpack(page + i * NET_LIST_ENTRY_SIZE, &k);
-			if (meta_shard_lost(m, k.object_id, k.part, k.shard, id, &marked) == 0 && marked) {
-				char hex[33];
-
-				store_oid_hex(k.object_id, hex);
-				g_message("node %u found shard %u of part %u of object %s bad: it is"
-					  " rewritten", id, k.shard, k.part, hex);
-			}
-			st->shards_found_bad += marked;
-		}
-		more = c.resp.aux && n > 0;
-		if (n)
-			memcpy(after, page + (n - 1) * NET_LIST_ENTRY_SIZE, NET_KEY_PACKED_SIZE);
-		first = false;
-	}
-	g_free(page);
+	store_node_list(s, id, NET_OP_DAMAGED, NET_LIST_ENTRY_SIZE, DAMAGED_PAGE, NULL,
+			note_one_damaged, &d);
 }
 
 /* A node that answers is no longer down or out; one that does not is

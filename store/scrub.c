@@ -66,46 +66,41 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Adds what node lists to table (value: age + 1), but for the shards of
- * backups, which *backups counts; false if it did not answer every page. */
+struct listing {
+	uint32_t node;
+	GHashTable *table;
+	uint64_t *backups;
+};
+
+/* A listed shard into the table (value: age + 1), but for the shards of
+ * backups, which are counted. */
+static bool note_listed(void *arg, const uint8_t *entry)
+{
+	struct listing *l = arg;
+	struct net_key k;
+	struct held *h;
+
+	net_key_unpack(entry, &k);
+	if (store_backup_oid(k.object_id)) {
+		++*l->backups;
+		return true;
+	}
+	h = g_new(struct held, 1);
+	h->node = (uint16_t)l->node;
+	memcpy(h->key, entry, NET_KEY_PACKED_SIZE);
+	g_hash_table_insert(l->table, h,
+			    GSIZE_TO_POINTER((gsize)le32(entry + NET_LIST_ENTRY_SIZE) + 1));
+	return true;
+}
+
+/* Adds what node lists to table, *backups counting the shards of backups;
+ * false if it did not answer every page. */
 static bool list_node(struct store *s, uint32_t node, GHashTable *table, uint64_t *backups)
 {
-	size_t cap = (size_t)LIST_PAGE * NET_LIST_AGED_ENTRY_SIZE;
-	uint8_t *page = g_malloc(cap), after[NET_KEY_PACKED_SIZE];
-	bool more = true, first = true, ok = true;
+	struct listing l = {node, table, backups};
 
-	while (more && ok) {
-		struct net_call c = {.req = {.op = NET_OP_LIST_AGED, .length = LIST_PAGE,
-					     .body_len = first ? 0 : NET_KEY_PACKED_SIZE},
-				     .body = after, .resp_buf = page, .resp_cap = cap};
-
-		ok = net_pool_call(s->pool, node, &c) == 0 &&
-		     c.resp.body_len % NET_LIST_AGED_ENTRY_SIZE == 0;
-		size_t n = ok ? (size_t)c.resp.body_len / NET_LIST_AGED_ENTRY_SIZE : 0;
-
-		for (size_t i = 0; i < n; i++) {
-			const uint8_t *e = page + i * NET_LIST_AGED_ENTRY_SIZE;
-			struct held *h;
-			struct net_key k;
-
-			net_key_unpack(e, &k);
-			if (store_backup_oid(k.object_id)) {
-				++*backups;
-				continue;
-			}
-			h = g_new(struct held, 1);
-			h->node = (uint16_t)node;
-			memcpy(h->key, e, NET_KEY_PACKED_SIZE);
-			g_hash_table_insert(table, h,
-					    GSIZE_TO_POINTER((gsize)le32(e + NET_LIST_ENTRY_SIZE) + 1));
-		}
-		more = c.resp.aux && n > 0;
-		if (n)
-			memcpy(after, page + (n - 1) * NET_LIST_AGED_ENTRY_SIZE, NET_KEY_PACKED_SIZE);
-		first = false;
-	}
-	g_free(page);
-	return ok;
+	return store_node_list(s, node, NET_OP_LIST_AGED, NET_LIST_AGED_ENTRY_SIZE, LIST_PAGE, NULL,
+			       note_listed, &l);
 }
 
 /* Whether node holds shard k now (asked again: written after the list). */

@@ -427,6 +427,36 @@ int store_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 
 /* ---- deletes ---- */
 
+bool store_node_list(struct store *s, uint32_t node, uint8_t op, size_t entry_size,
+		     unsigned page, const uint8_t *from, store_list_fn fn, void *arg)
+{
+	size_t cap = (size_t)page * entry_size;
+	uint8_t *buf = g_malloc(cap), after[NET_KEY_PACKED_SIZE];
+	bool more = true, ok = true, cursor = from != NULL;
+
+	if (from)
+		memcpy(after, from, sizeof(after));
+	while (more && ok) {
+		struct net_call c = {.req = {.op = op, .length = page,
+					     .body_len = cursor ? NET_KEY_PACKED_SIZE : 0},
+				     .body = after, .resp_buf = buf, .resp_cap = cap};
+
+		ok = net_pool_call(s->pool, node, &c) == 0 && c.resp.body_len % entry_size == 0;
+		size_t n = ok ? (size_t)c.resp.body_len / entry_size : 0;
+
+		bool go_on = true;
+
+		for (size_t i = 0; go_on && i < n; i++)
+			go_on = fn(arg, buf + i * entry_size);
+		more = go_on && c.resp.aux && n > 0;
+		if (n)
+			memcpy(after, buf + (n - 1) * entry_size, NET_KEY_PACKED_SIZE);
+		cursor = true;
+	}
+	g_free(buf);
+	return ok;
+}
+
 int store_parts_delete(struct store *s, const struct meta_part *parts, unsigned nparts)
 {
 	unsigned total = 0;

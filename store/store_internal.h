@@ -35,6 +35,15 @@ struct store {
 
 #define STORE_COUNT(s, field, n) __atomic_add_fetch(&(s)->stats.field, (n), __ATOMIC_RELAXED)
 
+/* Called for each entry of a node's listing, in key order; false stops it. */
+typedef bool (*store_list_fn)(void *arg, const uint8_t *entry);
+/* Pages through what node lists with op (NET_OP_LIST, _DAMAGED or
+ * _LIST_AGED: entries of entry_size bytes, a packed key first), page
+ * entries a request, from after the packed key from (NULL: the first),
+ * calling fn for each. True if every page asked for was answered. */
+bool store_node_list(struct store *s, uint32_t node, uint8_t op, size_t entry_size,
+		     unsigned page, const uint8_t *from, store_list_fn fn, void *arg);
+
 /* The erasure code (k, m), created on first use; -ENOTSUP, -EINVAL. */
 int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **out);
 /* A node failed or stalled: placements and reads avoid it for a while. */
