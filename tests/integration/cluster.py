@@ -14,15 +14,31 @@ import time
 SHARDFS = os.environ.get("SHARDFS_BIN", "shardfs")
 
 
+def _ephemeral_range():
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = (int(v) for v in f.read().split())
+    return low, high
+
+
 def free_ports(n, kind):
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n ports free now, drawn at random below the kernel's ephemeral range:
+    a port the kernel hands out for 0 is also what the next client socket
+    of a test running beside this one may get (QUIC clients bind one each)
+    before our server binds it."""
+    low = _ephemeral_range()[0]
+    chosen = []
+    rng = random.Random()
+    while len(chosen) < n:
+        port = rng.randrange(10000, low)
+        if port in chosen:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
 
 
 def free_tcp_ports(n):
@@ -126,8 +142,27 @@ class Cluster:
                               stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL).returncode in (0, 3):
                 return
+            self.raise_if_a_node_died()
             time.sleep(0.2)
         raise TimeoutError("cluster did not come up")
+
+    def raise_if_a_node_died(self):
+        for i, p in self.procs.items():
+            if p.poll() is not None:
+                with open(os.path.join(self.dir, f"node-{i}.log"), errors="replace") as f:
+                    tail = f.read()[-2000:]
+                raise RuntimeError(f"node {i} exited with {p.returncode}:\n{tail}")
+
+    def add_node(self, *attrs):
+        """`shardfs node add` of node n+1 on a free port (attrs: ",zone=Z"
+        and the like), started; its id."""
+        i = self.n + 1
+        port = free_udp_ports(1)[0]
+        self.run("node", "add", f"{i}=127.0.0.1:{port}" + "".join(attrs))
+        self.n = i
+        self.start(i)
+        self.wait_up()
+        return i
 
     def kill(self, i, sig=signal.SIGKILL):
         self.procs[i].send_signal(sig)
