@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 9
+#define META_SCHEMA_VERSION 10
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -342,6 +342,42 @@ int meta_node_up(struct meta *m, uint32_t node);
  * orphan) or it was marked already. */
 int meta_shard_lost(struct meta *m, const uint8_t oid[16], uint32_t index, uint32_t shard,
 		    uint32_t node, unsigned *marked);
+
+/* ---- membership: the storage nodes the ring is built from ---- */
+
+enum meta_member_state {
+	META_MEMBER_ACTIVE = 0,	  /* takes new shards by its weight */
+	META_MEMBER_DRAINING = 1, /* takes none; rebalance moves its shards off */
+	META_MEMBER_OUT = 2,	  /* drained: holds none, may be removed */
+};
+#define META_HOST_MAX 256
+#define META_ZONE_MAX 64
+struct meta_member {
+	uint32_t id; /* 1..65535 */
+	char host[META_HOST_MAX];
+	uint16_t port;
+	char zone[META_ZONE_MAX]; /* "" none */
+	uint32_t weight;	  /* 0: no placements */
+	enum meta_member_state state;
+	int64_t changed_ns; /* when state last changed */
+};
+/* Every member, by id; *out freed with g_free (NULL when there is none). */
+int meta_members(struct meta *m, struct meta_member **out, unsigned *n);
+/* Adds mb (state and changed_ns are set here: active, now); -EEXIST if its
+ * id or its address is a member's, -EINVAL for a bad field. */
+int meta_member_add(struct meta *m, const struct meta_member *mb);
+/* The first members, in one transaction, when there is none yet (a
+ * cluster made before membership was kept here: its cluster file's list);
+ * 0 also when there were some (nothing changes then). */
+int meta_members_seed(struct meta *m, const struct meta_member *list, unsigned n);
+/* -ENOENT if id is no member. */
+int meta_member_set_state(struct meta *m, uint32_t id, enum meta_member_state state);
+/* The parts that keep a shard (not counted missing) on node. */
+int meta_node_parts(struct meta *m, uint32_t node, uint64_t *parts);
+/* Removes member id: -EBUSY while parts keep shards on it (*parts says
+ * how many) unless force, which marks each of those shards missing, for
+ * repair, in the same durable transaction. -ENOENT if no member. */
+int meta_member_remove(struct meta *m, uint32_t id, bool force, uint64_t *parts);
 
 /* Garbage: shards of replaced or deleted parts, to delete from the nodes. */
 struct meta_garbage {

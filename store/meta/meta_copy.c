@@ -18,23 +18,25 @@
 #include <glib.h>
 #include <string.h>
 
-/* The tables of the current schema (META_SCHEMA_VERSION 9) that dumps and
- * copies keep: version 6 added none, and 7's node_health, 8's
- * repair_workers and 9's repair_leases are learnt anew. */
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 9);
+/* The tables of the current schema (META_SCHEMA_VERSION 10) that dumps and
+ * copies keep, each with the schema that brought it: version 6 added
+ * none, and 7's node_health, 8's repair_workers and 9's repair_leases are
+ * learnt anew. */
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 10);
 const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
-		   " target, object_id", "iiiiiiiiiiibb", 1},
-	{"dentries", "id, parent, name, ino", "iibi", 1},
-	{"xattrs", "ino, name, value", "ibb", 2},
-	{"parts", "ino, idx, length, checksum, k, m, nodes, object_id, missing", "iiibiibbi", 2},
-	{"garbage", "id, object_id, idx, length, k, m, nodes", "ibiiiib", 1},
-	{"sessions", "sid, host, heartbeat, lease", "itii", 1},
-	{"open_files", "sid, ino, count", "iii", 2},
-	{"inline_data", "ino, data", "ib", 1},
-	{"nodes", "id, identity, since", "iti", 1},
-	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii", 1},
-	{"cluster", "id", "t", 1},
+		   " target, object_id", "iiiiiiiiiiibb", 1, 1},
+	{"dentries", "id, parent, name, ino", "iibi", 1, 1},
+	{"xattrs", "ino, name, value", "ibb", 2, 1},
+	{"parts", "ino, idx, length, checksum, k, m, nodes, object_id, missing", "iiibiibbi", 2, 3},
+	{"garbage", "id, object_id, idx, length, k, m, nodes", "ibiiiib", 1, 1},
+	{"sessions", "sid, host, heartbeat, lease", "itii", 1, 5},
+	{"open_files", "sid, ino, count", "iii", 2, 1},
+	{"inline_data", "ino, data", "ib", 1, 2},
+	{"nodes", "id, identity, since", "iti", 1, 4},
+	{"locks", "id, ino, kind, sid, owner, type, lstart, lend, pid", "iiiiiiiii", 1, 5},
+	{"cluster", "id", "t", 1, 5},
+	{"members", "id, host, port, zone, weight, state, changed", "ititiii", 1, 10},
 };
 const size_t meta_ntables = G_N_ELEMENTS(meta_tables);
 
@@ -65,6 +67,8 @@ static void bind_row(struct meta_stmt *sel, struct meta_stmt *ins, const char *k
 			continue;
 		}
 		p = meta_col_blob(sel, c, &n);
+		if (!p)
+			p = ""; /* an empty value comes without a pointer: it is no NULL */
 		if (kinds[c] == 'b') {
 			meta_bind_blob(ins, c + 1, p, n);
 		} else {

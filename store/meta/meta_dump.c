@@ -32,7 +32,8 @@
 #define DUMP_FORMAT "shardfs-meta-dump"
 #define DUMP_VERSION 1
 /* The oldest schema whose dumps load: versions 6 to 9 added no table or
- * column that dumps keep. */
+ * column that dumps keep; 10 added members, which older dumps lack (the
+ * first mount then takes them from its cluster file). */
 #define DUMP_SCHEMA_MIN 5
 #define PAGE_ROWS 256
 /* The longest line a dump of ours has: a row of the largest xattr value
@@ -124,6 +125,8 @@ static bool put_row(struct dump *d, struct meta_stmt *s, const char *kinds)
 			continue;
 		}
 		p = meta_col_blob(s, c, &n);
+		if (!p)
+			p = ""; /* an empty value comes without a pointer: it is no NULL */
 		g_autofree char *text = kinds[c] == 'b' ? g_base64_encode(p, n) : g_strndup(p, n);
 		json_array_add_string_element(row, text);
 	}
@@ -273,6 +276,7 @@ struct load {
 	size_t cap;
 	const struct meta_table *table; /* the rows being read are of it */
 	size_t next_table;		/* meta_tables[] index expected next */
+	gint64 schema;			/* of the dump */
 	struct meta_stmt *insert;	/* for table */
 	bool ended;
 };
@@ -358,7 +362,15 @@ static int read_header(struct load *l, GError **err)
 			    META_SCHEMA_VERSION);
 		return -EPROTO;
 	}
+	l->schema = schema;
 	return 0;
+}
+
+/* Passes over the tables that came after the dump's schema. */
+static void skip_newer_tables(struct load *l)
+{
+	while (l->next_table < meta_ntables && meta_tables[l->next_table].since > l->schema)
+		l->next_table++;
 }
 
 /* A table record: the next table of ours, with our columns. */
@@ -366,6 +378,7 @@ static int start_table(struct meta *m, struct load *l, JsonObject *o, GError **e
 {
 	const char *name = member_string(o, "table"), *columns = member_string(o, "columns");
 
+	skip_newer_tables(l);
 	if (l->next_table >= meta_ntables)
 		return bad(l, err, "a table after the last one");
 	const struct meta_table *t = &meta_tables[l->next_table];
@@ -436,6 +449,7 @@ static int check_end(struct load *l, JsonObject *end, GError **err)
 	gint64 rows;
 	const char *sha = member_string(end, "sha256");
 
+	skip_newer_tables(l);
 	if (l->next_table != meta_ntables)
 		return bad(l, err, "the end comes before every table");
 	if (!member_int(end, "rows", &rows) || !sha)

@@ -131,6 +131,13 @@ enum meta_q {
 	META_Q_REPAIR_LEASES_EXPIRED,
 	META_Q_CLUSTER_ID,
 	META_Q_CLUSTER_ID_SET,
+	/* membership */
+	META_Q_MEMBERS,
+	META_Q_MEMBER_ADD,
+	META_Q_MEMBER_TAKEN,
+	META_Q_MEMBER_STATE,
+	META_Q_MEMBER_REMOVE,
+	META_Q_NODE_SLOT_PARTS,
 	META_Q_COUNT,
 };
 
@@ -205,6 +212,9 @@ struct meta {
 /* ---- the core (meta_sql.c) ---- */
 
 int64_t meta_now_ns(void);
+/* Marks shard slot i missing in every part whose slot i is on node, for
+ * each slot a code can have; *lost counts the parts. In a transaction. */
+int meta_mark_node_lost(struct meta *m, uint32_t node, uint64_t *lost);
 /* Sets (NULL: clears) the reason meta_open_error gives. */
 void meta_set_open_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* A step's result as 0 (META_ROW, META_DONE) or the negative errno. */
@@ -345,6 +355,7 @@ struct meta_table {
 	const char *columns;
 	const char *kinds;
 	unsigned nkey;
+	int since; /* the schema version it came with, as its columns are now */
 };
 extern const struct meta_table meta_tables[];
 extern const size_t meta_ntables;

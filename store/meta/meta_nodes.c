@@ -38,12 +38,9 @@ int meta_node_identity(struct meta *m, uint32_t node, char out[META_IDENTITY_MAX
 	return rc;
 }
 
-/*
- * Marks shard slot i missing in every part whose slot i is on node, for
- * each slot a code can have. One pass over parts per slot: this runs
- * when a node's store was lost, not on any data path.
- */
-static int mark_node_lost(struct meta *m, uint32_t node, uint64_t *lost)
+/* One pass over parts per slot: this runs when a node's store was lost,
+ * not on any data path. */
+int meta_mark_node_lost(struct meta *m, uint32_t node, uint64_t *lost)
 {
 	uint8_t packed[2] = {(uint8_t)node, (uint8_t)(node >> 8)};
 	int rc = 0;
@@ -74,7 +71,7 @@ static int identity_set_locked(struct meta *m, uint32_t node, const char *identi
 	if (!strcmp(was, identity))
 		return 1;
 	if (was[0])
-		rc = mark_node_lost(m, node, lost);
+		rc = meta_mark_node_lost(m, node, lost);
 	if (rc == 0) {
 		s = meta_stmt(m, META_Q_NODE_SET);
 		meta_bind_int(s, 1, node);
@@ -145,7 +142,7 @@ static int down_locked(struct meta *m, uint32_t node, int64_t now_s, unsigned do
 		return health_set(m, node, now_s, false);
 	if (rc || out || !down_out_s || now_s - since < (int64_t)down_out_s)
 		return rc ? rc : 1;
-	rc = mark_node_lost(m, node, lost);
+	rc = meta_mark_node_lost(m, node, lost);
 	return rc ? rc : health_set(m, node, since, true);
 }
 

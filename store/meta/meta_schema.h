@@ -51,6 +51,11 @@
  *            its rate (bytes read per second), for status; not in dumps
  * repair_leases (version 9) which worker rebuilds part (ino, idx), until
  *            when (Unix s): two never rebuild the same part; not in dumps
+ * members    (version 10) the cluster's storage nodes, from which every
+ *            mount and command builds the ring: id -> address (host,
+ *            port), zone ('' none), weight, state (0 active, 1 draining,
+ *            2 out: holds nothing and takes nothing) and when the state
+ *            last changed (ns)
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -118,6 +123,10 @@
 	/* 8 -> 9 */                                                                       \
 	"CREATE TABLE repair_leases (ino " INT " NOT NULL, idx " INT " NOT NULL,"          \
 	" holder TEXT NOT NULL, until " INT " NOT NULL, PRIMARY KEY (ino, idx));",         \
+	/* 9 -> 10 */                                                                      \
+	"CREATE TABLE members (id " INT " PRIMARY KEY, host TEXT NOT NULL,"                 \
+	" port " INT " NOT NULL, zone TEXT NOT NULL, weight " INT " NOT NULL,"              \
+	" state " INT " NOT NULL, changed " INT " NOT NULL, UNIQUE (host, port));",        \
 }
 
 #endif

@@ -191,6 +191,19 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_SHARD_LOST] = "UPDATE parts SET missing = missing | ?4 WHERE object_id = ?1 AND"
 			      " idx = ?2 AND k > 0 AND length(nodes) >= 2 * ?3 + 2 AND"
 			      " substr(nodes, 2 * ?3 + 1, 2) = ?5 AND (missing & ?4) = 0",
+	/* membership */
+	[META_Q_MEMBERS] = "SELECT id, host, port, zone, weight, state, changed FROM members"
+			   " ORDER BY id",
+	[META_Q_MEMBER_ADD] = "INSERT INTO members (id, host, port, zone, weight, state, changed)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[META_Q_MEMBER_TAKEN] = "SELECT count(*) FROM members WHERE id = ?1 OR (host = ?2 AND"
+				" port = ?3)",
+	[META_Q_MEMBER_STATE] = "UPDATE members SET state = ?2, changed = ?3 WHERE id = ?1",
+	[META_Q_MEMBER_REMOVE] = "DELETE FROM members WHERE id = ?1",
+	/* as NODE_LOST: parts whose shard ?1 is on the node packed as ?2 */
+	[META_Q_NODE_SLOT_PARTS] = "SELECT count(*) FROM parts WHERE k > 0 AND"
+				   " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
+				   " AND (missing & ?3) = 0",
 };
 
 static __thread char *open_error;

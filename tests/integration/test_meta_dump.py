@@ -125,16 +125,16 @@ def test_dump_of_a_missing_database_fails_clearly(tmp_path):
 
 SANITIZED = os.environ.get("SHARDFS_SANITIZED", "0").upper() in ("1", "ON", "TRUE")
 TABLES = ["inodes", "dentries", "xattrs", "parts", "garbage", "sessions", "open_files",
-          "inline_data", "nodes", "locks", "cluster"]
+          "inline_data", "nodes", "locks", "cluster", "members"]
 
 
-def synthetic_dump(path, files, columns):
+def synthetic_dump(path, files, columns, schema=10):
     """A dump of a root with files empty files in it, made here (columns:
-    each table's column list, from a real dump)."""
+    each table's column list, from a real dump); schema 9 has no members."""
     t = 1796677587451469579
     zero_id = base64.b64encode(bytes(16)).decode()
-    lines = ['{"format":"shardfs-meta-dump","version":1,"schema":9}']
-    for table in TABLES:
+    lines = ['{"format":"shardfs-meta-dump","version":1,"schema":%d}' % schema]
+    for table in TABLES if schema >= 10 else TABLES[:-1]:
         lines.append('{"table":"%s","columns":"%s"}' % (table, columns[table]))
         if table == "inodes":
             lines.append(f"[1,16877,0,0,2,0,{t},{t},{t},0,1,null,null]")
@@ -153,6 +153,26 @@ def peak_kib(*args):
     r = subprocess.run(["/usr/bin/time", "-f", "%M", SHARDFS, *args], capture_output=True,
                        text=True, timeout=600, check=True)
     return int(r.stderr.strip().splitlines()[-1])
+
+
+def test_a_dump_made_before_membership_loads_and_takes_the_cluster_files_nodes(tmp_path):
+    cl = Cluster(tmp_path / "c", meta="sqlite")
+    try:
+        real = tmp_path / "real.dump"
+        meta("dump", "-c", cl.conf, str(real))
+        columns = {json.loads(line)["table"]: json.loads(line)["columns"]
+                   for line in real.read_text().splitlines() if line.startswith('{"table"')}
+        old = tmp_path / "schema9.dump"
+        synthetic_dump(old, 3, columns, schema=9)
+        assert b'"members"' not in old.read_bytes()
+        url = new_pg_database() if TEST_PG else "sqlite://" + str(tmp_path / "old.db")
+        meta("load", "--to", url, str(old))
+        conf = conf_with_meta(cl, url, os.path.join(cl.dir, "old.conf"))
+        listed = subprocess.run([SHARDFS, "node", "list", "--json", "-c", conf],
+                                capture_output=True, text=True, check=True, timeout=60)
+        assert [n["id"] for n in json.loads(listed.stdout)["nodes"]] == [1, 2, 3]
+    finally:
+        cl.stop()
 
 
 @pytest.mark.skipif(SANITIZED, reason="the sanitizers' quarantine keeps what is freed")

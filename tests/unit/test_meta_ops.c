@@ -574,6 +574,66 @@ static void test_degraded_parts_and_relocation(void **state)
 	g_free(d);
 }
 
+static struct meta_member member(uint32_t id, const char *host, uint16_t port, const char *zone)
+{
+	struct meta_member mb = {.id = id, .port = port, .weight = 1};
+
+	g_strlcpy(mb.host, host, sizeof(mb.host));
+	g_strlcpy(mb.zone, zone, sizeof(mb.zone));
+	return mb;
+}
+
+/* Members: seeded only when there are none, added with a unique id and
+ * address, drained, and removed only once they hold nothing unless
+ * forced, which marks their shards missing. */
+static void test_members(void **state)
+{
+	struct fx *f = *state;
+	struct meta_member seed[2] = {member(1, "10.0.0.1", 7001, ""), member(2, "10.0.0.2", 7001, "r2")};
+	struct meta_member again = member(3, "10.0.0.3", 7001, ""), *list;
+	struct meta_member bad = member(0, "10.0.0.9", 7001, "");
+	uint8_t oid[16] = "object-members!";
+	struct meta_part parts[1] = {part(0, 100, 1)}, *back;
+	uint64_t ino = test_create_ok(f->m, ROOT, "on-members"), held;
+	unsigned n;
+
+	assert_int_equal(meta_members(f->m, &list, &n), 0);
+	assert_true(n == 0 && list == NULL);
+	assert_int_equal(meta_members_seed(f->m, seed, 2), 0);
+	assert_int_equal(meta_members_seed(f->m, &again, 1), 0); /* not empty: nothing */
+	assert_int_equal(meta_members(f->m, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(list[1].id == 2 && !strcmp(list[1].zone, "r2") && list[1].port == 7001);
+	assert_int_equal(list[1].state, META_MEMBER_ACTIVE);
+	g_free(list);
+	assert_int_equal(meta_member_add(f->m, &bad), -EINVAL);
+	struct meta_member same_id = member(2, "10.0.0.8", 7001, "");
+	struct meta_member same_addr = member(8, "10.0.0.2", 7001, "");
+	assert_int_equal(meta_member_add(f->m, &same_id), -EEXIST);
+	assert_int_equal(meta_member_add(f->m, &same_addr), -EEXIST);
+	assert_int_equal(meta_member_add(f->m, &again), 0);
+	/* node 3 holds shard 2 of the part */
+	assert_int_equal(meta_commit_manifest(f->m, ino, oid, 100, parts, 1, NULL, true), 0);
+	assert_int_equal(meta_node_parts(f->m, 3, &held), 0);
+	assert_int_equal(held, 1);
+	assert_int_equal(meta_member_set_state(f->m, 3, META_MEMBER_DRAINING), 0);
+	assert_int_equal(meta_member_set_state(f->m, 9, META_MEMBER_DRAINING), -ENOENT);
+	assert_int_equal(meta_member_remove(f->m, 3, false, &held), -EBUSY);
+	assert_int_equal(held, 1);
+	assert_int_equal(meta_member_remove(f->m, 3, true, &held), 0);
+	assert_int_equal(held, 1);
+	assert_int_equal(meta_get_manifest(f->m, ino, oid, &back, &n), 0);
+	assert_int_equal(back[0].missing, 1u << 2);
+	g_free(back);
+	assert_int_equal(meta_node_parts(f->m, 3, &held), 0);
+	assert_int_equal(held, 0);
+	assert_int_equal(meta_member_remove(f->m, 3, false, &held), -ENOENT);
+	assert_int_equal(meta_member_remove(f->m, 2, false, &held), -EBUSY); /* its shard 1 */
+	assert_int_equal(meta_members(f->m, &list, &n), 0);
+	assert_true(n == 2 && list[0].id == 1 && list[1].id == 2);
+	g_free(list);
+}
+
 /* A node's identity is recorded at first sight and changes nothing; when
  * its store comes back as another one, the shard every part has on that
  * node (in whatever slot) is marked missing, and no other. */
@@ -1006,7 +1066,7 @@ static void test_schema_migration(void **state)
 		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
 		       "DROP TABLE locks; DROP TABLE cluster; ALTER TABLE sessions DROP COLUMN lease;"
 		       "DROP TABLE node_health; DROP TABLE repair_workers; DROP TABLE repair_leases;"
-		       "UPDATE schema_version SET version = 1");
+		       "DROP TABLE members; UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
 	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
@@ -1019,9 +1079,9 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 10");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 11");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 9");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 10");
 }
 
 static struct meta_lock lk(uint64_t sid, uint64_t owner, enum meta_lock_type type, int64_t start,
@@ -1160,6 +1220,7 @@ int main(void)
 		T(test_empty_xattrs), T(test_manifests_and_garbage), T(test_missing_shards_kept),
 		T(test_degraded_parts_and_relocation),
 		T(test_node_identity_and_lost_store),
+		T(test_members),
 		T(test_manifest_part_ids_and_holes), T(test_reads_see_later_commits),
 		T(test_open_unlinked_files), T(test_create_open_and_batched_closes),
 		T(test_make_node_sent_again), T(test_path_of), T(test_statfs),
