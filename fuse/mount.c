@@ -137,8 +137,8 @@ static void reap_sessions(struct meta *m)
 		g_message("reclaimed %u sessions of mounts silent past their lease", n);
 }
 
-/* Heartbeats, reaping of dead mounts' sessions, garbage collection,
- * pins that are due, heap trimming. */
+/* Heartbeats, reaping of dead mounts' sessions, membership changes,
+ * garbage collection, pins that are due, heap trimming. */
 static gpointer housekeeper(gpointer arg)
 {
 	struct fs *fs = arg;
@@ -157,6 +157,7 @@ static gpointer housekeeper(gpointer arg)
 		if (meta_session_heartbeat(m, fs_sid(fs)) == -ENOENT)
 			session_reclaimed(fs, m, &told);
 		reap_sessions(m); /* their locks go at once: others may wait for them */
+		store_follow_members(fs->store, m); /* a node command reaches us within 5 s */
 		fs_closes_drop(fs, m);
 		trim_when_idle(fs, &last_bytes);
 		if (g_get_monotonic_time() >= next_gc) {
@@ -313,8 +314,13 @@ static int open_metas(struct fs *fs, unsigned connections, unsigned lease_s)
 		g_async_queue_push(fs->metas, m);
 	}
 	struct meta *m = fs_meta_take(fs);
+	int rc = store_follow_members(fs->store, m);
+
+	if (rc < 0)
+		g_warning("the metadata's members: %s; using the cluster file's nodes",
+			  common_strerror(rc));
 	fs->lease_s = lease_s ? lease_s : META_LEASE_DEFAULT_S;
-	int rc = meta_session_start(m, g_get_host_name(), fs->lease_s, &fs->sid);
+	rc = meta_session_start(m, g_get_host_name(), fs->lease_s, &fs->sid);
 	fs_meta_give(fs, m);
 	return rc;
 }

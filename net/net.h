@@ -137,6 +137,9 @@ void net_pool_options_default(struct net_pool_options *o);
 int net_pool_new(const struct net_cluster *c, struct net_tls *tls,
 		 const struct net_pool_options *o, struct net_pool **out);
 void net_pool_free(struct net_pool *p);
+/* Adds node id at host:port, or gives it that address (a membership
+ * change); any thread. */
+void net_pool_set_node(struct net_pool *p, uint32_t id, const char *host, uint16_t port);
 /* Latency and errors of shard puts and gets by node, in Prometheus's text
  * format (common/metrics.h); any thread. */
 void net_pool_metrics(struct net_pool *p, GString *out);

@@ -58,7 +58,9 @@ struct net_pool {
 	struct net_pool_options opt;
 	struct quic_settings set;
 	struct quic_conn_ops ops;
-	GHashTable *nodes;	/* id -> struct pool_node */
+	GHashTable *nodes;	/* id -> struct pool_node; changed on the loop thread
+				 * under nodes_lock, which other threads read under */
+	GMutex nodes_lock;
 	GList *inflight;	/* struct call_state with a stream, loop thread */
 	bool sweeping;
 };
@@ -379,6 +381,20 @@ static void node_free(gpointer p)
 	g_free(n);
 }
 
+static struct pool_node *node_new(struct net_pool *p, uint32_t id, const char *host,
+				   uint16_t port)
+{
+	struct pool_node *n = g_new0(struct pool_node, 1);
+
+	n->pool = p;
+	n->id = id;
+	metrics_hist_init(&n->latency[0], &metrics_latency_buckets);
+	metrics_hist_init(&n->latency[1], &metrics_latency_buckets);
+	n->host = g_strdup(host);
+	n->port = port;
+	return n;
+}
+
 int net_pool_new(const struct net_cluster *c, struct net_tls *tls,
 		 const struct net_pool_options *o, struct net_pool **out)
 {
@@ -396,23 +412,57 @@ int net_pool_new(const struct net_cluster *c, struct net_tls *tls,
 		.on_streams_available = on_streams_available,
 		.on_conn_close = on_conn_close,
 	};
+	g_mutex_init(&p->nodes_lock);
 	p->nodes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, node_free);
 	for (guint i = 0; i < c->nodes->len; i++) {
 		const struct net_node_conf *nc = &g_array_index(c->nodes, struct net_node_conf, i);
-		struct pool_node *n = g_new0(struct pool_node, 1);
 
-		n->pool = p;
-		n->id = nc->id;
-		metrics_hist_init(&n->latency[0], &metrics_latency_buckets);
-		metrics_hist_init(&n->latency[1], &metrics_latency_buckets);
-		n->host = g_strdup(nc->host);
-		n->port = nc->port;
-		g_hash_table_insert(p->nodes, GUINT_TO_POINTER(n->id), n);
+		g_hash_table_insert(p->nodes, GUINT_TO_POINTER(nc->id),
+				    node_new(p, nc->id, nc->host, nc->port));
 	}
 	p->loop = quic_loop_new();
 	quic_loop_start(p->loop, "net-pool");
 	*out = p;
 	return 0;
+}
+
+struct node_change {
+	struct net_pool *p;
+	uint32_t id;
+	const char *host;
+	uint16_t port;
+	struct common_waiter w;
+};
+
+/* A node whose address changed keeps a live connection until it fails:
+ * the next dial goes to the new address. */
+static void change_node(void *arg)
+{
+	struct node_change *ch = arg;
+	struct net_pool *p = ch->p;
+	struct pool_node *n = g_hash_table_lookup(p->nodes, GUINT_TO_POINTER(ch->id));
+
+	g_mutex_lock(&p->nodes_lock);
+	if (!n) {
+		g_hash_table_insert(p->nodes, GUINT_TO_POINTER(ch->id),
+				    node_new(p, ch->id, ch->host, ch->port));
+	} else if (strcmp(n->host, ch->host) || n->port != ch->port) {
+		g_free(n->host);
+		n->host = g_strdup(ch->host);
+		n->port = ch->port;
+	}
+	g_mutex_unlock(&p->nodes_lock);
+	common_waiter_done(&ch->w, 0);
+}
+
+void net_pool_set_node(struct net_pool *p, uint32_t id, const char *host, uint16_t port)
+{
+	struct node_change ch = {.p = p, .id = id, .host = host, .port = port};
+
+	common_waiter_init(&ch.w, 1);
+	quic_loop_post(p->loop, change_node, &ch);
+	common_waiter_wait(&ch.w);
+	common_waiter_fini(&ch.w);
 }
 
 void net_pool_free(struct net_pool *p)
@@ -421,6 +471,7 @@ void net_pool_free(struct net_pool *p)
 		return;
 	quic_loop_free(p->loop); /* closes every connection: calls fail first */
 	g_hash_table_destroy(p->nodes);
+	g_mutex_clear(&p->nodes_lock);
 	g_list_free(p->inflight);
 	g_free(p);
 }
@@ -442,9 +493,11 @@ void net_pool_metrics(struct net_pool *p, GString *out)
 	gpointer v;
 	char labels[48];
 
+	g_mutex_lock(&p->nodes_lock); /* nodes are never freed before the pool */
 	g_hash_table_iter_init(&it, p->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		g_ptr_array_add(nodes, v);
+	g_mutex_unlock(&p->nodes_lock);
 	g_ptr_array_sort(nodes, by_id);
 	metrics_family(out, took, "histogram",
 		       "Shard puts and gets from this client, by node: request to answer.");

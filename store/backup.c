@@ -199,8 +199,11 @@ static unsigned put_catalog(struct store *s, uint64_t seq, const char *text, siz
 {
 	unsigned took = 0;
 
-	for (guint i = 0; i < s->cluster->nodes->len; i++) {
-		const struct net_node_conf *n = &g_array_index(s->cluster->nodes, struct net_node_conf, i);
+	unsigned count;
+	const struct store_node *nodes = store_nodes(s, &count);
+
+	for (unsigned i = 0; i < count; i++) {
+		const struct store_node *n = &nodes[i];
 		struct net_call c = {.req = {.op = NET_OP_PUT, .key = catalog_key(seq),
 					     .body_len = len}, .body = text};
 
@@ -211,8 +214,11 @@ static unsigned put_catalog(struct store *s, uint64_t seq, const char *text, siz
 
 static void delete_catalog(struct store *s, uint64_t seq)
 {
-	for (guint i = 0; i < s->cluster->nodes->len; i++) {
-		const struct net_node_conf *n = &g_array_index(s->cluster->nodes, struct net_node_conf, i);
+	unsigned count;
+	const struct store_node *nodes = store_nodes(s, &count);
+
+	for (unsigned i = 0; i < count; i++) {
+		const struct store_node *n = &nodes[i];
 		struct net_call c = {.req = {.op = NET_OP_DELETE, .key = catalog_key(seq)}};
 
 		net_pool_call(s->pool, n->id, &c);
@@ -225,8 +231,11 @@ static int get_catalog(struct store *s, uint64_t seq, struct store_backup *b,
 {
 	int rc = -ENOENT;
 
-	for (guint i = 0; i < s->cluster->nodes->len; i++) {
-		const struct net_node_conf *n = &g_array_index(s->cluster->nodes, struct net_node_conf, i);
+	unsigned count;
+	const struct store_node *nodes = store_nodes(s, &count);
+
+	for (unsigned i = 0; i < count; i++) {
+		const struct store_node *n = &nodes[i];
 		struct net_call c = {.req = {.op = NET_OP_GET, .key = catalog_key(seq),
 					     .length = NET_MAX_SHARD}};
 
@@ -281,9 +290,11 @@ int store_backup_list(struct store *s, uint64_t **seqs, unsigned *n)
 	GHashTable *set = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	unsigned answered = 0;
 
-	for (guint i = 0; i < s->cluster->nodes->len; i++)
-		answered += list_node(s, g_array_index(s->cluster->nodes, struct net_node_conf, i).id,
-				      set);
+	unsigned count;
+	const struct store_node *nodes = store_nodes(s, &count);
+
+	for (unsigned i = 0; i < count; i++)
+		answered += list_node(s, nodes[i].id, set);
 	GList *keys = g_list_sort(g_hash_table_get_keys(set), newest_first);
 	*n = g_list_length(keys);
 	*seqs = g_new(uint64_t, *n ? *n : 1);

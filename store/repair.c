@@ -62,7 +62,7 @@ static size_t repair_targets(struct store *s, const struct meta_part *p, unsigne
 	if (n)
 		skip[nskip++] = out[0];
 	uint64_t key = ring_key_hash(p->object_id, p->index);
-	return n + ring_closest(s->ring, key, max - n, out + n, skip, nskip);
+	return n + ring_closest(store_ring(s), key, max - n, out + n, skip, nskip);
 }
 
 static int put_shard(struct store *s, const struct meta_part *p, unsigned i, uint32_t node,
@@ -158,10 +158,8 @@ static int rebuild_part(struct store *s, const struct meta_part *p, struct meta_
 	return 0;
 }
 
-/* The rebuilt shards of a relocation that did not take, deleted unless
- * the part's row names them now (someone else put them there). */
-static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
-			 const struct meta_part *old, const struct meta_part *now)
+void store_undo_placed(struct store *s, struct meta *m, uint64_t ino, const struct meta_part *old,
+		       const struct meta_part *now)
 {
 	uint8_t oid[16];
 	struct meta_part *cur = NULL;
@@ -170,7 +168,8 @@ static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
 	if (meta_get_manifest(m, ino, oid, &cur, &n))
 		n = 0;
 	for (unsigned i = 0; i < (unsigned)(old->k + old->m); i++) {
-		if (!meta_shard_missing(old, i) || meta_shard_missing(now, i))
+		if (meta_shard_missing(now, i) ||
+		    (!meta_shard_missing(old, i) && old->nodes[i] == now->nodes[i]))
 			continue;
 		bool kept = false;
 		for (unsigned j = 0; j < n && !kept; j++)
@@ -184,14 +183,13 @@ static void undo_rebuilt(struct store *s, struct meta *m, uint64_t ino,
 		c.req.key.part = old->index;
 		c.req.key.shard = (uint16_t)i;
 		if (net_pool_call(s->pool, now->nodes[i], &c) && c.status != -ENOENT)
-			g_message("a rebuilt shard of a replaced part stays on node %u for scrub",
+			g_message("a shard placed for a replaced part stays on node %u for scrub",
 				  now->nodes[i]);
 	}
 	g_free(cur);
 }
 
-/* "host:pid": the name this process reports its rate and leases under. */
-static const char *worker_name(void)
+const char *store_worker_name(void)
 {
 	static gsize done;
 	static char name[64];
@@ -219,7 +217,7 @@ static void rebuild_and_commit(struct store *s, struct meta *m, const struct met
 	if (rc == 0 && placed)
 		rc = meta_part_relocate(m, d->ino, &d->part, &now);
 	if (rc == -ESTALE) {
-		undo_rebuilt(s, m, d->ino, &d->part, &now);
+		store_undo_placed(s, m, d->ino, &d->part, &now);
 		st->parts_changed++;
 		return;
 	}
@@ -258,24 +256,30 @@ static bool gone_here(const char *worker)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+int store_part_lease(struct meta *m, uint64_t ino, const struct meta_part *p)
+{
+	char holder[META_WORKER_MAX];
+	int64_t now = (int64_t)time(NULL);
+	int rc = meta_repair_lease(m, ino, p, store_worker_name(), "", REPAIR_LEASE_S, now, holder);
+
+	if (rc == -EBUSY && gone_here(holder)) {
+		char dead[META_WORKER_MAX];
+
+		g_strlcpy(dead, holder, sizeof(dead));
+		rc = meta_repair_lease(m, ino, p, store_worker_name(), dead, REPAIR_LEASE_S, now,
+				       holder);
+	}
+	return rc;
+}
+
 /* Under the part's lease, so that no other worker rebuilds it meanwhile;
  * a part another worker holds, or repaired since the list was read, is
  * left to it. */
 static void repair_one(struct store *s, struct meta *m, const struct meta_degraded *d,
 		       struct store_repair_stats *st)
 {
-	char holder[META_WORKER_MAX];
-	int64_t now = (int64_t)time(NULL);
-	int rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), "", REPAIR_LEASE_S, now,
-				   holder);
+	int rc = store_part_lease(m, d->ino, &d->part);
 
-	if (rc == -EBUSY && gone_here(holder)) {
-		char dead[META_WORKER_MAX];
-
-		g_strlcpy(dead, holder, sizeof(dead));
-		rc = meta_repair_lease(m, d->ino, &d->part, worker_name(), dead, REPAIR_LEASE_S, now,
-				       holder);
-	}
 	if (rc == -EBUSY || rc == -ESTALE) {
 		st->parts_elsewhere++;
 		return;
@@ -283,7 +287,7 @@ static void repair_one(struct store *s, struct meta *m, const struct meta_degrad
 	rebuild_and_commit(s, m, d, st); /* a lease not taken (metadata error): the
 					  * manifest's compare-and-set still holds */
 	if (rc == 0)
-		meta_repair_unlease(m, d->ino, d->part.index, worker_name());
+		meta_repair_unlease(m, d->ino, d->part.index, store_worker_name());
 }
 
 /*
@@ -317,15 +321,16 @@ static void note_identity(struct meta *m, uint32_t id, const char *identity,
 
 void store_note_identities(struct store *s, struct meta *m)
 {
-	guint n = s->cluster->nodes->len;
+	const struct store_view *v = store_view(s);
+	guint n = v->nodes->len;
 	struct net_node_status *ns = g_new0(struct net_node_status, n);
 	bool *up = g_new0(bool, n);
 	struct store_repair_stats unused = {0};
 
-	store_node_statuses(s, ns, up);
+	store_node_statuses(s, v, ns, up);
 	for (guint i = 0; i < n; i++)
 		if (up[i] && ns[i].identity[0])
-			note_identity(m, g_array_index(s->cluster->nodes, struct net_node_conf, i).id,
+			note_identity(m, g_array_index(v->nodes, struct store_node, i).id,
 				      ns[i].identity, &unused);
 	g_free(ns);
 	g_free(up);
@@ -403,13 +408,14 @@ static void note_health(struct store *s, struct meta *m, uint32_t id, bool up,
  */
 static void check_nodes(struct store *s, struct meta *m, struct store_repair_stats *st)
 {
-	guint n = s->cluster->nodes->len;
+	const struct store_view *v = store_view(s);
+	guint n = v->nodes->len;
 	struct net_node_status *ns = g_new0(struct net_node_status, n);
 	bool *up = g_new0(bool, n);
 
-	store_node_statuses(s, ns, up);
+	store_node_statuses(s, v, ns, up);
 	for (guint i = 0; i < n; i++) {
-		uint32_t id = g_array_index(s->cluster->nodes, struct net_node_conf, i).id;
+		uint32_t id = g_array_index(v->nodes, struct store_node, i).id;
 
 		note_health(s, m, id, up[i], st);
 		if (up[i] && ns[i].identity[0])
@@ -434,7 +440,7 @@ static void report_rate(struct meta *m, struct store_repair_cursor *cur, uint64_
 	if (cur->rate_bound)
 		rate = MIN(rate, cur->rate_bound);
 	if (read)
-		meta_repair_report(m, worker_name(), rate, (int64_t)time(NULL));
+		meta_repair_report(m, store_worker_name(), rate, (int64_t)time(NULL));
 }
 
 /* Whether pass level of a round takes p; else notes if a later one will. */

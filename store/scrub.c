@@ -166,30 +166,38 @@ static void check_part(struct walk *w, uint64_t ino, const struct meta_part *p)
 		  common_strerror(rc));
 }
 
-static int walk_manifests(struct walk *w, store_scrub_progress_fn progress, void *arg)
+int store_walk_parts(struct meta *m, store_part_fn fn, void *arg,
+		     store_scrub_progress_fn progress, void *progress_arg)
 {
-	uint64_t after_ino = 0, total = 0, bytes;
+	uint64_t after_ino = 0, total = 0, bytes, done = 0;
 	uint32_t after_index = 0;
-	int rc = meta_parts_count(w->m, &total, &bytes);
+	int rc = meta_parts_count(m, &total, &bytes);
 
 	for (unsigned n = PARTS_PAGE; rc == 0 && n == PARTS_PAGE;) {
 		struct meta_degraded *page;
 
-		rc = meta_parts_list(w->m, after_ino, after_index, PARTS_PAGE, &page, &n);
-		for (unsigned i = 0; rc == 0 && i < n; i++) {
-			check_part(w, page[i].ino, &page[i].part);
-			w->st->parts++;
-			w->st->bytes += page[i].part.length;
-		}
+		rc = meta_parts_list(m, after_ino, after_index, PARTS_PAGE, &page, &n);
+		for (unsigned i = 0; rc == 0 && i < n; i++)
+			fn(arg, page[i].ino, &page[i].part);
 		if (rc == 0 && n) {
 			after_ino = page[n - 1].ino;
 			after_index = page[n - 1].part.index;
 		}
 		g_free(page);
+		done += rc == 0 ? n : 0;
 		if (progress)
-			progress(arg, w->st->parts, MAX(total, w->st->parts));
+			progress(progress_arg, done, MAX(total, done));
 	}
 	return rc;
+}
+
+static void scrub_part(void *arg, uint64_t ino, const struct meta_part *p)
+{
+	struct walk *w = arg;
+
+	check_part(w, ino, p);
+	w->st->parts++;
+	w->st->bytes += p->length;
 }
 
 /* What no manifest named: deleted when old enough. */
@@ -232,13 +240,13 @@ int store_scrub(struct store *s, struct meta *m, const struct store_scrub_option
 {
 	struct walk w = {s, m, o, st, g_hash_table_new_full(held_hash, held_equal, g_free, NULL),
 			 g_hash_table_new(NULL, NULL)};
-	const GArray *nodes = s->cluster->nodes;
+	const GArray *nodes = store_view(s)->nodes;
 
 	memset(st, 0, sizeof(*st));
 	st->unreadable_inos = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	st->nodes = nodes->len;
 	for (guint i = 0; i < nodes->len; i++) {
-		uint32_t id = g_array_index(nodes, struct net_node_conf, i).id;
+		uint32_t id = g_array_index(nodes, struct store_node, i).id;
 		GHashTable *mine = g_hash_table_new_full(held_hash, held_equal, g_free, NULL);
 		uint64_t backups = 0;
 
@@ -263,7 +271,7 @@ int store_scrub(struct store *s, struct meta *m, const struct store_scrub_option
 	struct store_stats before, after;
 
 	store_get_stats(s, &before);
-	int rc = walk_manifests(&w, progress, arg);
+	int rc = store_walk_parts(m, scrub_part, &w, progress, arg);
 
 	store_get_stats(s, &after);
 	st->corrupt_reads = after.corrupt_shards - before.corrupt_shards;

@@ -161,21 +161,6 @@ static void free_spare(gpointer data)
 	g_free(b);
 }
 
-static int build_ring(struct store *s)
-{
-	GArray *nodes = s->cluster->nodes;
-	struct ring_member *mem = g_new(struct ring_member, nodes->len);
-
-	for (guint i = 0; i < nodes->len; i++) {
-		const struct net_node_conf *n = &g_array_index(nodes, struct net_node_conf, i);
-
-		mem[i] = (struct ring_member){n->id, n->weight, n->zone};
-	}
-	int rc = ring_new(mem, nodes->len, &s->ring);
-	g_free(mem);
-	return rc;
-}
-
 static int check_code(struct store *s, GError **err)
 {
 	const struct net_cluster *c = s->cluster;
@@ -212,7 +197,7 @@ static int start(struct store *s, GError **err)
 			    common_strerror(rc));
 		return rc;
 	}
-	if ((rc = build_ring(s))) {
+	if ((rc = store_view_init(s))) {
 		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: no node to place data on",
 			    c->path);
 		return rc;
@@ -264,7 +249,7 @@ void store_close(struct store *s)
 		g_thread_pool_free(s->fetchers, FALSE, TRUE);
 	net_pool_free(s->pool);
 	net_tls_free(s->tls);
-	ring_free(s->ring);
+	store_views_free(s);
 	net_cluster_free(s->cluster);
 	g_hash_table_destroy(s->codes);
 	g_hash_table_destroy(s->suspect);
@@ -348,9 +333,10 @@ static void batch_done(void *arg, struct net_call *call)
 #define CAPACITY_TTL_US (5 * G_USEC_PER_SEC)
 #define STATUS_TEXT_MAX 4096
 
-unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool *up)
+unsigned store_node_statuses(struct store *s, const struct store_view *v,
+			     struct net_node_status *out, bool *up)
 {
-	GArray *nodes = s->cluster->nodes;
+	GArray *nodes = v->nodes;
 	struct net_call *calls = g_new0(struct net_call, nodes->len);
 	char *texts = g_malloc((size_t)nodes->len * STATUS_TEXT_MAX);
 	struct common_waiter b;
@@ -362,7 +348,7 @@ unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool 
 		calls[i].resp_buf = texts + i * STATUS_TEXT_MAX;
 		calls[i].resp_cap = STATUS_TEXT_MAX;
 		calls[i].timeout_ms = 2000;
-		net_pool_call_async(s->pool, g_array_index(nodes, struct net_node_conf, i).id, &calls[i],
+		net_pool_call_async(s->pool, g_array_index(nodes, struct store_node, i).id, &calls[i],
 				    batch_done, &b);
 	}
 	common_waiter_wait(&b);
@@ -380,10 +366,11 @@ unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool 
 
 static int ask_capacity(struct store *s, uint64_t *total, uint64_t *avail)
 {
-	guint n = s->cluster->nodes->len;
+	const struct store_view *v = store_view(s);
+	guint n = v->nodes->len;
 	struct net_node_status *st = g_new0(struct net_node_status, n);
 	bool *up = g_new0(bool, n);
-	unsigned answered = store_node_statuses(s, st, up);
+	unsigned answered = store_node_statuses(s, v, st, up);
 	GHashTable *seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 
 	*total = *avail = 0;

@@ -83,6 +83,30 @@ void store_get_stats(struct store *s, struct store_stats *st);
  * text format (common/metrics.h); any thread. */
 void store_metrics(struct store *s, GString *out);
 
+/*
+ * Membership: the nodes the store reaches and the ring it places shards
+ * by, from the metadata's members (store_follow_members), or from the
+ * cluster file until the first call. A draining or out node is reached
+ * for what it holds but takes no new shard.
+ */
+struct store_node {
+	uint32_t id;
+	char *host;
+	uint16_t port;
+	uint32_t weight;
+	char *zone; /* NULL if none */
+	enum meta_member_state state;
+};
+/* The nodes now, by id (*n of them): a list that never changes, valid
+ * until store_close. */
+const struct store_node *store_nodes(struct store *s, unsigned *n);
+/* Node id of that list, NULL if it is none. */
+const struct store_node *store_node_find(struct store *s, uint32_t id);
+/* Takes the membership from m (seeded from the cluster file when m has
+ * none yet): 1 if it changed the nodes or the ring, 0 if not, or -errno
+ * (the store goes on with what it had). Any thread. */
+int store_follow_members(struct store *s, struct meta *m);
+
 /* A new random object id. */
 void store_object_id_new(uint8_t oid[16]);
 
@@ -250,6 +274,36 @@ typedef void (*store_scrub_progress_fn)(void *arg, uint64_t parts_done, uint64_t
 int store_scrub(struct store *s, struct meta *m, const struct store_scrub_options *o,
 		struct store_scrub_stats *st, store_scrub_progress_fn progress, void *arg);
 void store_scrub_stats_free(struct store_scrub_stats *st);
+
+/*
+ * Rebalance (rebalance.c): every shard that is not on a node the ring
+ * now places it on (a node was added, drains or went out) is copied to
+ * one that is, its new place committed with a compare-and-set of the
+ * part's row, and only then deleted where it was: redundancy never drops
+ * during a move, and a worker killed at any moment leaves at worst a
+ * copy that no manifest names, which scrub collects. Parts with shards
+ * missing are repair's, and wait for it. A draining node that ends
+ * holding nothing is put out. bytes_per_s bounds the shard bytes moved
+ * (0: no bound); dry_run counts what would move.
+ */
+struct store_rebalance_options {
+	bool dry_run;
+	uint64_t bytes_per_s;
+};
+
+struct store_rebalance_stats {
+	uint64_t parts, shards;		     /* walked */
+	uint64_t shards_misplaced;	     /* not where the ring puts them */
+	uint64_t shards_moved, bytes_moved;  /* dry_run: what would be */
+	uint64_t parts_degraded;	     /* shards missing: left to repair */
+	uint64_t parts_stuck;		     /* too few active nodes to place k+m */
+	uint64_t parts_elsewhere;	     /* another worker's, or rewritten meanwhile */
+	uint64_t moves_failed;		     /* a copy did not go (a node down): next pass */
+	unsigned nodes_out;		     /* draining nodes put out, empty */
+};
+
+int store_rebalance(struct store *s, struct meta *m, const struct store_rebalance_options *o,
+		    struct store_rebalance_stats *st, store_scrub_progress_fn progress, void *arg);
 
 /* The cluster's capacity as its nodes report it, in bytes of user data
  * (raw space x k/(k+m)); nodes that do not answer count as empty.

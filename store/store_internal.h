@@ -13,12 +13,21 @@
 
 #include <glib.h>
 
+/* Nodes and ring, published whole and never changed after (members.c);
+ * replaced ones stay until store_close, so a reader needs no lock. */
+struct store_view {
+	GArray *nodes; /* struct store_node, by id */
+	struct ring *ring;
+};
+
 struct store {
 	struct store_options opt;
 	struct net_cluster *cluster;
 	struct net_tls *tls;
 	struct net_pool *pool;
-	struct ring *ring;
+	struct store_view *view; /* atomic */
+	GSList *old_views;	 /* lock */
+	bool followed;		 /* the members were read once (atomic): changes are news */
 	size_t part_size;
 	GThreadPool *encoders; /* part checksums and encoding */
 	GThreadPool *fetchers; /* whole-part reads ahead */
@@ -35,6 +44,16 @@ struct store {
 
 #define STORE_COUNT(s, field, n) __atomic_add_fetch(&(s)->stats.field, (n), __ATOMIC_RELAXED)
 
+/* The view now; store_view_init builds the first from the cluster file;
+ * store_views_free frees them all. */
+const struct store_view *store_view(struct store *s);
+int store_view_init(struct store *s);
+void store_views_free(struct store *s);
+static inline const struct ring *store_ring(struct store *s)
+{
+	return store_view(s)->ring;
+}
+
 /* Called for each entry of a node's listing, in key order; false stops it. */
 typedef bool (*store_list_fn)(void *arg, const uint8_t *entry);
 /* Pages through what node lists with op (NET_OP_LIST, _DAMAGED or
@@ -43,6 +62,13 @@ typedef bool (*store_list_fn)(void *arg, const uint8_t *entry);
  * calling fn for each. True if every page asked for was answered. */
 bool store_node_list(struct store *s, uint32_t node, uint8_t op, size_t entry_size,
 		     unsigned page, const uint8_t *from, store_list_fn fn, void *arg);
+
+/* Calls fn for every stored part (holes left out), in (ino, index) order,
+ * a page of the metadata at a time, and progress (may be NULL) after each
+ * page; 0 or the metadata's error (scrub.c). */
+typedef void (*store_part_fn)(void *arg, uint64_t ino, const struct meta_part *p);
+int store_walk_parts(struct meta *m, store_part_fn fn, void *arg,
+		     store_scrub_progress_fn progress, void *progress_arg);
 
 /* The erasure code (k, m), created on first use; -ENOTSUP, -EINVAL. */
 int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **out);
@@ -57,15 +83,27 @@ void store_fetch_job(gpointer job, gpointer user);
 /* Reads part p whole into out (p->length bytes), checked against its
  * checksum, from any k of its shards; 0, STORE_EUNAVAIL, STORE_ECORRUPT. */
 int store_part_fetch(struct store *s, const struct meta_part *p, uint8_t *out);
-/* Asks every node of the cluster file for its STATUS at once: out[i] and
- * up[i] for the i-th node, up when it answered one that decodes. Returns
- * how many did. */
-unsigned store_node_statuses(struct store *s, struct net_node_status *out, bool *up);
+/* Asks every node of view v for its STATUS at once: out[i] and up[i] for
+ * the i-th node, up when it answered one that decodes. Returns how many
+ * did. */
+unsigned store_node_statuses(struct store *s, const struct store_view *v,
+			     struct net_node_status *out, bool *up);
 /* Big buffers (parts, fragments) come from a small cache of freed ones,
  * so that the heap is not fragmented by buffers of changing sizes and the
  * memory of a reader or writer stays what it holds. NULL if out of memory. */
 void *store_buf_alloc(struct store *s, size_t size);
 void store_buf_free(struct store *s, void *buf, size_t size);
+/* The shards that now places and old did not (or elsewhere), deleted
+ * unless the part's row names them now: the undo of a relocation whose
+ * compare-and-set did not take (repair.c). */
+void store_undo_placed(struct store *s, struct meta *m, uint64_t ino, const struct meta_part *old,
+		       const struct meta_part *now);
+/* "host:pid": the name this process reports its rate and leases under. */
+const char *store_worker_name(void);
+/* The lease of part (ino, p->index) for this process, taken over from a
+ * worker of this host that is gone: as meta_repair_lease. */
+int store_part_lease(struct meta *m, uint64_t ino, const struct meta_part *p);
+
 /* xxh3-128 of a plain part, in canonical (big-endian) form. */
 void store_part_checksum(const void *data, size_t len, uint8_t out[16]);
 /* A short printable object id, for logs. */

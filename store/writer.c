@@ -198,7 +198,7 @@ static uint32_t handoff_node(struct wpart *p)
 	g_mutex_lock(&p->w->lock);
 	memcpy(skip, p->tried, p->ntried * sizeof(uint32_t));
 	nskip = p->ntried + store_suspects(s, skip + p->ntried, 64);
-	bool found = p->ntried < MAX_TRIED && ring_closest(s->ring, p->key, 1, &node, skip, nskip) == 1;
+	bool found = p->ntried < MAX_TRIED && ring_closest(store_ring(s), p->key, 1, &node, skip, nskip) == 1;
 	if (found)
 		p->tried[p->ntried++] = node;
 	g_mutex_unlock(&p->w->lock);
@@ -246,10 +246,12 @@ static int place(struct wpart *p)
 	uint32_t skip[64], nodes[ERASURE_MAX_FRAGMENTS];
 	size_t nskip = store_suspects(s, skip, G_N_ELEMENTS(skip));
 
+	const struct ring *ring = store_ring(s);
+
 	p->key = ring_key_hash(p->w->oid, p->meta.index);
-	size_t got = ring_closest(s->ring, p->key, n, nodes, skip, nskip);
+	size_t got = ring_closest(ring, p->key, n, nodes, skip, nskip);
 	if (got < n)
-		got += ring_closest(s->ring, p->key, n - got, nodes + got, nodes, got);
+		got += ring_closest(ring, p->key, n - got, nodes + got, nodes, got);
 	if (got < n) {
 		char hex[33];
 

@@ -35,6 +35,9 @@ int client_open(struct client *c, const char *cmd, const char *config)
 		store_close(c->store);
 		return SHARDFS_EXIT_FAIL;
 	}
+	if ((rc = store_follow_members(c->store, c->meta)) < 0)
+		fprintf(stderr, "shardfs: the metadata's members: %s; using %s's nodes\n",
+			common_strerror(rc), conf);
 	return 0;
 }
 
@@ -58,4 +61,17 @@ void tools_print_json(JsonBuilder *b)
 	json_node_unref(root);
 	g_object_unref(gen);
 	g_object_unref(b);
+}
+
+void tools_bar_show(void *arg, uint64_t done, uint64_t total)
+{
+	struct tools_bar *b = arg;
+	gint64 now = g_get_monotonic_time();
+
+	if (!b->on || now - b->shown < 200000)
+		return;
+	b->shown = now;
+	fprintf(stderr, "\r\033[K%s  %" G_GUINT64_FORMAT " / %" G_GUINT64_FORMAT " parts  %5.1f%%"
+		"  %.0f s", b->what, done, total, total ? 100.0 * (double)done / (double)total : 100.0,
+		(double)(now - b->start) / 1e6);
 }

@@ -6,6 +6,8 @@
 #define SHARDFS_TOOLS_CLIENT_H
 
 #include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct store;
 struct meta;
@@ -20,6 +22,16 @@ struct client {
  * status after printing why not, prefixed with cmd. */
 int client_open(struct client *c, const char *cmd, const char *config);
 void client_close(struct client *c);
+
+/* A progress bar on stderr, for a terminal (on): "WHAT done / total
+ * parts", redrawn in place at most 5 times a second by tools_bar_show
+ * (a store_scrub_progress_fn); the caller clears the line at the end. */
+struct tools_bar {
+	bool on;
+	const char *what;
+	gint64 start, shown;
+};
+void tools_bar_show(void *bar, uint64_t done, uint64_t total);
 
 /* Prints b's object, indented, on stdout, and frees b (the --json of the
  * commands that report). */

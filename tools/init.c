@@ -20,6 +20,7 @@
 #define G_LOG_DOMAIN "shardfs"
 
 #include "net/net.h"
+#include "node_files.h"
 #include "store/meta/meta.h"
 #include "shardfs.h"
 
@@ -31,145 +32,24 @@
 #include <string.h>
 #include <unistd.h>
 
-struct node_arg {
-	unsigned id;
-	char *host;
-	unsigned port;
-	char *zone;	 /* NULL: none */
-	unsigned weight; /* 1..1000 */
-};
-
-/* ",zone=Z" and ",weight=W" after the address; false on anything else. */
-static gboolean parse_node_attrs(char **attrs, struct node_arg *n)
-{
-	for (char **a = attrs; *a; a++) {
-		guint64 w;
-
-		if (g_str_has_prefix(*a, "zone=") && (*a)[5] && !n->zone) {
-			n->zone = g_strdup(*a + 5);
-		} else if (g_str_has_prefix(*a, "weight=") &&
-			   g_ascii_string_to_unsigned(*a + 7, 10, 1, 1000, &w, NULL)) {
-			n->weight = (unsigned)w;
-		} else {
-			return FALSE;
-		}
-	}
-	return TRUE;
-}
-
-static gboolean parse_node(const char *arg, struct node_arg *n)
-{
-	char **parts = g_strsplit(arg, ",", -1);
-	const char *s = parts[0];
-	const char *eq = strchr(s, '='), *colon = strrchr(s, ':');
-	char *end;
-
-	*n = (struct node_arg){.weight = 1};
-	gboolean ok = eq && colon && colon > eq && parse_node_attrs(parts + 1, n);
-	if (!ok) {
-		g_free(n->zone);
-		g_strfreev(parts);
-		return FALSE;
-	}
-	n->id = (unsigned)strtoul(s, &end, 10);
-	ok = end == eq && g_ascii_isdigit(*s) && n->id >= 1 && n->id <= 65535;
-	n->port = ok ? (unsigned)strtoul(colon + 1, &end, 10) : 0;
-	ok = ok && g_ascii_isdigit(colon[1]) && !*end && n->port >= 1 && n->port <= 65535 &&
-	     colon != eq + 1;
-	if (!ok) {
-		g_free(n->zone);
-		g_strfreev(parts);
-		return FALSE;
-	}
-	n->host = g_strndup(eq + 1, (gsize)(colon - eq - 1));
-	g_strfreev(parts);
-	if (n->host[0] == '[' && n->host[strlen(n->host) - 1] == ']') { /* [v6]:port */
-		char *inner = g_strndup(n->host + 1, strlen(n->host) - 2);
-
-		g_free(n->host);
-		n->host = inner;
-	}
-	return TRUE;
-}
-
-static char *in_dir(const char *dir, const char *name)
-{
-	return g_build_filename(dir, name, NULL);
-}
-
-/* A new file dir/name holding data, durably; never over an existing one. */
-static gboolean write_new(const char *dir, const char *name, const char *data, gsize len,
-			  int mode, GError **err)
-{
-	char *path = in_dir(dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	gboolean ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-
-	if (!ok)
-		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot write %s: %s",
-			    path, g_strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	g_free(path);
-	return ok;
-}
-
 static gboolean write_conf(const char *dir, GKeyFile *kf, GError **err)
 {
 	gsize len;
 	char *data = g_key_file_to_data(kf, &len, NULL);
-	gboolean ok = write_new(dir, "cluster.conf", data, len, 0644, err);
+	gboolean ok = node_files_write_new(dir, "cluster.conf", data, len, 0644, err);
 
 	g_free(data);
-	return ok;
-}
-
-static gboolean make_private_dir(const char *path, GError **err)
-{
-	if (g_mkdir_with_parents(path, 0700) == 0)
-		return TRUE;
-	g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot create %s: %s", path,
-		    g_strerror(errno));
-	return FALSE;
-}
-
-/* Copies dir/name into to/name; keys (*.key) stay 0600. */
-static gboolean copy_into(const char *dir, const char *name, const char *to, GError **err)
-{
-	char *src = in_dir(dir, name), *data = NULL;
-	gsize len;
-	gboolean ok = g_file_get_contents(src, &data, &len, err) &&
-		      write_new(to, name, data, len, g_str_has_suffix(name, ".key") ? 0600 : 0644, err);
-
-	g_free(data);
-	g_free(src);
-	return ok;
-}
-
-/* DIR/hosts/WHO/ with the cluster file, ca.crt and WHO's certificate and key
- * (files named BASE.crt and BASE.key in dir). */
-static gboolean write_host_dir(const char *dir, const char *who, const char *base, GError **err)
-{
-	char *to = g_build_filename(dir, "hosts", who, NULL);
-	char *crt = g_strconcat(base, ".crt", NULL), *key = g_strconcat(base, ".key", NULL);
-	gboolean ok = make_private_dir(to, err) && copy_into(dir, "cluster.conf", to, err) &&
-		      copy_into(dir, "ca.crt", to, err) && copy_into(dir, crt, to, err) &&
-		      copy_into(dir, key, to, err);
-
-	g_free(key);
-	g_free(crt);
-	g_free(to);
 	return ok;
 }
 
 static gboolean write_host_dirs(const char *dir, GArray *nodes, GError **err)
 {
-	gboolean ok = write_host_dir(dir, "client", "client", err);
+	gboolean ok = node_files_host_dir(dir, "client", "client", err);
 
 	for (guint i = 0; ok && i < nodes->len; i++) {
 		char *base = g_strdup_printf("node-%u", g_array_index(nodes, struct node_arg, i).id);
 
-		ok = write_host_dir(dir, base, base, err);
+		ok = node_files_host_dir(dir, base, base, err);
 		g_free(base);
 	}
 	return ok;
@@ -205,15 +85,15 @@ static gboolean make_meta(const char *url, const char *id, GError **err)
 static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, const char *meta,
 			     GError **err)
 {
-	char *ca = in_dir(dir, "ca.crt"), *ca_dir = in_dir(dir, "ca");
-	char *ca_key = in_dir(ca_dir, "ca.key");
-	char *cc = in_dir(dir, "client.crt"), *ck = in_dir(dir, "client.key");
+	char *ca = node_files_path(dir, "ca.crt"), *ca_dir = node_files_path(dir, "ca");
+	char *ca_key = node_files_path(ca_dir, "ca.key");
+	char *cc = node_files_path(dir, "client.crt"), *ck = node_files_path(dir, "client.key");
 	GKeyFile *kf = g_key_file_new();
 	char *meta_url = meta ? g_strdup(meta) : g_strconcat("sqlite://", dir, "/meta.db", NULL);
 	bool sqlite = g_str_has_prefix(meta_url, "sqlite://");
 	g_autofree char *id = g_uuid_string_random();
 	/* a server's database first: nothing is written if it is refused */
-	gboolean ok = (sqlite || make_meta(meta_url, id, err)) && make_private_dir(ca_dir, err) &&
+	gboolean ok = (sqlite || make_meta(meta_url, id, err)) && node_files_private_dir(ca_dir, err) &&
 		      net_pki_create_ca(ca, ca_key, err) &&
 		      net_pki_issue(ca, ca_key, "shardfs client", NULL, FALSE, cc, ck, err);
 
@@ -224,31 +104,8 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
 	g_key_file_set_int64(kf, "cluster", "part_size", 8 << 20);
 	g_key_file_set_string(kf, "cluster", "meta", meta_url);
 	g_key_file_set_string(kf, "cluster", "id", id);
-	for (guint i = 0; ok && i < nodes->len; i++) {
-		struct node_arg *n = &g_array_index(nodes, struct node_arg, i);
-		char *group = g_strdup_printf("node.%u", n->id);
-		char *base = g_strdup_printf("node-%u", n->id);
-		char *crt = g_strconcat(base, ".crt", NULL), *key = g_strconcat(base, ".key", NULL);
-		char *cn = g_strdup_printf("shardfs node %u", n->id);
-		char *crt_path = in_dir(dir, crt), *key_path = in_dir(dir, key);
-
-		ok = net_pki_issue(ca, ca_key, cn, n->host, TRUE, crt_path, key_path, err);
-		g_key_file_set_string(kf, group, "address", n->host);
-		g_key_file_set_integer(kf, group, "port", (gint)n->port);
-		g_key_file_set_integer(kf, group, "weight", (gint)n->weight);
-		if (n->zone)
-			g_key_file_set_string(kf, group, "zone", n->zone);
-		g_key_file_set_string(kf, group, "cert", crt);
-		g_key_file_set_string(kf, group, "key", key);
-		g_key_file_set_string(kf, group, "data_dir", base);
-		g_free(crt_path);
-		g_free(key_path);
-		g_free(cn);
-		g_free(crt);
-		g_free(key);
-		g_free(base);
-		g_free(group);
-	}
+	for (guint i = 0; ok && i < nodes->len; i++)
+		ok = node_files_issue(dir, kf, &g_array_index(nodes, struct node_arg, i), err);
 	ok = ok && write_conf(dir, kf, err) && write_host_dirs(dir, nodes, err);
 	ok = ok && (!sqlite || make_meta(meta_url, id, err));
 	g_key_file_free(kf);
@@ -265,7 +122,7 @@ static gboolean make_cluster(const char *dir, GArray *nodes, const char *ec, con
  * DIR/ca/ did) in dir. */
 static gboolean holds_cluster(const char *dir, const char *conf)
 {
-	char *old_key = in_dir(dir, "ca.key"), *key = g_build_filename(dir, "ca", "ca.key", NULL);
+	char *old_key = node_files_path(dir, "ca.key"), *key = g_build_filename(dir, "ca", "ca.key", NULL);
 	gboolean holds = g_file_test(conf, G_FILE_TEST_EXISTS) ||
 			 g_file_test(old_key, G_FILE_TEST_EXISTS) || g_file_test(key, G_FILE_TEST_EXISTS);
 
@@ -274,19 +131,13 @@ static gboolean holds_cluster(const char *dir, const char *conf)
 	return holds;
 }
 
-static void node_arg_clear(gpointer p)
-{
-	g_free(((struct node_arg *)p)->host);
-	g_free(((struct node_arg *)p)->zone);
-}
-
 /* Checks the arguments; every node id and address:port must be unique. */
 static gboolean collect_nodes(char **specs, GArray *nodes)
 {
 	for (char **s = specs; s && *s; s++) {
 		struct node_arg n;
 
-		if (!parse_node(*s, &n)) {
+		if (!node_arg_parse(*s, &n)) {
 			fprintf(stderr, "shardfs init: --node %s: expected ID=HOST:PORT[,zone=Z][,weight=W],"
 					" ID and PORT 1..65535, W 1..1000\n", *s);
 			return FALSE;
@@ -399,7 +250,7 @@ int cmd_init(int argc, char **argv)
 		goto out;
 	}
 	abs = g_canonicalize_filename(dir, NULL);
-	conf = in_dir(abs, "cluster.conf");
+	conf = node_files_path(abs, "cluster.conf");
 	if (holds_cluster(abs, conf)) {
 		fprintf(stderr, "shardfs init: %s already holds a cluster; nothing was changed\n", abs);
 		goto out;

@@ -25,7 +25,7 @@ static int cmd_version(int argc, char **argv)
 
 static const struct command commands[] = {
 	{"init", "create a cluster: CA, certificates, cluster file", cmd_init},
-	{"node", "run a storage node daemon", cmd_node},
+	{"node", "run a storage node daemon; node add|list|drain|remove: membership", cmd_node},
 	{"status", "show every node of a cluster", cmd_status},
 	{"up", "run a local 3-node cluster with a mount (./shardfs-local)", cmd_up},
 	{"down", "unmount and stop what 'shardfs up' started", cmd_down},
@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	{"ls", "list a directory of the cluster", cmd_ls},
 	{"rm", "remove files of the cluster", cmd_rm},
 	{"repair", "rebuild the shards that writes with a node down left missing", cmd_repair},
+	{"rebalance", "move shards to where the ring places them (after node add or drain)", cmd_rebalance},
 	{"scrub", "check every shard against the manifests: mark missing ones for repair, delete orphans",
 	 cmd_scrub},
 	{"meta", "check the namespace, or move it into another metadata database", cmd_meta},

@@ -304,6 +304,8 @@ int cmd_node(int argc, char **argv)
 	};
 	int rc = SHARDFS_EXIT_USAGE;
 
+	if (argc > 1 && node_admin_verb(argv[1]))
+		return cmd_node_admin(argc - 1, argv + 1);
 	if (tools_parse(argc, argv, entries, "- run a storage node"))
 		rc = run_node(&o);
 	g_free(o.config);

@@ -88,6 +88,8 @@ static gpointer daemon_main(gpointer arg)
 
 	while (!sleep_or_stop(d, pause)) {
 		bool wrapped = true;
+
+		store_follow_members(d->c->store, d->c->meta);
 		int rc = store_repair_step(d->c->store, d->c->meta, &cur, DAEMON_STEP_PARTS, &round,
 					   &wrapped);
 

@@ -21,25 +21,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-struct bar {
-	bool on;
-	gint64 start, shown;
-};
-
-/* parts done of total, redrawn in place at most 5 times a second. */
-static void show_progress(void *arg, uint64_t done, uint64_t total)
-{
-	struct bar *b = arg;
-	gint64 now = g_get_monotonic_time();
-
-	if (!b->on || now - b->shown < 200000)
-		return;
-	b->shown = now;
-	fprintf(stderr, "\r\033[Kscrub  %" G_GUINT64_FORMAT " / %" G_GUINT64_FORMAT " parts  %5.1f%%"
-		"  %.0f s", done, total, total ? 100.0 * (double)done / (double)total : 100.0,
-		(double)(now - b->start) / 1e6);
-}
-
 static bool left_wrong(const struct store_scrub_stats *st, bool dry_run)
 {
 	uint64_t orphans_left = st->orphans_found - st->orphans_young - st->orphans_deleted;
@@ -169,9 +150,10 @@ int cmd_scrub(int argc, char **argv)
 		return rc;
 	struct store_scrub_options o = {.deep = deep, .dry_run = dry_run, .grace_s = (uint64_t)grace};
 	struct store_scrub_stats st;
-	struct bar bar = {.on = !json && isatty(STDERR_FILENO), .start = g_get_monotonic_time()};
+	struct tools_bar bar = {.on = !json && isatty(STDERR_FILENO), .what = "scrub",
+				.start = g_get_monotonic_time()};
 
-	rc = store_scrub(c.store, c.meta, &o, &st, show_progress, &bar);
+	rc = store_scrub(c.store, c.meta, &o, &st, tools_bar_show, &bar);
 	if (bar.on)
 		fprintf(stderr, "\r\033[K");
 	char **paths = rc ? NULL : unreadable_paths(c.meta, &st);

@@ -14,6 +14,9 @@
 
 int cmd_init(int argc, char **argv);
 int cmd_node(int argc, char **argv);
+/* shardfs node add|list|drain|remove (argv[0] the verb). */
+gboolean node_admin_verb(const char *arg);
+int cmd_node_admin(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_up(int argc, char **argv);
@@ -25,6 +28,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_scrub(int argc, char **argv);
+int cmd_rebalance(int argc, char **argv);
 int cmd_meta(int argc, char **argv);
 
 #endif

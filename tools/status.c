@@ -38,7 +38,7 @@
 
 /* What one node said, or why it said nothing. */
 struct node_row {
-	const struct net_node_conf *conf;
+	const struct meta_member *conf; /* from the metadata, or the cluster file */
 	const char *state; /* "up", "down" (no answer), "out" (down past down_out_s)
 			    * or "failed" (store failed) */
 	double rtt_ms;
@@ -60,7 +60,7 @@ struct health {
 	char *error;
 };
 
-static void ask_node(struct net_pool *pool, const struct net_node_conf *n, struct node_row *r)
+static void ask_node(struct net_pool *pool, const struct meta_member *n, struct node_row *r)
 {
 	char *text = g_malloc0(STATUS_MAX);
 	struct net_call ping = {.req = {.op = NET_OP_PING}, .timeout_ms = STATUS_TIMEOUT_MS};
@@ -88,6 +88,14 @@ static void ask_node(struct net_pool *pool, const struct net_node_conf *n, struc
 		r->state = "up";
 	}
 	g_free(text);
+}
+
+static const char *const member_states[] = {"active", "draining", "out"};
+
+/* A member put out after draining holds nothing: its silence harms no data. */
+static bool answer_optional(const struct node_row *r)
+{
+	return r->conf->state == META_MEMBER_OUT;
 }
 
 /* What the metadata says of node r: how long it has been silent, out,
@@ -160,7 +168,7 @@ static void read_health(const struct net_cluster *c, struct node_row *rows, guin
 
 	*h = (struct health){.state = "unknown"};
 	for (guint i = 0; i < n; i++)
-		h->nodes_down += strcmp(rows[i].state, "up") != 0;
+		h->nodes_down += !answer_optional(&rows[i]) && strcmp(rows[i].state, "up") != 0;
 	if (rc == 0) {
 		for (guint i = 0; i < n; i++) {
 			node_from_meta(m, &rows[i]);
@@ -251,6 +259,12 @@ static void print_table(const struct net_cluster *c, const struct node_row *rows
 		if (r->was[0])
 			printf("      a new store (identity %s; the manifests name %s): its shards are"
 			       " rebuilt onto it\n", r->ns.identity, r->was);
+		if (r->conf->state == META_MEMBER_DRAINING)
+			printf("      draining: takes no new shard; `shardfs rebalance` moves its"
+			       " shards off\n");
+		else if (r->conf->state == META_MEMBER_OUT)
+			printf("      out: drained, holds nothing; `shardfs node remove %u` takes it"
+			       " away\n", r->conf->id);
 		g_free(addr);
 	}
 	printf("%u of %u nodes up\n", up, n);
@@ -267,10 +281,12 @@ static void json_node(JsonBuilder *b, const struct node_row *r)
 	json_builder_set_member_name(b, "port");
 	json_builder_add_int_value(b, r->conf->port);
 	json_builder_set_member_name(b, "zone");
-	if (r->conf->zone)
+	if (r->conf->zone[0])
 		json_builder_add_string_value(b, r->conf->zone);
 	else
 		json_builder_add_null_value(b);
+	json_builder_set_member_name(b, "member");
+	json_builder_add_string_value(b, member_states[r->conf->state]);
 	json_builder_set_member_name(b, "weight");
 	json_builder_add_int_value(b, r->conf->weight);
 	json_builder_set_member_name(b, "state");
@@ -373,16 +389,49 @@ static void print_json(const struct net_cluster *c, const struct node_row *rows,
 	tools_print_json(b);
 }
 
+/* The members from the metadata, or the cluster file's nodes when it
+ * cannot be read here (a node's host); each is added to the pool. */
+static GArray *members(const struct net_cluster *c, struct net_pool *pool)
+{
+	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct meta_member));
+	struct meta_member *list = NULL;
+	struct meta *m = NULL;
+	unsigned n = 0;
+
+	if (c->meta_url && meta_open(c->meta_url, &m) == 0 && meta_members(m, &list, &n) == 0)
+		g_array_append_vals(out, list, n);
+	else
+		n = 0;
+	meta_close(m);
+	g_free(list);
+	for (guint i = 0; n == 0 && i < c->nodes->len; i++) {
+		const struct net_node_conf *nc = &g_array_index(c->nodes, struct net_node_conf, i);
+		struct meta_member mb = {.id = nc->id, .port = nc->port, .weight = nc->weight};
+
+		g_strlcpy(mb.host, nc->host, sizeof(mb.host));
+		g_strlcpy(mb.zone, nc->zone ? nc->zone : "", sizeof(mb.zone));
+		g_array_append_val(out, mb);
+	}
+	for (guint i = 0; i < out->len; i++) {
+		const struct meta_member *mb = &g_array_index(out, struct meta_member, i);
+
+		net_pool_set_node(pool, mb->id, mb->host, mb->port);
+	}
+	return out;
+}
+
 /* Asks every node and the metadata, prints, and returns the exit status. */
 static int report(const struct net_cluster *c, struct net_pool *pool, gboolean json)
 {
-	guint n = c->nodes->len, up = 0;
+	GArray *nodes = members(c, pool);
+	guint n = nodes->len, up = 0, needed_down = 0;
 	struct node_row *rows = g_new0(struct node_row, n);
 	struct health h;
 
 	for (guint i = 0; i < n; i++) {
-		ask_node(pool, &g_array_index(c->nodes, struct net_node_conf, i), &rows[i]);
+		ask_node(pool, &g_array_index(nodes, struct meta_member, i), &rows[i]);
 		up += !strcmp(rows[i].state, "up");
+		needed_down += strcmp(rows[i].state, "up") && !answer_optional(&rows[i]);
 	}
 	read_health(c, rows, n, &h);
 	if (json)
@@ -396,7 +445,8 @@ static int report(const struct net_cluster *c, struct net_pool *pool, gboolean j
 		g_free(rows[i].error);
 	g_free(rows);
 	g_free(h.error);
-	return up != n ? SHARDFS_EXIT_FAIL : degraded ? SHARDFS_EXIT_DEGRADED : 0;
+	g_array_free(nodes, TRUE);
+	return needed_down ? SHARDFS_EXIT_FAIL : degraded ? SHARDFS_EXIT_DEGRADED : 0;
 }
 
 int cmd_status(int argc, char **argv)
