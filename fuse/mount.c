@@ -205,9 +205,44 @@ static bool wait_or_stop(struct fs *fs, unsigned secs)
 	return wait_or_stop_us(fs, (gint64)secs * G_USEC_PER_SEC);
 }
 
+/* Whether this mount is the one of the cluster that makes backups: the
+ * oldest live session's (a lease the metadata keeps). */
+static bool backup_is_ours(struct fs *fs, struct meta *m)
+{
+	uint64_t first;
+
+	return meta_session_first_live(m, &first) == 0 && first == fs_sid(fs);
+}
+
+static bool stopping(void *arg)
+{
+	struct fs *fs = arg;
+
+	g_mutex_lock(&fs->stop_lock);
+	bool stop = fs->stopping;
+	g_mutex_unlock(&fs->stop_lock);
+	return stop;
+}
+
+/* After a repair round, the one mount of the cluster that makes backups
+ * also moves the shards a membership change misplaced, at the repair
+ * rate; an unmount ends the pass at the next part. */
+static void rebalance_if_ours(struct fs *fs)
+{
+	struct meta *m = fs_meta_take(fs);
+	struct store_rebalance_options o = {.bytes_per_s = fs->repair_bytes_per_s,
+					    .stop = stopping, .stop_arg = fs};
+	struct store_rebalance_stats st;
+
+	if (store_rebalance_due(fs->store) && backup_is_ours(fs, m) &&
+	    store_rebalance(fs->store, m, &o, &st, NULL, NULL) == 0)
+		store_rebalance_log(&st);
+	fs_meta_give(fs, m);
+}
+
 /* Rebuilds the shards that writes left missing, a few parts at a time,
- * going round the list of such parts; after a round it pauses for the
- * repair interval. A round while the node that could take the shards is
+ * going round the list of such parts; after a round it rebalances (one
+ * mount of the cluster) and pauses for the repair interval. A round while the node that could take the shards is
  * still down reads nothing (store_repair_step pings first). */
 static gpointer repairer(gpointer arg)
 {
@@ -229,6 +264,8 @@ static gpointer repairer(gpointer arg)
 		if (rc || wrapped) {
 			log_repair(&round);
 			round = (struct store_repair_stats){0};
+			if (!rc)
+				rebalance_if_ours(fs);
 			if (wait_or_stop(fs, fs->repair_interval_s))
 				break;
 			round_start = g_get_monotonic_time();
@@ -236,15 +273,6 @@ static gpointer repairer(gpointer arg)
 		}
 	}
 	return NULL;
-}
-
-/* Whether this mount is the one of the cluster that makes backups: the
- * oldest live session's (a lease the metadata keeps). */
-static bool backup_is_ours(struct fs *fs, struct meta *m)
-{
-	uint64_t first;
-
-	return meta_session_first_live(m, &first) == 0 && first == fs_sid(fs);
 }
 
 /* Seconds since the newest backup in the cluster; G_MAXINT64 if none. */

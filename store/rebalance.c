@@ -33,7 +33,13 @@ struct rebalance {
 	struct store_rebalance_stats *st;
 	const struct ring *ring;
 	gint64 start;
+	bool stopped;
+	uint64_t parts_total;	/* at the start */
+	gint64 reported;	/* when status last heard of the pass */
 };
+
+/* A pass reports every REPORT_US, for status (REBALANCING). */
+#define REPORT_US (2 * G_USEC_PER_SEC)
 
 struct move {
 	unsigned slot;
@@ -146,6 +152,20 @@ static void move_shards(struct rebalance *rb, uint64_t ino, const struct meta_pa
 	rb->st->bytes_moved += copied * len;
 }
 
+static void report(struct rebalance *rb)
+{
+	gint64 now = g_get_monotonic_time(), took = MAX(now - rb->start, 1);
+
+	if (now - rb->reported < REPORT_US)
+		return;
+	rb->reported = now;
+	meta_rebalance_report(rb->m, store_worker_name(),
+			      g_get_real_time() / G_USEC_PER_SEC - took / G_USEC_PER_SEC,
+			      (uint64_t)((double)rb->st->bytes_moved * 1e6 / (double)took),
+			      rb->st->parts, MAX(rb->parts_total, rb->st->parts),
+			      g_get_real_time() / G_USEC_PER_SEC);
+}
+
 static void rebalance_part(void *arg, uint64_t ino, const struct meta_part *p)
 {
 	struct rebalance *rb = arg;
@@ -153,6 +173,10 @@ static void rebalance_part(void *arg, uint64_t ino, const struct meta_part *p)
 	const struct erasure *code;
 	bool stuck;
 
+	if (rb->o->stop && rb->o->stop(rb->o->stop_arg)) {
+		rb->stopped = true;
+		return;
+	}
 	rb->st->parts++;
 	rb->st->shards += (unsigned)(p->k + p->m);
 	if (p->missing) {
@@ -181,6 +205,7 @@ static void rebalance_part(void *arg, uint64_t ino, const struct meta_part *p)
 	move_shards(rb, ino, p, moves, n, len);
 	if (rc == 0)
 		meta_repair_unlease(rb->m, ino, p->index, store_worker_name());
+	report(rb);
 	g_usleep((gulong)store_repair_pause_us(rb->st->bytes_moved, rb->o->bytes_per_s,
 					       g_get_monotonic_time() - rb->start));
 }
@@ -208,14 +233,40 @@ static void put_out_drained(struct rebalance *rb)
 int store_rebalance(struct store *s, struct meta *m, const struct store_rebalance_options *o,
 		    struct store_rebalance_stats *st, store_scrub_progress_fn progress, void *arg)
 {
-	struct rebalance rb = {s, m, o, st, NULL, g_get_monotonic_time()};
+	struct rebalance rb = {s, m, o, st, NULL, g_get_monotonic_time(), false, 0, 0};
 	int rc;
 
 	memset(st, 0, sizeof(*st));
 	store_follow_members(s, m);
-	rb.ring = store_ring(s);
-	rc = store_walk_parts(m, rebalance_part, &rb, progress, arg);
-	if (rc == 0 && !o->dry_run)
-		put_out_drained(&rb);
-	return rc;
+	const struct store_view *v = store_view(s);
+
+	uint64_t bytes;
+
+	rb.ring = v->ring;
+	rb.reported = rb.start;
+	rc = meta_parts_count(m, &rb.parts_total, &bytes);
+	if (rc == 0)
+		rc = store_walk_parts(m, rebalance_part, &rb, progress, arg);
+	if (!o->dry_run && rb.reported != rb.start)
+		meta_rebalance_done(m, store_worker_name());
+	if (rc || o->dry_run || rb.stopped)
+		return rc;
+	put_out_drained(&rb);
+	if (!st->moves_failed && !st->parts_elsewhere && !st->parts_degraded &&
+	    st->shards_moved == st->shards_misplaced)
+		__atomic_store_n(&s->balanced, v, __ATOMIC_RELEASE);
+	return 0;
+}
+
+bool store_rebalance_due(struct store *s)
+{
+	return __atomic_load_n(&s->balanced, __ATOMIC_ACQUIRE) != store_view(s);
+}
+
+void store_rebalance_log(const struct store_rebalance_stats *st)
+{
+	if (st->shards_moved || st->nodes_out)
+		g_message("rebalance: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " shards moved"
+			  " (%.1f MiB), %u drained nodes out", st->shards_moved, st->shards,
+			  (double)st->bytes_moved / (1 << 20), st->nodes_out);
 }

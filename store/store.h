@@ -289,6 +289,8 @@ void store_scrub_stats_free(struct store_scrub_stats *st);
 struct store_rebalance_options {
 	bool dry_run;
 	uint64_t bytes_per_s;
+	bool (*stop)(void *arg); /* NULL, or true to end the pass early (between parts) */
+	void *stop_arg;
 };
 
 struct store_rebalance_stats {
@@ -304,6 +306,13 @@ struct store_rebalance_stats {
 
 int store_rebalance(struct store *s, struct meta *m, const struct store_rebalance_options *o,
 		    struct store_rebalance_stats *st, store_scrub_progress_fn progress, void *arg);
+/* Whether the membership changed since the last pass that left every
+ * shard where the ring puts it (or could not do better: parts stuck): what
+ * the repair daemon and one mount of the cluster ask before a pass of
+ * their own. True once for every store opened. */
+bool store_rebalance_due(struct store *s);
+/* One log line of what a background pass moved, if anything. */
+void store_rebalance_log(const struct store_rebalance_stats *st);
 
 /* The cluster's capacity as its nodes report it, in bytes of user data
  * (raw space x k/(k+m)); nodes that do not answer count as empty.

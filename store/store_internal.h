@@ -28,6 +28,7 @@ struct store {
 	struct store_view *view; /* atomic */
 	GSList *old_views;	 /* lock */
 	bool followed;		 /* the members were read once (atomic): changes are news */
+	const struct store_view *balanced; /* by the last rebalance that finished (atomic) */
 	size_t part_size;
 	GThreadPool *encoders; /* part checksums and encoding */
 	GThreadPool *fetchers; /* whole-part reads ahead */

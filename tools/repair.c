@@ -79,6 +79,29 @@ static void log_round(const struct store_repair_stats *st, gint64 took_us)
 		  st->parts_changed, (double)st->bytes_read / (1 << 20), (double)took_us / 1e6);
 }
 
+static bool stopping(void *arg)
+{
+	struct daemon *d = arg;
+
+	g_mutex_lock(&d->lock);
+	bool stop = d->stop;
+	g_mutex_unlock(&d->lock);
+	return stop;
+}
+
+/* Between repair rounds: the shards a membership change misplaced are
+ * moved, at the repair rate. */
+static void rebalance_if_due(struct daemon *d)
+{
+	struct store_rebalance_options o = {.bytes_per_s = d->bytes_per_s, .stop = stopping,
+					    .stop_arg = d};
+	struct store_rebalance_stats st;
+
+	if (store_rebalance_due(d->c->store) &&
+	    store_rebalance(d->c->store, d->c->meta, &o, &st, NULL, NULL) == 0)
+		store_rebalance_log(&st);
+}
+
 static gpointer daemon_main(gpointer arg)
 {
 	struct daemon *d = arg;
@@ -100,6 +123,8 @@ static gpointer daemon_main(gpointer arg)
 		if (rc || wrapped) {
 			log_round(&round, g_get_monotonic_time() - start);
 			round = (struct store_repair_stats){0};
+			if (!rc)
+				rebalance_if_due(d);
 			if (sleep_or_stop(d, (gint64)d->interval_s * G_USEC_PER_SEC))
 				break;
 			start = g_get_monotonic_time();

@@ -49,12 +49,14 @@ struct node_row {
 };
 
 struct health {
-	const char *state; /* "healthy", "degraded", "repairing" or "unknown" (metadata unread) */
+	const char *state; /* "healthy", "degraded", "repairing", "rebalancing" or "unknown"
+			    * (metadata unread) */
 	uint64_t parts, bytes;		 /* below k + m */
 	uint64_t risk_parts, risk_bytes; /* at min_shards or below */
 	bool risk_partial;		 /* more degraded parts than were walked */
 	unsigned workers;		 /* repair workers at work */
 	uint64_t repair_bytes_per_s;
+	struct meta_rebalance_progress rebalance; /* rebalance passes at work */
 	unsigned nodes_down;
 	unsigned new_stores; /* answering with a store the manifests do not name */
 	char *error;
@@ -155,6 +157,8 @@ static int read_data_health(struct meta *m, const struct net_cluster *c, struct 
 	if (rc == 0)
 		rc = meta_repair_rate(m, (int64_t)time(NULL) - REPAIR_RECENT_S, &h->workers,
 				      &h->repair_bytes_per_s);
+	if (rc == 0)
+		rc = meta_rebalance_progress(m, (int64_t)time(NULL) - REPAIR_RECENT_S, &h->rebalance);
 	return rc;
 }
 
@@ -183,8 +187,10 @@ static void read_health(const struct net_cluster *c, struct node_row *rows, guin
 		h->error = g_strdup_printf("metadata %s: %s", safe, common_strerror(rc));
 	} else if (h->parts && h->workers && h->repair_bytes_per_s) {
 		h->state = "repairing";
+	} else if (h->parts || h->nodes_down || h->new_stores) {
+		h->state = "degraded";
 	} else {
-		h->state = h->parts || h->nodes_down || h->new_stores ? "degraded" : "healthy";
+		h->state = h->rebalance.workers ? "rebalancing" : "healthy";
 	}
 }
 
@@ -195,6 +201,29 @@ static char *duration_text(int64_t s)
 			 : g_strdup_printf("%d:%02d", (int)(s / 60), (int)(s % 60));
 }
 
+/* Seconds left of the pass with the most to go, by its pace so far; -1
+ * before it walked anything. */
+static int64_t rebalance_left_s(const struct meta_rebalance_progress *r)
+{
+	int64_t took = MAX((int64_t)time(NULL) - r->started_s, 1);
+
+	if (!r->parts_done || r->parts_done > r->parts_total)
+		return -1;
+	return (int64_t)((double)took * (double)(r->parts_total - r->parts_done) /
+			 (double)r->parts_done);
+}
+
+static void print_rebalancing(const struct meta_rebalance_progress *r)
+{
+	int64_t left = rebalance_left_s(r);
+	g_autofree char *to_go = left >= 0 ? duration_text(left) : g_strdup("?");
+
+	printf("health: REBALANCING: %u worker%s moving shards at %.1f MiB/s, %" G_GUINT64_FORMAT
+	       " of %" G_GUINT64_FORMAT " parts looked at, about %s to go\n", r->workers,
+	       r->workers == 1 ? "" : "s", (double)r->bytes_per_s / (1 << 20), r->parts_done,
+	       r->parts_total, to_go);
+}
+
 static void print_health(const struct net_cluster *c, const struct health *h)
 {
 	if (h->error) {
@@ -203,6 +232,10 @@ static void print_health(const struct net_cluster *c, const struct health *h)
 	}
 	if (!strcmp(h->state, "healthy")) {
 		printf("health: HEALTHY\n");
+		return;
+	}
+	if (!strcmp(h->state, "rebalancing")) {
+		print_rebalancing(&h->rebalance);
 		return;
 	}
 	printf("health: %s", !strcmp(h->state, "repairing") ? "REPAIRING" : "DEGRADED");
@@ -358,6 +391,19 @@ static void json_health(JsonBuilder *b, const struct health *h)
 		json_builder_add_int_value(b, (gint64)((double)h->bytes / (double)h->repair_bytes_per_s));
 	else
 		json_builder_add_null_value(b);
+	json_builder_set_member_name(b, "rebalance_workers");
+	json_builder_add_int_value(b, h->rebalance.workers);
+	json_builder_set_member_name(b, "rebalance_bytes_per_s");
+	json_builder_add_int_value(b, (gint64)h->rebalance.bytes_per_s);
+	json_builder_set_member_name(b, "rebalance_parts_done");
+	json_builder_add_int_value(b, (gint64)h->rebalance.parts_done);
+	json_builder_set_member_name(b, "rebalance_parts_total");
+	json_builder_add_int_value(b, (gint64)h->rebalance.parts_total);
+	json_builder_set_member_name(b, "rebalance_seconds_left");
+	if (!strcmp(h->state, "rebalancing") && rebalance_left_s(&h->rebalance) >= 0)
+		json_builder_add_int_value(b, rebalance_left_s(&h->rebalance));
+	else
+		json_builder_add_null_value(b);
 	json_builder_set_member_name(b, "error");
 	if (h->error)
 		json_builder_add_string_value(b, h->error);
@@ -439,7 +485,8 @@ static int report(const struct net_cluster *c, struct net_pool *pool, gboolean j
 	else
 		print_table(c, rows, n, up, &h);
 	/* a metadata this host cannot read is no fault of the nodes' */
-	bool degraded = !strcmp(h.state, "degraded") || !strcmp(h.state, "repairing");
+	bool degraded = !strcmp(h.state, "degraded") || !strcmp(h.state, "repairing") ||
+			!strcmp(h.state, "rebalancing");
 
 	for (guint i = 0; i < n; i++)
 		g_free(rows[i].error);

@@ -33,7 +33,7 @@
 
 #define META_ROOT_INO 1u
 #define META_NAME_MAX 255u
-#define META_SCHEMA_VERSION 10
+#define META_SCHEMA_VERSION 11
 /*
  * Files of at most this many bytes may keep their content in the metadata
  * database itself (meta_commit_inline) rather than in parts on the nodes:
@@ -306,6 +306,22 @@ int meta_repair_lease(struct meta *m, uint64_t ino, const struct meta_part *p, c
 		      char holder[META_WORKER_MAX]);
 /* Gives the lease back (nothing if it is not the worker's). */
 int meta_repair_unlease(struct meta *m, uint64_t ino, uint32_t index, const char *worker);
+
+/* Rebalance passes at work, for status: worker's pass, started at
+ * started_s, moves bytes_per_s and walked parts_done of parts_total, said
+ * at now_s; meta_rebalance_done when it ends. */
+struct meta_rebalance_progress {
+	unsigned workers;
+	uint64_t bytes_per_s;		   /* their sum */
+	uint64_t parts_done, parts_total;  /* of the pass that has the most left */
+	int64_t started_s;		   /* of that pass */
+};
+int meta_rebalance_report(struct meta *m, const char *worker, int64_t started_s,
+			  uint64_t bytes_per_s, uint64_t parts_done, uint64_t parts_total,
+			  int64_t now_s);
+int meta_rebalance_done(struct meta *m, const char *worker);
+/* The passes that reported at or after since_s. */
+int meta_rebalance_progress(struct meta *m, int64_t since_s, struct meta_rebalance_progress *out);
 
 /* ---- storage nodes ---- */
 

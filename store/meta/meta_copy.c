@@ -18,11 +18,11 @@
 #include <glib.h>
 #include <string.h>
 
-/* The tables of the current schema (META_SCHEMA_VERSION 10) that dumps and
+/* The tables of the current schema (META_SCHEMA_VERSION 11) that dumps and
  * copies keep, each with the schema that brought it: version 6 added
- * none, and 7's node_health, 8's repair_workers and 9's repair_leases are
- * learnt anew. */
-G_STATIC_ASSERT(META_SCHEMA_VERSION == 10);
+ * none, and 7's node_health, 8's repair_workers, 9's repair_leases and
+ * 11's rebalance_workers are learnt anew. */
+G_STATIC_ASSERT(META_SCHEMA_VERSION == 11);
 const struct meta_table meta_tables[] = {
 	{"inodes", "ino, mode, uid, gid, nlink, size, atime, mtime, ctime, generation, parent,"
 		   " target, object_id", "iiiiiiiiiiibb", 1, 1},

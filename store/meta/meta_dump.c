@@ -33,7 +33,7 @@
 #define DUMP_VERSION 1
 /* The oldest schema whose dumps load: versions 6 to 9 added no table or
  * column that dumps keep; 10 added members, which older dumps lack (the
- * first mount then takes them from its cluster file). */
+ * first mount then takes them from its cluster file); 11 none. */
 #define DUMP_SCHEMA_MIN 5
 #define PAGE_ROWS 256
 /* The longest line a dump of ours has: a row of the largest xattr value

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
+#include <time.h>
 
 #define FORGET_AFTER_S 86400
 
@@ -145,5 +146,70 @@ int meta_repair_unlease(struct meta *m, uint64_t ino, uint32_t index, const char
 		meta_bind_text(s, 3, worker);
 		rc = meta_run(m, s);
 	}
+	return rc;
+}
+
+/* ---- rebalance passes at work ---- */
+
+int meta_rebalance_report(struct meta *m, const char *worker, int64_t started_s,
+			  uint64_t bytes_per_s, uint64_t parts_done, uint64_t parts_total,
+			  int64_t now_s)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	if (!worker[0] || strlen(worker) >= META_WORKER_MAX || bytes_per_s > INT64_MAX ||
+	    parts_done > INT64_MAX || parts_total > INT64_MAX)
+		return -EINVAL;
+	while (meta_tx_loop(&t, &rc)) {
+		struct meta_stmt *s = meta_stmt(m, META_Q_REBALANCE_REPORT);
+
+		meta_bind_text(s, 1, worker);
+		meta_bind_int(s, 2, now_s);
+		meta_bind_int(s, 3, started_s);
+		meta_bind_int(s, 4, (int64_t)bytes_per_s);
+		meta_bind_int(s, 5, (int64_t)parts_done);
+		meta_bind_int(s, 6, (int64_t)parts_total);
+		rc = meta_run(m, s);
+	}
+	return rc;
+}
+
+int meta_rebalance_done(struct meta *m, const char *worker)
+{
+	struct meta_tx t = META_TX(m);
+	int rc = 0;
+
+	while (meta_tx_loop(&t, &rc)) {
+		struct meta_stmt *s = meta_stmt(m, META_Q_REBALANCE_DONE);
+
+		meta_bind_text(s, 1, worker);
+		meta_bind_int(s, 2, (int64_t)time(NULL) - FORGET_AFTER_S);
+		rc = meta_run(m, s);
+	}
+	return rc;
+}
+
+int meta_rebalance_progress(struct meta *m, int64_t since_s, struct meta_rebalance_progress *out)
+{
+	g_mutex_lock(&m->lock);
+	struct meta_stmt *s = meta_stmt(m, META_Q_REBALANCE_RATE);
+	int rc;
+
+	*out = (struct meta_rebalance_progress){0};
+	meta_bind_int(s, 1, since_s);
+	rc = meta_step(s) == META_ROW ? 0 : -EIO;
+	out->workers = rc ? 0 : (unsigned)meta_col_int(s, 0);
+	out->bytes_per_s = rc ? 0 : (uint64_t)meta_col_int(s, 1);
+	meta_reset(s);
+	s = meta_stmt(m, META_Q_REBALANCE_FURTHEST);
+	meta_bind_int(s, 1, since_s);
+	if (rc == 0 && meta_step(s) == META_ROW) {
+		out->parts_done = (uint64_t)meta_col_int(s, 0);
+		out->parts_total = (uint64_t)meta_col_int(s, 1);
+		out->started_s = meta_col_int(s, 2);
+	}
+	meta_reset(s);
+	g_mutex_unlock(&m->lock);
 	return rc;
 }

@@ -56,6 +56,11 @@
  *            port), zone ('' none), weight, state (0 active, 1 draining,
  *            2 out: holds nothing and takes nothing) and when the state
  *            last changed (ns)
+ * rebalance_workers (version 11) each rebalance pass at work (name
+ *            "host:pid"): when it last said so and started (Unix s), its
+ *            rate (bytes moved per second) and the parts walked of how
+ *            many, for status; a pass that ends takes its row away; not
+ *            in dumps
  */
 #ifndef SHARDFS_STORE_META_SCHEMA_H
 #define SHARDFS_STORE_META_SCHEMA_H
@@ -127,6 +132,10 @@
 	"CREATE TABLE members (id " INT " PRIMARY KEY, host TEXT NOT NULL,"                 \
 	" port " INT " NOT NULL, zone TEXT NOT NULL, weight " INT " NOT NULL,"              \
 	" state " INT " NOT NULL, changed " INT " NOT NULL, UNIQUE (host, port));",        \
+	/* 10 -> 11 */                                                                     \
+	"CREATE TABLE rebalance_workers (name TEXT PRIMARY KEY, updated " INT " NOT NULL,"  \
+	" started " INT " NOT NULL, bytes_per_s " INT " NOT NULL, parts_done " INT          \
+	" NOT NULL, parts_total " INT " NOT NULL);",                                       \
 }
 
 #endif

@@ -204,6 +204,18 @@ static const char *const sql[META_Q_COUNT] = {
 	[META_Q_NODE_SLOT_PARTS] = "SELECT count(*) FROM parts WHERE k > 0 AND"
 				   " length(nodes) >= 2 * ?1 + 2 AND substr(nodes, 2 * ?1 + 1, 2) = ?2"
 				   " AND (missing & ?3) = 0",
+	[META_Q_REBALANCE_REPORT] = "INSERT INTO rebalance_workers (name, updated, started,"
+				    " bytes_per_s, parts_done, parts_total) VALUES (?1, ?2, ?3, ?4,"
+				    " ?5, ?6) ON CONFLICT (name) DO UPDATE SET updated ="
+				    " excluded.updated, started = excluded.started, bytes_per_s ="
+				    " excluded.bytes_per_s, parts_done = excluded.parts_done,"
+				    " parts_total = excluded.parts_total",
+	[META_Q_REBALANCE_DONE] = "DELETE FROM rebalance_workers WHERE name = ?1 OR updated < ?2",
+	[META_Q_REBALANCE_RATE] = "SELECT count(*), CAST(coalesce(sum(bytes_per_s), 0) AS BIGINT)"
+				  " FROM rebalance_workers WHERE updated >= ?1",
+	[META_Q_REBALANCE_FURTHEST] = "SELECT parts_done, parts_total, started FROM"
+				      " rebalance_workers WHERE updated >= ?1 ORDER BY"
+				      " parts_total - parts_done DESC LIMIT 1",
 };
 
 static __thread char *open_error;

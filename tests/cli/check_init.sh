@@ -29,7 +29,7 @@ done
 certtool --verify --load-ca-certificate "$dir/c/ca.crt" --infile "$dir/c/node-1.crt" >/dev/null \
   || fail "node-1.crt is not signed by the CA"
 certtool -i --infile "$dir/c/node-1.crt" | grep -q "IPAddress: 127.0.0.1" || fail "no address in node-1.crt"
-[ "$(sqlite3 "$dir/c/meta.db" 'SELECT version FROM schema_version')" = 10 ] || fail "no metadata schema"
+[ "$(sqlite3 "$dir/c/meta.db" 'SELECT version FROM schema_version')" = 11 ] || fail "no metadata schema"
 [ "$(sqlite3 "$dir/c/meta.db" 'SELECT count(*) FROM inodes WHERE ino = 1')" = 1 ] || fail "no root inode"
 before=$(find "$dir/c" -type f -exec sha256sum {} + | sort | sha256sum)
 rc=0; "$shardfs" init --dir "$dir/c" --node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002 2>/dev/null || rc=$?

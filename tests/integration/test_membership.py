@@ -57,7 +57,7 @@ def wait_for(what, timeout):
 
 def test_a_node_added_takes_writes_of_a_running_mount_and_a_quarter_of_the_shards(cluster, tmp_path):
     files = put_files(cluster, tmp_path, 8)
-    mnt = Mount(cluster.conf, tmp_path / "mnt")
+    mnt = Mount(cluster.conf, tmp_path / "mnt", "repair_interval=0")  # no rebalance of its own
     try:
         four = cluster.add_node(",zone=z4")
         assert members(cluster)[four]["zone"] == "z4"
@@ -135,10 +135,16 @@ def test_rebalance_killed_again_and_again_loses_nothing(cluster, tmp_path):
     cluster.add_node()
     env = dict(os.environ, SHARDFS_CONF=cluster.conf)
     kills = 0
-    for _ in range(4):
+    for run in range(4):
         worker = subprocess.Popen([SHARDFS, "rebalance", "--rate", "8"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.5)
+        time.sleep(3.5 if run == 0 else 1.5)
+        if run == 0:  # status tells of the pass, with a rate and a time to go
+            r = cluster.run("status", "--json", check=False)
+            health = json.loads(r.stdout)["health"]
+            assert r.returncode == 3 and health["state"] == "rebalancing", health
+            assert health["rebalance_workers"] == 1 and health["rebalance_bytes_per_s"] > 0
+            assert health["rebalance_parts_total"] == 30, health  # 6 files of 4 parts and a bit
         if worker.poll() is None:
             worker.send_signal(signal.SIGKILL)
             kills += 1
@@ -178,3 +184,22 @@ def test_bad_membership_commands_are_refused(cluster, tmp_path):
     finally:
         os.rename(key + ".away", key)
     assert sorted(members(cluster)) == [1, 2, 3]
+
+
+def test_a_mount_moves_shards_by_itself_after_add_and_drain(cluster, tmp_path):
+    """No rebalance command: the cluster's one mount that makes backups
+    rebalances after its repair rounds."""
+    files = put_files(cluster, tmp_path, 4)
+    mnt = Mount(cluster.conf, tmp_path / "mnt", "repair_interval=1")
+    try:
+        four = cluster.add_node()
+        assert wait_for(lambda: rebalance(cluster, "--dry-run")["shards_misplaced"] == 0, 60), \
+            "log: " + mnt.log_text()
+        assert members(cluster)[four]["parts"] > 0
+        cluster.run("node", "drain", "1")
+        assert wait_for(lambda: members(cluster)[1]["state"] == "out", 60), mnt.log_text()
+        assert members(cluster)[1]["parts"] == 0
+        assert "rebalance:" in mnt.log_text()
+        assert_exact(cluster, files)
+    finally:
+        mnt.close()

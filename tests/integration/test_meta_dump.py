@@ -128,9 +128,10 @@ TABLES = ["inodes", "dentries", "xattrs", "parts", "garbage", "sessions", "open_
           "inline_data", "nodes", "locks", "cluster", "members"]
 
 
-def synthetic_dump(path, files, columns, schema=10):
+def synthetic_dump(path, files, columns, schema):
     """A dump of a root with files empty files in it, made here (columns:
-    each table's column list, from a real dump); schema 9 has no members."""
+    each table's column list, from a real dump, and its schema); schema 9
+    has no members."""
     t = 1796677587451469579
     zero_id = base64.b64encode(bytes(16)).decode()
     lines = ['{"format":"shardfs-meta-dump","version":1,"schema":%d}' % schema]
@@ -186,10 +187,11 @@ def test_dump_memory_does_not_grow_with_the_namespace(tmp_path):
             if line.startswith('{"table"'):
                 record = json.loads(line)
                 columns[record["table"]] = record["columns"]
+        schema = json.loads(real.read_text().splitlines()[0])["schema"]
         peaks = {}
         for files in (2000, 60000):
             src = tmp_path / f"synthetic{files}.dump"
-            synthetic_dump(src, files, columns)
+            synthetic_dump(src, files, columns, schema)
             url = new_pg_database() if TEST_PG else "sqlite://" + str(tmp_path / f"s{files}.db")
             meta("load", "--to", url, str(src))
             conf = conf_with_meta(cl, url, os.path.join(cl.dir, f"s{files}.conf"))

@@ -169,7 +169,10 @@ def test_repair_rebuilds_missing_shards(c3, tmp_path):
                             "degraded_bytes": 3 * PART + 5, "at_min_shards_parts": 4,
                             "at_min_shards_bytes": 3 * PART + 5, "nodes_down": 0, "new_stores": 0,
                             "repair_workers": 0, "repair_bytes_per_s": 0,
-                            "repair_seconds_left": None, "error": None}, st
+                            "repair_seconds_left": None, "rebalance_workers": 0,
+                            "rebalance_bytes_per_s": 0, "rebalance_parts_done": 0,
+                            "rebalance_parts_total": 0, "rebalance_seconds_left": None,
+                            "error": None}, st
     r = c3.run("repair", "--once")
     print(r.stdout.decode().strip())
     assert r.stdout.startswith(b"repaired 4 parts (4 shards rebuilt), 0 failed"), r.stdout

@@ -1066,7 +1066,8 @@ static void test_schema_migration(void **state)
 		       "DROP TABLE inline_data; DROP TABLE nodes; DROP INDEX parts_by_object;"
 		       "DROP TABLE locks; DROP TABLE cluster; ALTER TABLE sessions DROP COLUMN lease;"
 		       "DROP TABLE node_health; DROP TABLE repair_workers; DROP TABLE repair_leases;"
-		       "DROP TABLE members; UPDATE schema_version SET version = 1");
+		       "DROP TABLE members; DROP TABLE rebalance_workers;"
+		       "UPDATE schema_version SET version = 1");
 	assert_int_equal(meta_open(f->url, &f->m), 0);
 	assert_int_equal(meta_schema_version(f->m), META_SCHEMA_VERSION);
 	assert_int_equal(meta_lookup(f->m, ROOT, "old", &a), 0);
@@ -1079,9 +1080,9 @@ static void test_schema_migration(void **state)
 	assert_int_equal(meta_get_inline(f->m, ino, &got, &len), 0);
 	assert_memory_equal(got, "0123456789", 10);
 	g_free(got);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 11");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 12");
 	assert_int_equal(meta_open(f->url, &newer), -EPROTO);
-	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 10");
+	test_meta_raw_exec(f->url, "UPDATE schema_version SET version = 11");
 }
 
 static struct meta_lock lk(uint64_t sid, uint64_t owner, enum meta_lock_type type, int64_t start,
