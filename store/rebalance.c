@@ -103,7 +103,8 @@ static int copy_shard(struct store *s, const struct meta_part *p, const struct m
 		struct net_call put = {.req = {.op = NET_OP_PUT, .key = get.req.key, .body_len = len},
 				       .body = buf, .timeout_ms = s->opt.put_timeout_ms};
 
-		rc = net_pool_call(s->pool, mv->to, &put);
+		if ((rc = net_pool_call(s->pool, mv->to, &put)))
+			store_put_failed(s, mv->to, rc);
 	}
 	store_buf_free(s, buf, len);
 	return rc;

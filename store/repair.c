@@ -76,7 +76,7 @@ static int put_shard(struct store *s, const struct meta_part *p, unsigned i, uin
 	c.req.key.shard = (uint16_t)i;
 	int rc = net_pool_call(s->pool, node, &c);
 	if (rc)
-		store_suspect(s, node);
+		store_put_failed(s, node, rc);
 	return rc;
 }
 

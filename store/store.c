@@ -72,14 +72,27 @@ int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **o
 	return rc;
 }
 
-void store_suspect(struct store *s, uint32_t node)
+/* node -> until (monotonic us) in table, s->lock */
+static void avoid(struct store *s, GHashTable *table, uint32_t node, unsigned ms)
 {
 	gint64 *until = g_new(gint64, 1);
 
-	*until = g_get_monotonic_time() + (gint64)s->opt.suspect_ms * 1000;
+	*until = g_get_monotonic_time() + (gint64)ms * 1000;
 	g_mutex_lock(&s->lock);
-	g_hash_table_replace(s->suspect, GUINT_TO_POINTER(node), until);
+	g_hash_table_replace(table, GUINT_TO_POINTER(node), until);
 	g_mutex_unlock(&s->lock);
+}
+
+void store_suspect(struct store *s, uint32_t node)
+{
+	avoid(s, s->suspect, node, s->opt.suspect_ms);
+}
+
+void store_put_failed(struct store *s, uint32_t node, int status)
+{
+	store_suspect(s, node);
+	if (status == -ENOSPC)
+		avoid(s, s->full, node, STORE_FULL_AVOID_MS);
 }
 
 bool store_is_suspect(struct store *s, uint32_t node)
@@ -99,10 +112,16 @@ size_t store_suspects(struct store *s, uint32_t *out, size_t max)
 	size_t n = 0;
 
 	g_mutex_lock(&s->lock);
-	g_hash_table_iter_init(&it, s->suspect);
-	while (g_hash_table_iter_next(&it, &key, &val))
-		if (*(gint64 *)val > now && n < max)
-			out[n++] = GPOINTER_TO_UINT(key);
+	GHashTable *tables[] = {s->suspect, s->full};
+
+	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++) {
+		g_hash_table_iter_init(&it, tables[t]);
+		while (g_hash_table_iter_next(&it, &key, &val))
+			if (*(gint64 *)val > now && n < max &&
+			    (t == 0 || !g_hash_table_contains(s->suspect, key) ||
+			     *(gint64 *)g_hash_table_lookup(s->suspect, key) <= now))
+				out[n++] = GPOINTER_TO_UINT(key);
+	}
 	g_mutex_unlock(&s->lock);
 	return n;
 }
@@ -227,6 +246,7 @@ int store_open(const char *cluster_path, const struct store_options *o, struct s
 	g_mutex_init(&s->buf_lock);
 	s->codes = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)erasure_free);
 	s->suspect = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	s->full = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	if ((rc = net_cluster_load(cluster_path, &s->cluster, err)) || (rc = start(s, err))) {
 		store_close(s);
 		return rc;
@@ -253,6 +273,7 @@ void store_close(struct store *s)
 	net_cluster_free(s->cluster);
 	g_hash_table_destroy(s->codes);
 	g_hash_table_destroy(s->suspect);
+	g_hash_table_destroy(s->full);
 	g_slist_free_full(s->bufs, free_spare);
 	g_mutex_clear(&s->lock);
 	g_mutex_clear(&s->buf_lock);

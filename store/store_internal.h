@@ -35,6 +35,7 @@ struct store {
 	GMutex lock;
 	GHashTable *codes;	/* (k << 8 | m) -> struct erasure, lock */
 	GHashTable *suspect;	/* node id -> gint64 avoided until (us), lock */
+	GHashTable *full;	/* node id -> gint64 placed on no more until (us), lock */
 	struct store_stats stats; /* atomics */
 	gint64 capacity_at;	/* when total/avail were asked, lock */
 	uint64_t capacity_total, capacity_avail; /* lock */
@@ -75,7 +76,15 @@ int store_walk_parts(struct meta *m, store_part_fn fn, void *arg,
 int store_code(struct store *s, unsigned k, unsigned m, const struct erasure **out);
 /* A node failed or stalled: placements and reads avoid it for a while. */
 void store_suspect(struct store *s, uint32_t node);
-/* Fills out with the nodes currently avoided; returns how many. */
+/* A put to node failed with status: store_suspect, and a node whose disk
+ * is full (-ENOSPC) also takes no new shard for STORE_FULL_AVOID_MS
+ * (store_suspects lists it), since it stays full until someone frees
+ * space and each shard it refuses costs a hand-off; reads of what it holds
+ * go on as from any node. */
+#define STORE_FULL_AVOID_MS (5u * 60 * 1000)
+void store_put_failed(struct store *s, uint32_t node, int status);
+/* Fills out with the nodes new placements avoid now (suspect or full),
+ * each once; returns how many. */
 size_t store_suspects(struct store *s, uint32_t *out, size_t max);
 bool store_is_suspect(struct store *s, uint32_t node);
 /* Jobs of the encoder pool (writer.c) and the fetcher pool (reader.c). */

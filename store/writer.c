@@ -216,7 +216,7 @@ static void put_done(void *arg, struct net_call *call)
 		shard_finished(p, sh->index, 0, false);
 		return;
 	}
-	store_suspect(p->w->s, failed);
+	store_put_failed(p->w->s, failed, call->status);
 	uint32_t next = handoff_node(p);
 	store_oid_hex(p->w->oid, hex);
 	if (next) {

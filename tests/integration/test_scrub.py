@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from cluster import SHARDFS, Cluster, db_rows, flip_byte_in_shard, pg_rows, put, rand_bytes
+from cluster import SHARDFS, Cluster, Mount, db_rows, flip_byte_in_shard, pg_rows, put, rand_bytes
 
 PART = 8 << 20
 
@@ -438,4 +438,48 @@ def test_a_node_with_a_full_disk_refuses_shards_keeps_serving_reads(c3, tmp_path
             assert cat(c3, name) == files[name], name
     finally:
         c3.stop()
+        subprocess.run(["umount", "-l", data_dir], check=False)
+
+
+def test_a_mount_places_no_shard_on_a_full_node_for_minutes(tmp_path):
+    """Node 4 of 4 on a 12 MiB tmpfs: once it refused a shard with ENOSPC,
+    the mount's later writes, well past the 10 s a failed node is avoided
+    for, are not offered to it (no further hand-off from it), while other
+    nodes take them; every file reads back exact."""
+    cl = Cluster(tmp_path / "c4", nodes=4, ec="2+1")
+    data_dir = cl.node_dir(4)
+    cl.kill(4)
+    for path in glob.glob(os.path.join(data_dir, "*")):
+        os.unlink(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", data_dir], check=True)
+    mnt = None
+    try:
+        cl.start(4)
+        cl.wait_up()
+        mnt = Mount(cl.conf, tmp_path / "mnt", "repair_interval=0")
+        refused = b"node 4 failed (No space left on device), handed off"
+        files, n = {}, 0
+
+        def write(count):
+            nonlocal n
+            for _ in range(count):
+                data = rand_bytes(2 * PART, 300 + n)
+                with open(os.path.join(mnt.path, f"f{n}"), "wb") as f:
+                    f.write(data)
+                files[f"f{n}"] = data
+                n += 1
+        while refused not in mnt.log_text().encode() and n < 30:
+            write(1)
+        before = mnt.log_text().encode().count(refused)
+        assert before >= 1, mnt.log_text()
+        time.sleep(12)
+        write(8)
+        assert mnt.log_text().encode().count(refused) == before, mnt.log_text()
+        for name, data in files.items():
+            with open(os.path.join(mnt.path, name), "rb") as f:
+                assert f.read() == data, name
+    finally:
+        if mnt:
+            mnt.close()
+        cl.stop()
         subprocess.run(["umount", "-l", data_dir], check=False)
