@@ -230,20 +230,17 @@ static bool stopping(void *arg)
 static void rebalance_if_ours(struct fs *fs)
 {
 	struct meta *m = fs_meta_take(fs);
-	struct store_rebalance_options o = {.bytes_per_s = fs->repair_bytes_per_s,
-					    .stop = stopping, .stop_arg = fs};
-	struct store_rebalance_stats st;
 
-	if (store_rebalance_due(fs->store) && backup_is_ours(fs, m) &&
-	    store_rebalance(fs->store, m, &o, &st, NULL, NULL) == 0)
-		store_rebalance_log(&st);
+	if (backup_is_ours(fs, m))
+		store_rebalance_if_due(fs->store, m, fs->repair_bytes_per_s, stopping, fs);
 	fs_meta_give(fs, m);
 }
 
 /* Rebuilds the shards that writes left missing, a few parts at a time,
  * going round the list of such parts; after a round it rebalances (one
- * mount of the cluster) and pauses for the repair interval. A round while the node that could take the shards is
- * still down reads nothing (store_repair_step pings first). */
+ * mount of the cluster) and pauses for the repair interval. A round while
+ * the node that could take the shards is still down reads nothing
+ * (store_repair_step pings first). */
 static gpointer repairer(gpointer arg)
 {
 	struct fs *fs = arg;

@@ -80,38 +80,48 @@ const struct store_node *store_nodes(struct store *s, unsigned *n)
 	return (const struct store_node *)(const void *)v->nodes->data;
 }
 
-const struct store_node *store_node_find(struct store *s, uint32_t id)
-{
-	unsigned n;
-	const struct store_node *nodes = store_nodes(s, &n);
-
-	for (unsigned i = 0; i < n; i++)
-		if (nodes[i].id == id)
-			return &nodes[i];
-	return NULL;
-}
-
 static gint by_id(gconstpointer a, gconstpointer b)
 {
-	uint32_t x = ((const struct store_node *)a)->id, y = ((const struct store_node *)b)->id;
+	uint32_t x = ((const struct meta_member *)a)->id, y = ((const struct meta_member *)b)->id;
 
 	return x < y ? -1 : x > y;
 }
 
-int store_view_init(struct store *s)
+void store_cluster_members(const struct net_cluster *c, GArray *out)
+{
+	for (guint i = 0; i < c->nodes->len; i++) {
+		const struct net_node_conf *n = &g_array_index(c->nodes, struct net_node_conf, i);
+		struct meta_member mb = {.id = n->id, .port = n->port, .weight = n->weight};
+
+		g_strlcpy(mb.host, n->host, sizeof(mb.host));
+		g_strlcpy(mb.zone, n->zone ? n->zone : "", sizeof(mb.zone));
+		g_array_append_val(out, mb);
+	}
+	g_array_sort(out, by_id);
+}
+
+static GArray *nodes_of(const struct meta_member *list, unsigned n)
 {
 	GArray *nodes = nodes_new();
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct meta_member *mb = &list[i];
+		struct store_node node = {mb->id, g_strdup(mb->host), mb->port, mb->weight,
+					  mb->zone[0] ? g_strdup(mb->zone) : NULL, mb->state};
+
+		g_array_append_val(nodes, node);
+	}
+	return nodes;
+}
+
+int store_view_init(struct store *s)
+{
+	GArray *members = g_array_new(FALSE, FALSE, sizeof(struct meta_member));
 	int rc;
 
-	for (guint i = 0; i < s->cluster->nodes->len; i++) {
-		const struct net_node_conf *c = &g_array_index(s->cluster->nodes, struct net_node_conf, i);
-		struct store_node n = {c->id, g_strdup(c->host), c->port, c->weight,
-				       g_strdup(c->zone), META_MEMBER_ACTIVE};
-
-		g_array_append_val(nodes, n);
-	}
-	g_array_sort(nodes, by_id);
-	s->view = view_new(nodes, &rc);
+	store_cluster_members(s->cluster, members);
+	s->view = view_new(nodes_of((struct meta_member *)(void *)members->data, members->len), &rc);
+	g_array_free(members, TRUE);
 	return rc;
 }
 
@@ -124,19 +134,6 @@ void store_views_free(struct store *s)
 	s->old_views = NULL;
 }
 
-/* The cluster file's nodes as members, to seed a metadata that has none. */
-static void members_of_cluster(const struct net_cluster *c, GArray *out)
-{
-	for (guint i = 0; i < c->nodes->len; i++) {
-		const struct net_node_conf *n = &g_array_index(c->nodes, struct net_node_conf, i);
-		struct meta_member mb = {.id = n->id, .port = n->port, .weight = n->weight};
-
-		g_strlcpy(mb.host, n->host, sizeof(mb.host));
-		g_strlcpy(mb.zone, n->zone ? n->zone : "", sizeof(mb.zone));
-		g_array_append_val(out, mb);
-	}
-}
-
 static int read_members(struct store *s, struct meta *m, struct meta_member **list, unsigned *n)
 {
 	int rc = meta_members(m, list, n);
@@ -145,7 +142,7 @@ static int read_members(struct store *s, struct meta *m, struct meta_member **li
 		return rc;
 	GArray *seed = g_array_new(FALSE, FALSE, sizeof(struct meta_member));
 
-	members_of_cluster(s->cluster, seed);
+	store_cluster_members(s->cluster, seed);
 	rc = meta_members_seed(m, (struct meta_member *)(void *)seed->data, seed->len);
 	g_array_free(seed, TRUE);
 	return rc ? rc : meta_members(m, list, n);
@@ -166,20 +163,6 @@ static bool same_members(const struct store_view *v, const struct meta_member *l
 		if (!same_node(&g_array_index(v->nodes, struct store_node, i), &list[i]))
 			return false;
 	return true;
-}
-
-static GArray *nodes_of(const struct meta_member *list, unsigned n)
-{
-	GArray *nodes = nodes_new();
-
-	for (unsigned i = 0; i < n; i++) {
-		const struct meta_member *mb = &list[i];
-		struct store_node node = {mb->id, g_strdup(mb->host), mb->port, mb->weight,
-					  mb->zone[0] ? g_strdup(mb->zone) : NULL, mb->state};
-
-		g_array_append_val(nodes, node);
-	}
-	return nodes;
 }
 
 static void publish(struct store *s, struct store_view *v)

@@ -234,16 +234,13 @@ static void put_out_drained(struct rebalance *rb)
 int store_rebalance(struct store *s, struct meta *m, const struct store_rebalance_options *o,
 		    struct store_rebalance_stats *st, store_scrub_progress_fn progress, void *arg)
 {
-	struct rebalance rb = {s, m, o, st, NULL, g_get_monotonic_time(), false, 0, 0};
+	const struct store_view *v = store_view(s);
+	struct rebalance rb = {.s = s, .m = m, .o = o, .st = st, .ring = v->ring,
+			       .start = g_get_monotonic_time()};
+	uint64_t bytes;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
-	store_follow_members(s, m);
-	const struct store_view *v = store_view(s);
-
-	uint64_t bytes;
-
-	rb.ring = v->ring;
 	rb.reported = rb.start;
 	rc = meta_parts_count(m, &rb.parts_total, &bytes);
 	if (rc == 0)
@@ -259,15 +256,24 @@ int store_rebalance(struct store *s, struct meta *m, const struct store_rebalanc
 	return 0;
 }
 
-bool store_rebalance_due(struct store *s)
+/* The membership changed since the last pass that finished with nothing
+ * left to do (a view pointer: views are never freed before the store). */
+static bool due(struct store *s)
 {
 	return __atomic_load_n(&s->balanced, __ATOMIC_ACQUIRE) != store_view(s);
 }
 
-void store_rebalance_log(const struct store_rebalance_stats *st)
+void store_rebalance_if_due(struct store *s, struct meta *m, uint64_t bytes_per_s,
+			    bool (*stop)(void *arg), void *stop_arg)
 {
-	if (st->shards_moved || st->nodes_out)
+	struct store_rebalance_options o = {.bytes_per_s = bytes_per_s, .stop = stop,
+					    .stop_arg = stop_arg};
+	struct store_rebalance_stats st;
+
+	if (!due(s) || store_rebalance(s, m, &o, &st, NULL, NULL))
+		return;
+	if (st.shards_moved || st.nodes_out)
 		g_message("rebalance: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " shards moved"
-			  " (%.1f MiB), %u drained nodes out", st->shards_moved, st->shards,
-			  (double)st->bytes_moved / (1 << 20), st->nodes_out);
+			  " (%.1f MiB), %u drained nodes out", st.shards_moved, st.shards,
+			  (double)st.bytes_moved / (1 << 20), st.nodes_out);
 }

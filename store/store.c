@@ -95,11 +95,18 @@ void store_put_failed(struct store *s, uint32_t node, int status)
 		avoid(s, s->full, node, STORE_FULL_AVOID_MS);
 }
 
+/* Whether key's time in table is still to come; s->lock held. */
+static bool avoided(GHashTable *table, gconstpointer key, gint64 now)
+{
+	const gint64 *until = g_hash_table_lookup(table, key);
+
+	return until && *until > now;
+}
+
 bool store_is_suspect(struct store *s, uint32_t node)
 {
 	g_mutex_lock(&s->lock);
-	gint64 *until = g_hash_table_lookup(s->suspect, GUINT_TO_POINTER(node));
-	bool yes = until && *until > g_get_monotonic_time();
+	bool yes = avoided(s->suspect, GUINT_TO_POINTER(node), g_get_monotonic_time());
 	g_mutex_unlock(&s->lock);
 	return yes;
 }
@@ -116,10 +123,8 @@ size_t store_suspects(struct store *s, uint32_t *out, size_t max)
 
 	for (size_t t = 0; t < G_N_ELEMENTS(tables); t++) {
 		g_hash_table_iter_init(&it, tables[t]);
-		while (g_hash_table_iter_next(&it, &key, &val))
-			if (*(gint64 *)val > now && n < max &&
-			    (t == 0 || !g_hash_table_contains(s->suspect, key) ||
-			     *(gint64 *)g_hash_table_lookup(s->suspect, key) <= now))
+		while (g_hash_table_iter_next(&it, &key, &val)) /* a full suspect once */
+			if (*(gint64 *)val > now && n < max && (t == 0 || !avoided(s->suspect, key, now)))
 				out[n++] = GPOINTER_TO_UINT(key);
 	}
 	g_mutex_unlock(&s->lock);

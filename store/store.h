@@ -100,8 +100,10 @@ struct store_node {
 /* The nodes now, by id (*n of them): a list that never changes, valid
  * until store_close. */
 const struct store_node *store_nodes(struct store *s, unsigned *n);
-/* Node id of that list, NULL if it is none. */
-const struct store_node *store_node_find(struct store *s, uint32_t id);
+/* The cluster file's nodes as members (state active), by id, appended to
+ * out (struct meta_member): what seeds a metadata that has none, and what
+ * a host that cannot read the metadata goes by. */
+void store_cluster_members(const struct net_cluster *c, GArray *out);
 /* Takes the membership from m (seeded from the cluster file when m has
  * none yet): 1 if it changed the nodes or the ring, 0 if not, or -errno
  * (the store goes on with what it had). Any thread. */
@@ -306,13 +308,13 @@ struct store_rebalance_stats {
 
 int store_rebalance(struct store *s, struct meta *m, const struct store_rebalance_options *o,
 		    struct store_rebalance_stats *st, store_scrub_progress_fn progress, void *arg);
-/* Whether the membership changed since the last pass that left every
- * shard where the ring puts it (or could not do better: parts stuck): what
- * the repair daemon and one mount of the cluster ask before a pass of
- * their own. True once for every store opened. */
-bool store_rebalance_due(struct store *s);
-/* One log line of what a background pass moved, if anything. */
-void store_rebalance_log(const struct store_rebalance_stats *st);
+/* The background pass of the repair daemon and of one mount of the
+ * cluster: a store_rebalance at bytes_per_s, ended early when stop says
+ * so, logged when it moved anything; only when the membership changed
+ * since the last pass that left every shard where the ring puts it (or
+ * could not do better: parts stuck), and once for every store opened. */
+void store_rebalance_if_due(struct store *s, struct meta *m, uint64_t bytes_per_s,
+			    bool (*stop)(void *arg), void *stop_arg);
 
 /* The cluster's capacity as its nodes report it, in bytes of user data
  * (raw space x k/(k+m)); nodes that do not answer count as empty.

@@ -45,8 +45,8 @@ static int map_error(int rc)
 /* The ring's order for the stream, nodes not suspected first. */
 static size_t home_candidates(struct store *s, const uint8_t id[16], uint32_t *out, size_t max)
 {
-	uint32_t all[64], n = (uint32_t)ring_closest(store_ring(s), ring_key_hash(id, 0), MIN(max, 64), all,
-						     NULL, 0);
+	uint32_t all[64], n = (uint32_t)ring_closest(store_ring(s), ring_key_hash(id, 0),
+						     MIN(max, 64), all, NULL, 0);
 	size_t got = 0;
 
 	for (int pass = 0; pass < 2; pass++)

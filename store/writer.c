@@ -198,7 +198,8 @@ static uint32_t handoff_node(struct wpart *p)
 	g_mutex_lock(&p->w->lock);
 	memcpy(skip, p->tried, p->ntried * sizeof(uint32_t));
 	nskip = p->ntried + store_suspects(s, skip + p->ntried, 64);
-	bool found = p->ntried < MAX_TRIED && ring_closest(store_ring(s), p->key, 1, &node, skip, nskip) == 1;
+	bool found = p->ntried < MAX_TRIED &&
+		     ring_closest(store_ring(s), p->key, 1, &node, skip, nskip) == 1;
 	if (found)
 		p->tried[p->ntried++] = node;
 	g_mutex_unlock(&p->w->lock);

@@ -26,8 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const state_names[] = {"active", "draining", "out"};
-
 static gboolean parse_id(const char *cmd, const char *arg, uint32_t *id)
 {
 	guint64 v;
@@ -75,20 +73,6 @@ static void member_of(const struct node_arg *n, struct meta_member *mb)
 	g_strlcpy(mb->zone, n->zone ? n->zone : "", sizeof(mb->zone));
 }
 
-/* Refuses what meta_member_add would before any file is written. */
-static int check_new(struct meta *m, const struct meta_member *mb)
-{
-	struct meta_member *list;
-	unsigned n;
-	int rc = meta_members(m, &list, &n);
-
-	for (unsigned i = 0; rc == 0 && i < n; i++)
-		if (list[i].id == mb->id || (list[i].port == mb->port && !strcmp(list[i].host, mb->host)))
-			rc = -EEXIST;
-	g_free(list);
-	return rc;
-}
-
 static int node_add(struct client *c, const char *conf, const struct node_arg *n)
 {
 	g_autofree char *dir = g_path_get_dirname(conf);
@@ -104,7 +88,9 @@ static int node_add(struct client *c, const char *conf, const struct node_arg *n
 			ca_key);
 		return SHARDFS_EXIT_FAIL;
 	}
-	if ((rc = check_new(c->meta, &mb)) == 0 && !add_to_cluster_file(conf, dir, n, &err))
+	/* refused before any file is written */
+	if ((rc = meta_member_check_new(c->meta, &mb)) == 0 &&
+	    !add_to_cluster_file(conf, dir, n, &err))
 		rc = -EIO;
 	if (rc == 0)
 		rc = meta_member_add(c->meta, &mb);
@@ -143,7 +129,7 @@ static void list_json(const struct meta_member *list, unsigned n, const uint64_t
 		json_builder_set_member_name(b, "weight");
 		json_builder_add_int_value(b, list[i].weight);
 		json_builder_set_member_name(b, "state");
-		json_builder_add_string_value(b, state_names[list[i].state]);
+		json_builder_add_string_value(b, meta_member_state_name(list[i].state));
 		json_builder_set_member_name(b, "parts");
 		json_builder_add_int_value(b, (gint64)parts[i]);
 		json_builder_end_object(b);
@@ -174,7 +160,7 @@ static int node_list(struct client *c, gboolean json)
 
 			printf("%-6u %-28s %-10s %6u  %-9s %" G_GUINT64_FORMAT "\n", list[i].id, addr,
 			       list[i].zone[0] ? list[i].zone : "-", list[i].weight,
-			       state_names[list[i].state], parts[i]);
+			       meta_member_state_name(list[i].state), parts[i]);
 		}
 	}
 	g_free(parts);

@@ -89,19 +89,6 @@ static bool stopping(void *arg)
 	return stop;
 }
 
-/* Between repair rounds: the shards a membership change misplaced are
- * moved, at the repair rate. */
-static void rebalance_if_due(struct daemon *d)
-{
-	struct store_rebalance_options o = {.bytes_per_s = d->bytes_per_s, .stop = stopping,
-					    .stop_arg = d};
-	struct store_rebalance_stats st;
-
-	if (store_rebalance_due(d->c->store) &&
-	    store_rebalance(d->c->store, d->c->meta, &o, &st, NULL, NULL) == 0)
-		store_rebalance_log(&st);
-}
-
 static gpointer daemon_main(gpointer arg)
 {
 	struct daemon *d = arg;
@@ -123,8 +110,9 @@ static gpointer daemon_main(gpointer arg)
 		if (rc || wrapped) {
 			log_round(&round, g_get_monotonic_time() - start);
 			round = (struct store_repair_stats){0};
-			if (!rc)
-				rebalance_if_due(d);
+			if (!rc) /* what a membership change misplaced, at the repair rate */
+				store_rebalance_if_due(d->c->store, d->c->meta, d->bytes_per_s,
+						       stopping, d);
 			if (sleep_or_stop(d, (gint64)d->interval_s * G_USEC_PER_SEC))
 				break;
 			start = g_get_monotonic_time();

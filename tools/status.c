@@ -22,6 +22,7 @@
 #include "net/net_proto.h"
 #include "shardfs.h"
 #include "store/meta/meta.h"
+#include "store/store.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -91,8 +92,6 @@ static void ask_node(struct net_pool *pool, const struct meta_member *n, struct 
 	}
 	g_free(text);
 }
-
-static const char *const member_states[] = {"active", "draining", "out"};
 
 /* A member put out after draining holds nothing: its silence harms no data. */
 static bool answer_optional(const struct node_row *r)
@@ -319,7 +318,7 @@ static void json_node(JsonBuilder *b, const struct node_row *r)
 	else
 		json_builder_add_null_value(b);
 	json_builder_set_member_name(b, "member");
-	json_builder_add_string_value(b, member_states[r->conf->state]);
+	json_builder_add_string_value(b, meta_member_state_name(r->conf->state));
 	json_builder_set_member_name(b, "weight");
 	json_builder_add_int_value(b, r->conf->weight);
 	json_builder_set_member_name(b, "state");
@@ -450,14 +449,8 @@ static GArray *members(const struct net_cluster *c, struct net_pool *pool)
 		n = 0;
 	meta_close(m);
 	g_free(list);
-	for (guint i = 0; n == 0 && i < c->nodes->len; i++) {
-		const struct net_node_conf *nc = &g_array_index(c->nodes, struct net_node_conf, i);
-		struct meta_member mb = {.id = nc->id, .port = nc->port, .weight = nc->weight};
-
-		g_strlcpy(mb.host, nc->host, sizeof(mb.host));
-		g_strlcpy(mb.zone, nc->zone ? nc->zone : "", sizeof(mb.zone));
-		g_array_append_val(out, mb);
-	}
+	if (n == 0)
+		store_cluster_members(c, out);
 	for (guint i = 0; i < out->len; i++) {
 		const struct meta_member *mb = &g_array_index(out, struct meta_member, i);
 
@@ -470,14 +463,13 @@ static GArray *members(const struct net_cluster *c, struct net_pool *pool)
 static int report(const struct net_cluster *c, struct net_pool *pool, gboolean json)
 {
 	GArray *nodes = members(c, pool);
-	guint n = nodes->len, up = 0, needed_down = 0;
+	guint n = nodes->len, up = 0;
 	struct node_row *rows = g_new0(struct node_row, n);
 	struct health h;
 
 	for (guint i = 0; i < n; i++) {
 		ask_node(pool, &g_array_index(nodes, struct meta_member, i), &rows[i]);
 		up += !strcmp(rows[i].state, "up");
-		needed_down += strcmp(rows[i].state, "up") && !answer_optional(&rows[i]);
 	}
 	read_health(c, rows, n, &h);
 	if (json)
@@ -493,7 +485,7 @@ static int report(const struct net_cluster *c, struct net_pool *pool, gboolean j
 	g_free(rows);
 	g_free(h.error);
 	g_array_free(nodes, TRUE);
-	return needed_down ? SHARDFS_EXIT_FAIL : degraded ? SHARDFS_EXIT_DEGRADED : 0;
+	return h.nodes_down ? SHARDFS_EXIT_FAIL : degraded ? SHARDFS_EXIT_DEGRADED : 0;
 }
 
 int cmd_status(int argc, char **argv)

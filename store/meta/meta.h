@@ -377,11 +377,16 @@ struct meta_member {
 	enum meta_member_state state;
 	int64_t changed_ns; /* when state last changed */
 };
+/* "active", "draining", "out". */
+const char *meta_member_state_name(enum meta_member_state state);
 /* Every member, by id; *out freed with g_free (NULL when there is none). */
 int meta_members(struct meta *m, struct meta_member **out, unsigned *n);
 /* Adds mb (state and changed_ns are set here: active, now); -EEXIST if its
  * id or its address is a member's, -EINVAL for a bad field. */
 int meta_member_add(struct meta *m, const struct meta_member *mb);
+/* 0 if no member has mb's id or address (what meta_member_add asks
+ * first), else -EEXIST. */
+int meta_member_check_new(struct meta *m, const struct meta_member *mb);
 /* The first members, in one transaction, when there is none yet (a
  * cluster made before membership was kept here: its cluster file's list);
  * 0 also when there were some (nothing changes then). */

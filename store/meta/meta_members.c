@@ -13,6 +13,13 @@
 #include <glib.h>
 #include <string.h>
 
+const char *meta_member_state_name(enum meta_member_state state)
+{
+	static const char *const names[] = {"active", "draining", "out"};
+
+	return state <= META_MEMBER_OUT ? names[state] : "unknown";
+}
+
 static bool member_valid(const struct meta_member *mb)
 {
 	return mb->id >= 1 && mb->id <= UINT16_MAX && mb->host[0] && mb->port &&
@@ -90,13 +97,27 @@ static int insert_locked(struct meta *m, const struct meta_member *mb, enum meta
 	return meta_run(m, s);
 }
 
-static int add_locked(struct meta *m, const struct meta_member *mb)
+static int check_new_locked(struct meta *m, const struct meta_member *mb)
 {
 	int64_t taken;
 	int rc = taken_locked(m, mb, &taken);
 
-	if (rc == 0 && taken)
-		rc = -EEXIST;
+	return rc ? rc : taken ? -EEXIST : 0;
+}
+
+int meta_member_check_new(struct meta *m, const struct meta_member *mb)
+{
+	g_mutex_lock(&m->lock);
+	int rc = check_new_locked(m, mb);
+
+	g_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static int add_locked(struct meta *m, const struct meta_member *mb)
+{
+	int rc = check_new_locked(m, mb);
+
 	return rc ? rc : insert_locked(m, mb, META_MEMBER_ACTIVE);
 }
 
